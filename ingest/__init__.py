@@ -1,0 +1,1 @@
+"""ingest: turn files into stored chunks (discover -> load -> chunk -> embed -> store)."""

@@ -1,0 +1,153 @@
+"""Chunking: split each section into pieces that fit the embedding model's window.
+
+Measured in the model's own word pieces: every chunk, with its title/heading prefix, fits
+`max_tokens`, so the model never silently drops text. Each section is tokenized once; cuts are
+chosen at the strongest boundary that keeps the chunk reasonably full (paragraph, then sentence,
+then line, then word) and never inside a word. Consecutive chunks overlap by up to
+`overlap_tokens`, starting the overlap at a sentence start when one is close enough.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+from rag.types import Chunk, Section
+
+TokenOffsets = Callable[[Sequence[str]], list[list[tuple[int, int]]]]
+
+PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")
+SENTENCE = re.compile(r"(?<=[.!?;:])[\"')\]]*\s+")
+LINE = re.compile(r"\n\s*")
+SPACE = re.compile(r"\s+")
+MAX_PREFIX_CHARS = 160
+# A cut at a weaker boundary is taken only when no stronger one keeps the chunk this full.
+MIN_FILL = 0.5
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    chunk_tokens: int = 200
+    overlap_tokens: int = 30
+
+
+def embed_prefix(title: str, heading: Sequence[str]) -> str:
+    """The context line the model reads before a chunk: document title and heading path."""
+    parts = [title] if title else []
+    parts += [h for h in heading if h and h != title]
+    prefix = " > ".join(parts)
+    if len(prefix) > MAX_PREFIX_CHARS:
+        prefix = prefix[: MAX_PREFIX_CHARS].rsplit(" ", 1)[0] + " ..."
+    return prefix
+
+
+class _Boundaries:
+    """Sorted (cut_end, next_start) pairs of one strength within a text."""
+
+    def __init__(self, pattern: re.Pattern[str], text: str):
+        self.ends: list[int] = []
+        self.starts: list[int] = []
+        for m in pattern.finditer(text):
+            self.ends.append(m.start())
+            self.starts.append(m.end())
+
+    def last_cut(self, low: int, high: int) -> tuple[int, int] | None:
+        """The latest boundary with low < end <= high."""
+        i = bisect.bisect_right(self.ends, high) - 1
+        if i >= 0 and self.ends[i] > low:
+            return self.ends[i], self.starts[i]
+        return None
+
+    def first_start(self, low: int, high: int) -> int | None:
+        """The earliest next_start with low <= start < high."""
+        i = bisect.bisect_left(self.starts, low)
+        if i < len(self.starts) and self.starts[i] < high:
+            return self.starts[i]
+        return None
+
+
+def split_section(
+    text: str,
+    offsets: list[tuple[int, int]],
+    budget: int,
+    overlap: int,
+) -> list[tuple[int, int]]:
+    """Character spans [start, end) of the chunks of `text`, each at most `budget` tokens."""
+    if not offsets:
+        return []
+    token_ends = [end for _, end in offsets]
+    token_starts = [start for start, _ in offsets]
+    levels = [_Boundaries(p, text) for p in (PARAGRAPH, SENTENCE, LINE, SPACE)]
+    words = levels[-1]
+
+    spans: list[tuple[int, int]] = []
+    first = 0  # index of the first token of the current chunk
+    while first < len(offsets):
+        start = token_starts[first]
+        if len(offsets) - first <= budget:
+            spans.append((start, token_ends[-1]))
+            break
+        limit = token_ends[first + budget - 1]  # last character that still fits
+        cut = None
+        for level in levels:
+            found = level.last_cut(start, limit)
+            if found is None:
+                continue
+            tokens_used = bisect.bisect_right(token_ends, found[0]) - first
+            if tokens_used >= budget * MIN_FILL or level is words:
+                cut = found
+                break
+        if cut is None:  # one "word" longer than the window: cut between word pieces
+            cut = (limit, token_starts[first + budget])
+        end, next_start = cut
+        spans.append((start, end))
+
+        next_first = bisect.bisect_left(token_starts, next_start)
+        if overlap > 0:
+            back_limit = bisect.bisect_right(token_ends, end) - overlap
+            back_char = token_starts[max(back_limit, first + 1)]
+            sentence_start = levels[1].first_start(back_char, next_start)
+            word_start = words.first_start(back_char, next_start)
+            chosen = sentence_start if sentence_start is not None else word_start
+            if chosen is not None:
+                next_first = min(next_first, bisect.bisect_left(token_starts, chosen))
+        first = max(next_first, first + 1)
+    return spans
+
+
+def chunk_sections(
+    title: str,
+    sections: Iterable[Section],
+    token_offsets: TokenOffsets,
+    max_tokens: int,
+    settings: ChunkSettings,
+) -> list[Chunk]:
+    sections = [s for s in sections if s.text.strip()]
+    prefixes = [embed_prefix(title, s.heading) for s in sections]
+    all_offsets = token_offsets([s.text for s in sections] + prefixes)
+    section_offsets, prefix_offsets = all_offsets[: len(sections)], all_offsets[len(sections) :]
+
+    chunks: list[Chunk] = []
+    for section, prefix, offsets, prefix_tokens in zip(sections, prefixes, section_offsets, prefix_offsets):
+        # +1 for the newline between prefix and text, which costs no token but keeps a margin
+        room = max_tokens - (len(prefix_tokens) + 1 if prefix else 0)
+        budget = max(16, min(settings.chunk_tokens, room))
+        overlap = min(settings.overlap_tokens, budget // 2)
+        for start, end in split_section(section.text, offsets, budget, overlap):
+            body = section.text[start:end].strip()
+            if not body:
+                continue
+            chunks.append(
+                Chunk(
+                    ordinal=len(chunks),
+                    text=body,
+                    heading=section.heading,
+                    page=section.page,
+                    char_start=section.start + start,
+                    char_end=section.start + end,
+                    embed_text=f"{prefix}\n{body}" if prefix else body,
+                )
+            )
+    return chunks

@@ -1,0 +1,129 @@
+"""Discovery: which files an ingest reads.
+
+Folders are walked recursively (following symlinks, each real folder visited once so a link loop
+ends). Hidden files and folders are skipped, and so is anything matched by a `.ragignore`
+(gitignore syntax) in the folder or any folder above it up to the one named. Files of other types
+inside a folder are counted, not failed. Problems (a dangling link, a link loop, a folder we may
+not read) are reported and the walk goes on.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ingest.loaders import loader_for
+
+IGNORE_FILE = ".ragignore"
+
+
+@dataclass
+class Discovery:
+    files: list[Path] = field(default_factory=list)
+    roots: list[Path] = field(default_factory=list)  # folders whose vanished files may be pruned
+    skipped: int = 0  # files of other types met inside folders
+    problems: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def _load_ignore(folder: Path):
+    path = folder / IGNORE_FILE
+    if not path.is_file():
+        return None
+    import pathspec
+
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    return pathspec.GitIgnoreSpec.from_lines(lines)
+
+
+def _ignored(specs: list[tuple[Path, object]], path: Path, is_dir: bool) -> bool:
+    for base, spec in specs:
+        rel = path.relative_to(base).as_posix() + ("/" if is_dir else "")
+        if spec.match_file(rel):
+            return True
+    return False
+
+
+def walk(root: Path, found: Discovery) -> None:
+    seen: set[tuple[int, int]] = set()
+
+    def visit(folder: Path, specs: list[tuple[Path, object]]) -> None:
+        try:
+            st = folder.stat()
+        except OSError as exc:
+            found.problems.append((folder, describe_os_error(exc)))
+            return
+        key = (st.st_dev, st.st_ino)
+        if key in seen:
+            return  # a symlink back into a folder already walked
+        seen.add(key)
+        spec = _load_ignore(folder)
+        if spec is not None:
+            specs = specs + [(folder, spec)]
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            found.problems.append((folder, describe_os_error(exc)))
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = folder / entry.name
+            try:
+                is_dir = entry.is_dir()  # follows symlinks
+                is_file = entry.is_file()
+            except OSError as exc:
+                found.problems.append((path, describe_os_error(exc)))
+                continue
+            if not is_dir and not is_file:
+                if entry.is_symlink():
+                    found.problems.append((path, _dangling_reason(path)))
+                continue
+            if _ignored(specs, path, is_dir):
+                continue
+            if is_dir:
+                visit(path, specs)
+            elif loader_for(path) is None:
+                found.skipped += 1
+            else:
+                found.files.append(path)
+
+    visit(root, [])
+
+
+def _dangling_reason(path: Path) -> str:
+    try:
+        path.stat()
+    except OSError as exc:
+        return describe_os_error(exc)
+    return "not a regular file"
+
+
+def describe_os_error(exc: OSError) -> str:
+    import errno
+
+    if exc.errno == errno.ELOOP:
+        return "symlink loop"
+    if exc.errno == errno.ENOENT:
+        return "broken symlink or vanished file"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    return exc.strerror or str(exc)
+
+
+def discover(paths: list[Path]) -> Discovery:
+    """Files to ingest from the paths named on the command line (made absolute, symlinks kept)."""
+    found = Discovery()
+    for given in paths:
+        path = Path(os.path.abspath(given))
+        if path.is_dir():
+            found.roots.append(path)
+            walk(path, found)
+        else:
+            found.files.append(path)
+    # the same file named twice (or inside two named folders) is read once
+    found.files = list(dict.fromkeys(found.files))
+    return found

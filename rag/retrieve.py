@@ -1,0 +1,154 @@
+"""Retrieval: dense (FAISS cosine), keyword (SQLite FTS5 BM25) and their fusion.
+
+Hybrid fuses the two ranked lists with reciprocal rank fusion, score = sum 1 / (RRF_K + rank),
+RRF_K = 60 as in Cormack et al. (2009); ranks, not raw scores, because BM25 and cosine live on
+different scales. Each leg overfetches (10x top-k, at least 50) before fusing. The relevance
+cut-off reads the cosine similarity of the best hit: below `min_score`, nothing is relevant.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.config import Mode, Settings
+from rag.errors import IndexMismatch, RagError
+from rag.store import Store
+from rag.types import Hit
+
+RRF_K = 60
+OVERFETCH = 10
+MIN_FETCH = 50
+
+# Function words carry no topic; OR-ing them in only adds noise matches. Kept short on purpose.
+STOPWORDS = frozenset(
+    """a an and are as at be but by can could do does did for from had has have how i if in into is
+    it its me my no not of on or our so such than that the their them then there these they this
+    those to was we were what when where which while who whom why will with would you your yours
+    should shall may might must am been being about after before over under up down out off again
+    further once here all any both each few more most other some only own same too very just also
+    get got let lets want need""".split()
+)
+WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass
+class Retrieval:
+    question: str
+    mode: Mode
+    hits: list[Hit]
+    below_cutoff: bool  # something was found, but nothing relevant enough
+    best_similarity: float | None
+    seconds: float
+
+
+def fts_query(question: str) -> str | None:
+    """An FTS5 MATCH expression for free text: every term quoted, OR-ed, never raw syntax."""
+    words = [w.lower() for w in WORD.findall(question)]
+    terms = [w for w in words if w not in STOPWORDS] or words
+    terms = list(dict.fromkeys(terms))
+    if not terms:
+        return None
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+
+
+def rrf(ranked_lists: list[list[int]], k: int = RRF_K) -> dict[int, float]:
+    scores: dict[int, float] = {}
+    for ranked in ranked_lists:
+        for rank, chunk_id in enumerate(ranked, start=1):
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (k + rank)
+    return scores
+
+
+class Retriever:
+    """Holds the store, the embedder and the vector index, loaded once for many questions."""
+
+    def __init__(self, store: Store, embedder, vectors, dim: int):
+        self.store = store
+        self.embedder = embedder
+        self.vectors = vectors
+        self.dim = dim
+
+    @classmethod
+    def open(cls, settings: Settings, store: Store | None = None, embedder=None) -> "Retriever":
+        from rag import vectors as vector_index
+        from rag.embedder import Embedder, model_id
+
+        store = store or Store.open(settings.index_path)
+        stored_model = store.get_meta("embed_model")
+        if stored_model is None or store.chunk_count() == 0:
+            raise RagError(f"the index at {store.root} is empty: run `rag ingest PATH` first")
+        if model_id(settings.embed_model) != stored_model:
+            raise IndexMismatch(
+                f"the index at {store.root} was built with {stored_model}, not {model_id(settings.embed_model)}: "
+                f"set --embed-model/RAG_EMBED_MODEL to {stored_model}, or ingest into another --index"
+            )
+        embedder = embedder or Embedder(settings.embed_model)
+        dim = int(store.get_meta("dim") or embedder.dim)
+        return cls(store, embedder, vector_index.open_vectors(store, dim), dim)
+
+    def refresh(self) -> None:
+        """Pick up what an ingest committed since we opened (a long chat session)."""
+        from rag import vectors as vector_index
+
+        if self.vectors.generation != self.store.generation:
+            self.vectors = vector_index.open_vectors(self.store, self.dim)
+
+    def dense(self, query_vector: np.ndarray, limit: int) -> list[tuple[int, float]]:
+        return self.vectors.search(query_vector, limit)
+
+    def keyword(self, question: str, limit: int) -> list[tuple[int, float]]:
+        match = fts_query(question)
+        return self.store.keyword_search(match, limit) if match else []
+
+    def search(self, question: str, top_k: int, mode: Mode = "hybrid", min_score: float | None = None) -> Retrieval:
+        started = time.perf_counter()
+        fetch = max(top_k * OVERFETCH, MIN_FETCH)
+        query_vector = self.embedder.embed_query(question)
+        dense = self.dense(query_vector, fetch) if mode in ("hybrid", "dense") else []
+        keyword = self.keyword(question, fetch) if mode in ("hybrid", "keyword") else []
+        dense_rank = {cid: r for r, (cid, _) in enumerate(dense, start=1)}
+        keyword_rank = {cid: r for r, (cid, _) in enumerate(keyword, start=1)}
+
+        if mode == "dense":
+            scored = dict(dense)
+        elif mode == "keyword":
+            scored = dict(keyword)
+        else:
+            scored = rrf([[cid for cid, _ in dense], [cid for cid, _ in keyword]])
+        ranked = sorted(scored, key=lambda cid: -scored[cid])[:top_k]
+
+        similarity = dict(dense)
+        missing = [cid for cid in ranked if cid not in similarity]
+        for cid, vector in self.store.embeddings(missing, self.dim).items():
+            similarity[cid] = float(np.dot(vector, query_vector))
+        rows = self.store.chunks(ranked)
+        hits = [
+            Hit(
+                chunk_id=cid,
+                path=rows[cid].path,
+                page=rows[cid].page,
+                heading=rows[cid].heading,
+                text=rows[cid].text,
+                title=rows[cid].title,
+                score=float(scored[cid]),
+                similarity=similarity.get(cid, 0.0),
+                dense_rank=dense_rank.get(cid),
+                keyword_rank=keyword_rank.get(cid),
+            )
+            for cid in ranked
+            if cid in rows  # a chunk deleted by a concurrent ingest since the vectors were built
+        ]
+        best = max((h.similarity for h in hits), default=None)
+        below = bool(hits) and min_score is not None and best is not None and best < min_score
+        return Retrieval(
+            question=question,
+            mode=mode,
+            hits=[] if below else hits,
+            below_cutoff=below,
+            best_similarity=best,
+            seconds=time.perf_counter() - started,
+        )

@@ -1,0 +1,120 @@
+"""The vector index: FAISS over the embeddings stored in SQLite, derived and rebuildable.
+
+Inner product over L2-normalised vectors equals cosine similarity. The index is an IndexIDMap2
+keyed by chunk id, so a hit maps straight back to its SQLite row. `vectors.faiss` starts with a
+small header that stamps the store generation it was built from; it is written to a temporary
+file and moved into place with os.replace, so readers see either the old or the new file, never
+half of one. A missing, stale or unreadable file is rebuilt from SQLite without re-embedding.
+
+Exact (flat) search up to FLAT_LIMIT vectors; above that an HNSW graph (see bench/scale.py for
+the measurements behind the threshold).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from rag.store import Store
+
+FILE_NAME = "vectors.faiss"
+MAGIC = b"RAGVEC1\n"
+HEADER = struct.Struct("<8sqq")  # magic, generation, dimension
+FLAT_LIMIT = 200_000
+HNSW_M = 32
+HNSW_EF_SEARCH = 128
+
+
+class VectorIndex:
+    def __init__(self, index, generation: int):
+        self.index = index
+        self.generation = generation
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    def search(self, query: np.ndarray, limit: int) -> list[tuple[int, float]]:
+        if len(self) == 0:
+            return []
+        scores, ids = self.index.search(query.reshape(1, -1).astype(np.float32), min(limit, len(self)))
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
+
+
+def new_index(dim: int, expected: int):
+    import faiss
+
+    if expected <= FLAT_LIMIT:
+        inner = faiss.IndexFlatIP(dim)
+    else:
+        inner = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        inner.hnsw.efSearch = HNSW_EF_SEARCH
+    return faiss.IndexIDMap2(inner)
+
+
+def build(store: Store, dim: int) -> VectorIndex:
+    """Build from SQLite in bounded batches, at the generation the store is at now."""
+    with store.snapshot():
+        generation = store.generation
+        index = new_index(dim, store.chunk_count())
+        for ids, vectors in store.iter_embeddings(dim):
+            index.add_with_ids(vectors, ids)
+    return VectorIndex(index, generation)
+
+
+def save(vectors: VectorIndex, root: Path, dim: int) -> None:
+    import faiss
+
+    payload = faiss.serialize_index(vectors.index)
+    fd, tmp = tempfile.mkstemp(prefix=".vectors-", dir=root)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(HEADER.pack(MAGIC, vectors.generation, dim))
+            out.write(payload.tobytes())
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, root / FILE_NAME)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def file_generation(root: Path) -> int | None:
+    """The generation stamped on the saved file, read from its header alone."""
+    try:
+        with open(root / FILE_NAME, "rb") as handle:
+            magic, generation, _ = HEADER.unpack(handle.read(HEADER.size))
+    except (OSError, struct.error):
+        return None
+    return generation if magic == MAGIC else None
+
+
+def load_file(root: Path, dim: int) -> VectorIndex | None:
+    """The saved index, or None when it is missing or unreadable."""
+    import faiss
+
+    try:
+        data = (root / FILE_NAME).read_bytes()
+        magic, generation, stored_dim = HEADER.unpack_from(data)
+        if magic != MAGIC or stored_dim != dim:
+            return None
+        index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8, offset=HEADER.size))
+    except (OSError, struct.error, RuntimeError, ValueError):
+        return None
+    return VectorIndex(index, generation)
+
+
+def open_vectors(store: Store, dim: int) -> VectorIndex:
+    """The vector index for the store's current generation, rebuilding it when stale."""
+    vectors = load_file(store.root, dim)
+    if vectors is not None and vectors.generation == store.generation:
+        return vectors
+    vectors = build(store, dim)
+    try:
+        save(vectors, store.root, dim)
+    except OSError:
+        pass  # a read-only index folder still answers; the rebuild just repeats next time
+    return vectors
