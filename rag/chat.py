@@ -19,7 +19,7 @@ from rag.config import MODES, Mode, Settings
 from rag.errors import RagError
 from rag.generate import CONDENSE_PROMPT, LLM, build_answer, stream_answer
 from rag.render import display_path, sources_block
-from rag.retrieve import Retrieval, Retriever
+from rag.retrieve import STOPWORDS, WORD, Retrieval, Retriever
 
 HISTORY_TURNS = 6
 TURN_CHARS = 1500
@@ -74,7 +74,8 @@ class Conversation:
                 {"role": "user", "content": f"Conversation:\n{transcript}\n\nLast message: {question}"},
             ])
             return rewritten or question
-        if REFERRING.search(question) or len(question.split()) <= 4:
+        content_words = [w for w in WORD.findall(question) if w.lower() not in STOPWORDS]
+        if REFERRING.search(question) or len(content_words) <= 1:
             return f"{self.turns[-1].standalone} {question}"
         return question
 

@@ -1,0 +1,144 @@
+"""Shared fixtures: the bundled model (loaded once), a small real corpus, a loopback LLM server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+from tests.llm_server import FakeLLM  # noqa: E402
+from tests.pdfs import write_pdf  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+RAG = Path(sys.executable).parent / "rag"
+# Settings a test must not inherit from the developer's shell or .env
+CLEAN_KEYS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "RAG_LLM_MODEL", "RAG_EMBED_MODEL", "RAG_INDEX_DIR",
+              "RAG_INDEX", "RAG_TOP_K", "RAG_MIN_SCORE", "RAG_TIMEOUT")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch, tmp_path):
+    for key in CLEAN_KEYS:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env, and ./indexes lands in tmp_path
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from rag.embedder import Embedder
+
+    return Embedder("all-MiniLM-L6-v2")
+
+
+CORPUS = {
+    "cooking.md": """# Kitchen notes
+
+## Bread
+
+Sourdough bread needs a starter that is fed with flour and water every day. Bake the loaf at
+250 degrees Celsius for forty minutes, with steam for the first twenty.
+
+## Soup
+
+A good vegetable stock simmers onions, carrots and celery for an hour before it is strained.
+""",
+    "astronomy.txt": """The planet Mars has two small moons, Phobos and Deimos.
+
+Jupiter is the largest planet in the solar system and has a Great Red Spot, a storm larger than Earth.
+
+A light-year is the distance light travels in one year, about 9.46 trillion kilometres.
+""",
+    "errors.rst": """Error codes
+===========
+
+Overview
+--------
+
+The service returns error code ZX-4411 when the upload quota is exhausted for the day.
+
+Retry policy
+------------
+
+Clients should retry with exponential backoff, starting at one second and doubling each time.
+""",
+    "garden.html": """<html><head><title>Garden guide</title><style>body { color: red }</style>
+<script>var secret = "javascript should never be indexed";</script></head>
+<body><h1>Garden guide</h1><h2>Tomatoes</h2><p>Tomatoes need six hours of sun and deep watering twice a week.</p>
+<h2>Roses</h2><p>Prune roses in late winter, just above an outward-facing bud.</p></body></html>
+""",
+}
+
+
+def make_corpus(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in CORPUS.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    write_pdf(
+        folder / "manual.pdf",
+        [
+            ["Installation", "Unpack the archive and run the installer as an administrator."],
+            ["Troubleshooting", "If the fan makes a grinding noise, replace the bearing kit BK-7."],
+        ],
+        title="Widget manual",
+    )
+    return folder
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    return make_corpus(tmp_path / "corpus")
+
+
+@pytest.fixture(scope="session")
+def built_index(tmp_path_factory, embedder):
+    """A read-only index over the corpus, shared by retrieval and ask tests (do not modify)."""
+    from ingest.chunk import ChunkSettings
+    from ingest.pipeline import run_ingest
+    from rag.store import Store
+
+    root = tmp_path_factory.mktemp("shared")
+    folder = make_corpus(root / "corpus")
+    store = Store.open(root / "indexes" / "default", create=True)
+    report = run_ingest([folder], store, embedder, ChunkSettings())
+    assert report.ok, report.failures
+    store.close()
+    return root
+
+
+@pytest.fixture(scope="session")
+def llm_server():
+    server = FakeLLM().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def llm(llm_server):
+    llm_server.reset()
+    return llm_server
+
+
+def run_rag(*args: str, cwd: Path, env: dict | None = None, input: str | None = None, timeout: float = 120):
+    """The installed `rag` command in a subprocess, as a user runs it."""
+    full_env = {k: v for k, v in os.environ.items() if k not in CLEAN_KEYS}
+    full_env.update(env or {})
+    return subprocess.run([str(RAG), *args], cwd=cwd, env=full_env, input=input, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture
+def rag_cli():
+    return run_rag
+
+
+def copy_index(source: Path, dest: Path) -> Path:
+    shutil.copytree(source, dest)
+    return dest

@@ -1,0 +1,192 @@
+"""`rag chat` driven as a user drives it: a real pseudo-terminal (pexpect), and piped stdin."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from tests.conftest import CLEAN_KEYS, RAG
+
+PROMPT = "you> "
+
+
+@pytest.fixture
+def workdir(built_index, tmp_path) -> Path:
+    """A private copy of the shared index, since chat writes its history file beside it."""
+    dest = tmp_path / "work"
+    shutil.copytree(built_index, dest)
+    return dest
+
+
+def spawn_chat(workdir: Path, llm_url: str | None = None, *args: str) -> pexpect.spawn:
+    env = {k: v for k, v in os.environ.items() if k not in CLEAN_KEYS}
+    if llm_url:
+        env["OPENAI_BASE_URL"] = llm_url
+        env["RAG_LLM_MODEL"] = "test-model"
+    child = pexpect.spawn(str(RAG), ["chat", *args], cwd=str(workdir), env=env, encoding="utf-8",
+                          timeout=60, dimensions=(40, 200))
+    child.logfile_read = sys.stdout if os.environ.get("RAG_TEST_VERBOSE") else None
+    child.expect_exact(PROMPT)
+    return child
+
+
+def streamed_requests(llm) -> list[dict]:
+    return [r for r in llm.requests if r.get("stream")]
+
+
+def test_question_follow_up_sources_and_exit_against_an_llm(workdir, llm):
+    child = spawn_chat(workdir, llm.url)
+    llm.reply = "Bake it at 250 degrees for forty minutes [1]."
+    child.sendline("How long do I bake sourdough bread?")
+    child.expect_exact("forty minutes [1].")
+    child.expect_exact("Sources:")
+    child.expect(r"\[1\] \S*corpus/cooking\.md")
+    child.expect_exact(PROMPT)
+
+    # The follow-up is condensed by the LLM (non-streamed request) with the earlier turn in view.
+    llm.reply = "What temperature should sourdough bread be baked at?"
+    child.sendline("and at what temperature?")
+    child.expect_exact(PROMPT)
+    condense = [r for r in llm.requests if not r.get("stream")][-1]
+    transcript = condense["messages"][-1]["content"]
+    assert "How long do I bake sourdough bread?" in transcript
+    assert "and at what temperature?" in transcript
+    answer_request = streamed_requests(llm)[-1]
+    assert "Question: What temperature should sourdough bread be baked at?" in answer_request["messages"][-1]["content"]
+    # the conversation so far rides along as history
+    roles = [m["role"] for m in answer_request["messages"]]
+    assert roles == ["system", "user", "assistant", "user"]
+
+    child.sendline("/sources")
+    child.expect(r"\[1\] \S*corpus/cooking\.md \(Kitchen notes > Bread\)  score")
+    child.expect_exact(PROMPT)
+    child.sendline("/exit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_reset_forgets_the_conversation(workdir, llm):
+    child = spawn_chat(workdir, llm.url)
+    child.sendline("How long do I bake sourdough bread?")
+    child.expect_exact(PROMPT)
+    child.sendline("/reset")
+    child.expect_exact("(conversation cleared)")
+    child.expect_exact(PROMPT)
+    before = len(llm.requests)
+    child.sendline("How do I prune roses?")
+    child.expect_exact(PROMPT)
+    new = llm.requests[before:]
+    assert len(new) == 1 and new[0]["stream"], "no condensing after a reset: nothing to condense"
+    assert [m["role"] for m in new[0]["messages"]] == ["system", "user"]
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_an_llm_error_is_one_line_and_the_conversation_goes_on(workdir, llm):
+    child = spawn_chat(workdir, llm.url)
+    llm.fail_with = 401
+    child.sendline("How long do I bake sourdough bread?")
+    child.expect(r"Error: the LLM server at .* rejected the API key \(401\)")
+    child.expect_exact(PROMPT)
+    assert "Traceback" not in child.before
+    llm.fail_with = None
+    llm.reply = "Six hours of sun [1]."
+    child.sendline("How much sun do tomatoes need?")
+    child.expect_exact("Six hours of sun [1].")
+    child.expect_exact(PROMPT)
+    child.sendline("/exit")
+    child.expect(pexpect.EOF)
+
+
+def test_ctrl_c_stops_the_answer_but_not_the_session(workdir, llm):
+    child = spawn_chat(workdir, llm.url)
+    llm.reply = " ".join(f"word{i}" for i in range(200))
+    llm.delay = 0.05
+    child.sendline("How long do I bake sourdough bread?")
+    child.expect_exact("word3")
+    child.sendintr()
+    child.expect_exact("[stopped]")
+    child.expect_exact(PROMPT)
+    assert "word199" not in child.before
+    llm.delay = 0.0
+    llm.reply = "Prune in late winter [1]."
+    child.sendline("When should roses be pruned?")
+    child.expect_exact("Prune in late winter [1].")
+    child.expect_exact(PROMPT)
+    child.sendintr()  # Ctrl-C at the prompt only clears the line
+    child.expect_exact(PROMPT)
+    child.sendline("/exit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_without_an_llm_chat_says_so_once_and_answers_from_passages(workdir):
+    child = spawn_chat(workdir, None)
+    assert child.before.count("extractive answers") == 1
+    child.sendline("How long do I bake sourdough bread?")
+    child.expect_exact("forty minutes")
+    child.expect_exact("Sources:")
+    child.expect_exact(PROMPT)
+    child.sendline("/k 1")
+    child.expect_exact("(retrieving 1 passages per question)")
+    child.expect_exact(PROMPT)
+    child.sendline("/mode keyword")
+    child.expect_exact("(retrieval mode: keyword)")
+    child.expect_exact(PROMPT)
+    child.sendline("/mode nonsense")
+    child.expect_exact("usage: /mode hybrid|dense|keyword")
+    child.expect_exact(PROMPT)
+    child.sendline("What is error ZX-4411?")
+    child.expect(r"\[1\] \S*corpus/errors\.rst")
+    child.expect_exact(PROMPT)
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    history = (workdir / "indexes" / "default" / "chat_history").read_text()
+    assert "How long do I bake sourdough bread?" in history
+
+
+def test_piped_questions_are_answered_in_order(workdir, rag_cli):
+    result = rag_cli("chat", "--no-llm", cwd=workdir,
+                     input="How long do I bake sourdough bread?\n/sources\nWhat is error ZX-4411?\n")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.index("forty minutes") < out.index("score") < out.index("ZX-4411")
+    assert "you>" not in out
+    assert "Traceback" not in result.stderr
+
+
+def test_follow_up_without_llm_carries_the_earlier_subject():
+    from rag.chat import Conversation, Turn
+
+    conversation = Conversation()
+    conversation.add(Turn("How do I prune roses?", "How do I prune roses?", "In late winter [1]."))
+    assert conversation.standalone("and when is it best?", None) == "How do I prune roses? and when is it best?"
+    assert conversation.standalone("why?", None) == "How do I prune roses? why?"
+    # an unrelated, self-contained question is left alone, however short
+    assert conversation.standalone("What is error ZX-4411?", None) == "What is error ZX-4411?"
+    assert conversation.standalone("How much sun do tomatoes need every day?", None) == (
+        "How much sun do tomatoes need every day?"
+    )
+
+
+def test_history_stays_bounded_in_long_sessions():
+    from rag.chat import HISTORY_TURNS, Conversation, Turn
+
+    conversation = Conversation()
+    for i in range(100):
+        conversation.add(Turn(f"q{i}", f"q{i}", "x" * 10_000))
+    messages = conversation.messages()
+    assert len(messages) == 2 * HISTORY_TURNS
+    assert all(len(m["content"]) <= 1600 for m in messages)
+    assert len(conversation.turns) <= 2 * HISTORY_TURNS
