@@ -48,16 +48,34 @@ def _resolve(name: str) -> tuple[str, bool]:
 
 
 class Embedder:
+    """Loads the model on first use, so commands that turn out to need no embedding (an
+    unchanged re-ingest) never pay for importing torch."""
+
     def __init__(self, name: str, batch_size: int = 64):
         self.name = name
         self.id = model_id(name)
         self.batch_size = batch_size
-        self._model = self._load(name)
-        self.dim = int(self._model.get_embedding_dimension())
+        self._loaded = None
+
+    @property
+    def _model(self):
+        if self._loaded is None:
+            self._loaded = self._load(self.name)
+        return self._loaded
+
+    @property
+    def dim(self) -> int:
+        return int(self._model.get_embedding_dimension())
+
+    @property
+    def max_tokens(self) -> int:
         # The model reads at most max_seq_length word pieces, two of which are [CLS] and [SEP];
         # anything longer is silently cut, so the chunker must stay within this budget.
-        self.max_tokens = int(self._model.max_seq_length) - 2
-        self._tokenizer = self._model.tokenizer
+        return int(self._model.max_seq_length) - 2
+
+    @property
+    def _tokenizer(self):
+        return self._model.tokenizer
 
     @staticmethod
     def _load(name: str):
