@@ -135,9 +135,11 @@ def _parse_float(name: str, raw: str) -> float:
 
 def _validate(settings: Settings) -> None:
     if settings.top_k < 1:
-        raise ConfigError(f"top-k must be at least 1 (got {settings.top_k})")
+        raise ConfigError(f"top-k (-k, RAG_TOP_K) must be at least 1 (got {settings.top_k})")
     if not -1.0 <= settings.min_score <= 1.0:
-        raise ConfigError(f"min-score is a cosine similarity between -1 and 1 (got {settings.min_score})")
+        raise ConfigError(
+            f"min-score (--min-score, RAG_MIN_SCORE) is a cosine similarity between -1 and 1 (got {settings.min_score})"
+        )
     if settings.timeout <= 0:
         raise ConfigError(f"RAG_TIMEOUT must be positive (got {settings.timeout})")
     name = settings.index

@@ -3,8 +3,9 @@
 The prompt quotes each passage inside <passage> tags with its number and source, and the system
 message says that passage text is data, never instructions. Retries with exponential backoff on
 429/5xx and connection errors are the openai client's own (max_retries); failures become one
-LLMError line that never contains the API key. Without an LLM the answer is extractive: the
-sentences of the best passages that share the most terms with the question, cited.
+LLMError line that never contains the API key. Without an LLM the answer is extractive: from
+each passage that passes the relevance cut-off, the sentences sharing most terms with the
+question, cited.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Iterator, Sequence
 from rag.config import Settings
 from rag.errors import LLMError
 from rag.render import display_path
-from rag.retrieve import STOPWORDS, WORD, Retrieval
+from rag.retrieve import STOPWORDS, WORD, Retrieval, readable
 from rag.types import Answer, Hit, Source
 
 SYSTEM_PROMPT = """You answer questions about the user's documents using only the numbered passages \
@@ -36,7 +37,8 @@ Reply with the question only."""
 
 NOT_COVERED = "The documents do not cover this: nothing in the index is relevant enough to answer it."
 MAX_RETRIES = 3
-CITATION = re.compile(r"\[(\d{1,3})\]")
+# [1], and the [1, 2] that models write despite being asked for [1][2]
+CITATION = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 
 
 def _escape(text: str) -> str:
@@ -44,17 +46,23 @@ def _escape(text: str) -> str:
     return re.sub(r"<(/?)passage", r"<\1 passage", text, flags=re.I)
 
 
+def _attribute(text: str) -> str:
+    # nor may a heading or file name end its attribute and forge another (source="...")
+    return _escape(text).replace('"', "'")
+
+
 def format_passages(hits: Sequence[Hit]) -> str:
     blocks = []
     for n, hit in enumerate(hits, start=1):
-        source = hit.path + (f", page {hit.page}" if hit.page else "")
-        heading = f' heading="{_escape(hit.heading)}"' if hit.heading else ""
-        blocks.append(f'<passage id="{n}" source="{_escape(source)}"{heading}>\n{_escape(hit.text)}\n</passage>')
+        # the path as the user sees it in Sources, not the absolute path of their home folder
+        source = display_path(hit.path) + (f", page {hit.page}" if hit.page else "")
+        heading = f' heading="{_attribute(hit.heading)}"' if hit.heading else ""
+        blocks.append(f'<passage id="{n}" source="{_attribute(source)}"{heading}>\n{_escape(hit.text)}\n</passage>')
     return "\n\n".join(blocks)
 
 
 def build_messages(question: str, hits: Sequence[Hit], history: Sequence[dict] = ()) -> list[dict]:
-    user = f"Passages:\n\n{format_passages(hits)}\n\nQuestion: {question}"
+    user = f"Passages:\n\n{format_passages(hits)}\n\nQuestion: {readable(question)}"
     return [{"role": "system", "content": SYSTEM_PROMPT}, *history, {"role": "user", "content": user}]
 
 
@@ -69,10 +77,11 @@ def redact(text: str, secret: str | None) -> str:
 class LLM:
     """A chat model behind an OpenAI-compatible endpoint."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, max_retries: int | None = None):
         from openai import OpenAI
 
         self.settings = settings
+        self.max_retries = MAX_RETRIES if max_retries is None else max_retries
         self.model = settings.llm_model
         self.where = settings.base_url or "https://api.openai.com/v1"
         # Local servers (Ollama, llama.cpp, vLLM) accept any key; the client insists on one.
@@ -80,7 +89,7 @@ class LLM:
             api_key=settings.api_key or "no-key",
             base_url=settings.base_url,
             timeout=settings.timeout,
-            max_retries=MAX_RETRIES,
+            max_retries=self.max_retries,
         )
 
     @contextmanager
@@ -94,14 +103,20 @@ class LLM:
             raise LLMError(f"the LLM server at {self.where} rejected the API key (401): check OPENAI_API_KEY") from None
         except openai.PermissionDeniedError as exc:
             raise LLMError(f"the LLM server at {self.where} refused access (403): {redact(_message(exc), key)}") from None
-        except openai.NotFoundError:
+        except openai.NotFoundError as exc:
+            if _about_model(exc):
+                raise LLMError(
+                    f"model {self.model!r} was not found at {self.where} (404): set RAG_LLM_MODEL or --model "
+                    f"to a model the server has"
+                ) from None
+            # Ollama at :11434 without /v1, a typo in the path: the server is there, the endpoint is not
             raise LLMError(
-                f"model {self.model!r} was not found at {self.where} (404): set RAG_LLM_MODEL or --model "
-                f"to a model the server has"
+                f"there is no chat completions endpoint at {self.where} (404): check OPENAI_BASE_URL "
+                f"(OpenAI-compatible servers usually end in /v1)"
             ) from None
         except openai.RateLimitError:
             raise LLMError(
-                f"the LLM server at {self.where} is rate limiting (429) and {MAX_RETRIES} retries did not help: "
+                f"the LLM server at {self.where} is rate limiting (429) and {self.max_retries} retries did not help: "
                 f"wait a little and try again"
             ) from None
         except openai.BadRequestError as exc:
@@ -124,9 +139,11 @@ class LLM:
             ) from None
         except openai.APIStatusError as exc:
             raise LLMError(
-                f"the LLM server at {self.where} failed ({exc.status_code}) after {MAX_RETRIES} retries: "
+                f"the LLM server at {self.where} failed ({exc.status_code}) after {self.max_retries} retries: "
                 f"{redact(_message(exc), key)}"
             ) from None
+        except openai.APIError as exc:  # an error event in the middle of a stream, a malformed reply
+            raise LLMError(f"the LLM server at {self.where} failed: {redact(_message(exc), key)}") from None
 
     def stream(self, messages: list[dict]) -> Iterator[str]:
         with self._errors():
@@ -146,6 +163,13 @@ class LLM:
                 model=self.model, messages=messages, temperature=0.0, max_tokens=max_tokens
             )
         return (response.choices[0].message.content or "").strip() if response.choices else ""
+
+
+def _about_model(exc) -> bool:
+    body = getattr(exc, "body", None)
+    inner = body.get("error", body) if isinstance(body, dict) else None
+    code = inner.get("code") if isinstance(inner, dict) else None
+    return code == "model_not_found" or "model" in _message(exc).lower()
 
 
 def _message(exc) -> str:
@@ -197,9 +221,14 @@ def best_excerpt(text: str, question: str, limit: int = EXTRACT_CHARS) -> str:
     return excerpt
 
 
-def extractive_answer(question: str, hits: Sequence[Hit]) -> str:
+def extractive_answer(question: str, hits: Sequence[Hit], min_score: float | None = None) -> str:
+    """The passages that pass the relevance cut-off, best first, each cited with its number."""
+    # Without a model to skip them, quoted off-topic passages would read as part of the answer;
+    # hybrid ranking can put a keyword-only match (low cosine) above the passage that answers.
+    numbered = list(enumerate(hits, start=1))
+    relevant = [(n, h) for n, h in numbered if min_score is None or h.similarity >= min_score] or numbered[:1]
     parts = []
-    for n, hit in enumerate(hits[:EXTRACT_PASSAGES], start=1):
+    for n, hit in relevant[:EXTRACT_PASSAGES]:
         excerpt = best_excerpt(hit.text, question)
         if excerpt:
             parts.append(f"{excerpt} [{n}]")
@@ -216,7 +245,7 @@ def stream_answer(
     if not retrieval.hits:
         yield NOT_COVERED
     elif llm is None:
-        yield extractive_answer(question, retrieval.hits)
+        yield extractive_answer(question, retrieval.hits, retrieval.min_score)
     else:
         yield from llm.stream(build_messages(question, retrieval.hits, history))
 
@@ -228,7 +257,8 @@ def answer_mode(retrieval: Retrieval, llm: LLM | None) -> str:
 
 
 def cited_numbers(text: str, count: int) -> set[int]:
-    return {int(n) for n in CITATION.findall(text) if 1 <= int(n) <= count}
+    numbers = (int(n) for group in CITATION.findall(text) for n in group.split(","))
+    return {n for n in numbers if 1 <= n <= count}
 
 
 def build_answer(question: str, retrieval: Retrieval, text: str, llm: LLM | None, seconds: float) -> Answer:
@@ -240,7 +270,7 @@ def build_answer(question: str, retrieval: Retrieval, text: str, llm: LLM | None
     ]
     mode = answer_mode(retrieval, llm)
     return Answer(
-        question=question,
+        question=readable(question),
         answer=text,
         mode=mode,
         model=llm.model if llm is not None and mode == "llm" else None,

@@ -33,6 +33,11 @@ STOPWORDS = frozenset(
     get got let lets want need""".split()
 )
 WORD = re.compile(r"\w+", re.UNICODE)
+# Words joined by - . / are searched as one phrase. When the joined word holds a digit (part
+# numbers, versions: "KX-1187", "3.11") only the phrase counts: the pieces alone would let
+# "KX-1187" match every KX part in a catalogue and drown the one it names. Plain compounds
+# ("read-only", "git-rebase") also search their pieces, so "read only" texts still match.
+TERM = re.compile(r"\w+(?:[-./]\w+)*", re.UNICODE)
 
 
 @dataclass
@@ -43,16 +48,32 @@ class Retrieval:
     below_cutoff: bool  # something was found, but nothing relevant enough
     best_similarity: float | None
     seconds: float
+    min_score: float | None = None  # the cut-off the hits passed
+
+
+def readable(text: str) -> str:
+    """Text the tokenizer and SQLite accept: undecodable bytes from the shell become '?'."""
+    # Python hands bytes that are not UTF-8 to us as lone surrogates; the tokenizer rejects them
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _meaningful(words: list[str]) -> bool:
+    if len(words) > 1:
+        return any(w not in STOPWORDS for w in words)
+    word = words[0]
+    return word not in STOPWORDS and (len(word) > 1 or word.isdigit())  # drop the "s" of "what's"
 
 
 def fts_query(question: str) -> str | None:
     """An FTS5 MATCH expression for free text: every term quoted, OR-ed, never raw syntax."""
-    words = [w.lower() for w in WORD.findall(question)]
-    terms = [w for w in words if w not in STOPWORDS] or words
-    terms = list(dict.fromkeys(terms))
-    if not terms:
+    groups = [[w.lower() for w in WORD.findall(term)] for term in TERM.findall(readable(question))]
+    chosen = [g for g in groups if _meaningful(g)] or groups
+    pieces = [[w] for g in chosen if len(g) > 1 and not any(c.isdigit() for c in "".join(g))
+              for w in g if _meaningful([w])]
+    phrases = list(dict.fromkeys(" ".join(g) for g in chosen + pieces))
+    if not phrases:
         return None
-    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+    return " OR ".join('"' + p.replace('"', '""') + '"' for p in phrases)
 
 
 def rrf(ranked_lists: list[list[int]], k: int = RRF_K) -> dict[int, float]:
@@ -106,6 +127,7 @@ class Retriever:
 
     def search(self, question: str, top_k: int, mode: Mode = "hybrid", min_score: float | None = None) -> Retrieval:
         started = time.perf_counter()
+        question = readable(question)
         fetch = max(top_k * OVERFETCH, MIN_FETCH)
         query_vector = self.embedder.embed_query(question)
         dense = self.dense(query_vector, fetch) if mode in ("hybrid", "dense") else []
@@ -151,4 +173,5 @@ class Retriever:
             below_cutoff=below,
             best_similarity=best,
             seconds=time.perf_counter() - started,
+            min_score=min_score,
         )

@@ -14,10 +14,19 @@ fails half-way).
 from __future__ import annotations
 
 import json
+import socket
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def closed_port_url() -> str:
+    """A base URL on 127.0.0.1 where nothing listens: connection refused, as for a server not started."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -29,6 +38,7 @@ class _QuietServer(ThreadingHTTPServer):
 
 class FakeLLM:
     def __init__(self) -> None:
+        self.script = 0  # bumped by reset(), so a request stalled past its test can tell
         self.requests: list[dict] = []
         self.headers: list[dict] = []
         self.reply = "The answer is in the passages [1]."
@@ -48,6 +58,7 @@ class FakeLLM:
         return f"http://{host}:{port}/v1"
 
     def reset(self) -> None:
+        self.script += 1
         self.requests.clear()
         self.headers.clear()
         self.reply = "The answer is in the passages [1]."
@@ -92,7 +103,11 @@ class FakeLLM:
                 llm.requests.append(body)
                 llm.headers.append(dict(self.headers))
                 if llm.stall:
+                    script = llm.script
                     time.sleep(llm.stall)
+                    if script != llm.script:  # the test that stalled us is over; do not act on the next one's
+                        self.close_connection = True
+                        return
                 if self.path.rstrip("/") != "/v1/chat/completions":
                     self._json(404, {"error": {"message": f"no route {self.path}"}})
                     return

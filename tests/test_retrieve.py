@@ -1,0 +1,290 @@
+"""Retrieval on real little corpora: dense finds meaning, keyword finds exact codes, hybrid both;
+no question is ever FTS syntax; off-topic questions fall under the relevance cut-off."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rag.config import DEFAULT_MIN_SCORE, Settings
+from rag.errors import IndexMismatch, IndexMissing
+from rag.retrieve import Retriever, rrf
+
+PARAPHRASE = "what's the biggest world orbiting the sun"  # astronomy.txt: "Jupiter is the largest planet"
+OFF_TOPIC = "What is the capital of Mongolia's cricket team coach?"
+
+
+@pytest.fixture(scope="module")
+def retriever(built_index, embedder):
+    retriever = Retriever.open(Settings(index_dir=built_index / "indexes"), embedder=embedder)
+    yield retriever
+    retriever.store.close()
+
+
+SPARE_PARTS = ["blender", "kettle", "toaster", "mixer", "juicer", "grinder", "fryer", "steamer", "oven", "fridge"]
+
+
+@pytest.fixture(scope="module")
+def parts_retriever(tmp_path_factory, embedder):
+    """A catalogue of near-identical lines that differ only in their part number."""
+    from ingest.chunk import ChunkSettings
+    from ingest.pipeline import run_ingest
+    from rag.store import Store
+
+    root = tmp_path_factory.mktemp("parts")
+    folder = root / "corpus"
+    folder.mkdir()
+    sections = [
+        f"## {name.title()}\n\nThe {name} uses replacement part KX-{1180 + i}; order it from the service desk.\n"
+        for i, name in enumerate(SPARE_PARTS)
+    ]
+    (folder / "parts.md").write_text("# Spare parts\n\n" + "\n".join(sections), encoding="utf-8")
+    store = Store.open(root / "indexes" / "default", create=True)
+    assert run_ingest([folder], store, embedder, ChunkSettings()).ok
+    store.close()
+    retriever = Retriever.open(Settings(index_dir=root / "indexes"), embedder=embedder)
+    yield retriever
+    retriever.store.close()
+
+
+def names(hits) -> list[str]:
+    return [Path(h.path).name for h in hits]
+
+
+# -- what each method finds ------------------------------------------------------------------
+
+
+def test_dense_finds_a_paraphrase_that_shares_no_keyword_with_the_document(retriever):
+    dense = retriever.search(PARAPHRASE, top_k=3, mode="dense")
+    keyword = retriever.search(PARAPHRASE, top_k=3, mode="keyword")
+
+    assert names(dense.hits)[0] == "astronomy.txt"
+    assert "astronomy.txt" not in names(keyword.hits)
+
+
+def test_keyword_finds_an_error_code_word_for_word(retriever):
+    result = retriever.search("ZX-4411", top_k=3, mode="keyword")
+
+    top = result.hits[0]
+    assert Path(top.path).name == "errors.rst"
+    assert top.heading == "Error codes > Overview"
+    assert "ZX-4411" in top.text
+
+
+def test_keyword_finds_a_part_number_on_its_pdf_page(retriever):
+    result = retriever.search("BK-7", top_k=3, mode="keyword")
+
+    assert [(Path(h.path).name, h.page) for h in result.hits] == [("manual.pdf", 2)]
+
+
+def test_dense_confuses_a_part_number_with_its_neighbours_and_keyword_does_not(parts_retriever):
+    dense = parts_retriever.search("KX-1187", top_k=3, mode="dense", min_score=None)
+    keyword = parts_retriever.search("KX-1187", top_k=3, mode="keyword", min_score=None)
+
+    assert "KX-1187" not in dense.hits[0].text
+    assert "KX-1187" in keyword.hits[0].text
+
+
+def test_keyword_search_matches_only_the_part_with_that_exact_number(parts_retriever):
+    result = parts_retriever.search("KX-1187", top_k=5, mode="keyword", min_score=None)
+
+    assert [h.heading for h in result.hits] == ["Spare parts > Steamer"]
+
+
+def test_keyword_search_matches_the_pieces_of_a_compound_word_without_digits():
+    from rag.retrieve import fts_query
+
+    assert fts_query("read-only mount") == '"read only" OR "mount" OR "read"'
+
+
+
+def test_hybrid_puts_the_exact_part_number_first_even_when_dense_disagrees(parts_retriever):
+    result = parts_retriever.search("Which appliance takes KX-1187?", top_k=3, mode="hybrid")
+
+    assert result.hits[0].heading == "Spare parts > Steamer"
+
+
+def test_hybrid_finds_a_paraphrase(retriever):
+    result = retriever.search(PARAPHRASE, top_k=5, mode="hybrid")
+
+    assert "astronomy.txt" in names(result.hits)
+
+
+def test_hybrid_finds_an_exact_code_first(retriever):
+    result = retriever.search("ZX-4411", top_k=5, mode="hybrid")
+
+    assert names(result.hits)[0] == "errors.rst"
+
+
+def test_hybrid_finds_both_halves_of_a_two_part_question(retriever):
+    result = retriever.search("Which planet is the biggest, and what is error ZX-4411?", top_k=3, mode="hybrid")
+
+    assert {"astronomy.txt", "errors.rst"} <= set(names(result.hits))
+
+
+# -- what a hit carries ----------------------------------------------------------------------
+
+
+def test_a_hybrid_hit_carries_its_source_text_score_and_both_ranks(retriever):
+    top = retriever.search("How long do I bake sourdough bread?", top_k=3, mode="hybrid").hits[0]
+
+    assert Path(top.path).name == "cooking.md"
+    assert top.page is None
+    assert top.heading == "Kitchen notes > Bread"
+    assert "forty minutes" in top.text
+    assert top.title == "Kitchen notes"
+    assert (top.dense_rank, top.keyword_rank) == (1, 1)
+    assert top.score > 0
+    assert top.similarity > DEFAULT_MIN_SCORE
+
+
+def test_a_dense_hit_has_no_keyword_rank(retriever):
+    hits = retriever.search("How long do I bake sourdough bread?", top_k=3, mode="dense").hits
+
+    assert [h.dense_rank for h in hits] == [1, 2, 3]
+    assert all(h.keyword_rank is None for h in hits)
+    assert hits[0].score == pytest.approx(hits[0].similarity)  # in dense mode the score is the cosine
+
+
+def test_a_keyword_hit_has_no_dense_rank_but_still_a_similarity(retriever):
+    top = retriever.search("sourdough", top_k=3, mode="keyword").hits[0]
+
+    assert (top.dense_rank, top.keyword_rank) == (None, 1)
+    assert top.similarity > 0  # the cut-off needs it even when the dense leg did not run
+
+
+def test_pdf_hits_carry_their_page_number(retriever):
+    install = retriever.search("How do I install it as an administrator?", top_k=1).hits[0]
+    noise = retriever.search("the fan makes a grinding noise", top_k=1).hits[0]
+
+    assert (Path(install.path).name, install.page) == ("manual.pdf", 1)
+    assert (Path(noise.path).name, noise.page) == ("manual.pdf", 2)
+
+
+def test_top_k_limits_the_number_of_hits(retriever):
+    assert len(retriever.search("bread", top_k=2, mode="dense", min_score=None).hits) == 2
+
+
+def test_hybrid_scores_are_reciprocal_rank_fusion():
+    fused = rrf([[10, 20, 30], [20, 40]], k=60)
+
+    assert fused[20] == pytest.approx(1 / 62 + 1 / 61)
+    assert fused[10] == pytest.approx(1 / 61)
+    assert sorted(fused, key=lambda cid: -fused[cid])[0] == 20  # found by both legs beats first in one
+
+
+# -- questions that look like FTS5 syntax ----------------------------------------------------
+
+HOSTILE_AROUND_A_WORD = [
+    '"sourdough',
+    'sourdough"',
+    '"sourdough" "bread',
+    "sourdough AND NOT bread",
+    "sourdough OR",
+    "NOT sourdough",
+    "NEAR(sourdough starter, 2)",
+    "(sourdough",
+    "sourdough)",
+    "sourdough*",
+    "^sourdough",
+    "-sourdough",
+    "+sourdough",
+    "text:sourdough",
+    "heading:sourdough",
+    "{text heading}: sourdough",
+    "sourdough 🍞🔥",
+    "sourdough; DROP TABLE chunks; --",
+    "sour\x00dough sourdough",
+]
+
+
+@pytest.mark.parametrize("question", HOSTILE_AROUND_A_WORD)
+def test_fts_syntax_in_a_question_is_searched_as_words(retriever, question):
+    # the keyword leg alone: it is where FTS5 would read syntax, and it needs no embedding
+    found = retriever.keyword(question, limit=3)
+
+    top = retriever.store.chunks([found[0][0]])[found[0][0]]
+    assert top.heading == "Kitchen notes > Bread"
+
+
+NO_SEARCHABLE_WORDS = ['"', '""', "'", "(((", ")", "*", "^", "-", ":", "- -", "?!.,;", "🍞🔥🤖", "\\", "AND", "OR",
+                       "NOT", "NEAR", "the of and", "what is it", "   x   "]
+
+
+@pytest.mark.parametrize("question", NO_SEARCHABLE_WORDS)
+def test_questions_of_only_punctuation_operators_or_stopwords_never_raise(retriever, question):
+    result = retriever.search(question, top_k=3, mode="hybrid")
+
+    assert isinstance(result.hits, list)
+
+
+def test_a_very_long_question_is_searched(retriever):
+    question = "How long do I bake sourdough? " + " ".join(f"word{i}" for i in range(3000))
+
+    result = retriever.search(question, top_k=3, mode="keyword", min_score=None)
+
+    assert result.hits[0].heading == "Kitchen notes > Bread"
+
+
+def test_a_question_with_undecodable_bytes_is_searched(retriever):
+    # `rag ask $'caf\xe9 sourdough'` in a UTF-8 shell reaches Python as a lone surrogate
+    question = "caf\udce9 sourdough bread"
+
+    result = retriever.search(question, top_k=3, mode="hybrid")
+
+    assert result.hits[0].heading == "Kitchen notes > Bread"
+
+
+# -- the relevance cut-off --------------------------------------------------------------------
+
+
+def test_an_off_topic_question_finds_nothing_relevant(retriever):
+    result = retriever.search(OFF_TOPIC, top_k=5, mode="hybrid", min_score=DEFAULT_MIN_SCORE)
+
+    assert result.hits == []
+    assert result.below_cutoff
+    assert result.best_similarity < DEFAULT_MIN_SCORE
+
+
+@pytest.mark.parametrize("question", [
+    "How long do I bake sourdough?",
+    "When should I prune roses?",
+    "What does error ZX-4411 mean?",
+    "What is BK-7?",
+    "The fan makes a grinding noise",
+    "What is a light-year?",
+    PARAPHRASE,
+])
+def test_on_topic_questions_pass_the_default_cut_off(retriever, question):
+    result = retriever.search(question, top_k=5, mode="hybrid", min_score=DEFAULT_MIN_SCORE)
+
+    assert result.hits
+    assert not result.below_cutoff
+
+
+def test_without_a_cut_off_an_off_topic_question_still_gets_the_nearest_passages(retriever):
+    result = retriever.search(OFF_TOPIC, top_k=5, mode="hybrid", min_score=None)
+
+    assert len(result.hits) == 5
+    assert not result.below_cutoff
+
+
+def test_a_keyword_search_that_matches_nothing_is_empty_not_below_the_cut_off(retriever):
+    result = retriever.search("xylophone zeppelin", top_k=5, mode="keyword")
+
+    assert result.hits == []
+    assert not result.below_cutoff
+
+
+# -- opening an index ----------------------------------------------------------------------------
+
+
+def test_opening_an_index_that_does_not_exist_says_to_ingest_first(tmp_path, embedder):
+    with pytest.raises(IndexMissing, match=r"run `rag ingest PATH` first"):
+        Retriever.open(Settings(index_dir=tmp_path / "indexes"), embedder=embedder)
+
+
+def test_opening_an_index_with_another_embedding_model_is_refused(built_index):
+    with pytest.raises(IndexMismatch, match="was built with sentence-transformers/all-MiniLM-L6-v2"):
+        Retriever.open(Settings(index_dir=built_index / "indexes", embed_model="some-other-model"))
