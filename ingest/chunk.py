@@ -3,8 +3,12 @@
 Measured in the model's own word pieces: every chunk, with its title/heading prefix, fits
 `max_tokens`, so the model never silently drops text. Each section is tokenized once; cuts are
 chosen at the strongest boundary that keeps the chunk reasonably full (paragraph, then sentence,
-then line, then word) and never inside a word. Consecutive chunks overlap by up to
-`overlap_tokens`, starting the overlap at a sentence start when one is close enough.
+then line, then word, then punctuation inside a long run such as a URL) and never inside a word;
+only a word with more pieces than a chunk may hold is cut between its pieces. Cut loose, the
+tail of a word can tokenize into more pieces than it had inside it, so every section's chunks
+are measured again and re-split smaller if one of them would overflow. Consecutive chunks
+overlap by up to `overlap_tokens`, starting the overlap at a sentence start when one is close
+enough.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")
 SENTENCE = re.compile(r"(?<=[.!?;:])[\"')\]]*\s+")
 LINE = re.compile(r"\n\s*")
 SPACE = re.compile(r"\s+")
+# Either side of a punctuation mark: where the tokenizer itself starts a new word.
+PUNCT = re.compile(r"(?<=[^\w\s])(?=\w)|(?<=\w)(?=[^\w\s])")
 MAX_PREFIX_CHARS = 160
 # A cut at a weaker boundary is taken only when no stronger one keeps the chunk this full.
 MIN_FILL = 0.5
@@ -79,8 +85,8 @@ def split_section(
         return []
     token_ends = [end for _, end in offsets]
     token_starts = [start for start, _ in offsets]
-    levels = [_Boundaries(p, text) for p in (PARAGRAPH, SENTENCE, LINE, SPACE)]
-    words = levels[-1]
+    levels = [_Boundaries(p, text) for p in (PARAGRAPH, SENTENCE, LINE, SPACE, PUNCT)]
+    words = levels[3]
 
     spans: list[tuple[int, int]] = []
     first = 0  # index of the first token of the current chunk
@@ -96,7 +102,7 @@ def split_section(
             if found is None:
                 continue
             tokens_used = bisect.bisect_right(token_ends, found[0]) - first
-            if tokens_used >= budget * MIN_FILL or level is words:
+            if tokens_used >= budget * MIN_FILL or level in levels[3:]:
                 cut = found
                 break
         if cut is None:  # one "word" longer than the window: cut between word pieces
@@ -134,11 +140,19 @@ def chunk_sections(
         # +1 for the newline between prefix and text, which costs no token but keeps a margin
         room = max_tokens - (len(prefix_tokens) + 1 if prefix else 0)
         budget = max(16, min(settings.chunk_tokens, room))
-        overlap = min(settings.overlap_tokens, budget // 2)
-        for start, end in split_section(section.text, offsets, budget, overlap):
-            body = section.text[start:end].strip()
-            if not body:
-                continue
+        limit = min(max_tokens, len(prefix_tokens) + budget)  # what each embed_text may cost
+        while True:
+            overlap = min(settings.overlap_tokens, budget // 2)
+            pieces = []
+            for start, end in split_section(section.text, offsets, budget, overlap):
+                body = section.text[start:end].strip()
+                if body:
+                    pieces.append((start, end, body, f"{prefix}\n{body}" if prefix else body))
+            over = max((len(o) for o in token_offsets([p[3] for p in pieces])), default=0) - limit
+            if over <= 0 or budget <= 16:
+                break
+            budget = max(16, budget - over)  # a word-piece cut re-tokenized longer: split smaller
+        for start, end, body, embed_text in pieces:
             chunks.append(
                 Chunk(
                     ordinal=len(chunks),
@@ -147,7 +161,7 @@ def chunk_sections(
                     page=section.page,
                     char_start=section.start + start,
                     char_end=section.start + end,
-                    embed_text=f"{prefix}\n{body}" if prefix else body,
+                    embed_text=embed_text,
                 )
             )
     return chunks

@@ -2,9 +2,10 @@
 
 Folders are walked recursively (following symlinks, each real folder visited once so a link loop
 ends). Hidden files and folders are skipped, and so is anything matched by a `.ragignore`
-(gitignore syntax) in the folder or any folder above it up to the one named. Files of other types
-inside a folder are counted, not failed. Problems (a dangling link, a link loop, a folder we may
-not read) are reported and the walk goes on.
+(gitignore syntax) in the folder or any folder above it up to the one named; as in git, the
+deepest file that has a say about a path wins, so a nested `!pattern` can re-include. Files of
+other types inside a folder are counted, not failed. Problems (a dangling link, a link loop, a
+folder we may not read) are reported and the walk goes on.
 """
 
 from __future__ import annotations
@@ -28,38 +29,43 @@ class Discovery:
 
 def _load_ignore(folder: Path):
     path = folder / IGNORE_FILE
-    if not path.is_file():
-        return None
-    import pathspec
-
-    try:
+    try:  # in a folder we may not search, even this check fails; the listing reports it
+        if not path.is_file():
+            return None
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return None
+    import pathspec
+
     return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
 def _ignored(specs: list[tuple[Path, object]], path: Path, is_dir: bool) -> bool:
-    for base, spec in specs:
+    for base, spec in reversed(specs):  # the nearest .ragignore first
         rel = path.relative_to(base).as_posix() + ("/" if is_dir else "")
-        if spec.match_file(rel):
-            return True
+        verdict = spec.check_file(rel).include  # True: ignored, False: re-included by "!", None: silent
+        if verdict is not None:
+            return verdict
     return False
 
 
 def walk(root: Path, found: Discovery) -> None:
     seen: set[tuple[int, int]] = set()
 
-    def visit(folder: Path, specs: list[tuple[Path, object]]) -> None:
+    def visit(folder: Path, specs: list[tuple[Path, object]], ancestors: tuple[tuple[int, int], ...]) -> None:
         try:
             st = folder.stat()
         except OSError as exc:
             found.problems.append((folder, describe_os_error(exc)))
             return
         key = (st.st_dev, st.st_ino)
+        if key in ancestors:  # a link back up the tree: report it, but read its files only once
+            found.problems.append((folder, "symlink loop (links back to a folder above it)"))
+            return
         if key in seen:
-            return  # a symlink back into a folder already walked
+            return  # a second link to a folder already walked: its files are already listed
         seen.add(key)
+        ancestors += (key,)
         spec = _load_ignore(folder)
         if spec is not None:
             specs = specs + [(folder, spec)]
@@ -85,13 +91,13 @@ def walk(root: Path, found: Discovery) -> None:
             if _ignored(specs, path, is_dir):
                 continue
             if is_dir:
-                visit(path, specs)
+                visit(path, specs, ancestors)
             elif loader_for(path) is None:
                 found.skipped += 1
             else:
                 found.files.append(path)
 
-    visit(root, [])
+    visit(root, [], ())
 
 
 def _dangling_reason(path: Path) -> str:

@@ -60,15 +60,16 @@ def load_text(path: Path, data: bytes) -> Loaded:
 
 ATX = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)[ \t#]*$")
 SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
-FENCE = re.compile(r"^ {0,3}(```|~~~)")
-FRONT_MATTER = re.compile(r"\A---\n(.*?)\n(?:---|\.\.\.)\n", re.S)
+FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+FRONT_MATTER = re.compile(r"\A---\r?\n(.*?)\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
 
 
-def _sections_from_headings(text: str, headings: list[tuple[int, int, int, str]]) -> list[Section]:
-    """Cut `text` at headings given as (line_start, body_start, level, title)."""
+def _sections_from_headings(
+    text: str, headings: list[tuple[int, int, int, str]], body_start: int = 0
+) -> list[Section]:
+    """Cut `text` (from `body_start` on) at headings given as (line_start, body_start, level, title)."""
     sections: list[Section] = []
     path: list[tuple[int, str]] = []
-    body_start = 0
     current: tuple[str, ...] = ()
     for line_start, next_body, level, title in headings:
         body = text[body_start:line_start]
@@ -93,16 +94,19 @@ def load_markdown(path: Path, data: bytes) -> Loaded:
     headings: list[tuple[int, int, int, str]] = []
     lines = text[offset:].splitlines(keepends=True)
     pos = offset
-    in_fence = None
+    in_fence = None  # the opening fence while inside a code block
     previous: tuple[int, str] | None = None  # (start, text) of the last non-blank paragraph line
     for line in lines:
         stripped = line.rstrip("\r\n")
         fence = FENCE.match(stripped)
         if in_fence:
-            if fence and fence.group(1) == in_fence:
+            # only a fence of the same character, at least as long and with no info string, closes
+            if fence and fence.group(1)[0] == in_fence[0] and len(fence.group(1)) >= len(in_fence) \
+                    and not stripped[fence.end():].strip():
                 in_fence = None
         elif fence:
             in_fence = fence.group(1)
+            previous = None
         elif m := ATX.match(stripped):
             headings.append((pos, pos + len(line), len(m.group(1)), m.group(2).strip()))
             previous = None
@@ -115,7 +119,8 @@ def load_markdown(path: Path, data: bytes) -> Loaded:
         pos += len(line)
     if title is None:
         title = next((t for _, _, lvl, t in headings if lvl == 1), None) or path.stem
-    return title, _require_text(_sections_from_headings(text, headings)), None
+    # front matter is metadata, not text to search
+    return title, _require_text(_sections_from_headings(text, headings, body_start=offset)), None
 
 
 # -- reStructuredText -------------------------------------------------------------------------
@@ -135,7 +140,8 @@ def load_rst(path: Path, data: bytes) -> Loaded:
     while i < len(lines) - 1:
         title_line = lines[i].rstrip("\r\n")
         under = lines[i + 1].rstrip("\r\n")
-        over = i > 0 and RST_ADORNMENT.match(lines[i - 1].rstrip("\r\n")) is not None
+        # an overline must repeat the underline exactly; anything else above is not part of it
+        over = i > 0 and lines[i - 1].rstrip() == under.rstrip()
         if (
             title_line.strip()
             and not RST_ADORNMENT.match(title_line)
@@ -156,7 +162,9 @@ def load_rst(path: Path, data: bytes) -> Loaded:
 
 # -- HTML -------------------------------------------------------------------------------------
 
-SKIP_TAGS = {"script", "style", "noscript", "template", "svg", "head", "iframe", "object"}
+# Elements whose content is never visible text. <head> is not one of them: its end tag is optional
+# in HTML5, and a page that omits it would lose its whole body; what <head> holds is covered here.
+SKIP_TAGS = {"script", "style", "noscript", "template", "svg", "iframe", "object", "title"}
 BLOCK_TAGS = {
     "p", "div", "section", "article", "main", "aside", "header", "footer", "nav", "ul", "ol", "li",
     "dl", "dt", "dd", "table", "tr", "blockquote", "pre", "hr", "br", "form", "fieldset", "figure",
@@ -191,8 +199,8 @@ class _VisibleText(HTMLParser):
             self._emit("\n\n" if not self.parts[-1].endswith("\n") else "\n")
 
     def handle_starttag(self, tag, attrs):
-        if tag == "title":
-            self.in_title = True
+        if tag == "title" and not self.skip_depth and not self.title:
+            self.in_title = True  # the page's own <title>, not an <svg> icon's
         if tag in SKIP_TAGS:
             self.skip_depth += tag not in VOID_TAGS
             return
@@ -254,9 +262,11 @@ def load_pdf(path: Path, data: bytes) -> Loaded:
     import logging
 
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import DependencyError
 
-    logging.getLogger("pypdf").setLevel(logging.ERROR)  # pypdf warns on every minor flaw
+    # pypdf logs every flaw it repairs, some at ERROR level, straight to the user's terminal; the
+    # outcome that matters (the file is unreadable) is reported as one LoadError line instead
+    logging.getLogger("pypdf").setLevel(logging.CRITICAL + 1)
     if not data.strip():
         raise LoadError("empty PDF (0 bytes)")
     try:
@@ -264,6 +274,8 @@ def load_pdf(path: Path, data: bytes) -> Loaded:
         if reader.is_encrypted:
             try:
                 opened = reader.decrypt("")
+            except DependencyError:
+                raise LoadError("encrypted PDF (AES): install the `cryptography` package to read it") from None
             except Exception:
                 opened = 0
             if not opened:
@@ -272,7 +284,7 @@ def load_pdf(path: Path, data: bytes) -> Loaded:
         count = len(pages)
     except LoadError:
         raise
-    except (PdfReadError, ValueError, KeyError, TypeError, OSError, AttributeError, IndexError) as exc:
+    except Exception as exc:  # pypdf raises many types (and some non-pypdf ones) on damaged files
         raise LoadError(f"unreadable PDF ({_short(exc)})") from None
     if count == 0:
         raise LoadError("PDF has no pages")

@@ -3,7 +3,9 @@ commit each batch in one transaction, prune vanished files, then rebuild the vec
 
 Invariants: a document and all its chunks are committed together or not at all; a file that
 fails to load keeps whatever version of it was indexed before; the vector file is replaced only
-after everything is committed (and is rebuilt by readers if a crash leaves it stale).
+after everything is committed (and is rebuilt by readers if a crash leaves it stale). The model
+is touched (and so loaded) only when something is chunked or embedded: a re-ingest of unchanged
+files never imports torch.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ class SilentProgress:
     def finish(self) -> None: ...
 
 
-def check_settings(store: Store, model_id: str, dim: int, chunking: ChunkSettings, rebuild: bool) -> None:
+def check_settings(store: Store, model_id: str, chunking: ChunkSettings, rebuild: bool) -> None:
     """Refuse to mix embedding models or chunk settings within one index."""
     stored_model = store.get_meta("embed_model")
     if stored_model is not None and stored_model != model_id:
@@ -76,9 +78,8 @@ def check_settings(store: Store, model_id: str, dim: int, chunking: ChunkSetting
         )
 
 
-def _record_settings(store: Store, model_id: str, dim: int, chunking: ChunkSettings) -> None:
-    store.set_meta("embed_model", model_id)
-    store.set_meta("dim", str(dim))
+def _record_settings(store: Store, model_id: str, chunking: ChunkSettings) -> None:
+    store.set_meta("embed_model", model_id)  # the dimension is recorded with the first embeddings
     store.set_meta("chunk_tokens", str(chunking.chunk_tokens))
     store.set_meta("overlap_tokens", str(chunking.overlap_tokens))
 
@@ -112,15 +113,20 @@ def run_ingest(
     started = time.perf_counter()
     report = IngestReport()
     with store.writer_lock():
-        check_settings(store, embedder.id, embedder.dim, chunking, rebuild)
+        check_settings(store, embedder.id, chunking, rebuild)
+        previous = stored_chunk_settings(store)
         with store.transaction(bump=False):
-            _record_settings(store, embedder.id, embedder.dim, chunking)
+            _record_settings(store, embedder.id, chunking)
 
         found = discover(paths)
         report.skipped = found.skipped
         for path, reason in found.problems:
             _fail(report, progress, path, reason)
         known = {doc.path: doc for doc in store.documents()}
+        if rebuild and previous not in (None, chunking):
+            # the settings are the index's, not one file's: re-chunk what was not named this time too
+            named = set(found.files)
+            found.files += [Path(p) for p in known if Path(p) not in named]
         progress.start(len(found.files))
 
         batch: list[tuple[Document, list[Chunk], bool]] = []
@@ -148,9 +154,11 @@ def run_ingest(
                     raise LoadError("no text to index")
             except LoadError as exc:
                 _fail(report, progress, path, str(exc))
+                progress.file_done()  # a failed file is done too: the bar must reach its total
                 continue
             except OSError as exc:
                 _fail(report, progress, path, describe_os_error(exc))
+                progress.file_done()
                 continue
             batch.append((doc, chunks, stored is not None))
             batch_chunks += len(chunks)
@@ -163,8 +171,9 @@ def run_ingest(
         if prune and found.roots:
             _prune(store, found, known, report)
 
-        if vectors.file_generation(store.root) != store.generation:
-            vectors.save(vectors.build(store, embedder.dim), store.root, embedder.dim)
+        dim = store.get_meta("dim")
+        if dim and vectors.file_generation(store.root) != store.generation:
+            vectors.save(vectors.build(store, int(dim)), store.root, int(dim))
         with store.transaction(bump=False):
             store.set_meta("last_ingest", str(time.time()))
     progress.finish()
@@ -176,6 +185,7 @@ def _commit(store: Store, embedder, batch, report: IngestReport, progress: Progr
     texts = [c.embed_text for _, chunks, _ in batch for c in chunks]
     embeddings = embedder.embed_documents(texts)
     with store.transaction():
+        store.set_meta("dim", str(embeddings.shape[1]))
         at = 0
         for doc, chunks, existed in batch:
             store.put_document(doc, chunks, embeddings[at : at + len(chunks)])
@@ -191,10 +201,11 @@ def _commit(store: Store, embedder, batch, report: IngestReport, progress: Progr
 def _prune(store: Store, found, known, report: IngestReport) -> None:
     """Forget documents under a re-ingested folder that are no longer there (or now ignored)."""
     present = {str(p) for p in found.files}
-    failed = {path for path, _ in report.failures}
+    # a file that failed keeps its old version, and so does everything under a folder that failed
+    failed = [path for path, _ in report.failures]
     gone = []
     for path in known:
-        if path in present or path in failed:
+        if path in present or any(path == f or path.startswith(f + os.sep) for f in failed):
             continue
         if any(path.startswith(str(root) + os.sep) for root in found.roots):
             gone.append(path)

@@ -92,6 +92,8 @@ def ingest(paths, index, index_dir, embed_model, chunk_tokens, overlap_tokens, p
                 f"{path}: unsupported file type {path.suffix or '(none)'} (rag reads .txt .md .rst .html .pdf)",
                 param_hint="PATHS",
             )
+    if chunk_tokens is not None and overlap_tokens is not None and overlap_tokens >= chunk_tokens:
+        raise click.BadParameter("must be smaller than --chunk-tokens", param_hint="--overlap-tokens")
     settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model)
 
     from ingest.pipeline import run_ingest, stored_chunk_settings
@@ -116,8 +118,6 @@ def ingest(paths, index, index_dir, embed_model, chunk_tokens, overlap_tokens, p
         + f"; {report.chunks} chunks embedded in {report.seconds:.1f} s"
     )
     if not report.ok:
-        for path, reason in report.failures:
-            err(f"  {display_path(path)}: {reason}")
         sys.exit(1)
 
 

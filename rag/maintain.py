@@ -19,15 +19,16 @@ def remove_documents(store: Store, paths: list[Path]) -> tuple[list[str], list[P
     unknown: list[Path] = []
     with store.writer_lock():
         stored = [d.path for d in store.documents()]
-        with store.transaction():
-            for given in paths:
-                target = os.path.abspath(given)
-                matches = [p for p in stored if p == target or p.startswith(target.rstrip(os.sep) + os.sep)]
-                if not matches:
-                    unknown.append(given)
-                for path in matches:
-                    if store.delete_document(path):
-                        removed.append(path)
+        doomed: list[str] = []
+        for given in paths:
+            target = os.path.abspath(given)
+            matches = [p for p in stored if p == target or p.startswith(target.rstrip(os.sep) + os.sep)]
+            if not matches:
+                unknown.append(given)
+            doomed += [p for p in matches if p not in doomed]
+        if doomed:  # nothing to remove: leave the generation (and so the vector file) alone
+            with store.transaction():
+                removed = [path for path in doomed if store.delete_document(path)]
         dim = int(store.get_meta("dim") or 0)
         if removed and dim:
             vectors.save(vectors.build(store, dim), store.root, dim)

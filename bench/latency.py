@@ -1,0 +1,259 @@
+"""What a user waits for: cold CLI start-up and warm retrieval latency.
+
+(a) Cold: wall time of the installed `rag` command run as a fresh subprocess, as a user types it:
+    `rag --help`, `rag status` and `rag ask --no-llm QUESTION` against an index (median, min and
+    max of --runs runs, default 5; "first" is the first run, which also pays for a cold page cache
+    or a vector file that still has to be built).
+(b) Warm: inside one process, rag.config.load_settings and rag.retrieve.Retriever.open once, then
+    Retriever.search over --searches questions (default 50, cycling through the question list)
+    for each mode, hybrid / dense / keyword: p50, p95 and mean. "embed_query" times the question
+    embedding alone, which every mode pays (keyword mode too: the cut-off reads cosine similarity).
+
+The index: --index-dir/--index name an existing one; by default the demo corpus (docs/) is
+ingested into a temporary folder first with `rag ingest` (the ingest time is printed too).
+Questions: --questions FILE.jsonl (lines with a "question" field, as for `rag eval`), or a
+built-in list about the demo corpus.
+
+Run by hand, never from the tests (about a minute against the demo corpus):
+
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/latency.py
+    .venv/bin/python bench/latency.py --index-dir /tmp/idx --index git \\
+        --questions /work/shared/eval/git_dev.jsonl --question "How do I undo the last commit?"
+    .venv/bin/python bench/latency.py --faiss-threads 1 --torch-threads 1   # compare thread settings
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_CORPUS = REPO / "docs"
+DEFAULT_QUESTION = "How many dimensions do all-MiniLM-L6-v2 embeddings have?"
+MODES = ("hybrid", "dense", "keyword")
+
+# About the demo corpus (docs/): embeddings, chunking, retrieval, vector indexes, the RAG guide.
+BUILTIN_QUESTIONS = [
+    "How many dimensions do all-MiniLM-L6-v2 embeddings have?",
+    "Why does L2 normalisation make cosine similarity and inner product the same?",
+    "What happens to text longer than the model's maximum sequence length?",
+    "How big should a chunk be?",
+    "Why do neighbouring chunks overlap?",
+    "What is BM25 and what are its three ideas?",
+    "How does reciprocal rank fusion combine two ranked lists?",
+    "What constant is usually used in reciprocal rank fusion?",
+    "When is a flat index fast enough?",
+    "What does HNSW trade for speed?",
+    "How does an IVF index decide which lists to search?",
+    "What is nprobe?",
+    "How do I measure retrieval quality?",
+    "What is the difference between hit rate and MRR?",
+    "Why have a relevance cut-off?",
+    "Where does dense retrieval fail on exact identifiers and error codes?",
+    "How should I batch embeddings on a CPU?",
+    "Which questions should I ask when choosing an embedding model?",
+    "What is retrieval-augmented generation?",
+    "How should the answer cite its sources?",
+    "Should chunks split on headings or on a fixed number of characters?",
+    "What does term frequency saturation mean?",
+    "How much memory does a flat index of a million vectors need?",
+    "What are text embeddings not good at?",
+    "Why retrieve more passages than you show to the model?",
+]
+
+
+def rag_command(explicit: str | None) -> str:
+    """The installed `rag` next to this interpreter, so the venv's copy is the one measured."""
+    if explicit:
+        return explicit
+    sibling = Path(sys.executable).with_name("rag")
+    if sibling.exists():
+        return str(sibling)
+    found = shutil.which("rag")
+    if not found:
+        sys.exit("error: no `rag` command next to this Python or on PATH: install rag (`make install`) or pass --rag")
+    return found
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["HF_HUB_OFFLINE"] = "1"
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return env
+
+
+def run(argv: list[str], cwd: Path) -> float:
+    """Wall seconds for one run; a failing command stops the benchmark with its stderr."""
+    started = time.perf_counter()
+    done = subprocess.run(argv, cwd=cwd, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"error: {' '.join(argv)} exited {done.returncode}:\n{done.stderr.strip()}")
+    return seconds
+
+
+def ms_stats(seconds: list[float]) -> tuple[float, float, float]:
+    """p50, p95 and mean, in milliseconds."""
+    ms = sorted(s * 1000 for s in seconds)
+    p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
+    return statistics.median(ms), p95, statistics.fmean(ms)
+
+
+def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+
+    def line(cells):
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    return "\n".join([line(header), "  ".join("-" * w for w in widths), *(line(r) for r in rows)])
+
+
+def load_questions(path: Path | None) -> list[str]:
+    if path is None:
+        return list(BUILTIN_QUESTIONS)
+    questions = []
+    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not text.strip():
+            continue
+        try:
+            questions.append(str(json.loads(text)["question"]))
+        except (ValueError, KeyError, TypeError):
+            sys.exit(f'error: {path}:{number}: expected a JSON object with a "question" field')
+    if not questions:
+        sys.exit(f"error: {path} holds no questions")
+    return questions
+
+
+def cold(rag: str, index_dir: Path, index: str, question: str, runs: int, cwd: Path) -> list[tuple[str, ...]]:
+    where = ["--index-dir", str(index_dir), "--index", index]
+    commands = [
+        ("rag --help", [rag, "--help"]),
+        ("rag status", [rag, "status", *where]),
+        ("rag ask --no-llm", [rag, "ask", "--no-llm", question, *where]),
+    ]
+    rows = []
+    for label, argv in commands:
+        times = [run(argv, cwd) for _ in range(runs)]
+        rows.append((label, f"{statistics.median(times):.2f}", f"{min(times):.2f}", f"{max(times):.2f}", f"{times[0]:.2f}"))
+        print(f"  {label}: median {statistics.median(times):.2f} s", file=sys.stderr, flush=True)
+    return rows
+
+
+def warm(index_dir: Path, index: str, questions: list[str], searches: int, top_k: int | None,
+         faiss_threads: int | None, torch_threads: int | None) -> tuple[list[tuple[str, ...]], str]:
+    from rag.config import load_settings
+    from rag.retrieve import Retriever
+
+    if faiss_threads is not None:
+        import faiss
+
+        faiss.omp_set_num_threads(faiss_threads)
+    if torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(torch_threads)
+    flags = {"index_dir": index_dir, "index": index}
+    if top_k is not None:
+        flags["top_k"] = top_k
+    started = time.perf_counter()
+    settings = load_settings(flags)
+    retriever = Retriever.open(settings)
+    opened = time.perf_counter() - started
+    asked = [questions[i % len(questions)] for i in range(searches)]
+
+    started = time.perf_counter()
+    retriever.embedder.embed_query(asked[0])  # the first call may load the model and set up kernels
+    first = time.perf_counter() - started
+    embed = []
+    for question in asked:
+        t0 = time.perf_counter()
+        retriever.embedder.embed_query(question)
+        embed.append(time.perf_counter() - t0)
+    rows = [("embed_query alone", *(f"{v:.1f}" for v in ms_stats(embed)))]
+    for mode in MODES:
+        retriever.search(asked[0], settings.top_k, mode, settings.min_score)
+        times = []
+        for question in asked:
+            t0 = time.perf_counter()
+            retriever.search(question, settings.top_k, mode, settings.min_score)
+            times.append(time.perf_counter() - t0)
+        rows.append((f"search {mode}", *(f"{v:.1f}" for v in ms_stats(times))))
+        print(f"  {mode}: p50 {ms_stats(times)[0]:.1f} ms", file=sys.stderr, flush=True)
+
+    import faiss
+
+    title = (
+        f"warm retrieval: load_settings + Retriever.open once in {opened:.2f} s, first embed_query {first:.2f} s; "
+        f"then {searches} searches per mode "
+        f"({len(set(asked))} distinct questions), top-k {settings.top_k}, {retriever.store.chunk_count():,} chunks, "
+        f"faiss {type(faiss.downcast_index(retriever.vectors.index.index)).__name__}, "
+        f"{faiss.omp_get_max_threads()} FAISS threads, {sys.modules['torch'].get_num_threads()} torch threads"
+    )
+    return rows, title
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--index-dir", type=Path, help="an existing index folder [default: ingest docs/ into a temp dir]")
+    parser.add_argument("--index", default=None, help="index name under --index-dir [default]")
+    parser.add_argument("--question", default=DEFAULT_QUESTION, help="what the cold `rag ask` asks")
+    parser.add_argument("--questions", type=Path, help="JSONL with a \"question\" per line for the warm part")
+    parser.add_argument("--searches", type=int, default=50, help="timed searches per mode [50]")
+    parser.add_argument("--runs", type=int, default=5, help="runs per cold command [5]")
+    parser.add_argument("-k", "--top-k", type=int, help="passages per search [rag's default]")
+    parser.add_argument("--faiss-threads", type=int, help="OpenMP threads for FAISS in the warm part [faiss default]")
+    parser.add_argument("--torch-threads", type=int, help="torch threads for the query embedding [torch default]")
+    parser.add_argument("--rag", help="the rag executable [the one next to this Python]")
+    args = parser.parse_args(argv)
+    if args.searches < 1 or args.runs < 1:
+        parser.error("--searches and --runs must be at least 1")
+
+    os.environ["HF_HUB_OFFLINE"] = "1"  # for the warm part, which loads the model in this process
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    rag = rag_command(args.rag)
+    questions = load_questions(args.questions)
+
+    with tempfile.TemporaryDirectory(prefix="rag-bench-") as scratch:
+        scratch = Path(scratch)  # the working directory of every run: no stray .env is read
+        lines = []
+        if args.index_dir is None:
+            index_dir, index = scratch / "indexes", args.index or "docs"
+            started = time.perf_counter()
+            run([rag, "ingest", str(DEMO_CORPUS), "--index-dir", str(index_dir), "--index", index], scratch)
+            lines.append(f"built the index: `rag ingest {DEMO_CORPUS}` in {time.perf_counter() - started:.1f} s")
+        else:
+            index_dir, index = args.index_dir.resolve(), args.index or "default"
+        print(f"index {index_dir / index}; load average {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
+
+        cold_rows = cold(rag, index_dir, index, args.question, args.runs, scratch)
+        cwd = Path.cwd()
+        os.chdir(scratch)
+        try:
+            warm_rows, warm_title = warm(index_dir, index, questions, args.searches, args.top_k, args.faiss_threads,
+                                         args.torch_threads)
+        finally:
+            os.chdir(cwd)
+
+    print()
+    for line in lines:
+        print(line)
+    print(f"cold CLI: a fresh `{rag}` process per run, {args.runs} runs, wall seconds")
+    print(table(("command", "median s", "min s", "max s", "first s"), cold_rows))
+    print()
+    print(warm_title)
+    print(table(("step", "p50 ms", "p95 ms", "mean ms"), warm_rows))
+    print()
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores (other processes inflate the timings)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""Chunking, measured with the real model's tokenizer: every chunk fits, nothing is lost."""
+
+from __future__ import annotations
+
+import base64
+import random
+import re
+import string
+
+import pytest
+
+from ingest.chunk import ChunkSettings, chunk_sections
+from rag.types import Section
+
+WORDS = (
+    "river mountain cloud engine harbor lantern copper meadow signal orbit garden violet "
+    "kernel thunder pocket ribbon saddle walnut glacier compass biscuit tunnel marble falcon"
+).split()
+
+
+def prose(seed: int, sentences: int, per_sentence: int = 14) -> str:
+    rnd = random.Random(seed)
+    return " ".join(
+        " ".join(rnd.choice(WORDS) for _ in range(per_sentence)).capitalize() + "." for _ in range(sentences)
+    )
+
+
+def glued_identifiers(seed: int) -> str:
+    """Code-like text without spaces: long letter runs joined by punctuation (minified JS, URLs)."""
+    rnd = random.Random(seed)
+    return "-".join("".join(rnd.choice(WORDS) for _ in range(rnd.randrange(1, 7))) for _ in range(400))
+
+
+HOSTILE_TEXTS = {
+    "one long paragraph": prose(1, 120),
+    "many paragraphs": "\n\n".join(prose(i, 4) for i in range(40)),
+    "giant base64 word": base64.b64encode(random.Random(0).randbytes(3750)).decode(),
+    "many tiny lines": "\n".join(random.Random(2).choice(WORDS) for _ in range(3000)),
+    "glued identifiers": glued_identifiers(3),
+    "base64 inside prose": prose(4, 6) + " " + base64.b64encode(random.Random(4).randbytes(3000)).decode() + " " + prose(5, 6),
+    "text without spaces (CJK)": "".join(chr(0x4E00 + random.Random(6).randrange(3000)) for _ in range(3000)),
+    # each 99-letter "word" is about 60 word pieces: more than a small chunk can hold
+    "hash-like words": " ".join(
+        "".join(random.Random(7 + i).choice(string.ascii_lowercase) for _ in range(99)) for i in range(30)
+    ),
+}
+
+
+def chunk(embedder, text: str, settings: ChunkSettings = ChunkSettings(), title: str = "Manual",
+          heading: tuple[str, ...] = ("Setup", "Details"), page: int | None = None):
+    return chunk_sections(title, [Section(text=text, heading=heading, page=page)], embedder.token_offsets,
+                          embedder.max_tokens, settings)
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXTS.values(), ids=HOSTILE_TEXTS.keys())
+@pytest.mark.parametrize("chunk_tokens", [200, 1000], ids=["default size", "larger than the model"])
+def test_every_chunk_fits_the_model_window(embedder, text, chunk_tokens):
+    chunks = chunk(embedder, text, ChunkSettings(chunk_tokens, 30))
+
+    assert embedder.max_tokens == 254
+    assert max(embedder.count_tokens([c.embed_text for c in chunks])) <= embedder.max_tokens
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXTS.values(), ids=HOSTILE_TEXTS.keys())
+@pytest.mark.parametrize("chunk_tokens", [32, 64, 200])
+def test_chunk_tokens_bounds_every_chunk(embedder, text, chunk_tokens):
+    chunks = chunk(embedder, text, ChunkSettings(chunk_tokens, 16))
+
+    assert max(embedder.count_tokens([c.text for c in chunks])) <= chunk_tokens
+
+
+@pytest.mark.parametrize("filler", range(236, 256))
+def test_a_run_cut_next_to_an_odd_word_still_fits_the_window(embedder, filler):
+    # Inside a word, "zzled" is one piece; cut loose from "issuedayo" it becomes z ##zle ##d:
+    # a chunk that started there would cost more tokens than it was given.
+    text = ".".join(["x"] * filler) + ".issuedayozzledruedrstdee." + ".".join(["x"] * 400)
+
+    chunks = chunk(embedder, text, ChunkSettings(1000, 0), heading=())
+
+    assert max(embedder.count_tokens([c.embed_text for c in chunks])) <= embedder.max_tokens
+
+
+def test_smaller_chunk_tokens_make_more_chunks(embedder):
+    text = HOSTILE_TEXTS["one long paragraph"]
+
+    assert len(chunk(embedder, text, ChunkSettings(64, 8))) > 2 * len(chunk(embedder, text, ChunkSettings(200, 8)))
+
+
+@pytest.mark.parametrize("name", ["one long paragraph", "many paragraphs", "many tiny lines", "base64 inside prose"])
+def test_no_word_of_the_source_is_lost(embedder, name):
+    text = HOSTILE_TEXTS[name]
+    words = set(re.findall(r"[A-Za-z]+", text))
+
+    chunks = chunk(embedder, text)
+
+    assert words <= {w for c in chunks for w in re.findall(r"[A-Za-z]+", c.text)}
+
+
+@pytest.mark.parametrize(
+    "name", ["giant base64 word", "glued identifiers", "text without spaces (CJK)", "hash-like words"]
+)
+def test_words_longer_than_a_chunk_are_covered_end_to_end(embedder, name):
+    text = HOSTILE_TEXTS[name]
+
+    chunks = chunk(embedder, text)
+
+    assert chunks[0].char_start == 0 and chunks[-1].char_end == len(text)
+    for before, after in zip(chunks, chunks[1:]):
+        assert text[before.char_end : after.char_start].strip() == ""  # overlapping, or only a space between
+    assert all(text[c.char_start : c.char_end] == c.text for c in chunks)
+
+
+@pytest.mark.parametrize("name", ["one long paragraph", "many paragraphs", "many tiny lines"])
+def test_chunks_never_start_or_end_inside_a_word(embedder, name):
+    text = HOSTILE_TEXTS[name]
+    source_words = set(text.split())
+
+    chunks = chunk(embedder, text)
+
+    assert len(chunks) > 1
+    assert all(set(c.text.split()) <= source_words for c in chunks)
+
+
+def test_long_run_without_spaces_is_cut_at_punctuation(embedder):
+    text = HOSTILE_TEXTS["glued identifiers"]
+    pieces = set(text.split("-"))
+
+    chunks = chunk(embedder, text)
+
+    assert len(chunks) > 1
+    assert all(set(c.text.strip("-").split("-")) <= pieces for c in chunks)
+
+
+def test_consecutive_chunks_of_a_long_section_overlap(embedder):
+    chunks = chunk(embedder, HOSTILE_TEXTS["one long paragraph"], ChunkSettings(100, 30))
+
+    assert len(chunks) > 3
+    for before, after in zip(chunks, chunks[1:]):
+        shared = before.char_end - after.char_start
+        assert shared > 0
+        assert after.text[:shared].strip() in before.text
+
+
+def test_no_overlap_when_overlap_tokens_is_zero(embedder):
+    chunks = chunk(embedder, HOSTILE_TEXTS["one long paragraph"], ChunkSettings(100, 0))
+
+    assert all(after.char_start >= before.char_end for before, after in zip(chunks, chunks[1:]))
+
+
+def test_overlap_starts_at_a_sentence_when_one_is_near(embedder):
+    chunks = chunk(embedder, HOSTILE_TEXTS["one long paragraph"], ChunkSettings(100, 30))
+
+    assert all(c.text[0].isupper() for c in chunks[1:])
+
+
+def test_chunks_keep_the_heading_path_and_page(embedder):
+    chunks = chunk(embedder, HOSTILE_TEXTS["one long paragraph"], heading=("Setup", "Wiring"), page=7)
+
+    assert {(c.heading, c.page) for c in chunks} == {(("Setup", "Wiring"), 7)}
+
+
+def test_the_model_reads_title_and_heading_path_before_each_chunk(embedder):
+    chunks = chunk(embedder, HOSTILE_TEXTS["one long paragraph"], title="Manual", heading=("Setup", "Wiring"))
+
+    assert all(c.embed_text == f"Manual > Setup > Wiring\n{c.text}" for c in chunks)
+
+
+def test_chunk_positions_point_into_the_document(embedder):
+    text = "Intro line.\n\n" + prose(9, 40)
+    sections = [Section(text=text[:13], start=0), Section(text=text[13:], heading=("Body",), start=13)]
+
+    chunks = chunk_sections("T", sections, embedder.token_offsets, embedder.max_tokens, ChunkSettings())
+
+    assert [c.ordinal for c in chunks] == list(range(len(chunks)))
+    assert all(text[c.char_start : c.char_end].strip() == c.text for c in chunks)
+
+
+def test_blank_sections_make_no_chunks(embedder):
+    sections = [Section(text="  \n\n "), Section(text="Real words here.", heading=("H",))]
+
+    chunks = chunk_sections("T", sections, embedder.token_offsets, embedder.max_tokens, ChunkSettings())
+
+    assert [c.text for c in chunks] == ["Real words here."]

@@ -1,0 +1,171 @@
+"""Discovery: which files an ingest of a folder reads, and what it reports instead of reading."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from ingest.discover import discover
+
+
+def file_modes_are_enforced() -> bool:
+    """False for root (or any process with CAP_DAC_OVERRIDE): chmod 000 does not stop it reading."""
+    with tempfile.TemporaryDirectory() as folder:
+        probe = Path(folder) / "probe"
+        probe.write_text("x")
+        probe.chmod(0)
+        try:
+            probe.read_text()
+        except PermissionError:
+            return True
+        return False
+
+
+needs_file_modes = pytest.mark.skipif(not file_modes_are_enforced(), reason="this user reads files whatever their mode")
+
+
+def make(root: Path, *names: str) -> None:
+    for name in names:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"text of {name}\n")
+
+
+def found_names(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in discover([root]).files)
+
+
+def test_folders_are_walked_recursively(tmp_path):
+    make(tmp_path, "a.md", "one/b.txt", "one/two/three/c.rst", "one/two/d.html", "e.pdf")
+
+    assert found_names(tmp_path) == ["a.md", "e.pdf", "one/b.txt", "one/two/d.html", "one/two/three/c.rst"]
+
+
+def test_hidden_files_and_folders_are_skipped(tmp_path):
+    make(tmp_path, "visible.md", ".hidden.md", ".git/notes.txt", "sub/.cache/page.html", "sub/ok.txt")
+
+    assert found_names(tmp_path) == ["sub/ok.txt", "visible.md"]
+
+
+def test_a_hidden_file_named_explicitly_is_read(tmp_path):
+    make(tmp_path, ".notes.txt")
+
+    assert discover([tmp_path / ".notes.txt"]).files == [tmp_path / ".notes.txt"]
+
+
+def test_other_file_types_in_folders_are_counted_as_skipped_not_failed(tmp_path):
+    make(tmp_path, "keep.md", "photo.jpg", "data.csv", "sub/archive.zip", "Makefile")
+
+    found = discover([tmp_path])
+
+    assert [p.name for p in found.files] == ["keep.md"]
+    assert found.skipped == 4
+    assert found.problems == []
+
+
+def test_ragignore_patterns_exclude_files_and_folders(tmp_path):
+    make(tmp_path, "guide.md", "build/out.html", "src/build/gen.txt", "drafts/idea.md", "notes.txt")
+    (tmp_path / ".ragignore").write_text("# generated output\nbuild/\n/drafts\n*.txt\n")
+
+    assert found_names(tmp_path) == ["guide.md"]
+
+
+def test_ragignore_path_pattern_matches_only_that_nested_folder(tmp_path):
+    make(tmp_path, "docs/private/secret.md", "docs/public/open.md", "other/private/kept.md")
+    (tmp_path / ".ragignore").write_text("docs/private/\n")
+
+    assert found_names(tmp_path) == ["docs/public/open.md", "other/private/kept.md"]
+
+
+def test_ragignore_negation_reincludes_a_file(tmp_path):
+    make(tmp_path, "a.md", "b.md", "important.md")
+    (tmp_path / ".ragignore").write_text("*.md\n!important.md\n")
+
+    assert found_names(tmp_path) == ["important.md"]
+
+
+def test_ragignore_in_a_subfolder_applies_relative_to_that_folder(tmp_path):
+    make(tmp_path, "top/old.md", "sub/old.md", "sub/new.md")
+    (tmp_path / "sub" / ".ragignore").write_text("old.md\n")
+
+    assert found_names(tmp_path) == ["sub/new.md", "top/old.md"]
+
+
+def test_nested_ragignore_can_reinclude_what_a_parent_ignored(tmp_path):
+    make(tmp_path, "logs/day1.txt", "reports/summary.txt", "reports/raw.txt")
+    (tmp_path / ".ragignore").write_text("*.txt\n")
+    (tmp_path / "reports" / ".ragignore").write_text("!summary.txt\n")
+
+    assert found_names(tmp_path) == ["reports/summary.txt"]
+
+
+def test_symlink_to_a_parent_folder_is_reported_and_the_walk_ends(tmp_path):
+    make(tmp_path, "a.md", "sub/b.md")
+    (tmp_path / "sub" / "up").symlink_to("..", target_is_directory=True)
+
+    found = discover([tmp_path])
+
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in found.files) == ["a.md", "sub/b.md"]
+    assert found.problems == [(tmp_path / "sub" / "up", "symlink loop (links back to a folder above it)")]
+
+
+def test_self_referencing_file_link_is_reported(tmp_path):
+    make(tmp_path, "a.md")
+    (tmp_path / "loop.md").symlink_to("loop.md")
+
+    found = discover([tmp_path])
+
+    assert [p.name for p in found.files] == ["a.md"]
+    assert found.problems == [(tmp_path / "loop.md", "symlink loop")]
+
+
+def test_dangling_symlink_is_reported(tmp_path):
+    (tmp_path / "gone.md").symlink_to(tmp_path / "deleted.md")
+
+    found = discover([tmp_path])
+
+    assert found.files == []
+    assert found.problems == [(tmp_path / "gone.md", "broken symlink or vanished file")]
+
+
+def test_two_links_to_one_folder_read_its_files_once_without_complaint(tmp_path):
+    make(tmp_path, "shared/a.md")
+    (tmp_path / "link1").symlink_to(tmp_path / "shared", target_is_directory=True)
+    (tmp_path / "link2").symlink_to(tmp_path / "shared", target_is_directory=True)
+
+    found = discover([tmp_path])
+
+    assert len(found.files) == 1
+    assert found.problems == []
+
+
+def test_a_file_named_twice_is_read_once(tmp_path):
+    make(tmp_path, "a.md")
+
+    found = discover([tmp_path / "a.md", tmp_path, Path(os.path.relpath(tmp_path / "a.md"))])
+
+    assert found.files == [tmp_path / "a.md"]
+
+
+def test_folders_named_become_prune_roots_but_files_do_not(tmp_path):
+    make(tmp_path, "dir/a.md", "b.md")
+
+    found = discover([tmp_path / "dir", tmp_path / "b.md"])
+
+    assert found.roots == [tmp_path / "dir"]
+
+
+@needs_file_modes
+def test_unreadable_folder_is_reported_and_the_rest_is_found(tmp_path):
+    make(tmp_path, "ok.md", "locked/secret.md")
+    (tmp_path / "locked").chmod(0)
+    try:
+        found = discover([tmp_path])
+    finally:
+        (tmp_path / "locked").chmod(0o755)
+
+    assert [p.name for p in found.files] == ["ok.md"]
+    assert found.problems == [(tmp_path / "locked", "permission denied")]

@@ -1,0 +1,459 @@
+"""The ingest run, in process with the real model, SQLite and FAISS: what gets stored, what is
+re-embedded, what is reported, and what survives a bad file."""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ingest.chunk import ChunkSettings
+from ingest.pipeline import IngestReport, SilentProgress, run_ingest
+from rag import vectors
+from rag.errors import IndexBusy, IndexMismatch
+from rag.maintain import remove_documents
+from rag.store import Store
+from tests.conftest import CORPUS
+from tests.pdfs import write_pdf
+from tests.test_discover import needs_file_modes
+from tests.test_loaders import encrypted_pdf, truncated_pdf
+
+CORPUS_FILES = sorted([*CORPUS, "manual.pdf"])
+NOTES_FILES = ["bread.md", "manual.pdf", "moons.txt"]
+
+
+def make_notes(folder: Path) -> Path:
+    """Three short documents: cheap to embed, for tests about what happens to files, not formats."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "bread.md").write_text("# Bread\n\nSourdough needs a starter that is fed every day.\n")
+    (folder / "moons.txt").write_text("Mars has two small moons, Phobos and Deimos.\n")
+    write_pdf(folder / "manual.pdf", [["If the fan grinds, replace the bearing kit BK-7."]], title="Widget manual")
+    return folder
+
+
+@pytest.fixture
+def notes(tmp_path) -> Path:
+    return make_notes(tmp_path / "notes")
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = Store.open(tmp_path / "indexes" / "default", create=True)
+    yield store
+    store.close()
+
+
+def ingest(store, embedder, *paths: Path, settings: ChunkSettings = ChunkSettings(), **options) -> IngestReport:
+    return run_ingest(list(paths), store, embedder, settings, **options)
+
+
+def indexed(store) -> list[str]:
+    return [Path(d.path).name for d in store.documents()]
+
+
+def found_in(store, word: str) -> list[str]:
+    """Names of the documents whose chunks keyword search finds for `word`."""
+    ids = [chunk_id for chunk_id, _ in store.keyword_search(f'"{word}"', 20)]
+    return sorted({Path(c.path).name for c in store.chunks(ids).values()})
+
+
+# -- what an ingest stores ---------------------------------------------------------------------
+
+
+def test_ingest_of_a_folder_stores_every_format(store, embedder, corpus):
+    report = ingest(store, embedder, corpus)
+
+    assert (report.added, report.failed, report.ok) == (5, 0, True)
+    assert indexed(store) == CORPUS_FILES
+    assert report.chunks == store.chunk_count() > 0
+
+
+def test_every_format_is_searchable_by_its_own_words(store, embedder, corpus):
+    ingest(store, embedder, corpus)
+
+    for word, document in [("sourdough", "cooking.md"), ("Phobos", "astronomy.txt"), ("ZX", "errors.rst"),
+                           ("tomatoes", "garden.html"), ("bearing", "manual.pdf")]:
+        assert found_in(store, word) == [document]
+
+
+def test_html_script_text_is_not_indexed(store, embedder, corpus):
+    ingest(store, embedder, corpus)
+
+    assert found_in(store, "javascript") == []
+
+
+def test_pdf_chunks_keep_their_page_numbers(store, embedder, tmp_path):
+    pages = [[f"Page {n} is about topic{n}.", "Some filler text for the page."] for n in range(1, 4)]
+    write_pdf(tmp_path / "book.pdf", pages, title="Book")
+
+    ingest(store, embedder, tmp_path / "book.pdf")
+
+    rows = store.conn.execute("SELECT page, text FROM chunks ORDER BY page").fetchall()
+    assert [page for page, _ in rows] == [1, 2, 3]
+    assert all(f"topic{page}" in text for page, text in rows)
+    assert store.document(str(tmp_path / "book.pdf")).pages == 3
+
+
+def test_markdown_chunks_keep_their_heading_path(store, embedder, corpus):
+    ingest(store, embedder, corpus)
+
+    ids = [chunk_id for chunk_id, _ in store.keyword_search('"celery"', 5)]
+    assert [c.heading for c in store.chunks(ids).values()] == ["Kitchen notes > Soup"]
+
+
+def test_index_records_model_and_chunk_settings(store, embedder, corpus):
+    ingest(store, embedder, corpus, settings=ChunkSettings(120, 20))
+
+    meta = {key: store.get_meta(key) for key in ("embed_model", "dim", "chunk_tokens", "overlap_tokens")}
+    assert meta == {"embed_model": "sentence-transformers/all-MiniLM-L6-v2", "dim": "384",
+                    "chunk_tokens": "120", "overlap_tokens": "20"}
+
+
+# -- incremental -------------------------------------------------------------------------------
+
+
+def test_reingest_of_an_unchanged_corpus_embeds_nothing(store, embedder, notes):
+    ingest(store, embedder, notes)
+
+    again = ingest(store, embedder, notes)
+
+    assert (again.unchanged, again.added, again.updated, again.chunks) == (3, 0, 0, 0)
+
+
+def test_touched_but_identical_file_is_not_reembedded(store, embedder, notes):
+    ingest(store, embedder, notes)
+    later = os.stat(notes / "bread.md").st_mtime + 100
+    os.utime(notes / "bread.md", (later, later))
+
+    again = ingest(store, embedder, notes)
+
+    assert (again.unchanged, again.updated, again.chunks) == (3, 0, 0)
+
+
+def test_edited_file_has_its_chunks_replaced(store, embedder, notes):
+    ingest(store, embedder, notes)
+    (notes / "moons.txt").write_text("Saturn has rings made of ice and rock.\n")
+
+    again = ingest(store, embedder, notes)
+
+    assert (again.updated, again.unchanged) == (1, 2)
+    assert found_in(store, "Phobos") == []
+    assert found_in(store, "Saturn") == ["moons.txt"]
+
+
+def test_deleted_file_is_pruned_when_its_folder_is_ingested_again(store, embedder, notes):
+    ingest(store, embedder, notes)
+    (notes / "manual.pdf").unlink()
+
+    again = ingest(store, embedder, notes)
+
+    assert again.removed == 1
+    assert "manual.pdf" not in indexed(store)
+    assert found_in(store, "bearing") == []
+
+
+def test_no_prune_keeps_a_deleted_file(store, embedder, notes):
+    ingest(store, embedder, notes)
+    (notes / "manual.pdf").unlink()
+
+    again = ingest(store, embedder, notes, prune=False)
+
+    assert again.removed == 0
+    assert "manual.pdf" in indexed(store)
+
+
+def test_ingesting_one_file_prunes_nothing_else(store, embedder, notes):
+    ingest(store, embedder, notes)
+    (notes / "manual.pdf").unlink()
+
+    ingest(store, embedder, notes / "bread.md")
+
+    assert "manual.pdf" in indexed(store)
+
+
+def test_newly_ignored_file_is_pruned(store, embedder, notes):
+    ingest(store, embedder, notes)
+    (notes / ".ragignore").write_text("*.pdf\n")
+
+    again = ingest(store, embedder, notes)
+
+    assert again.removed == 1
+    assert "manual.pdf" not in indexed(store)
+
+
+def test_removing_a_document_forgets_its_chunks(store, embedder, notes):
+    ingest(store, embedder, notes)
+
+    removed, unknown = remove_documents(store, [notes / "bread.md"])
+
+    assert (removed, unknown) == ([str(notes / "bread.md")], [])
+    assert found_in(store, "Sourdough") == []
+
+
+def test_removing_an_unknown_path_changes_nothing(store, embedder, notes):
+    ingest(store, embedder, notes)
+    generation = store.generation
+
+    removed, unknown = remove_documents(store, [notes / "nope.md"])
+
+    assert (removed, unknown) == ([], [notes / "nope.md"])
+    assert store.generation == generation  # the vector file stays valid
+    assert len(indexed(store)) == 3
+
+
+# -- hostile files -----------------------------------------------------------------------------
+
+
+def noise(size: int) -> bytes:
+    """Random bytes, the same every run."""
+    return random.Random(size).randbytes(size)
+
+
+def write_hostile(folder: Path, kind: str) -> tuple[Path, str]:
+    """Write one bad file of `kind`; return its path and the reason ingest should give."""
+    if kind == "corrupt pdf":
+        path, data, reason = folder / "corrupt.pdf", b"%PDF-1.4\n" + noise(2000), "unreadable PDF"
+    elif kind == "truncated pdf":
+        path, data, reason = folder / "truncated.pdf", truncated_pdf(), "unreadable PDF"
+    elif kind == "encrypted pdf":
+        path, data, reason = folder / "locked.pdf", encrypted_pdf(), "encrypted PDF: it needs a password"
+    elif kind == "empty pdf":
+        path, data, reason = folder / "empty.pdf", b"", "empty PDF (0 bytes)"
+    elif kind == "random bytes .txt":
+        path, data, reason = folder / "noise.txt", noise(3000), "binary content"
+    elif kind == "empty .txt":
+        path, data, reason = folder / "empty.txt", b"", "no text to index (empty file)"
+    else:
+        raise ValueError(kind)
+    path.write_bytes(data)
+    return path, reason
+
+
+HOSTILE = ["corrupt pdf", "truncated pdf", "encrypted pdf", "empty pdf", "random bytes .txt", "empty .txt"]
+
+
+@pytest.mark.parametrize("kind", HOSTILE)
+def test_bad_file_is_reported_and_the_rest_is_indexed(store, embedder, notes, kind):
+    bad, reason = write_hostile(notes, kind)
+
+    report = ingest(store, embedder, notes)
+
+    assert not report.ok
+    assert [(path, why.startswith(reason)) for path, why in report.failures] == [(str(bad), True)]
+    assert indexed(store) == NOTES_FILES
+
+
+@needs_file_modes
+def test_unreadable_file_is_reported_and_the_rest_is_indexed(store, embedder, notes):
+    (notes / "private.md").write_text("# Private\n\nsecret\n")
+    (notes / "private.md").chmod(0)
+
+    report = ingest(store, embedder, notes)
+
+    assert report.failures == [(str(notes / "private.md"), "permission denied")]
+    assert indexed(store) == NOTES_FILES
+
+
+class DeleteOnStart(SilentProgress):
+    """Deletes a file once discovery has listed it, before it is read."""
+
+    def __init__(self, victim: Path):
+        self.victim = victim
+
+    def start(self, files: int) -> None:
+        self.victim.unlink()
+
+
+def test_file_that_vanishes_mid_run_is_reported_and_the_rest_is_indexed(store, embedder, notes):
+    report = ingest(store, embedder, notes, progress=DeleteOnStart(notes / "bread.md"))
+
+    assert report.failures == [(str(notes / "bread.md"), "broken symlink or vanished file")]
+    assert indexed(store) == [name for name in NOTES_FILES if name != "bread.md"]
+
+
+def test_missing_path_among_others_is_reported(store, embedder, notes, tmp_path):
+    report = ingest(store, embedder, tmp_path / "gone.md", notes)
+
+    assert report.failures == [(str(tmp_path / "gone.md"), "broken symlink or vanished file")]
+    assert len(indexed(store)) == 3
+
+
+def test_symlink_loops_are_reported_and_the_rest_is_indexed(store, embedder, notes):
+    (notes / "again").symlink_to(notes, target_is_directory=True)
+    (notes / "self.md").symlink_to("self.md")
+
+    report = ingest(store, embedder, notes)
+
+    assert sorted(report.failures) == [(str(notes / "again"), "symlink loop (links back to a folder above it)"),
+                                       (str(notes / "self.md"), "symlink loop")]
+    assert indexed(store) == NOTES_FILES
+
+
+def test_previously_indexed_file_that_turns_corrupt_keeps_its_old_version(store, embedder, notes):
+    ingest(store, embedder, notes)
+    (notes / "manual.pdf").write_bytes(b"%PDF-1.4\n" + noise(500))
+
+    report = ingest(store, embedder, notes)
+
+    assert [path for path, _ in report.failures] == [str(notes / "manual.pdf")]
+    assert found_in(store, "bearing") == ["manual.pdf"]
+
+
+@needs_file_modes
+def test_folder_that_turns_unreadable_keeps_its_documents(store, embedder, notes):
+    (notes / "sub").mkdir()
+    (notes / "sub" / "deep.md").write_text("# Deep\n\nThe walrus sleeps on ice.\n")
+    ingest(store, embedder, notes)
+    (notes / "sub").chmod(0)
+    try:
+        report = ingest(store, embedder, notes)
+    finally:
+        (notes / "sub").chmod(0o755)
+
+    assert report.failures == [(str(notes / "sub"), "permission denied")]
+    assert report.removed == 0
+    assert found_in(store, "walrus") == ["deep.md"]
+
+
+class Recorder(SilentProgress):
+    def __init__(self):
+        self.total, self.done, self.failed = 0, 0, []
+
+    def start(self, files: int) -> None:
+        self.total = files
+
+    def file_done(self) -> None:
+        self.done += 1
+
+    def failure(self, path: str, reason: str) -> None:
+        self.failed.append(path)
+
+
+def test_progress_counts_failed_files_as_done(store, embedder, notes):
+    write_hostile(notes, "corrupt pdf")
+    progress = Recorder()
+
+    ingest(store, embedder, notes, progress=progress)
+
+    assert progress.done == progress.total == 4
+    assert progress.failed == [str(notes / "corrupt.pdf")]
+
+
+# -- one index, one model, one chunking, one writer --------------------------------------------
+
+
+def test_second_ingest_is_refused_while_one_holds_the_writer_lock(store, embedder, notes):
+    with store.writer_lock():
+        with pytest.raises(IndexBusy, match=f"another ingest \\(pid {os.getpid()}\\) is writing to"):
+            ingest(Store.open(store.root), embedder, notes)
+
+
+def test_index_built_with_another_model_refuses_ingest(store, embedder, notes):
+    ingest(store, embedder, notes)
+    with store.transaction(bump=False):
+        store.set_meta("embed_model", "sentence-transformers/paraphrase-MiniLM-L3-v2")
+
+    with pytest.raises(IndexMismatch) as refused:
+        ingest(store, embedder, notes)
+
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "built with sentence-transformers/paraphrase-MiniLM-L3-v2, not sentence-transformers/all-MiniLM-L6-v2" in message
+
+
+def test_changed_chunk_settings_are_refused_without_rebuild(store, embedder, notes):
+    ingest(store, embedder, notes)
+
+    with pytest.raises(IndexMismatch, match="uses --chunk-tokens 200 --overlap-tokens 30: pass those, or add --rebuild"):
+        ingest(store, embedder, notes, settings=ChunkSettings(64, 8))
+
+
+def test_rebuild_rechunks_every_document_with_new_settings(store, embedder, notes):
+    (notes / "long.txt").write_text(" ".join(f"token{i}" for i in range(200)))
+    ingest(store, embedder, notes)
+    before = store.chunk_count()
+
+    report = ingest(store, embedder, notes, settings=ChunkSettings(64, 8), rebuild=True)
+
+    texts = [row[0] for row in store.conn.execute("SELECT text FROM chunks")]
+    assert report.updated == 4
+    assert len(texts) > before
+    assert max(embedder.count_tokens(texts)) <= 64
+    assert store.get_meta("chunk_tokens") == "64"
+
+
+def test_rebuild_with_new_settings_rechunks_documents_not_named_too(store, embedder, notes):
+    (notes / "long.txt").write_text(" ".join(f"token{i}" for i in range(200)))
+    ingest(store, embedder, notes)
+
+    report = ingest(store, embedder, notes / "bread.md", settings=ChunkSettings(64, 8), rebuild=True)
+
+    texts = [row[0] for row in store.conn.execute("SELECT text FROM chunks")]
+    assert report.updated == 4
+    assert max(embedder.count_tokens(texts)) <= 64
+
+
+# -- the derived vector file -------------------------------------------------------------------
+
+
+def dense_top(store, embedder, question: str) -> list[int]:
+    index = vectors.open_vectors(store, int(store.get_meta("dim")))
+    return [chunk_id for chunk_id, _ in index.search(embedder.embed_query(question), 5)]
+
+
+def damage_missing(path: Path) -> None:
+    path.unlink()
+
+
+def damage_garbage(path: Path) -> None:
+    path.write_bytes(noise(4096))
+
+
+def damage_truncated(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("damage", [damage_missing, damage_garbage, damage_truncated],
+                         ids=["missing", "garbage", "truncated"])
+def test_damaged_vector_file_is_rebuilt_with_the_same_results(store, embedder, notes, damage):
+    ingest(store, embedder, notes)
+    expected = dense_top(store, embedder, "what does a sourdough starter need")
+    damage(store.root / vectors.FILE_NAME)
+
+    assert dense_top(store, embedder, "what does a sourdough starter need") == expected
+    assert vectors.file_generation(store.root) == store.generation
+
+
+def test_stale_vector_file_is_rebuilt_from_sqlite(store, embedder, notes, tmp_path):
+    ingest(store, embedder, notes)
+    stale = (store.root / vectors.FILE_NAME).read_bytes()
+    (notes / "moons.txt").write_text("Saturn has rings made of ice and rock.\n")
+    ingest(store, embedder, notes)
+    (store.root / vectors.FILE_NAME).write_bytes(stale)  # e.g. a crash before the file was replaced
+
+    top = dense_top(store, embedder, "Which planet has rings of ice?")
+
+    assert Path(store.chunks(top[:1])[top[0]].path).name == "moons.txt"
+    assert len(vectors.load_file(store.root, 384)) == store.chunk_count()
+
+
+def test_vector_file_matches_sqlite_after_ingest(store, embedder, notes):
+    ingest(store, embedder, notes)
+
+    saved = vectors.load_file(store.root, 384)
+    ids, stored = next(store.iter_embeddings(384))
+    assert saved.generation == store.generation
+    assert np.allclose(saved.index.reconstruct_batch(ids), stored)
+
+
+def test_readers_see_committed_work_while_the_writer_lock_is_held(store, embedder, notes):
+    ingest(store, embedder, notes)
+
+    with store.writer_lock():
+        reader = sqlite3.connect(store.root / "rag.sqlite")
+        assert reader.execute("SELECT COUNT(*) FROM documents").fetchone() == (3,)

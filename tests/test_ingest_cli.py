@@ -1,0 +1,276 @@
+"""`rag ingest`, `status`, `ls` and `rm` end to end: the installed command in a subprocess, as a
+user runs it. Each subprocess that embeds pays for loading the model, so there are few of them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ingest.chunk import ChunkSettings, chunk_sections
+from ingest.loaders import loader_for
+from ingest.pipeline import BATCH_CHUNKS, run_ingest
+from rag.store import Store
+from tests.conftest import CLEAN_KEYS, RAG, make_corpus, run_rag
+from tests.test_ingest import HOSTILE, make_notes, write_hostile
+
+INDEX = Path("indexes") / "default"
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("Error:")]
+
+
+def build_index(root: Path, embedder) -> Path:
+    """The notes corpus under root/notes, indexed in process into root/indexes/default."""
+    folder = make_notes(root / "notes")
+    store = Store.open(root / INDEX, create=True)
+    assert run_ingest([folder], store, embedder, ChunkSettings()).ok
+    store.close()
+    return folder
+
+
+# -- usage errors: refused before anything is loaded or created --------------------------------
+
+
+def test_unsupported_file_named_on_the_command_line_is_a_usage_error(tmp_path, rag_cli):
+    (tmp_path / "slides.pptx").write_bytes(b"PK\x03\x04 not a document rag reads")
+
+    result = rag_cli("ingest", "slides.pptx", cwd=tmp_path)
+
+    assert result.returncode == 2
+    [line] = error_lines(result.stderr)
+    assert "slides.pptx: unsupported file type .pptx" in line
+    assert not (tmp_path / "indexes").exists()
+
+
+def test_nonexistent_path_is_a_usage_error(tmp_path, rag_cli):
+    result = rag_cli("ingest", "no-such-folder", cwd=tmp_path)
+
+    assert result.returncode == 2
+    [line] = error_lines(result.stderr)
+    assert "no-such-folder does not exist" in line
+
+
+# -- one ingest of a folder with bad files in it -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hostile_run(tmp_path_factory):
+    """`rag ingest corpus` where the corpus also holds one file of every hostile kind."""
+    root = tmp_path_factory.mktemp("hostile")
+    folder = make_corpus(root / "corpus")
+    bad = dict(write_hostile(folder, kind) for kind in HOSTILE)
+    result = run_rag("ingest", "corpus", cwd=root)
+    return root, bad, result
+
+
+def test_ingest_with_bad_files_exits_1(hostile_run):
+    _, _, result = hostile_run
+
+    assert result.returncode == 1, result.stderr
+
+
+def test_each_bad_file_is_named_on_stderr_with_its_reason(hostile_run):
+    _, bad, result = hostile_run
+
+    for path, reason in bad.items():
+        assert any(f"corpus/{path.name}: {reason}" in line for line in result.stderr.splitlines()), (path, result.stderr)
+
+
+def test_summary_line_counts_added_and_failed_files(hostile_run):
+    _, bad, result = hostile_run
+
+    assert f"indexes/default: 5 added, 0 updated, 0 unchanged, 0 removed, {len(bad)} failed" in result.stderr
+
+
+def test_nothing_but_the_product_goes_to_stdout(hostile_run):
+    _, _, result = hostile_run
+
+    assert result.stdout == ""
+
+
+def test_good_files_are_indexed_despite_the_bad_ones(hostile_run):
+    root, _, _ = hostile_run
+
+    listing = run_rag("ls", "--json", cwd=root)
+
+    assert listing.returncode == 0, listing.stderr
+    assert sorted(Path(d["path"]).name for d in json.loads(listing.stdout)) == sorted(
+        ["astronomy.txt", "cooking.md", "errors.rst", "garden.html", "manual.pdf"]
+    )
+
+
+def test_ls_lists_each_document_with_its_chunks_and_title(hostile_run):
+    root, _, _ = hostile_run
+
+    listing = run_rag("ls", cwd=root)
+
+    assert listing.returncode == 0, listing.stderr
+    lines = listing.stdout.splitlines()
+    assert len(lines) == 5
+    assert any(line.startswith("corpus/manual.pdf\t2 pages, ") and line.endswith("\tWidget manual") for line in lines)
+
+
+def test_status_json_reports_what_the_index_holds(hostile_run):
+    root, _, _ = hostile_run
+
+    status = run_rag("status", "--json", cwd=root)
+
+    assert status.returncode == 0, status.stderr
+    info = json.loads(status.stdout)
+    assert info["documents"] == 5
+    assert info["chunks"] > 5
+    assert (info["model"], info["dim"]) == ("sentence-transformers/all-MiniLM-L6-v2", 384)
+    assert info["size_bytes"] > 0
+
+
+def test_reingest_of_unchanged_files_never_loads_the_model(tmp_path, embedder):
+    build_index(tmp_path, embedder)
+    code = (
+        "import sys\nfrom click.testing import CliRunner\nfrom rag.cli import main\n"
+        "result = CliRunner().invoke(main, ['ingest', 'notes'])\n"
+        "print(result.exit_code, [m for m in ('torch', 'sentence_transformers', 'faiss') if m in sys.modules])\n"
+        "print(result.stderr.strip())"
+    )
+
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+
+    assert out.stdout.splitlines()[0] == "0 []", out.stdout + out.stderr
+    assert "0 added, 0 updated, 3 unchanged" in out.stdout
+
+
+# -- rm ----------------------------------------------------------------------------------------
+
+
+def test_rm_removes_a_document(tmp_path, rag_cli, embedder):
+    build_index(tmp_path, embedder)
+
+    result = rag_cli("rm", "notes/bread.md", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "removed notes/bread.md"
+    listing = rag_cli("ls", "--json", cwd=tmp_path)
+    assert sorted(Path(d["path"]).name for d in json.loads(listing.stdout)) == ["manual.pdf", "moons.txt"]
+
+
+def test_rm_of_a_path_not_in_the_index_is_an_error(tmp_path, rag_cli, embedder):
+    build_index(tmp_path, embedder)
+
+    result = rag_cli("rm", "notes/never-ingested.md", cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert error_lines(result.stderr) == ["Error: not in the index: notes/never-ingested.md (see `rag ls`)"]
+
+
+# -- refusals ----------------------------------------------------------------------------------
+
+
+def test_second_ingest_is_refused_while_another_holds_the_lock(tmp_path, rag_cli, embedder):
+    build_index(tmp_path, embedder)
+    store = Store.open(tmp_path / INDEX)
+
+    with store.writer_lock():
+        result = rag_cli("ingest", "notes", cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert error_lines(result.stderr) == [
+        f"Error: another ingest (pid {os.getpid()}) is writing to indexes/default: "
+        "wait for it to finish, then run this again"
+    ]
+
+
+def test_ask_refuses_an_index_built_with_another_model(tmp_path, rag_cli, embedder):
+    build_index(tmp_path, embedder)
+    with sqlite3.connect(tmp_path / INDEX / "rag.sqlite") as db:
+        db.execute("UPDATE meta SET value = 'sentence-transformers/paraphrase-MiniLM-L3-v2' WHERE key = 'embed_model'")
+
+    result = rag_cli("ask", "--no-llm", "what does sourdough need?", cwd=tmp_path)
+
+    assert result.returncode == 1
+    [line] = error_lines(result.stderr)
+    assert "built with sentence-transformers/paraphrase-MiniLM-L3-v2" in line
+
+
+# -- kill -9 in the middle of an ingest --------------------------------------------------------
+
+TOPICS = ["harbor", "glacier", "lantern", "orchard", "compass", "falcon", "meadow", "tunnel"]
+
+
+def make_many_notes(folder: Path, files: int) -> Path:
+    """One short note per file, so each is one chunk and a batch of them embeds quickly."""
+    folder.mkdir(parents=True)
+    for n in range(files):
+        topic = TOPICS[n % len(TOPICS)]
+        (folder / f"note-{n:03d}.md").write_text(f"# {topic.title()} {n}\n\nThe {topic} keeper logged entry {n} at dawn.\n")
+    return folder
+
+
+def clean_run_counts(folder: Path, embedder) -> dict[str, int]:
+    """Chunks per document that one uninterrupted ingest stores (the same loader and chunker)."""
+    counts = {}
+    for path in sorted(folder.iterdir()):
+        title, sections, _ = loader_for(path)(path, path.read_bytes())
+        chunks = chunk_sections(title, sections, embedder.token_offsets, embedder.max_tokens, ChunkSettings())
+        counts[str(path)] = len(chunks)
+    return counts
+
+
+def committed_chunks(db: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+            return conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+    except sqlite3.Error:  # not created yet, or its tables not yet
+        return 0
+
+
+def ingest_and_kill_after_the_first_commit(root: Path, folder: Path) -> None:
+    """`rag ingest folder stall.txt`, killed with SIGKILL once its first batch is committed.
+
+    stall.txt is a named pipe that nobody writes to: reading it, last of all the files, blocks,
+    so the second batch is still in flight whenever the kill lands.
+    """
+    stall = root / "stall.txt"
+    os.mkfifo(stall)
+    env = {k: v for k, v in os.environ.items() if k not in CLEAN_KEYS}
+    proc = subprocess.Popen([str(RAG), "ingest", str(folder), str(stall)], cwd=root, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    try:
+        while committed_chunks(root / INDEX / "rag.sqlite") == 0:
+            assert proc.poll() is None, f"ingest ended before it was killed: {proc.stderr.read()}"
+            assert time.monotonic() < deadline, "no batch committed within 120 s"
+            time.sleep(0.02)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stderr.close()
+
+
+def test_kill_9_mid_ingest_leaves_an_index_that_answers_and_completes(tmp_path, rag_cli, embedder):
+    folder = make_many_notes(tmp_path / "many", BATCH_CHUNKS + 20)
+    expected = clean_run_counts(folder, embedder)
+
+    ingest_and_kill_after_the_first_commit(tmp_path, folder)
+
+    status = rag_cli("status", "--json", cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    committed = json.loads(status.stdout)["chunks"]
+    assert 0 < committed < sum(expected.values())
+    answer = rag_cli("ask", "--no-llm", "what did the harbor keeper log?", cwd=tmp_path)
+    assert answer.returncode == 0, answer.stderr
+    assert "many/note-" in answer.stdout
+
+    store = Store.open(tmp_path / INDEX)
+    report = run_ingest([folder], store, embedder, ChunkSettings())
+
+    assert report.ok, report.failures
+    assert report.chunks == sum(expected.values()) - committed  # committed work is kept, not redone
+    assert {d.path: d.chunks for d in store.documents()} == expected

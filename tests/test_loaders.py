@@ -1,0 +1,328 @@
+"""Loaders: each format becomes a title and sections with the text a reader sees."""
+
+from __future__ import annotations
+
+import io
+import logging
+import random
+from pathlib import Path
+
+import pytest
+
+from ingest.loaders import load_html, load_markdown, load_pdf, load_rst, load_text, loader_for
+from rag.errors import LoadError
+from tests.pdfs import pdf_bytes
+
+
+def headings(sections) -> list[tuple[str, ...]]:
+    return [s.heading for s in sections]
+
+
+def section_under(sections, *heading: str) -> str:
+    return next(s.text for s in sections if s.heading == heading)
+
+
+# -- plain text and encodings ------------------------------------------------------------------
+
+
+def test_plain_text_is_titled_by_its_file_name():
+    title, sections, pages = load_text(Path("notes/packing list.txt"), b"Tent, stove, two maps.\n")
+
+    assert title == "packing list"
+    assert [s.text for s in sections] == ["Tent, stove, two maps.\n"]
+    assert pages is None
+
+
+ENCODED = {
+    "utf-8 with byte order mark": ("\ufeffcafé au lait".encode("utf-8"), "café au lait"),
+    "utf-16 with byte order mark": ("naïve café, 東京".encode("utf-16"), "naïve café, 東京"),
+    "latin-1": ("Le café est crème à Noël.".encode("latin-1"), "Le café est crème à Noël."),
+    "windows smart quotes": ("\u201cquoted\u201d \u2013 done".encode("cp1252"), "\u201cquoted\u201d \u2013 done"),
+}
+
+
+@pytest.mark.parametrize("data, text", ENCODED.values(), ids=ENCODED.keys())
+def test_text_in_a_common_encoding_decodes_to_what_was_written(data, text):
+    _, sections, _ = load_text(Path("a.txt"), data)
+
+    assert sections[0].text == text
+
+
+def test_random_bytes_named_txt_are_refused_as_binary():
+    with pytest.raises(LoadError, match="binary content"):
+        load_text(Path("blob.txt"), random.Random(0).randbytes(4096))
+
+
+def test_empty_text_file_is_refused():
+    with pytest.raises(LoadError, match="empty"):
+        load_text(Path("empty.txt"), b"")
+
+
+def test_whitespace_only_text_file_is_refused():
+    with pytest.raises(LoadError, match="empty"):
+        load_text(Path("blank.txt"), b"\n  \n\t\n")
+
+
+# -- Markdown ----------------------------------------------------------------------------------
+
+GUIDE_MD = b"""# Field guide
+
+Welcome to the guide.
+
+## Birds
+
+Robins sing at dawn.
+
+### Owls
+
+Owls hunt at night.
+
+## Trees
+
+Oaks live for centuries.
+"""
+
+
+def test_markdown_atx_headings_become_the_heading_path():
+    title, sections, _ = load_markdown(Path("guide.md"), GUIDE_MD)
+
+    assert title == "Field guide"
+    assert headings(sections) == [
+        ("Field guide",),
+        ("Field guide", "Birds"),
+        ("Field guide", "Birds", "Owls"),
+        ("Field guide", "Trees"),
+    ]
+    assert "Owls hunt at night." in section_under(sections, "Field guide", "Birds", "Owls")
+
+
+def test_markdown_setext_headings_are_recognised():
+    text = b"Handbook\n========\n\nIntro.\n\nSetup\n-----\n\nRun the installer.\n"
+
+    title, sections, _ = load_markdown(Path("h.md"), text)
+
+    assert title == "Handbook"
+    assert "Run the installer." in section_under(sections, "Handbook", "Setup")
+
+
+def test_markdown_hash_lines_in_fenced_code_are_not_headings():
+    text = b"# Scripts\n\n```bash\n# install the tools\napt-get install jq\n```\n\nDone.\n"
+
+    _, sections, _ = load_markdown(Path("s.md"), text)
+
+    assert headings(sections) == [("Scripts",)]
+    assert "# install the tools" in sections[0].text
+
+
+def test_markdown_long_fence_is_not_closed_by_a_shorter_one():
+    text = b"# Docs\n\n````markdown\n```\n# Example heading inside an example\n````\n\nAfter.\n"
+
+    _, sections, _ = load_markdown(Path("d.md"), text)
+
+    assert headings(sections) == [("Docs",)]
+    assert "# Example heading inside an example" in sections[0].text
+
+
+def test_markdown_rule_after_a_code_block_does_not_make_a_heading():
+    text = b"Some intro line\n```\ncode\n```\n---\n\nMore text.\n"
+
+    _, sections, _ = load_markdown(Path("r.md"), text)
+
+    assert headings(sections) == [()]
+
+
+def test_markdown_front_matter_gives_the_title_and_is_not_indexed():
+    text = b'---\ntitle: "Release notes"\nauthor: someone\n---\n# Version 2\n\nFaster startup.\n'
+
+    title, sections, _ = load_markdown(Path("notes.md"), text)
+
+    assert title == "Release notes"
+    assert all("author:" not in s.text for s in sections)
+
+
+# -- reStructuredText --------------------------------------------------------------------------
+
+MANUAL_RST = b"""==============
+ User Manual
+==============
+
+Read this first.
+
+Installing
+==========
+
+Unpack it.
+
+From source
+-----------
+
+Run make.
+
+Upgrading
+=========
+
+Back up first.
+"""
+
+
+def test_rst_overlined_title_is_the_document_title():
+    title, sections, _ = load_rst(Path("manual.rst"), MANUAL_RST)
+
+    assert title == "User Manual"
+    assert "Read this first." in section_under(sections, "User Manual")
+
+
+def test_rst_section_levels_follow_the_order_their_adornments_first_appear():
+    _, sections, _ = load_rst(Path("manual.rst"), MANUAL_RST)
+
+    assert headings(sections) == [
+        ("User Manual",),
+        ("User Manual", "Installing"),
+        ("User Manual", "Installing", "From source"),
+        ("User Manual", "Upgrading"),
+    ]
+
+
+def test_rst_subsection_right_under_a_title_keeps_its_level():
+    text = b"Guide\n=====\nBasics\n------\nfirst\n\nAdvanced\n--------\nsecond\n"
+
+    _, sections, _ = load_rst(Path("g.rst"), text)
+
+    assert section_under(sections, "Guide", "Advanced").strip() == "second"
+
+
+def test_sphinx_rst_txt_sources_are_read_as_rst():
+    path = Path("_sources/manual.rst.txt")
+
+    title, sections, _ = loader_for(path)(path, MANUAL_RST)
+
+    assert title == "User Manual"
+    assert ("User Manual", "Installing", "From source") in headings(sections)
+
+
+def test_only_rst_txt_names_are_read_as_rst():
+    assert loader_for(Path("INDEX.RST.TXT")) is load_rst
+    assert loader_for(Path("first.rst-notes.txt")) is load_text
+
+
+# -- HTML --------------------------------------------------------------------------------------
+
+PAGE_HTML = b"""<!DOCTYPE html>
+<html><head><title>Garden &amp; Yard</title>
+<style>.leaf { color: green }</style>
+<script>var tracking = "SECRET_SCRIPT_TEXT";</script></head>
+<body>
+<nav>Home</nav>
+<h1>Planting</h1><p>Dig a hole <b>twice</b> as wide as the root ball.</p>
+<script>document.write("INLINE_SCRIPT_TEXT")</script>
+<h2>Watering</h2><p>Water deeply once a week.</p>
+<noscript>NOSCRIPT_TEXT</noscript>
+</body></html>
+"""
+
+
+def test_html_keeps_only_visible_text():
+    _, sections, _ = load_html(Path("page.html"), PAGE_HTML)
+    text = " ".join(s.text for s in sections)
+
+    assert "Dig a hole twice as wide as the root ball." in text
+    for hidden in ("SECRET_SCRIPT_TEXT", "INLINE_SCRIPT_TEXT", "NOSCRIPT_TEXT", "color: green"):
+        assert hidden not in text
+
+
+def test_html_title_comes_from_the_title_element():
+    title, _, _ = load_html(Path("page.html"), PAGE_HTML)
+
+    assert title == "Garden & Yard"
+
+
+def test_html_headings_become_the_heading_path():
+    _, sections, _ = load_html(Path("page.html"), PAGE_HTML)
+
+    assert "Water deeply once a week." in section_under(sections, "Planting", "Watering")
+
+
+def test_html_page_that_omits_the_closing_head_tag_keeps_its_body():
+    page = b"<!doctype html><html><head><meta charset=utf-8><title>Notes</title><body><p>Body text.</p>"
+
+    title, sections, _ = load_html(Path("notes.html"), page)
+
+    assert title == "Notes"
+    assert "Body text." in sections[0].text
+
+
+def test_html_title_is_not_repeated_as_body_text():
+    _, sections, _ = load_html(Path("t.html"), b"<title>Only a title</title><p>The body.</p>")
+
+    assert "Only a title" not in " ".join(s.text for s in sections)
+
+
+# -- PDF ---------------------------------------------------------------------------------------
+
+TWO_PAGES = [["Chapter one", "The engine needs oil."], ["Chapter two", "Check the tyres monthly."]]
+
+
+def test_pdf_text_is_read_page_by_page():
+    title, sections, pages = load_pdf(Path("car.pdf"), pdf_bytes(TWO_PAGES, title="Car care"))
+
+    assert (title, pages) == ("Car care", 2)
+    assert [s.page for s in sections] == [1, 2]
+    assert "The engine needs oil." in sections[0].text
+    assert "Check the tyres monthly." in sections[1].text
+
+
+def test_pdf_blank_page_still_counts_for_page_numbers():
+    _, sections, pages = load_pdf(Path("p.pdf"), pdf_bytes([["First page"], [], ["Third page"]]))
+
+    assert pages == 3
+    assert [(s.page, s.text.strip()) for s in sections] == [(1, "First page"), (3, "Third page")]
+
+
+def encrypted_pdf() -> bytes:
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_bytes(TWO_PAGES))))
+    writer.encrypt(user_password="secret", owner_password="owner", algorithm="RC4-128")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def truncated_pdf() -> bytes:
+    whole = pdf_bytes(TWO_PAGES)
+    return whole[: len(whole) // 2]
+
+
+def tangled_pdf() -> bytes:
+    """A PDF damaged so that pypdf meets a self-referencing object (it raises LimitReachedError)."""
+    whole = pdf_bytes([["Page one line", "more"], ["Two"]], title="Tit")
+    damaged = whole.replace(b"<< /Type /Catalog", b"<< /T\x84pe /Catalog", 1)
+    return damaged.replace(b"6 0 obj\n<<", b"6 0 obj\nZ<", 1)
+
+
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (b"", "empty PDF"),
+        (b"%PDF-1.7\nthis is not really a pdf at all\n", "unreadable PDF"),
+        (truncated_pdf(), "unreadable PDF"),
+        (tangled_pdf(), "unreadable PDF"),
+        (encrypted_pdf(), "encrypted PDF: it needs a password"),
+        (pdf_bytes([[], []]), "no extractable text"),
+    ],
+    ids=["empty", "not a pdf", "truncated", "damaged object tree", "encrypted", "no text"],
+)
+def test_broken_pdf_is_refused_with_a_reason(data, reason):
+    with pytest.raises(LoadError, match=reason):
+        load_pdf(Path("broken.pdf"), data)
+
+
+def test_pdf_repair_messages_are_not_printed(caplog):
+    # With no logging configured (the CLI), Python prints any WARNING or worse to stderr.
+    damaged = pdf_bytes(TWO_PAGES).replace(b"/WinAnsiEncoding", b"/WinAnsiEncodinX")
+
+    with caplog.at_level(logging.DEBUG):
+        _, sections, _ = load_pdf(Path("odd-font.pdf"), damaged)
+
+    assert "The engine needs oil." in sections[0].text
+    assert [r.getMessage()[:80] for r in caplog.records if r.name.startswith("pypdf")] == []
