@@ -258,6 +258,11 @@ def load_html(path: Path, data: bytes) -> Loaded:
 # -- PDF --------------------------------------------------------------------------------------
 
 
+# Tables of contents and indexes pad entries with dot leaders (". . . . . 80"); dozens of
+# dot tokens per line crowd real words out of a chunk and out of its embedding.
+DOT_LEADER = re.compile(r"[ \t]*(?:\.[ \t]*){4,}")
+
+
 def load_pdf(path: Path, data: bytes) -> Loaded:
     import logging
 
@@ -293,7 +298,7 @@ def load_pdf(path: Path, data: bytes) -> Loaded:
     failed = 0
     for number in range(count):
         try:
-            text = pages[number].extract_text() or ""
+            text = DOT_LEADER.sub(" ... ", pages[number].extract_text() or "")
         except Exception:  # a broken page must not cost the rest of the document
             failed += 1
             continue

@@ -326,3 +326,15 @@ def test_pdf_repair_messages_are_not_printed(caplog):
 
     assert "The engine needs oil." in sections[0].text
     assert [r.getMessage()[:80] for r in caplog.records if r.name.startswith("pypdf")] == []
+
+
+def test_pdf_dot_leaders_are_collapsed(tmp_path):
+    from ingest.loaders import load_pdf
+    from tests.pdfs import pdf_bytes
+
+    data = pdf_bytes([["Contents", "Installing the widget . . . . . . . . . . . . . 12", "Wiring........................ 14"]])
+    _, sections, _ = load_pdf(tmp_path / "toc.pdf", data)
+    text = sections[0].text
+    assert "Installing the widget ... 12" in text
+    assert "Wiring ... 14" in text
+    assert ". . . ." not in text
