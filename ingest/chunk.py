@@ -123,6 +123,37 @@ def split_section(
     return spans
 
 
+def merge_small_sections(sections: list[Section], chunk_tokens: int) -> list[Section]:
+    """Fold a section too small to stand alone into the next one on the same page.
+
+    A man page's one-line NAME section or a two-line intro makes a chunk with almost nothing for
+    the model to match; joined to its neighbour (whose heading stays in the text) it lends that
+    chunk its key words. Measured in characters (about four per token) to avoid a second
+    tokenizer pass; merging stops once the result would exceed about one chunk. The merged
+    section keeps the headings both share, and its char span starts at the first one.
+    """
+    small, large = chunk_tokens, chunk_tokens * 4
+    merged: list[Section] = []
+    for section in sections:
+        last = merged[-1] if merged else None
+        if (
+            last is not None
+            and len(last.text.strip()) < small
+            and last.page == section.page
+            and len(last.text) + len(section.text) <= large
+        ):
+            n = 0
+            while n < min(len(last.heading), len(section.heading)) and last.heading[n] == section.heading[n]:
+                n += 1
+            shared, own = last.heading[:n], section.heading[n:]
+            glue = "\n\n" + "\n\n".join(own) + "\n\n" if own else "\n\n"
+            merged[-1] = Section(text=last.text.rstrip() + glue + section.text.lstrip(), heading=shared,
+                                 page=section.page, start=last.start)
+        else:
+            merged.append(section)
+    return merged
+
+
 def chunk_sections(
     title: str,
     sections: Iterable[Section],
@@ -130,7 +161,7 @@ def chunk_sections(
     max_tokens: int,
     settings: ChunkSettings,
 ) -> list[Chunk]:
-    sections = [s for s in sections if s.text.strip()]
+    sections = merge_small_sections([s for s in sections if s.text.strip()], settings.chunk_tokens)
     prefixes = [embed_prefix(title, s.heading) for s in sections]
     all_offsets = token_offsets([s.text for s in sections] + prefixes)
     section_offsets, prefix_offsets = all_offsets[: len(sections)], all_offsets[len(sections) :]

@@ -44,11 +44,14 @@ CORPUS = {
 ## Bread
 
 Sourdough bread needs a starter that is fed with flour and water every day. Bake the loaf at
-250 degrees Celsius for forty minutes, with steam for the first twenty.
+250 degrees Celsius for forty minutes, with steam for the first twenty. Let the loaf cool on a
+rack for an hour before slicing it, or the crumb turns gummy.
 
 ## Soup
 
 A good vegetable stock simmers onions, carrots and celery for an hour before it is strained.
+Season it only at the end, because the liquid reduces and concentrates the salt. Freeze what
+is left in small portions.
 """,
     "astronomy.txt": """The planet Mars has two small moons, Phobos and Deimos.
 
@@ -63,16 +66,24 @@ Overview
 --------
 
 The service returns error code ZX-4411 when the upload quota is exhausted for the day.
+The quota resets at midnight in the account's home time zone, and the response says when.
+Paid accounts can raise the quota from the billing page.
 
 Retry policy
 ------------
 
 Clients should retry with exponential backoff, starting at one second and doubling each time.
+Give up after five attempts and show the person using the client what went wrong. Never
+retry a request that was rejected as malformed.
 """,
     "garden.html": """<html><head><title>Garden guide</title><style>body { color: red }</style>
 <script>var secret = "javascript should never be indexed";</script></head>
-<body><h1>Garden guide</h1><h2>Tomatoes</h2><p>Tomatoes need six hours of sun and deep watering twice a week.</p>
-<h2>Roses</h2><p>Prune roses in late winter, just above an outward-facing bud.</p></body></html>
+<body><h1>Garden guide</h1><h2>Tomatoes</h2><p>Tomatoes need six hours of sun and deep watering twice a week. Stake them early, before the
+stems get heavy with fruit, and pinch out the side shoots. Mulch keeps the soil evenly moist in a
+dry summer.</p>
+<h2>Roses</h2><p>Prune roses in late winter, just above an outward-facing bud. Cut away dead and crossing
+canes first, then shorten the rest by about a third. Feed them with compost once the new leaves
+open in spring.</p></body></html>
 """,
 }
 

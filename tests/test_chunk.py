@@ -181,3 +181,26 @@ def test_blank_sections_make_no_chunks(embedder):
     chunks = chunk_sections("T", sections, embedder.token_offsets, embedder.max_tokens, ChunkSettings())
 
     assert [c.text for c in chunks] == ["Real words here."]
+
+
+def test_a_one_line_section_is_folded_into_the_next_with_its_heading_kept_in_the_text():
+    from ingest.chunk import merge_small_sections
+
+    sections = [
+        Section("git-worktree - Manage multiple working trees", ("git-worktree(1)", "NAME"), None, 0),
+        Section("git worktree add <path> [<commit-ish>]\n" * 5, ("git-worktree(1)", "SYNOPSIS"), None, 60),
+        Section("A repository can support many working trees. " * 30, ("git-worktree(1)", "DESCRIPTION"), None, 300),
+    ]
+    merged = merge_small_sections(sections, chunk_tokens=200)
+
+    assert len(merged) == 2
+    assert merged[0].heading == ("git-worktree(1)",)
+    assert merged[0].text.startswith("git-worktree - Manage multiple working trees\n\nSYNOPSIS\n\ngit worktree add")
+    assert merged[1] == sections[2]
+
+
+def test_small_sections_on_different_pdf_pages_are_not_merged():
+    from ingest.chunk import merge_small_sections
+
+    sections = [Section("Short page one.", (), 1, 0), Section("Short page two.", (), 2, 16)]
+    assert merge_small_sections(sections, chunk_tokens=200) == sections
