@@ -6,8 +6,11 @@
     or a vector file that still has to be built).
 (b) Warm: inside one process, rag.config.load_settings and rag.retrieve.Retriever.open once, then
     Retriever.search over --searches questions (default 50, cycling through the question list)
-    for each mode, hybrid / dense / keyword: p50, p95 and mean. "embed_query" times the question
+    for each mode, hybrid / dense / keyword: p50 and p95. "embed_query" times the question
     embedding alone, which every mode pays (keyword mode too: the cut-off reads cosine similarity).
+    Each step is timed under each of --threads (default: the libraries' own choice, then 1 thread
+    for both torch and FAISS): on a busy machine, intra-op threads for a single query stall on
+    the scheduler, and one thread can be many times faster.
 
 The index: --index-dir/--index name an existing one; by default the demo corpus (docs/) is
 ingested into a temporary folder first with `rag ingest` (the ingest time is printed too).
@@ -19,7 +22,7 @@ Run by hand, never from the tests (about a minute against the demo corpus):
     HF_HUB_OFFLINE=1 .venv/bin/python bench/latency.py
     .venv/bin/python bench/latency.py --index-dir /tmp/idx --index git \\
         --questions /work/shared/eval/git_dev.jsonl --question "How do I undo the last commit?"
-    .venv/bin/python bench/latency.py --faiss-threads 1 --torch-threads 1   # compare thread settings
+    .venv/bin/python bench/latency.py --threads default,1,2
 """
 
 from __future__ import annotations
@@ -147,19 +150,22 @@ def cold(rag: str, index_dir: Path, index: str, question: str, runs: int, cwd: P
     return rows
 
 
+def timed(call, questions: list[str]) -> list[float]:
+    call(questions[0])  # warm-up: the first call of a kind pays one-off set-up
+    times = []
+    for question in questions:
+        started = time.perf_counter()
+        call(question)
+        times.append(time.perf_counter() - started)
+    return times
+
+
 def warm(index_dir: Path, index: str, questions: list[str], searches: int, top_k: int | None,
-         faiss_threads: int | None, torch_threads: int | None) -> tuple[list[tuple[str, ...]], str]:
+         thread_counts: list[int | None]) -> tuple[tuple[str, ...], list[tuple[str, ...]], str]:
+    """One retriever, timed under each thread count (None = what torch and FAISS choose)."""
     from rag.config import load_settings
     from rag.retrieve import Retriever
 
-    if faiss_threads is not None:
-        import faiss
-
-        faiss.omp_set_num_threads(faiss_threads)
-    if torch_threads is not None:
-        import torch
-
-        torch.set_num_threads(torch_threads)
     flags = {"index_dir": index_dir, "index": index}
     if top_k is not None:
         flags["top_k"] = top_k
@@ -168,49 +174,65 @@ def warm(index_dir: Path, index: str, questions: list[str], searches: int, top_k
     retriever = Retriever.open(settings)
     opened = time.perf_counter() - started
     asked = [questions[i % len(questions)] for i in range(searches)]
-
     started = time.perf_counter()
-    retriever.embedder.embed_query(asked[0])  # the first call may load the model and set up kernels
+    retriever.embedder.embed_query(asked[0])  # loads the model (the embedder loads it on first use)
     first = time.perf_counter() - started
-    embed = []
-    for question in asked:
-        t0 = time.perf_counter()
-        retriever.embedder.embed_query(question)
-        embed.append(time.perf_counter() - t0)
-    rows = [("embed_query alone", *(f"{v:.1f}" for v in ms_stats(embed)))]
-    for mode in MODES:
-        retriever.search(asked[0], settings.top_k, mode, settings.min_score)
-        times = []
-        for question in asked:
-            t0 = time.perf_counter()
-            retriever.search(question, settings.top_k, mode, settings.min_score)
-            times.append(time.perf_counter() - t0)
-        rows.append((f"search {mode}", *(f"{v:.1f}" for v in ms_stats(times))))
-        print(f"  {mode}: p50 {ms_stats(times)[0]:.1f} ms", file=sys.stderr, flush=True)
 
     import faiss
+    import torch
+
+    defaults = (torch.get_num_threads(), faiss.omp_get_max_threads())
+    steps = [("embed_query alone", retriever.embedder.embed_query)] + [
+        (f"search {mode}", lambda q, mode=mode: retriever.search(q, settings.top_k, mode, settings.min_score))
+        for mode in MODES
+    ]
+    header, cells = ["step"], {name: [name] for name, _ in steps}
+    for count in thread_counts:
+        torch_threads, faiss_threads = defaults if count is None else (count, count)
+        torch.set_num_threads(torch_threads)
+        faiss.omp_set_num_threads(faiss_threads)
+        label = f"{torch_threads}/{faiss_threads} thr"
+        header += [f"p50 ms {label}", f"p95 ms {label}"]
+        for name, call in steps:
+            p50, p95, _ = ms_stats(timed(call, asked))
+            cells[name] += [f"{p50:.1f}", f"{p95:.1f}"]
+            print(f"  {name} ({label}): p50 {p50:.1f} ms", file=sys.stderr, flush=True)
+    torch.set_num_threads(defaults[0])
+    faiss.omp_set_num_threads(defaults[1])
 
     title = (
-        f"warm retrieval: load_settings + Retriever.open once in {opened:.2f} s, first embed_query {first:.2f} s; "
-        f"then {searches} searches per mode "
-        f"({len(set(asked))} distinct questions), top-k {settings.top_k}, {retriever.store.chunk_count():,} chunks, "
-        f"faiss {type(faiss.downcast_index(retriever.vectors.index.index)).__name__}, "
-        f"{faiss.omp_get_max_threads()} FAISS threads, {sys.modules['torch'].get_num_threads()} torch threads"
+        f"warm retrieval: load_settings + Retriever.open in {opened:.2f} s, first embed_query (loads the model) "
+        f"{first:.2f} s; then {searches} calls per step ({len(set(asked))} distinct questions), top-k {settings.top_k}, "
+        f"{retriever.store.chunk_count():,} chunks, faiss {type(faiss.downcast_index(retriever.vectors.index.index)).__name__}; "
+        f"N/M thr = torch/FAISS threads"
     )
-    return rows, title
+    return tuple(header), list(cells.values()), title
+
+
+def parse_threads(text: str) -> list[int | None]:
+    counts = []
+    for part in text.split(","):
+        part = part.strip()
+        if part == "default":
+            counts.append(None)
+        elif part.isdigit() and int(part) > 0:
+            counts.append(int(part))
+        else:
+            raise argparse.ArgumentTypeError(f"{part!r}: expected 'default' or a positive whole number")
+    return counts
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index-dir", type=Path, help="an existing index folder [default: ingest docs/ into a temp dir]")
-    parser.add_argument("--index", default=None, help="index name under --index-dir [default]")
+    parser.add_argument("--index", default=None, help="index name under --index-dir [default; 'docs' for the temporary index]")
     parser.add_argument("--question", default=DEFAULT_QUESTION, help="what the cold `rag ask` asks")
     parser.add_argument("--questions", type=Path, help="JSONL with a \"question\" per line for the warm part")
     parser.add_argument("--searches", type=int, default=50, help="timed searches per mode [50]")
     parser.add_argument("--runs", type=int, default=5, help="runs per cold command [5]")
     parser.add_argument("-k", "--top-k", type=int, help="passages per search [rag's default]")
-    parser.add_argument("--faiss-threads", type=int, help="OpenMP threads for FAISS in the warm part [faiss default]")
-    parser.add_argument("--torch-threads", type=int, help="torch threads for the query embedding [torch default]")
+    parser.add_argument("--threads", type=parse_threads, default=[None, 1],
+                        help="torch and FAISS thread counts to time the warm part under [default,1]")
     parser.add_argument("--rag", help="the rag executable [the one next to this Python]")
     args = parser.parse_args(argv)
     if args.searches < 1 or args.runs < 1:
@@ -237,8 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         cwd = Path.cwd()
         os.chdir(scratch)
         try:
-            warm_rows, warm_title = warm(index_dir, index, questions, args.searches, args.top_k, args.faiss_threads,
-                                         args.torch_threads)
+            warm_header, warm_rows, warm_title = warm(index_dir, index, questions, args.searches, args.top_k,
+                                                      args.threads)
         finally:
             os.chdir(cwd)
 
@@ -249,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(("command", "median s", "min s", "max s", "first s"), cold_rows))
     print()
     print(warm_title)
-    print(table(("step", "p50 ms", "p95 ms", "mean ms"), warm_rows))
+    print(table(warm_header, warm_rows))
     print()
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores (other processes inflate the timings)")
     return 0
