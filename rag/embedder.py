@@ -51,16 +51,21 @@ class Embedder:
     """Loads the model on first use, so commands that turn out to need no embedding (an
     unchanged re-ingest) never pay for importing torch."""
 
-    def __init__(self, name: str, batch_size: int = 64):
+    def __init__(self, name: str, batch_size: int = 64, threads: int | None = None):
         self.name = name
         self.id = model_id(name)
         self.batch_size = batch_size
+        self.threads = threads  # None = torch's default (all cores)
         self._loaded = None
 
     @property
     def _model(self):
         if self._loaded is None:
             self._loaded = self._load(self.name)
+            if self.threads:
+                import torch
+
+                torch.set_num_threads(self.threads)
         return self._loaded
 
     @property

@@ -107,7 +107,14 @@ class Retriever:
                 f"the index at {store.root} was built with {stored_model}, not {model_id(settings.embed_model)}: "
                 f"set --embed-model/RAG_EMBED_MODEL to {stored_model}, or ingest into another --index"
             )
-        embedder = embedder or Embedder(settings.embed_model)
+        if embedder is None:
+            # One question at a time: a second thread buys little on an idle machine and costs
+            # scheduler waits on a busy one (bench/latency.py: 13 ms vs 49 ms p50 per query under
+            # load), so query-time work runs on one thread; ingest keeps all cores.
+            import faiss
+
+            faiss.omp_set_num_threads(1)
+            embedder = Embedder(settings.embed_model, threads=1)
         dim = int(store.get_meta("dim") or embedder.dim)
         return cls(store, embedder, vector_index.open_vectors(store, dim), dim)
 

@@ -261,6 +261,13 @@ class Store:
             yield ids, vectors
             last = int(ids[-1])
 
+    def sample_embeddings(self, dim: int, count: int) -> np.ndarray:
+        """Up to `count` embeddings chosen at random (training data for an IVF index)."""
+        rows = self.conn.execute(
+            "SELECT embedding FROM chunks WHERE id IN (SELECT id FROM chunks ORDER BY RANDOM() LIMIT ?)", (count,)
+        ).fetchall()
+        return np.frombuffer(b"".join(r[0] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+
     def chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         if not ids:
             return {}

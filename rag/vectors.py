@@ -6,8 +6,12 @@ small header that stamps the store generation it was built from; it is written t
 file and moved into place with os.replace, so readers see either the old or the new file, never
 half of one. A missing, stale or unreadable file is rebuilt from SQLite without re-embedding.
 
-Exact (flat) search up to FLAT_LIMIT vectors; above that an HNSW graph (see bench/scale.py for
-the measurements behind the threshold).
+Exact (flat) search up to FLAT_LIMIT vectors; above that an inverted file (IVF, nlist = 4 sqrt(n),
+trained on a sample from SQLite). bench/scale.py on these 2-core machines, one query at a time on
+one thread: flat costs about 6-8 ms per 100k vectors (59 ms at 1M), so it stays exact up to 500k;
+at 1M, IVF with nprobe 128 kept recall@10 >= 0.96 on every data shape tried at under 3 ms and
+built in about 110 s, where HNSW (M=32) took 344-508 s to build and reached only 0.84 recall@10
+at efSearch 128 on clustered data.
 """
 
 from __future__ import annotations
@@ -24,9 +28,9 @@ from rag.store import Store
 FILE_NAME = "vectors.faiss"
 MAGIC = b"RAGVEC1\n"
 HEADER = struct.Struct("<8sqq")  # magic, generation, dimension
-FLAT_LIMIT = 200_000
-HNSW_M = 32
-HNSW_EF_SEARCH = 128
+FLAT_LIMIT = 500_000
+IVF_PROBES = 128
+TRAIN_PER_LIST = 40  # k-means training points per inverted list
 
 
 class VectorIndex:
@@ -44,14 +48,19 @@ class VectorIndex:
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
 
 
-def new_index(dim: int, expected: int):
+def new_index(dim: int, expected: int, store: Store | None = None):
+    """Flat for up to FLAT_LIMIT vectors; a trained IVF index above (needs the store to sample)."""
+    import math
+
     import faiss
 
-    if expected <= FLAT_LIMIT:
-        inner = faiss.IndexFlatIP(dim)
-    else:
-        inner = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        inner.hnsw.efSearch = HNSW_EF_SEARCH
+    if expected <= FLAT_LIMIT or store is None:
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    lists = max(1, int(4 * math.sqrt(expected)))
+    quantizer = faiss.IndexFlatIP(dim)
+    inner = faiss.IndexIVFFlat(quantizer, dim, lists, faiss.METRIC_INNER_PRODUCT)
+    inner.train(store.sample_embeddings(dim, lists * TRAIN_PER_LIST))
+    inner.nprobe = min(IVF_PROBES, lists)
     return faiss.IndexIDMap2(inner)
 
 
@@ -59,7 +68,7 @@ def build(store: Store, dim: int) -> VectorIndex:
     """Build from SQLite in bounded batches, at the generation the store is at now."""
     with store.snapshot():
         generation = store.generation
-        index = new_index(dim, store.chunk_count())
+        index = new_index(dim, store.chunk_count(), store)
         for ids, vectors in store.iter_embeddings(dim):
             index.add_with_ids(vectors, ids)
     return VectorIndex(index, generation)

@@ -457,3 +457,29 @@ def test_readers_see_committed_work_while_the_writer_lock_is_held(store, embedde
     with store.writer_lock():
         reader = sqlite3.connect(store.root / "rag.sqlite")
         assert reader.execute("SELECT COUNT(*) FROM documents").fetchone() == (3,)
+
+
+def test_a_store_past_the_flat_limit_is_searched_through_a_trained_ivf_index(store, monkeypatch):
+    import faiss
+    import numpy as np
+
+    from rag import vectors
+    from rag.types import Chunk, Document
+
+    rng = np.random.default_rng(7)
+    embeddings = rng.normal(size=(300, 8)).astype(np.float32)
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    chunks = [Chunk(i, f"chunk {i}", (), None, 0, 1, f"chunk {i}") for i in range(300)]
+    doc = Document(path=Path("/synthetic.txt"), title="t", sections=[], content_hash="h", mtime=0, size=1)
+    with store.transaction():
+        store.put_document(doc, chunks, embeddings)
+    monkeypatch.setattr(vectors, "FLAT_LIMIT", 100)
+
+    index = vectors.build(store, 8)
+
+    assert isinstance(faiss.downcast_index(index.index.index), faiss.IndexIVFFlat)
+    ids = [cid for cid, _ in store.conn.execute("SELECT id, ordinal FROM chunks ORDER BY ordinal")]
+    assert index.search(embeddings[42], 1)[0][0] == ids[42]
+    # the trained index survives the round trip through vectors.faiss
+    vectors.save(index, store.root, 8)
+    assert vectors.load_file(store.root, 8).search(embeddings[7], 1)[0][0] == ids[7]
