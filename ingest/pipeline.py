@@ -171,9 +171,7 @@ def run_ingest(
         if prune and found.roots:
             _prune(store, found, known, report)
 
-        dim = store.get_meta("dim")
-        if dim and vectors.file_generation(store.root) != store.generation:
-            vectors.save(vectors.build(store, int(dim)), store.root, int(dim))
+        vectors.refresh_file(store)
         with store.transaction(bump=False):
             store.set_meta("last_ingest", str(time.time()))
     progress.finish()

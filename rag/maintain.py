@@ -29,7 +29,5 @@ def remove_documents(store: Store, paths: list[Path]) -> tuple[list[str], list[P
         if doomed:  # nothing to remove: leave the generation (and so the vector file) alone
             with store.transaction():
                 removed = [path for path in doomed if store.delete_document(path)]
-        dim = int(store.get_meta("dim") or 0)
-        if removed and dim:
-            vectors.save(vectors.build(store, dim), store.root, dim)
+        vectors.refresh_file(store)
     return removed, unknown

@@ -116,6 +116,13 @@ def load_file(root: Path, dim: int) -> VectorIndex | None:
     return VectorIndex(index, generation)
 
 
+def refresh_file(store: Store) -> None:
+    """After a writer's change: rebuild and save the vector file if it no longer matches the store."""
+    dim = store.get_meta("dim")
+    if dim and file_generation(store.root) != store.generation:
+        save(build(store, int(dim)), store.root, int(dim))
+
+
 def open_vectors(store: Store, dim: int) -> VectorIndex:
     """The vector index for the store's current generation, rebuilding it when stale."""
     vectors = load_file(store.root, dim)
