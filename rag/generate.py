@@ -128,8 +128,10 @@ class LLM:
                 ) from None
             raise LLMError(f"the LLM server at {self.where} refused the request (400): {redact(text, key)}") from None
         except openai.APITimeoutError:
+            # the client retries timeouts too: say how long the user really waited
+            tries = f" ({self.max_retries + 1} tries)" if self.max_retries else ""
             raise LLMError(
-                f"the LLM server at {self.where} did not answer within {self.settings.timeout:g} s: "
+                f"the LLM server at {self.where} did not answer within {self.settings.timeout:g} s{tries}: "
                 f"try again, or raise RAG_TIMEOUT"
             ) from None
         except openai.APIConnectionError:

@@ -250,6 +250,18 @@ def test_a_server_that_does_not_answer_in_time_is_one_line(llm):
     )
 
 
+def test_a_timeout_says_how_many_tries_the_user_waited_for(llm):
+    llm.stall = 2.0
+
+    with pytest.raises(LLMError) as error:
+        list(LLM(settings_for(llm, timeout=0.2), max_retries=1).stream(build_messages("How long?", bread_and_fan())))
+
+    assert str(error.value) == (
+        f"the LLM server at {llm.url} did not answer within 0.2 s (2 tries): try again, or raise RAG_TIMEOUT"
+    )
+    assert len(llm.requests) == 2
+
+
 def test_a_stream_that_stalls_half_way_keeps_what_arrived_and_then_fails(llm):
     llm.reply, llm.delay = "Forty minutes [1].", 2.0
     pieces: list[str] = []
