@@ -9,7 +9,7 @@ import pytest
 
 from rag.config import DEFAULT_MIN_SCORE, Settings
 from rag.errors import IndexMismatch, IndexMissing
-from rag.retrieve import Retriever, rrf
+from rag.retrieve import Retriever, fuse
 
 PARAPHRASE = "what's the biggest world orbiting the sun"  # astronomy.txt: "Jupiter is the largest planet"
 OFF_TOPIC = "What is the capital of Mongolia's cricket team coach?"
@@ -167,12 +167,53 @@ def test_top_k_limits_the_number_of_hits(retriever):
     assert len(retriever.search("bread", top_k=2, mode="dense", min_score=None).hits) == 2
 
 
-def test_hybrid_scores_are_reciprocal_rank_fusion():
-    fused = rrf([[10, 20, 30], [20, 40]], k=60)
+def test_hybrid_scores_are_the_mean_of_both_legs_in_standard_deviations():
+    dense = [(1, 0.9), (2, 0.7), (3, 0.5)]  # mean 0.7, spread sqrt(0.08 / 3)
+    keyword = [(2, 12.0), (4, 6.0)]  # mean 9, spread 3
+    cosine = {1: 0.9, 2: 0.7, 3: 0.5, 4: 0.6}
 
-    assert fused[20] == pytest.approx(1 / 62 + 1 / 61)
-    assert fused[10] == pytest.approx(1 / 61)
-    assert sorted(fused, key=lambda cid: -fused[cid])[0] == 20  # found by both legs beats first in one
+    fused = fuse(dense, keyword, cosine)
+
+    spread = (0.08 / 3) ** 0.5
+    assert fused[2] == pytest.approx((0.0 + 1.0) / 2)
+    assert fused[1] == pytest.approx((0.2 / spread - 1.0) / 2)  # not in the keyword list: its lowest score
+    assert fused[4] == pytest.approx((-0.1 / spread - 1.0) / 2)  # keyword only: its own cosine counts
+    assert sorted(fused, key=lambda cid: -fused[cid]) == [2, 1, 4, 3]
+
+
+def test_a_keyword_hit_that_stands_out_outweighs_a_flat_dense_list():
+    dense = [(cid, 0.52 - cid / 1000) for cid in range(1, 31)]  # thirty chunks, all about as close
+    keyword = [(30, 30.0)] + [(cid, 5.0 - cid / 100) for cid in range(1, 30)]  # one stands far out
+
+    fused = fuse(dense, keyword, dict(dense))
+
+    assert max(fused, key=fused.get) == 30
+    assert dict(dense)[30] == min(score for _, score in dense)  # although dense ranked it last
+
+
+def test_a_lone_keyword_match_stands_out_against_the_chunks_that_did_not_match():
+    dense = [(1, 0.62), (2, 0.60), (3, 0.58), (4, 0.50)]
+    keyword = [(4, 7.5)]  # every chunk that matched: the others score 0
+
+    complete = fuse(dense, keyword, dict(dense), keyword_complete=True)
+    cut = fuse(dense, keyword, dict(dense), keyword_complete=False)
+
+    assert max(complete, key=complete.get) == 4
+    assert max(cut, key=cut.get) == 1  # a cut list says nothing about the chunks below it
+
+
+def test_without_keyword_hits_hybrid_keeps_the_dense_order():
+    dense = [(5, 0.8), (6, 0.6), (7, 0.55)]
+
+    fused = fuse(dense, [], dict(dense))
+
+    assert sorted(fused, key=lambda cid: -fused[cid]) == [5, 6, 7]
+
+
+def test_fusion_leaves_out_a_chunk_without_a_vector():
+    fused = fuse([(1, 0.9)], [(1, 3.0), (9, 2.0)], {1: 0.9})  # 9 was deleted after the search
+
+    assert set(fused) == {1}
 
 
 # -- questions that look like FTS5 syntax ----------------------------------------------------
