@@ -148,7 +148,7 @@ class Chat:
             heading = f" ({hit.heading})" if hit.heading else ""
             snippet = " ".join(hit.text.split())
             snippet = snippet if len(snippet) <= 160 else snippet[:160].rsplit(" ", 1)[0] + " ..."
-            self.say(f"[{n}] {where}{heading}  score {hit.score:.4f}  similarity {hit.similarity:.2f}")
+            self.say(f"[{n}] {where}{heading}  score {hit.score:.2f}  similarity {hit.similarity:.2f}")
             self.say(f"    {snippet}")
 
     def ask(self, question: str) -> None:
