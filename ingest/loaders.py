@@ -172,16 +172,43 @@ BLOCK_TAGS = {
 }
 HEADING_TAGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 VOID_TAGS = {"br", "hr", "img", "input", "meta", "link", "area", "base", "col", "embed", "source", "wbr"}
+# Site chrome repeated on every page of a documentation site: menus, sidebars, breadcrumbs, tables
+# of contents, footers. Its links share words with every question and crowd real text out of the
+# first chunk of each page. Recognised by <nav>, ARIA roles, or a class/id word that names it
+# (the words readability-style extractors look for). <header> is kept: it often holds the <h1>.
+CHROME_ROLES = {"navigation", "contentinfo", "search"}
+CHROME_WORDS = {
+    "nav", "navbar", "navigation", "menu", "menubar", "searchmenu", "sidebar", "sphinxsidebar",
+    "breadcrumb", "breadcrumbs", "toc", "footer", "related", "skip", "skiplink",
+}
+CLASS_WORD = re.compile(r"[a-z0-9]+")
+# A page whose chrome element is still open at its end, or would swallow more than this share of
+# its text, probably left a <div> unclosed: it is read again without skipping, so no page ever
+# loses its body to the heuristic.
+MAX_CHROME_SHARE = 0.5
+
+
+def _is_chrome(tag: str, attrs: list[tuple[str, str | None]]) -> bool:
+    if tag == "nav":
+        return True
+    values = dict(attrs)
+    if (values.get("role") or "").lower() in CHROME_ROLES:
+        return True
+    words = CLASS_WORD.findall(f"{values.get('class') or ''} {values.get('id') or ''}".lower())
+    return any(word in CHROME_WORDS for word in words)
 
 
 class _VisibleText(HTMLParser):
     """Collects visible text with paragraph breaks, and the headings with their offsets."""
 
-    def __init__(self) -> None:
+    def __init__(self, skip_chrome: bool = True) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self.length = 0
         self.skip_depth = 0
+        self.skip_chrome = skip_chrome
+        self.chrome: list[str] = []  # the open chrome element's tag, once per nested same tag
+        self.chrome_chars = 0
         self.pre_depth = 0
         self.title = ""
         self.in_title = False
@@ -199,6 +226,13 @@ class _VisibleText(HTMLParser):
             self._emit("\n\n" if not self.parts[-1].endswith("\n") else "\n")
 
     def handle_starttag(self, tag, attrs):
+        if self.chrome:
+            if tag == self.chrome[0] and tag not in VOID_TAGS:
+                self.chrome.append(tag)
+            return
+        if self.skip_chrome and tag not in VOID_TAGS and _is_chrome(tag, attrs):
+            self.chrome.append(tag)
+            return
         if tag == "title" and not self.skip_depth and not self.title:
             self.in_title = True  # the page's own <title>, not an <svg> icon's
         if tag in SKIP_TAGS:
@@ -215,6 +249,12 @@ class _VisibleText(HTMLParser):
             self._break()
 
     def handle_endtag(self, tag):
+        if self.chrome:
+            if tag == self.chrome[0]:
+                self.chrome.pop()
+                if not self.chrome:
+                    self._break()
+            return
         if tag == "title":
             self.in_title = False
         if tag in SKIP_TAGS:
@@ -232,6 +272,9 @@ class _VisibleText(HTMLParser):
             self._break()
 
     def handle_data(self, data):
+        if self.chrome:
+            self.chrome_chars += len(data.strip())
+            return
         if self.in_title:
             self.title += data
         if self.skip_depth:
@@ -246,10 +289,18 @@ class _VisibleText(HTMLParser):
             self._emit(data)
 
 
-def load_html(path: Path, data: bytes) -> Loaded:
-    parser = _VisibleText()
-    parser.feed(decode_text(data))
+def _parse_html(markup: str, skip_chrome: bool) -> _VisibleText:
+    parser = _VisibleText(skip_chrome)
+    parser.feed(markup)
     parser.close()
+    return parser
+
+
+def load_html(path: Path, data: bytes) -> Loaded:
+    markup = decode_text(data)
+    parser = _parse_html(markup, skip_chrome=True)
+    if parser.chrome or parser.chrome_chars > MAX_CHROME_SHARE * (parser.chrome_chars + parser.length):
+        parser = _parse_html(markup, skip_chrome=False)
     text = "".join(parser.parts)
     title = " ".join(parser.title.split()) or next((t for _, _, lvl, t in parser.headings if lvl == 1), path.stem)
     return title, _require_text(_sections_from_headings(text, parser.headings)), None

@@ -257,6 +257,43 @@ def test_html_title_is_not_repeated_as_body_text():
     assert "Only a title" not in " ".join(s.text for s in sections)
 
 
+SITE_PAGE = b"""<!DOCTYPE html><html><head><title>Write-Ahead Logging</title></head><body>
+<div id="header"><h1>Write-Ahead Logging</h1></div>
+<div class="menu mainmenu"><a href="index.html">Home</a> <a href="about.html">About</a>
+  <div class="submenu"><a href="download.html">Download</a></div></div>
+<div role="navigation"><a href="prev.html">Previous page</a></div>
+<ul class="breadcrumbs"><li>Docs</li><li>WAL</li></ul>
+<div class="fancy_toc"><p>Table of Contents</p><ul><li>Overview</li><li>Checkpointing</li></ul></div>
+<h2>Overview</h2><p>The WAL file grows until a checkpoint runs.</p>
+<p>Changes are appended to the WAL file; the original database file is left alone until the
+changes are copied back into it by a checkpoint, which can run while readers keep reading.</p>
+<div class="note"><p>Readers do not block writers.</p></div>
+<div id="footer">Copyright the authors. Last updated today.</div>
+</body></html>
+"""
+
+
+def test_html_leaves_out_menus_breadcrumbs_tables_of_contents_and_footers():
+    _, sections, _ = load_html(Path("wal.html"), SITE_PAGE)
+    text = " ".join(s.text for s in sections)
+
+    assert "The WAL file grows until a checkpoint runs." in text
+    assert "Readers do not block writers." in text
+    for chrome in ("Home", "Download", "Previous page", "Docs", "Table of Contents", "Checkpointing", "Copyright"):
+        assert chrome not in text
+    assert "The WAL file grows" in section_under(sections, "Write-Ahead Logging", "Overview")  # <h1> in a header div
+
+
+def test_an_unclosed_menu_element_never_swallows_the_page():
+    swallowed = b"<title>T</title><div class='sidebar'><a href='/'>Home</a><h1>Guide</h1>" + b"<p>Real text.</p>" * 20
+    wrapped = b"<div><div class='menu'><a href='/'>Home</a><div><p>" + b"Real text. " * 50 + b"</p></div></div></div>"
+
+    for page in (swallowed, wrapped):  # still open at the end; holding nearly all the text
+        _, sections, _ = load_html(Path("t.html"), page)
+
+        assert "Real text." in " ".join(s.text for s in sections)
+
+
 # -- PDF ---------------------------------------------------------------------------------------
 
 TWO_PAGES = [["Chapter one", "The engine needs oil."], ["Chapter two", "Check the tyres monthly."]]
