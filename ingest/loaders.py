@@ -3,7 +3,9 @@
 LOADERS maps a file extension to its loader. Every text format goes through `decode_text`, the
 one place that decides encodings: UTF-8 (with or without BOM), UTF-16 with a BOM, then Windows-1252
 for legacy 8-bit files; content that looks binary is refused. A loader raises LoadError with a
-reason the user can act on; it never returns an empty document silently.
+reason the user can act on; it never returns an empty document silently. HTML leaves site chrome
+(menus, sidebars, footers) out; a PDF is read page by page, and its bookmarks, when it has them,
+split the pages into sections with heading paths.
 """
 
 from __future__ import annotations
@@ -344,7 +346,9 @@ def load_pdf(path: Path, data: bytes) -> Loaded:
         raise LoadError(f"unreadable PDF ({_short(exc)})") from None
     if count == 0:
         raise LoadError("PDF has no pages")
+    starting = _outline_by_page(reader)
     sections: list[Section] = []
+    heading: tuple[str, ...] = ()
     offset = 0
     failed = 0
     for number in range(count):
@@ -353,8 +357,15 @@ def load_pdf(path: Path, data: bytes) -> Loaded:
         except Exception:  # a broken page must not cost the rest of the document
             failed += 1
             continue
-        if text.strip():
-            sections.append(Section(text=text, page=number + 1, start=offset))
+        # the page splits where each outline entry that starts on it has its title
+        cuts = [(0, heading)]
+        for entry in starting.get(number, []):
+            found = _find_title(text, entry[-1], cuts[-1][0])
+            cuts.append((cuts[-1][0] if found is None else found, entry))
+        for (begin, under), (end, _) in zip(cuts, cuts[1:] + [(len(text), ())]):
+            if text[begin:end].strip():
+                sections.append(Section(text=text[begin:end], heading=under, page=number + 1, start=offset + begin))
+        heading = cuts[-1][1]
         offset += len(text) + 1
     if not sections:
         reason = "pages could not be read" if failed else "no extractable text (scanned images?)"
@@ -367,6 +378,42 @@ def load_pdf(path: Path, data: bytes) -> Loaded:
     except Exception:
         pass
     return title, sections, count
+
+
+def _outline_by_page(reader) -> dict[int, list[tuple[str, ...]]]:
+    """The heading path of every outline (bookmark) entry, by the 0-based page it starts on."""
+    starting: dict[int, list[tuple[str, ...]]] = {}
+
+    def walk(items, parents: tuple[str, ...]) -> None:
+        path = None
+        for item in items:
+            if isinstance(item, list):  # the children of the entry before it
+                walk(item, path or parents)
+                continue
+            title = " ".join(str(getattr(item, "title", "") or "").split())
+            path = parents + (title,) if title else parents
+            try:
+                page = reader.get_destination_page_number(item)
+            except Exception:
+                page = None
+            if title and page is not None and page >= 0:
+                starting.setdefault(page, []).append(path)
+
+    try:
+        walk(reader.outline, ())
+    except Exception:  # a damaged outline costs the headings, never the text
+        return {}
+    return starting
+
+
+def _find_title(text: str, title: str, start: int) -> int | None:
+    """Where a heading line with this title (maybe numbered, maybe wrapped) begins, at or after start."""
+    words = title.split()
+    if not words:
+        return None
+    pattern = r"(?m)^[ \t]*(?:[0-9A-Z]{1,3}(?:\.[0-9]+)*\.?[ \t]+)?" + r"\s+".join(map(re.escape, words)) + r"[ \t]*$"
+    match = re.compile(pattern).search(text, start)
+    return match.start() if match else None
 
 
 def _short(exc: Exception) -> str:

@@ -315,6 +315,55 @@ def test_pdf_blank_page_still_counts_for_page_numbers():
     assert [(s.page, s.text.strip()) for s in sections] == [(1, "First page"), (3, "Third page")]
 
 
+MANUAL_PAGES = [
+    ["1 Installing", "Unpack the archive first.", "1.1 On Linux", "Run the installer as root."],
+    ["Chapter 1: Installing 2", "Reboot when it asks.", "2 Maintenance", "Oil the chain monthly."],
+    ["Chapter 2: Maintenance 3", "Replace worn brake pads."],
+]
+
+
+def with_outline(data: bytes, entries: list[tuple[str, int, str | None]]) -> bytes:
+    """The PDF with bookmarks: (title, 0-based page, parent title or None)."""
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(data)))
+    added = {}
+    for title, page, parent in entries:
+        added[title] = writer.add_outline_item(title=title, page_number=page, parent=added.get(parent))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_pdf_bookmarks_give_each_stretch_of_a_page_its_heading_path():
+    outline = [("Installing", 0, None), ("On Linux", 0, "Installing"), ("Maintenance", 1, None)]
+    data = with_outline(pdf_bytes(MANUAL_PAGES), outline)
+
+    _, sections, _ = load_pdf(Path("bike.pdf"), data)
+
+    where = {(s.page, s.heading): s.text for s in sections}
+    assert "Unpack the archive" in where[(1, ("Installing",))]
+    assert "Run the installer" in where[(1, ("Installing", "On Linux"))]
+    assert "Reboot when it asks." in where[(2, ("Installing", "On Linux"))]  # carried over the page break
+    assert "Oil the chain" in where[(2, ("Maintenance",))]
+    assert "Replace worn brake pads." in where[(3, ("Maintenance",))]
+    assert "Reboot" not in where[(2, ("Maintenance",))]
+
+
+def test_a_bookmark_whose_title_is_not_on_its_page_starts_at_the_top_of_that_page():
+    data = with_outline(pdf_bytes(MANUAL_PAGES), [("Installing", 0, None), ("Upkeep", 1, None)])
+
+    _, sections, _ = load_pdf(Path("bike.pdf"), data)
+
+    assert [(s.page, s.heading) for s in sections] == [(1, ("Installing",)), (2, ("Upkeep",)), (3, ("Upkeep",))]
+
+
+def test_a_pdf_without_bookmarks_has_sections_without_headings():
+    _, sections, _ = load_pdf(Path("bike.pdf"), pdf_bytes(MANUAL_PAGES))
+
+    assert [(s.page, s.heading) for s in sections] == [(1, ()), (2, ()), (3, ())]
+
+
 def encrypted_pdf() -> bytes:
     from pypdf import PdfReader, PdfWriter
 
