@@ -8,9 +8,9 @@ a chunk the dense leg did not return gets its exact cosine from its stored vecto
 reciprocal rank fusion this keeps how far ahead a hit is: a keyword hit that stands out (an
 error code, a function name) weighs a lot, a flat list of chunks sharing common question words
 weighs little. On six labelled sets (one kept aside while choosing) it beat RRF (k=60) on MRR@5
-on all but Git's, and lost hit@5 on none (bench/quality.py; README, Performance). Each leg overfetches (10x top-k, at least 50) before
-fusing. The relevance cut-off reads the cosine similarity of the best hit: below `min_score`,
-nothing is relevant.
+on all but Git's, and lost hit@5 on none (bench/quality.py; README, Performance). Each leg
+overfetches (10x top-k, at least 50) before fusing. The relevance cut-off reads the cosine
+similarity of the best hit: below `min_score`, nothing is relevant.
 """
 
 from __future__ import annotations
