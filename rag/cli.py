@@ -188,12 +188,14 @@ def chat(top_k, mode, min_score, llm_model, no_llm, index, index_dir, embed_mode
 @index_options
 def status(as_json, index, index_dir):
     """Show what the index holds: documents, chunks, model, size."""
+    from ingest.pipeline import PARSER_VERSION
     from rag.render import display_path, human_size
     from rag.store import Store
 
     settings = settings_from(index=index, index_dir=index_dir)
     store = Store.open(settings.index_path)
     docs = store.documents()
+    outdated = sum(d.parser < PARSER_VERSION for d in docs)
     last = store.get_meta("last_ingest")
     info = {
         "index": display_path(str(settings.index_path)),
@@ -206,6 +208,7 @@ def status(as_json, index, index_dir):
         "overlap_tokens": int(store.get_meta("overlap_tokens") or 0) or None,
         "size_bytes": store.size_on_disk(),
         "last_ingest": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(float(last))) if last else None,
+        "outdated_documents": outdated,
     }
     if as_json:
         click.echo(json.dumps(info))
@@ -221,6 +224,12 @@ def status(as_json, index, index_dir):
     ]
     for name, value in rows:
         click.echo(f"{name:<12} {value}")
+    if outdated:
+        click.echo(
+            f"hint: {outdated} document(s) were read by an older version of rag; ingesting their folders "
+            f"again reads them the new way",
+            err=True,
+        )
 
 
 @main.command(name="ls")

@@ -58,9 +58,12 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE VIRTUAL TABLE chunks_fts USING fts5(text, heading, title, tokenize = '{FTS_TOKENIZER}');
         """,
     ),
+    # which version of the loaders read each document: a newer one reads it again on the next ingest
+    ("002_document_parser", "ALTER TABLE documents ADD COLUMN parser INTEGER NOT NULL DEFAULT 1"),
 ]
 
 HEADING_SEPARATOR = " > "
+DOCUMENT_COLUMNS = "id, path, content_hash, mtime, size, title, pages, chunks, ingested_at, parser"
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ class StoredDocument:
     pages: int | None
     chunks: int
     ingested_at: float
+    parser: int
 
 
 @dataclass(frozen=True)
@@ -194,13 +198,13 @@ class Store:
 
     def documents(self) -> list[StoredDocument]:
         rows = self.conn.execute(
-            "SELECT id, path, content_hash, mtime, size, title, pages, chunks, ingested_at FROM documents ORDER BY path"
+            f"SELECT {DOCUMENT_COLUMNS} FROM documents ORDER BY path"
         )
         return [StoredDocument(*row) for row in rows]
 
     def document(self, path: str) -> StoredDocument | None:
         row = self.conn.execute(
-            "SELECT id, path, content_hash, mtime, size, title, pages, chunks, ingested_at FROM documents WHERE path = ?",
+            f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE path = ?",
             (path,),
         ).fetchone()
         return StoredDocument(*row) if row else None
@@ -209,9 +213,10 @@ class Store:
         """Insert or replace a document and all its chunks; call inside transaction()."""
         self.delete_document(str(doc.path))
         cur = self.conn.execute(
-            "INSERT INTO documents (path, content_hash, mtime, size, title, pages, chunks, ingested_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (str(doc.path), doc.content_hash, doc.mtime, doc.size, doc.title, doc.pages, len(chunks), time.time()),
+            "INSERT INTO documents (path, content_hash, mtime, size, title, pages, chunks, ingested_at, parser) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (str(doc.path), doc.content_hash, doc.mtime, doc.size, doc.title, doc.pages, len(chunks), time.time(),
+             doc.parser),
         )
         document_id = cur.lastrowid
         vectors = np.ascontiguousarray(embeddings, dtype=np.float32)

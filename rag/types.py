@@ -25,6 +25,7 @@ class Document:
     mtime: float
     size: int
     pages: int | None = None
+    parser: int = 1  # the loaders' PARSER_VERSION that read it
 
 
 @dataclass(frozen=True)

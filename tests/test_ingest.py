@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from ingest.chunk import ChunkSettings
-from ingest.pipeline import IngestReport, SilentProgress, run_ingest
+from ingest.pipeline import PARSER_VERSION, IngestReport, SilentProgress, run_ingest
 from rag import vectors
 from rag.errors import IndexBusy, IndexMismatch
 from rag.maintain import remove_documents
-from rag.store import Store
+from rag.store import MIGRATIONS, Store
 from tests.conftest import CORPUS
 from tests.pdfs import write_pdf
 from tests.test_discover import needs_file_modes
@@ -132,6 +132,38 @@ def test_touched_but_identical_file_is_not_reembedded(store, embedder, notes):
     again = ingest(store, embedder, notes)
 
     assert (again.unchanged, again.updated, again.chunks) == (3, 0, 0)
+
+
+def test_files_read_by_an_older_parser_are_read_again_though_unchanged(store, embedder, notes):
+    ingest(store, embedder, notes)
+    with store.transaction(bump=False):
+        store.conn.execute("UPDATE documents SET parser = ? WHERE path LIKE ?", (PARSER_VERSION - 1, "%bread.md"))
+
+    again = ingest(store, embedder, notes)
+    after = ingest(store, embedder, notes)
+
+    assert (again.unchanged, again.updated, again.chunks) == (2, 1, 1)
+    assert {d.parser for d in store.documents()} == {PARSER_VERSION}
+    assert (after.unchanged, after.updated) == (3, 0)
+
+
+def test_an_index_from_before_parser_versions_opens_and_marks_its_documents_old(tmp_path):
+    root = tmp_path / "indexes" / "default"
+    root.mkdir(parents=True)
+    conn = sqlite3.connect(root / "rag.sqlite")
+    conn.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+    name, sql = MIGRATIONS[0]
+    conn.executescript(sql)
+    conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (name,))
+    conn.execute("INSERT INTO documents (path, content_hash, mtime, size, title, pages, chunks, ingested_at) "
+                 "VALUES ('/old.txt', 'h', 0, 1, 'Old', NULL, 0, 0)")
+    conn.commit()
+    conn.close()
+
+    store = Store.open(root)
+
+    assert [(d.path, d.parser) for d in store.documents()] == [("/old.txt", 1)]
+    store.close()
 
 
 def test_edited_file_has_its_chunks_replaced(store, embedder, notes):

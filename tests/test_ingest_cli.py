@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -130,6 +131,21 @@ def test_status_json_reports_what_the_index_holds(hostile_run):
     assert info["chunks"] > 5
     assert (info["model"], info["dim"]) == ("sentence-transformers/all-MiniLM-L6-v2", 384)
     assert info["size_bytes"] > 0
+    assert info["outdated_documents"] == 0
+
+
+def test_status_says_when_documents_were_read_by_an_older_rag(hostile_run, tmp_path):
+    root, _, _ = hostile_run
+    shutil.copytree(root / "indexes", tmp_path / "indexes")  # the shared index stays as it is
+    db = sqlite3.connect(tmp_path / "indexes" / "default" / "rag.sqlite")
+    with db:
+        db.execute("UPDATE documents SET parser = 1 WHERE id IN (SELECT id FROM documents LIMIT 2)")
+    db.close()
+
+    status = run_rag("status", cwd=tmp_path)
+
+    assert status.returncode == 0, status.stderr
+    assert "hint: 2 document(s) were read by an older version of rag" in status.stderr
 
 
 def test_reingest_of_unchanged_files_never_loads_the_model(tmp_path, embedder):
