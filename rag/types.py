@@ -25,7 +25,7 @@ class Document:
     mtime: float
     size: int
     pages: int | None = None
-    parser: int = 1  # the loaders' PARSER_VERSION that read it
+    parser: int = 1  # ingest.pipeline.PARSER_VERSION of the loaders and chunker that read it
 
 
 @dataclass(frozen=True)
