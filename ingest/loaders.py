@@ -178,10 +178,11 @@ VOID_TAGS = {"br", "hr", "img", "input", "meta", "link", "area", "base", "col", 
 # of contents, footers. Its links share words with every question and crowd real text out of the
 # first chunk of each page. Recognised by <nav>, ARIA roles, or a class/id word that names it
 # (the words readability-style extractors look for). <header> is kept: it often holds the <h1>.
+# Not "related": a paper's "related-work" section is content (Sphinx marks its bars role=navigation).
 CHROME_ROLES = {"navigation", "contentinfo", "search"}
 CHROME_WORDS = {
     "nav", "navbar", "navigation", "menu", "menubar", "searchmenu", "sidebar", "sphinxsidebar",
-    "breadcrumb", "breadcrumbs", "toc", "footer", "related", "skip", "skiplink",
+    "breadcrumb", "breadcrumbs", "toc", "footer", "skip", "skiplink",
 }
 CLASS_WORD = re.compile(r"[a-z0-9]+")
 # A page whose chrome element is still open at its end, or would swallow more than this share of
