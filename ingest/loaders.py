@@ -176,9 +176,11 @@ HEADING_TAGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 VOID_TAGS = {"br", "hr", "img", "input", "meta", "link", "area", "base", "col", "embed", "source", "wbr"}
 # Site chrome repeated on every page of a documentation site: menus, sidebars, breadcrumbs, tables
 # of contents, footers. Its links share words with every question and crowd real text out of the
-# first chunk of each page. Recognised by <nav>, ARIA roles, or a class/id word that names it
-# (the words readability-style extractors look for). <header> is kept: it often holds the <h1>.
-# Not "related": a paper's "related-work" section is content (Sphinx marks its bars role=navigation).
+# first chunk of each page. Recognised by <nav>, ARIA roles, or a class word that names it (the
+# words readability-style extractors look for). Never by id: ids are made from heading text
+# (Sphinx's <section id="navigation"> holds a section titled "Navigation"), and never on a
+# heading. <header> is kept: it often holds the <h1>. Not "related": a paper's "related-work"
+# section is content (Sphinx marks its related bars role=navigation).
 CHROME_ROLES = {"navigation", "contentinfo", "search"}
 CHROME_WORDS = {
     "nav", "navbar", "navigation", "menu", "menubar", "searchmenu", "sidebar", "sphinxsidebar",
@@ -194,11 +196,12 @@ MAX_CHROME_SHARE = 0.5
 def _is_chrome(tag: str, attrs: list[tuple[str, str | None]]) -> bool:
     if tag == "nav":
         return True
+    if tag in HEADING_TAGS:
+        return False
     values = dict(attrs)
     if (values.get("role") or "").lower() in CHROME_ROLES:
         return True
-    words = CLASS_WORD.findall(f"{values.get('class') or ''} {values.get('id') or ''}".lower())
-    return any(word in CHROME_WORDS for word in words)
+    return any(word in CHROME_WORDS for word in CLASS_WORD.findall((values.get("class") or "").lower()))
 
 
 class _VisibleText(HTMLParser):

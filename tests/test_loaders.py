@@ -269,7 +269,8 @@ SITE_PAGE = b"""<!DOCTYPE html><html><head><title>Write-Ahead Logging</title></h
 changes are copied back into it by a checkpoint, which can run while readers keep reading.</p>
 <div class="note"><p>Readers do not block writers.</p></div>
 <div class="related-work"><p>Earlier databases used rollback journals.</p></div>
-<div id="footer">Copyright the authors. Last updated today.</div>
+<section id="navigation"><h2 id="menu">Menu</h2><p>The shell's menu lists open databases.</p></section>
+<div class="footer">Copyright the authors. Last updated today.</div>
 </body></html>
 """
 
@@ -281,6 +282,7 @@ def test_html_leaves_out_menus_breadcrumbs_tables_of_contents_and_footers():
     assert "The WAL file grows until a checkpoint runs." in text
     assert "Readers do not block writers." in text
     assert "Earlier databases used rollback journals." in text  # content whose class merely sounds like chrome
+    assert "The shell's menu lists open databases." in section_under(sections, "Write-Ahead Logging", "Menu")  # ids are titles
     for chrome in ("Home", "Download", "Previous page", "Docs", "Table of Contents", "Checkpointing", "Copyright"):
         assert chrome not in text
     assert "The WAL file grows" in section_under(sections, "Write-Ahead Logging", "Overview")  # <h1> in a header div
