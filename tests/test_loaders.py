@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -360,6 +361,18 @@ def test_a_bookmark_whose_title_is_not_on_its_page_starts_at_the_top_of_that_pag
     _, sections, _ = load_pdf(Path("bike.pdf"), data)
 
     assert [(s.page, s.heading) for s in sections] == [(1, ("Installing",)), (2, ("Upkeep",)), (3, ("Upkeep",))]
+
+
+@pytest.mark.parametrize("damage", [(rb"/Outlines \d+ 0 R", b"/Outlines 999 0 R"), (rb"/First \d+ 0 R", b"/First 998 0 R")])
+def test_a_pdf_whose_bookmarks_point_nowhere_keeps_all_its_text(damage):
+    data = with_outline(pdf_bytes(MANUAL_PAGES), [("Installing", 0, None), ("Maintenance", 1, None)])
+    damaged = re.sub(damage[0], damage[1], data)
+    assert damaged != data
+
+    _, sections, pages = load_pdf(Path("bike.pdf"), damaged)
+
+    assert pages == 3
+    assert "Replace worn brake pads." in " ".join(s.text for s in sections)
 
 
 def test_a_pdf_without_bookmarks_has_sections_without_headings():
