@@ -18,7 +18,7 @@ from typing import Callable, TextIO
 from rag.config import MODES, Mode, Settings
 from rag.errors import RagError
 from rag.generate import CONDENSE_PROMPT, LLM, build_answer, stream_answer
-from rag.render import display_path, sources_block
+from rag.render import display_path, location, sources_block
 from rag.retrieve import STOPWORDS, WORD, Retrieval, Retriever
 
 HISTORY_TURNS = 6
@@ -144,11 +144,9 @@ class Chat:
             self.say("(no passages yet: ask a question first)")
             return
         for n, hit in enumerate(self.last.hits, start=1):
-            where = display_path(hit.path) + (f", page {hit.page}" if hit.page else "")
             heading = f" ({hit.heading})" if hit.heading else ""
-            snippet = " ".join(hit.text.split())
-            snippet = snippet if len(snippet) <= 160 else snippet[:160].rsplit(" ", 1)[0] + " ..."
-            self.say(f"[{n}] {where}{heading}  score {hit.score:.2f}  similarity {hit.similarity:.2f}")
+            snippet = _clip(" ".join(hit.text.split()), 160)
+            self.say(f"[{n}] {location(hit.path, hit.page)}{heading}  score {hit.score:.2f}  similarity {hit.similarity:.2f}")
             self.say(f"    {snippet}")
 
     def ask(self, question: str) -> None:

@@ -16,7 +16,7 @@ from typing import Iterator, Sequence
 
 from rag.config import Settings
 from rag.errors import LLMError
-from rag.render import display_path
+from rag.render import display_path, location
 from rag.retrieve import STOPWORDS, WORD, Retrieval, readable
 from rag.types import Answer, Hit, Source
 
@@ -55,7 +55,7 @@ def format_passages(hits: Sequence[Hit]) -> str:
     blocks = []
     for n, hit in enumerate(hits, start=1):
         # the path as the user sees it in Sources, not the absolute path of their home folder
-        source = display_path(hit.path) + (f", page {hit.page}" if hit.page else "")
+        source = location(hit.path, hit.page)
         heading = f' heading="{_attribute(hit.heading)}"' if hit.heading else ""
         blocks.append(f'<passage id="{n}" source="{_attribute(source)}"{heading}>\n{_escape(hit.text)}\n</passage>')
     return "\n\n".join(blocks)

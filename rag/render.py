@@ -26,8 +26,13 @@ def display_path(path: str) -> str:
     return path if rel.startswith("..") else rel
 
 
+def location(path: str, page: int | None) -> str:
+    """Where a passage is, as every command shows it: the path, and the page when there is one."""
+    return display_path(path) + (f", page {page}" if page else "")
+
+
 def format_source(source: Source) -> str:
-    where = source.path + (f", page {source.page}" if source.page else "")
+    where = location(source.path, source.page)
     heading = f" ({source.heading})" if source.heading else ""
     return f"[{source.rank}] {where}{heading}"
 
