@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
+from rag.errors import ConfigError
 from rag.types import Chunk, Section
 
 TokenOffsets = Callable[[Sequence[str]], list[list[tuple[int, int]]]]
@@ -31,12 +32,25 @@ PUNCT = re.compile(r"(?<=[^\w\s])(?=\w)|(?<=\w)(?=[^\w\s])")
 MAX_PREFIX_CHARS = 160
 # A cut at a weaker boundary is taken only when no stronger one keeps the chunk this full.
 MIN_FILL = 0.5
+# Characters tokenized in one call. A tokenizer's offsets cost ~100 bytes per word piece, so a
+# 100 MB one-line file tokenized whole took GBs; longer sections are cut into windows first (at
+# a paragraph, line or space in the window's second half) and sections are tokenized in groups.
+WINDOW_CHARS = 200_000
 
 
 @dataclass(frozen=True)
 class ChunkSettings:
     chunk_tokens: int = 200
     overlap_tokens: int = 30
+
+    def __post_init__(self) -> None:
+        if self.chunk_tokens < 32:
+            raise ConfigError(f"chunk size (--chunk-tokens) must be at least 32 tokens (got {self.chunk_tokens})")
+        if not 0 <= self.overlap_tokens < self.chunk_tokens:
+            raise ConfigError(
+                f"overlap (--overlap-tokens {self.overlap_tokens}) must be at least 0 and smaller than the "
+                f"chunk size (--chunk-tokens {self.chunk_tokens})"
+            )
 
 
 def embed_prefix(title: str, heading: Sequence[str]) -> str:
@@ -154,6 +168,38 @@ def merge_small_sections(sections: list[Section], chunk_tokens: int) -> list[Sec
     return merged
 
 
+def _windows(section: Section, size: int = WINDOW_CHARS) -> Iterable[Section]:
+    text = section.text
+    if len(text) <= size:
+        yield section
+        return
+    pos = 0
+    while pos < len(text):
+        end = min(pos + size, len(text))
+        if end < len(text):
+            for mark in ("\n\n", "\n", " "):
+                at = text.rfind(mark, pos + size // 2, end)
+                if at > pos:
+                    end = at + len(mark)
+                    break
+        yield Section(text=text[pos:end], heading=section.heading, page=section.page, start=section.start + pos)
+        pos = end
+
+
+def _groups(sections: Iterable[Section], size: int = WINDOW_CHARS) -> Iterable[list[Section]]:
+    group: list[Section] = []
+    chars = 0
+    for section in sections:
+        for window in _windows(section, size):
+            if group and chars + len(window.text) > size:
+                yield group
+                group, chars = [], 0
+            group.append(window)
+            chars += len(window.text)
+    if group:
+        yield group
+
+
 def chunk_sections(
     title: str,
     sections: Iterable[Section],
@@ -162,11 +208,25 @@ def chunk_sections(
     settings: ChunkSettings,
 ) -> list[Chunk]:
     sections = merge_small_sections([s for s in sections if s.text.strip()], settings.chunk_tokens)
+    chunks: list[Chunk] = []
+    for group in _groups(sections):
+        _chunk_group(title, group, token_offsets, max_tokens, settings, chunks)
+    return chunks
+
+
+def _chunk_group(
+    title: str,
+    sections: list[Section],
+    token_offsets: TokenOffsets,
+    max_tokens: int,
+    settings: ChunkSettings,
+    chunks: list[Chunk],
+) -> None:
     prefixes = [embed_prefix(title, s.heading) for s in sections]
     all_offsets = token_offsets([s.text for s in sections] + prefixes)
     section_offsets, prefix_offsets = all_offsets[: len(sections)], all_offsets[len(sections) :]
+    del all_offsets
 
-    chunks: list[Chunk] = []
     for section, prefix, offsets, prefix_tokens in zip(sections, prefixes, section_offsets, prefix_offsets):
         # +1 for the newline between prefix and text, which costs no token but keeps a margin
         room = max_tokens - (len(prefix_tokens) + 1 if prefix else 0)
@@ -195,4 +255,3 @@ def chunk_sections(
                     embed_text=embed_text,
                 )
             )
-    return chunks

@@ -24,6 +24,7 @@ class Discovery:
     files: list[Path] = field(default_factory=list)
     roots: list[Path] = field(default_factory=list)  # folders whose vanished files may be pruned
     skipped: int = 0  # files of other types met inside folders
+    skipped_types: dict[str, int] = field(default_factory=dict)  # suffix -> files skipped
     problems: list[tuple[Path, str]] = field(default_factory=list)
 
 
@@ -94,6 +95,8 @@ def walk(root: Path, found: Discovery) -> None:
                 visit(path, specs, ancestors)
             elif loader_for(path) is None:
                 found.skipped += 1
+                suffix = path.suffix.lower() or "(none)"
+                found.skipped_types[suffix] = found.skipped_types.get(suffix, 0) + 1
             else:
                 found.files.append(path)
 

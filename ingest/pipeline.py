@@ -13,17 +13,17 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from ingest.chunk import ChunkSettings, chunk_sections
-from ingest.discover import describe_os_error, discover
+from ingest.discover import Discovery, describe_os_error, discover
 from ingest.loaders import loader_for
 from rag import vectors
 from rag.errors import IndexMismatch, LoadError
-from rag.store import Store
-from rag.types import Chunk, Document
+from rag.store import Store, is_under
+from rag.types import Chunk, Document, Failure, IngestReport
 
 # Bumped whenever the loaders or the chunker turn the same file into different chunks: a document
 # read by an older version is read again on the next ingest even though the file did not change,
@@ -31,23 +31,7 @@ from rag.types import Chunk, Document
 # bookmarks as heading paths.
 PARSER_VERSION = 2
 BATCH_CHUNKS = 256  # chunks embedded and committed together: bounds memory and crash loss
-
-
-@dataclass
-class IngestReport:
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    removed: int = 0
-    failed: int = 0
-    skipped: int = 0  # files of other types inside folders
-    chunks: int = 0  # chunks embedded in this run
-    seconds: float = 0.0
-    failures: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.failed == 0
+MAX_FILE_BYTES = 512 * 1024 * 1024  # a bigger file is refused before it is read
 
 
 class Progress(Protocol):
@@ -66,8 +50,23 @@ class SilentProgress:
     def finish(self) -> None: ...
 
 
+@dataclass
+class Pending:
+    """A loaded and chunked document waiting for its embeddings."""
+
+    doc: Document
+    chunks: list[Chunk]
+    existed: bool
+
+
 def check_settings(store: Store, model_id: str, chunking: ChunkSettings, rebuild: bool) -> None:
-    """Refuse to mix embedding models or chunk settings within one index."""
+    """Refuse to mix embedding models or chunk settings within one index.
+
+    An index that holds no chunk yet is bound to nothing: a first ingest that failed (a typo in
+    --embed-model) must not tie the index to what it asked for.
+    """
+    if store.chunk_count() == 0:
+        return
     stored_model = store.get_meta("embed_model")
     if stored_model is not None and stored_model != model_id:
         raise IndexMismatch(
@@ -83,15 +82,18 @@ def check_settings(store: Store, model_id: str, chunking: ChunkSettings, rebuild
         )
 
 
-def _record_settings(store: Store, model_id: str, chunking: ChunkSettings) -> None:
-    store.set_meta("embed_model", model_id)  # the dimension is recorded with the first embeddings
+def _record_settings(store: Store, embedder, chunking: ChunkSettings, dim: int) -> None:
+    """Bind the index to its model and chunking; inside the transaction of the first embeddings."""
+    store.set_meta("embed_model", embedder.id)
+    store.set_meta("embed_runtime", getattr(embedder, "runtime", "torch-fp32"))
+    store.set_meta("dim", str(dim))
     store.set_meta("chunk_tokens", str(chunking.chunk_tokens))
     store.set_meta("overlap_tokens", str(chunking.overlap_tokens))
 
 
 def stored_chunk_settings(store: Store) -> ChunkSettings | None:
     tokens, overlap = store.get_meta("chunk_tokens"), store.get_meta("overlap_tokens")
-    if tokens is None or overlap is None:
+    if tokens is None or overlap is None or store.chunk_count() == 0:
         return None
     return ChunkSettings(int(tokens), int(overlap))
 
@@ -116,15 +118,13 @@ def run_ingest(
 ) -> IngestReport:
     progress = progress or SilentProgress()
     started = time.perf_counter()
-    report = IngestReport()
+    report = IngestReport(index=str(store.root))
     with store.writer_lock():
         check_settings(store, embedder.id, chunking, rebuild)
         previous = stored_chunk_settings(store)
-        with store.transaction(bump=False):
-            _record_settings(store, embedder.id, chunking)
-
         found = discover(paths)
         report.skipped = found.skipped
+        report.skipped_types = dict(found.skipped_types)
         for path, reason in found.problems:
             _fail(report, progress, path, reason)
         known = {doc.path: doc for doc in store.documents()}
@@ -133,86 +133,104 @@ def run_ingest(
             named = set(found.files)
             found.files += [Path(p) for p in known if Path(p) not in named]
         progress.start(len(found.files))
-
-        batch: list[tuple[Document, list[Chunk], bool]] = []
-        batch_chunks = 0
-        for path in found.files:
-            key = str(path)
-            stored = known.get(key)
-            try:
-                st = path.stat()
-                current = stored is not None and not rebuild and stored.parser == PARSER_VERSION
-                if current and stored.size == st.st_size and stored.mtime == st.st_mtime:
-                    report.unchanged += 1
-                    progress.file_done()
-                    continue
-                data = path.read_bytes()
-                digest = hashlib.sha256(data).hexdigest()
-                if current and stored.content_hash == digest:
-                    with store.transaction(bump=False):
-                        store.touch_document(key, st.st_mtime, st.st_size)
-                    report.unchanged += 1
-                    progress.file_done()
-                    continue
-                doc = load_document(path, data, st, digest)
-                chunks = chunk_sections(doc.title, doc.sections, embedder.token_offsets, embedder.max_tokens, chunking)
-                if not chunks:
-                    raise LoadError("no text to index")
-            except LoadError as exc:
-                _fail(report, progress, path, str(exc))
-                progress.file_done()  # a failed file is done too: the bar must reach its total
-                continue
-            except OSError as exc:
-                _fail(report, progress, path, describe_os_error(exc))
-                progress.file_done()
-                continue
-            batch.append((doc, chunks, stored is not None))
-            batch_chunks += len(chunks)
-            if batch_chunks >= BATCH_CHUNKS:
-                _commit(store, embedder, batch, report, progress)
-                batch, batch_chunks = [], 0
-        if batch:
-            _commit(store, embedder, batch, report, progress)
-
-        if prune and found.roots:
-            _prune(store, found, known, report)
-
-        vectors.refresh_file(store)
-        with store.transaction(bump=False):
-            store.set_meta("last_ingest", str(time.time()))
-    progress.finish()
+        try:
+            _ingest_files(found, known, store, embedder, chunking, rebuild, report, progress)
+            if prune and found.roots:
+                _prune(store, found, known, report)
+            vectors.refresh_file(store)
+            with store.transaction(bump=False):
+                store.add_roots(paths)
+                store.set_meta("last_ingest", str(time.time()))
+        finally:
+            progress.finish()  # a live display must never outlive the run, even on Ctrl-C
+    report.failed = len(report.failures)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _commit(store: Store, embedder, batch, report: IngestReport, progress: Progress) -> None:
-    texts = [c.embed_text for _, chunks, _ in batch for c in chunks]
+def _ingest_files(found: Discovery, known, store: Store, embedder, chunking: ChunkSettings, rebuild: bool,
+                  report: IngestReport, progress: Progress) -> None:
+    batch: list[Pending] = []
+    batch_chunks = 0
+    for path in found.files:
+        pending = _read(path, known.get(str(path)), store, embedder, chunking, rebuild, report, progress)
+        if pending is None:
+            progress.file_done()
+            continue
+        batch.append(pending)
+        batch_chunks += len(pending.chunks)
+        if batch_chunks >= BATCH_CHUNKS:
+            _commit(store, embedder, chunking, batch, report, progress)
+            batch, batch_chunks = [], 0
+    if batch:
+        _commit(store, embedder, chunking, batch, report, progress)
+
+
+def _read(path: Path, stored, store: Store, embedder, chunking: ChunkSettings, rebuild: bool,
+          report: IngestReport, progress: Progress) -> Pending | None:
+    """The file loaded and chunked, or None when it is unchanged or failed (and so reported)."""
+    key = str(path)
+    try:
+        st = path.stat()
+        current = stored is not None and not rebuild and stored.parser == PARSER_VERSION
+        if current and stored.size == st.st_size and stored.mtime == st.st_mtime:
+            report.unchanged += 1
+            return None
+        if st.st_size > MAX_FILE_BYTES:
+            raise LoadError(f"file is {st.st_size / 2**20:.0f} MB, over the {MAX_FILE_BYTES / 2**20:.0f} MB limit")
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if current and stored.content_hash == digest:
+            with store.transaction(bump=False):
+                store.touch_document(key, st.st_mtime, st.st_size)
+            report.unchanged += 1
+            return None
+        doc = load_document(path, data, st, digest)
+        del data
+        chunks = chunk_sections(doc.title, doc.sections, embedder.token_offsets, embedder.max_tokens, chunking)
+        if not chunks:
+            raise LoadError("no text to index")
+    except LoadError as exc:
+        _fail(report, progress, path, str(exc))
+        return None
+    except OSError as exc:
+        _fail(report, progress, path, describe_os_error(exc))
+        return None
+    except UnicodeError as exc:  # a name or text the tokenizer or SQLite cannot take
+        _fail(report, progress, path, f"cannot read it as text ({exc.reason})")
+        return None
+    return Pending(doc, chunks, stored is not None)
+
+
+def _commit(store: Store, embedder, chunking: ChunkSettings, batch: list[Pending], report: IngestReport,
+            progress: Progress) -> None:
+    texts = [c.embed_text for p in batch for c in p.chunks]
     embeddings = embedder.embed_documents(texts)
     with store.transaction():
-        store.set_meta("dim", str(embeddings.shape[1]))
+        _record_settings(store, embedder, chunking, int(embeddings.shape[1]))
         at = 0
-        for doc, chunks, existed in batch:
-            store.put_document(doc, chunks, embeddings[at : at + len(chunks)])
-            at += len(chunks)
-    for doc, chunks, existed in batch:
-        report.updated += existed
-        report.added += not existed
-        report.chunks += len(chunks)
+        for p in batch:
+            store.put_document(p.doc, p.chunks, embeddings[at : at + len(p.chunks)])
+            at += len(p.chunks)
+    for p in batch:
+        report.updated += p.existed
+        report.added += not p.existed
+        report.chunks += len(p.chunks)
         progress.file_done()
     progress.embedded(len(texts))
 
 
-def _prune(store: Store, found, known, report: IngestReport) -> None:
+def _prune(store: Store, found: Discovery, known, report: IngestReport) -> None:
     """Forget documents under a re-ingested folder that are no longer there (or now ignored)."""
     present = {str(p) for p in found.files}
     # a file that failed keeps its old version, and so does everything under a folder that failed
-    failed = [path for path, _ in report.failures]
-    gone = []
-    for path in known:
-        if path in present or any(path == f or path.startswith(f + os.sep) for f in failed):
-            continue
-        if any(path.startswith(str(root) + os.sep) for root in found.roots):
-            gone.append(path)
+    failed = [f.path for f in report.failures]
+    gone = [
+        path for path in known
+        if path not in present
+        and not any(is_under(path, f) for f in failed)
+        and any(is_under(path, str(root)) and path != str(root) for root in found.roots)
+    ]
     if gone:
         with store.transaction():
             for path in gone:
@@ -221,6 +239,6 @@ def _prune(store: Store, found, known, report: IngestReport) -> None:
 
 
 def _fail(report: IngestReport, progress: Progress, path: Path, reason: str) -> None:
-    report.failed += 1
-    report.failures.append((str(path), reason))
+    report.failures.append(Failure(str(path), reason))
+    report.failed = len(report.failures)
     progress.failure(str(path), reason)

@@ -1,3 +1,13 @@
-"""rag: chat with a folder of documents from the terminal, offline by default."""
+"""rag: chat with a folder of documents from the terminal, offline by default.
+
+The library API is `Index` (rag/index.py); importing this package loads nothing heavy.
+"""
+
+from rag.config import Settings, load_settings
+from rag.errors import RagError
+from rag.index import Index
+from rag.types import Answer, Hit, IndexStatus, IngestReport, Retrieval, Source
 
 __version__ = "0.1.0"
+__all__ = ["Index", "Settings", "load_settings", "RagError", "Answer", "Hit", "IndexStatus", "IngestReport",
+           "Retrieval", "Source", "__version__"]

@@ -9,27 +9,23 @@ Ctrl-C stops the current answer and returns to the prompt; Ctrl-D or /exit leave
 
 from __future__ import annotations
 
-import re
 import sys
-import time
 from dataclasses import dataclass, field
-from typing import Callable, TextIO
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, TextIO
 
-from rag.config import MODES, Mode, Settings
+from rag.config import MODES
 from rag.errors import RagError
-from rag.generate import CONDENSE_PROMPT, LLM, build_answer, stream_answer
-from rag.render import display_path, location, sources_block
-from rag.retrieve import STOPWORDS, WORD, Retrieval, Retriever
+from rag.generate import AnswerStream
+from rag.render import display_path, hit_lines, sources_block
+from rag.types import Mode, Retrieval
+
+if TYPE_CHECKING:
+    from rag.index import Index
+    from rag.llm import LLM, Message
 
 HISTORY_TURNS = 6
 TURN_CHARS = 1500
-HISTORY_FILE = "chat_history"
-# Words that point back at an earlier turn; a message using them needs that turn to be understood.
-REFERRING = re.compile(
-    r"\b(it|its|it's|this|that|these|those|they|them|their|there|he|she|him|her|his|one|ones|"
-    r"same|above|previous|former|latter|else|more|also|instead)\b",
-    re.I,
-)
 
 HELP = """Ask a question, or:
   /sources        the passages behind the last answer
@@ -54,30 +50,13 @@ class Conversation:
     def recent(self) -> list[Turn]:
         return self.turns[-HISTORY_TURNS:]
 
-    def messages(self) -> list[dict]:
-        """Recent turns as chat messages (questions and clipped answers, no passages)."""
-        out: list[dict] = []
+    def messages(self) -> list[Message]:
+        """Recent turns as chat messages: each standalone question and its clipped answer."""
+        out: list[Message] = []
         for turn in self.recent():
-            out.append({"role": "user", "content": turn.question})
+            out.append({"role": "user", "content": turn.standalone})
             out.append({"role": "assistant", "content": _clip(turn.answer)})
         return out
-
-    def standalone(self, question: str, llm: LLM | None) -> str:
-        if not self.turns:
-            return question
-        if llm is not None:
-            transcript = "\n".join(
-                f"User: {t.question}\nAssistant: {_clip(t.answer, 400)}" for t in self.recent()
-            )
-            rewritten = llm.complete([
-                {"role": "system", "content": CONDENSE_PROMPT},
-                {"role": "user", "content": f"Conversation:\n{transcript}\n\nLast message: {question}"},
-            ])
-            return rewritten or question
-        content_words = [w for w in WORD.findall(question) if w.lower() not in STOPWORDS]
-        if REFERRING.search(question) or len(content_words) <= 1:
-            return f"{self.turns[-1].standalone} {question}"
-        return question
 
     def add(self, turn: Turn) -> None:
         self.turns.append(turn)
@@ -89,12 +68,10 @@ def _clip(text: str, limit: int = TURN_CHARS) -> str:
 
 
 class Chat:
-    def __init__(self, retriever: Retriever, llm: LLM | None, settings: Settings, mode: Mode,
-                 out: TextIO, err: TextIO):
-        self.retriever = retriever
+    def __init__(self, index: Index, llm: LLM | None, mode: Mode, out: TextIO, err: TextIO):
+        self.index = index
         self.llm = llm
-        self.top_k = settings.top_k
-        self.min_score = settings.min_score
+        self.top_k = index.settings.top_k
         self.mode: Mode = mode
         self.out = out
         self.err = err
@@ -124,11 +101,11 @@ class Chat:
         elif name == "sources":
             self.show_sources()
         elif name == "k":
-            if arg.isdigit() and int(arg) >= 1:
+            if arg.isdigit() and 1 <= int(arg) <= 100:
                 self.top_k = int(arg)
                 self.say(f"(retrieving {self.top_k} passages per question)")
             else:
-                self.warn("usage: /k N, with N a whole number of at least 1")
+                self.warn("usage: /k N, with N a whole number from 1 to 100")
         elif name == "mode":
             if arg in MODES:
                 self.mode = arg  # type: ignore[assignment]
@@ -144,37 +121,31 @@ class Chat:
             self.say("(no passages yet: ask a question first)")
             return
         for n, hit in enumerate(self.last.hits, start=1):
-            heading = f" ({hit.heading})" if hit.heading else ""
-            snippet = _clip(" ".join(hit.text.split()), 160)
-            self.say(f"[{n}] {location(hit.path, hit.page)}{heading}  score {hit.score:.2f}  similarity {hit.similarity:.2f}")
-            self.say(f"    {snippet}")
+            for line in hit_lines(n, hit):
+                self.say(line)
 
     def ask(self, question: str) -> None:
-        self.retriever.refresh()
-        standalone = self.conversation.standalone(question, self.llm)
-        retrieval = self.retriever.search(standalone, self.top_k, self.mode, self.min_score)
-        self.last = retrieval
-        started = time.perf_counter()
-        pieces: list[str] = []
-        stream = stream_answer(standalone, retrieval, self.llm, self.conversation.messages())
+        stream: AnswerStream = self.index.answer(
+            question, llm=self.llm, history=self.conversation.messages(), top_k=self.top_k, mode=self.mode
+        )
+        self.last = stream.retrieval
         try:
             for piece in stream:
-                pieces.append(piece)
                 self.say(piece, end="")
         except KeyboardInterrupt:
-            stream.close()
-            self.say("")
-            self.warn("[stopped]")
-            pieces.append(" [stopped]")
-        answer = build_answer(standalone, retrieval, "".join(pieces), self.llm, time.perf_counter() - started)
+            stream.stop()
+        answer = stream.result()
         self.say("")
+        if answer.stopped:
+            self.warn("[stopped]")
         if answer.sources:
             self.say(sources_block(answer.sources))
         self.say("")
-        self.conversation.add(Turn(question, standalone, answer.answer))
+        text = answer.answer + (" [stopped]" if answer.stopped else "")
+        self.conversation.add(Turn(question, stream.question, text))
 
 
-def _line_reader(interactive: bool, history_path) -> Callable[[], str]:
+def _line_reader(interactive: bool, history_path: Path) -> Callable[[], str]:
     if not interactive:
         def read() -> str:
             line = sys.stdin.readline()
@@ -188,6 +159,10 @@ def _line_reader(interactive: bool, history_path) -> Callable[[], str]:
     except ImportError:  # no line editing on this platform; input() still works
         return lambda: input("you> ")
     readline.set_history_length(1000)
+    try:
+        history_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass  # no history then; chatting still works
     try:
         readline.read_history_file(history_path)
     except OSError:
@@ -204,13 +179,13 @@ def _line_reader(interactive: bool, history_path) -> Callable[[], str]:
     return read
 
 
-def run_chat(settings: Settings, mode: Mode = "hybrid", use_llm: bool = True) -> None:
-    retriever = Retriever.open(settings)
-    llm = LLM(settings) if use_llm and settings.llm_configured else None
-    chat = Chat(retriever, llm, settings, mode, sys.stdout, sys.stderr)
+def run_chat(index: Index, mode: Mode = "hybrid", use_llm: bool = True) -> None:
+    llm = index.llm() if use_llm else None
+    chat = Chat(index, llm, mode, sys.stdout, sys.stderr)
+    index.retriever()  # load the model before the first prompt, not after the first question
     interactive = sys.stdin.isatty()
-    documents = len(retriever.store.documents())
-    where = display_path(str(settings.index_path))
+    documents = len(index.documents())
+    where = display_path(str(index.path))
     if llm is None:
         reason = "--no-llm" if not use_llm else "no LLM configured: set OPENAI_API_KEY or OPENAI_BASE_URL"
         chat.warn(f"rag chat over {documents} documents in {where}; extractive answers ({reason}).")
@@ -218,7 +193,7 @@ def run_chat(settings: Settings, mode: Mode = "hybrid", use_llm: bool = True) ->
         chat.warn(f"rag chat over {documents} documents in {where}; model {llm.model} at {llm.where}.")
     if interactive:
         chat.warn("Type a question, /help for commands, Ctrl-D to leave.")
-    read = _line_reader(interactive, str(settings.index_path / HISTORY_FILE))
+    read = _line_reader(interactive, index.settings.history_file)
     while True:
         try:
             line = read().strip()

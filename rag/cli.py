@@ -1,8 +1,8 @@
-"""The `rag` command: parse options, call one function of the library, print the result.
+"""The `rag` command: parse options, call `rag.Index`, print `render.*` or `asdict()` as JSON.
 
 Heavy libraries (torch, sentence-transformers, faiss, openai) are imported inside the commands
 that need them, so `rag --help` and `rag status` start instantly. RagError becomes one line on
-stderr and exit 1; usage errors exit 2.
+stderr and exit 1; usage errors exit 2; Ctrl-C prints "[stopped]" and exits 130.
 """
 
 from __future__ import annotations
@@ -10,13 +10,12 @@ from __future__ import annotations
 import functools
 import json
 import sys
-import time
-from dataclasses import asdict
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 import click
 
-from rag.config import MODES, load_settings
+from rag.config import MAX_TOP_K, MODES, load_settings
 from rag.errors import RagError
 
 
@@ -29,7 +28,16 @@ class RagGroup(click.Group):
         except RagError as exc:
             if ctx.params.get("debug"):
                 raise
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(str(exc)) from exc
+        except OSError as exc:  # a folder we may not write, a full disk: name it, no traceback
+            if ctx.params.get("debug"):
+                raise
+            where = f" {exc.filename}" if exc.filename else ""
+            raise click.ClickException(f"cannot access{where}: {exc.strerror or exc}") from exc
+        except KeyboardInterrupt:
+            click.echo("", err=True)
+            click.echo("[stopped]", err=True)
+            ctx.exit(130)
 
 
 def index_options(func):
@@ -46,15 +54,27 @@ def embed_option(func):
     return click.option("--embed-model", metavar="NAME|PATH", help="Embedding model. [default: all-MiniLM-L6-v2, bundled]")(func)
 
 
-def retrieval_options(func):
-    func = click.option("-k", "--top-k", type=click.IntRange(min=1), help="Passages to retrieve. [default: 5, RAG_TOP_K]")(func)
+def retrieval_options(func, cutoff: bool = True):
+    func = click.option("-k", "--top-k", type=click.IntRange(1, MAX_TOP_K),
+                        help=f"Passages to retrieve (at most {MAX_TOP_K}). [default: 5, RAG_TOP_K]")(func)
     func = click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True, help="Retrieval method.")(func)
-    func = click.option("--min-score", type=click.FloatRange(-1, 1), help="Relevance cut-off (cosine). [default: 0.2, RAG_MIN_SCORE]")(func)
+    if cutoff:
+        func = click.option("--min-score", type=click.FloatRange(-1, 1),
+                            help="Relevance cut-off (cosine). [default: 0.2, RAG_MIN_SCORE]")(func)
     return func
+
+
+def ranking_options(func):
+    """-k and --mode without the cut-off: evaluation measures ranking, not the cut-off."""
+    return retrieval_options(func, cutoff=False)
 
 
 def settings_from(**flags):
     return load_settings({k: v for k, v in flags.items() if v is not None})
+
+
+def print_json(value) -> None:
+    click.echo(json.dumps(asdict(value) if is_dataclass(value) else value, ensure_ascii=False))
 
 
 @click.group(cls=RagGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -78,45 +98,30 @@ def main(debug: bool) -> None:
 @click.option("--overlap-tokens", type=click.IntRange(min=0), help="Tokens shared by neighbouring chunks. [default: 30]")
 @click.option("--prune/--no-prune", default=True, show_default=True, help="Forget files that vanished from a folder given again.")
 @click.option("--rebuild", is_flag=True, help="Re-chunk and re-embed every file given (needed to change chunk sizes).")
-def ingest(paths, index, index_dir, embed_model, chunk_tokens, overlap_tokens, prune, rebuild):
+@click.option("--json", "as_json", is_flag=True, help="Print the report (every failure with its reason) as JSON.")
+def ingest(paths, index, index_dir, embed_model, chunk_tokens, overlap_tokens, prune, rebuild, as_json):
     """Index files and folders (txt, md, rst, html, pdf), incrementally."""
-    from ingest.chunk import ChunkSettings
     from ingest.loaders import loader_for
-    from rag.render import TerminalProgress, display_path, err
+    from rag.index import Index
+    from rag.render import TerminalProgress, err, ingest_summary
 
     for path in paths:
         if not path.exists() and not path.is_symlink():
             raise click.BadParameter(f"{path} does not exist", param_hint="PATHS")
         if path.is_file() and loader_for(path) is None:
             raise click.BadParameter(
-                f"{path}: unsupported file type {path.suffix or '(none)'} (rag reads .txt .md .rst .html .pdf)",
+                f"{path}: unsupported file type {path.suffix or '(none)'} (see `rag ingest --help`)",
                 param_hint="PATHS",
             )
     if chunk_tokens is not None and overlap_tokens is not None and overlap_tokens >= chunk_tokens:
         raise click.BadParameter("must be smaller than --chunk-tokens", param_hint="--overlap-tokens")
     settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model)
-
-    from ingest.pipeline import run_ingest, stored_chunk_settings
-    from rag.embedder import Embedder
-    from rag.store import Store
-
-    store = Store.open(settings.index_path, create=True)
-    stored = stored_chunk_settings(store) or ChunkSettings()
-    chunking = ChunkSettings(
-        chunk_tokens=chunk_tokens if chunk_tokens is not None else stored.chunk_tokens,
-        overlap_tokens=overlap_tokens if overlap_tokens is not None else stored.overlap_tokens,
-    )
-    if chunking.overlap_tokens >= chunking.chunk_tokens:
-        raise click.BadParameter("must be smaller than --chunk-tokens", param_hint="--overlap-tokens")
-    embedder = Embedder(settings.embed_model)
-    report = run_ingest(list(paths), store, embedder, chunking, prune=prune, rebuild=rebuild,
-                        progress=TerminalProgress())
-    err(
-        f"{display_path(str(settings.index_path))}: {report.added} added, {report.updated} updated, "
-        f"{report.unchanged} unchanged, {report.removed} removed, {report.failed} failed"
-        + (f", {report.skipped} skipped (other types)" if report.skipped else "")
-        + f"; {report.chunks} chunks embedded in {report.seconds:.1f} s"
-    )
+    with Index.open(settings, create=True) as idx:
+        report = idx.ingest(paths, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens, prune=prune,
+                            rebuild=rebuild, progress=TerminalProgress())
+    if as_json:
+        print_json(report)
+    err(ingest_summary(report))
     if not report.ok:
         sys.exit(1)
 
@@ -135,37 +140,36 @@ def ask(question, top_k, mode, min_score, llm_model, no_llm, as_json, index, ind
         raise click.BadParameter("the question is empty", param_hint="QUESTION")
     settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model, top_k=top_k,
                              min_score=min_score, llm_model=llm_model)
-    from rag.generate import LLM, build_answer, stream_answer
+    from rag.index import Index, limit_threads
     from rag.render import err, sources_block
-    from rag.retrieve import Retriever
 
-    retriever = Retriever.open(settings)
-    retrieval = retriever.search(question, settings.top_k, mode, settings.min_score)
-    llm = LLM(settings) if settings.llm_configured and not no_llm else None
-    started = time.perf_counter()
-    pieces: list[str] = []
-    try:
-        for piece in stream_answer(question, retrieval, llm):
-            pieces.append(piece)
-            if not as_json:
-                click.echo(piece, nl=False)
-    except KeyboardInterrupt:
-        click.echo("")
-        err("[stopped]")
-        sys.exit(130)
-    answer = build_answer(question, retrieval, "".join(pieces), llm, time.perf_counter() - started)
+    with Index.open(settings) as idx:
+        limit_threads(settings.query_threads)
+        llm = None if no_llm else idx.llm()
+        stream = idx.answer(question, llm=llm, mode=mode)
+        try:
+            for piece in stream:
+                if not as_json:
+                    click.echo(piece, nl=False)
+        except KeyboardInterrupt:
+            stream.stop()
+        answer = stream.result()
     if as_json:
-        click.echo(json.dumps(asdict(answer), ensure_ascii=False))
+        print_json(answer)
     else:
         click.echo("")
         if answer.sources:
             click.echo("\n" + sources_block(answer.sources))
+    if answer.stopped:
+        err("[stopped]")
+        sys.exit(130)
     if answer.mode == "extractive" and not no_llm:
         err("hint: no LLM configured, so these are the best passages; set OPENAI_API_KEY, or OPENAI_BASE_URL "
             "for a local server (Ollama, llama.cpp), to get written answers")
+    retrieval = stream.retrieval
     if retrieval.below_cutoff:
         err(f"hint: the best passage scored {retrieval.best_similarity:.2f}, under the cut-off "
-            f"{settings.min_score:.2f} (--min-score)")
+            f"{retrieval.min_score:.2f} (--min-score)")
 
 
 @main.command()
@@ -179,8 +183,11 @@ def chat(top_k, mode, min_score, llm_model, no_llm, index, index_dir, embed_mode
     settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model, top_k=top_k,
                              min_score=min_score, llm_model=llm_model)
     from rag.chat import run_chat
+    from rag.index import Index, limit_threads
 
-    run_chat(settings, mode=mode, use_llm=not no_llm)
+    with Index.open(settings) as idx:
+        limit_threads(settings.query_threads)
+        run_chat(idx, mode=mode, use_llm=not no_llm)
 
 
 @main.command()
@@ -188,48 +195,18 @@ def chat(top_k, mode, min_score, llm_model, no_llm, index, index_dir, embed_mode
 @index_options
 def status(as_json, index, index_dir):
     """Show what the index holds: documents, chunks, model, size."""
-    from ingest.pipeline import PARSER_VERSION
-    from rag.render import display_path, human_size
-    from rag.store import Store
+    from rag.index import Index
+    from rag.render import err, status_table
 
-    settings = settings_from(index=index, index_dir=index_dir)
-    store = Store.open(settings.index_path)
-    docs = store.documents()
-    outdated = sum(d.parser < PARSER_VERSION for d in docs)
-    last = store.get_meta("last_ingest")
-    info = {
-        "index": display_path(str(settings.index_path)),
-        "documents": len(docs),
-        "chunks": store.chunk_count(),
-        "pages": sum(d.pages or 0 for d in docs),
-        "model": store.get_meta("embed_model"),
-        "dim": int(store.get_meta("dim") or 0) or None,
-        "chunk_tokens": int(store.get_meta("chunk_tokens") or 0) or None,
-        "overlap_tokens": int(store.get_meta("overlap_tokens") or 0) or None,
-        "size_bytes": store.size_on_disk(),
-        "last_ingest": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(float(last))) if last else None,
-        "outdated_documents": outdated,
-    }
+    with Index.open(settings_from(index=index, index_dir=index_dir)) as idx:
+        info = idx.status()
     if as_json:
-        click.echo(json.dumps(info))
+        print_json(info)
         return
-    rows = [
-        ("index", info["index"]),
-        ("documents", info["documents"]),
-        ("chunks", info["chunks"]),
-        ("model", f"{info['model']} ({info['dim']} dimensions)"),
-        ("chunking", f"{info['chunk_tokens']} tokens, {info['overlap_tokens']} overlap"),
-        ("size", human_size(info["size_bytes"])),
-        ("last ingest", info["last_ingest"] or "never"),
-    ]
-    for name, value in rows:
-        click.echo(f"{name:<12} {value}")
-    if outdated:
-        click.echo(
-            f"hint: {outdated} document(s) were read by an older version of rag; ingesting their folders "
-            f"again reads them the new way",
-            err=True,
-        )
+    click.echo(status_table(info))
+    if info.outdated_documents:
+        err(f"hint: {info.outdated_documents} document(s) were read by an older version of rag; ingesting their "
+            f"folders again reads them the new way")
 
 
 @main.command(name="ls")
@@ -237,58 +214,56 @@ def status(as_json, index, index_dir):
 @index_options
 def list_documents(as_json, index, index_dir):
     """List the indexed documents."""
-    from rag.render import display_path
-    from rag.store import Store
+    from rag.index import Index
+    from rag.render import document_line
 
-    settings = settings_from(index=index, index_dir=index_dir)
-    docs = Store.open(settings.index_path).documents()
+    with Index.open(settings_from(index=index, index_dir=index_dir)) as idx:
+        docs = idx.documents()
     if as_json:
-        click.echo(json.dumps([
-            {"path": display_path(d.path), "title": d.title, "chunks": d.chunks, "pages": d.pages, "size": d.size}
-            for d in docs
-        ]))
+        click.echo(json.dumps([asdict(d) for d in docs], ensure_ascii=False))
         return
-    for d in docs:
-        pages = f"{d.pages} pages, " if d.pages else ""
-        click.echo(f"{display_path(d.path)}\t{pages}{d.chunks} chunks\t{d.title}")
+    for doc in docs:
+        click.echo(document_line(doc))
 
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print what was removed as JSON.")
 @index_options
-def rm(paths, index, index_dir):
+def rm(paths, as_json, index, index_dir):
     """Remove documents (or every document under a folder) from the index."""
-    from rag.maintain import remove_documents
-    from rag.render import display_path, err
-    from rag.store import Store
+    from rag.index import Index
+    from rag.render import err, removal_lines
 
-    settings = settings_from(index=index, index_dir=index_dir)
-    store = Store.open(settings.index_path)
-    removed, unknown = remove_documents(store, list(paths))
-    for path in removed:
-        err(f"removed {display_path(path)}")
-    if unknown:
-        raise click.ClickException(
-            "not in the index: " + ", ".join(str(p) for p in unknown) + " (see `rag ls`)"
-        )
+    with Index.open(settings_from(index=index, index_dir=index_dir)) as idx:
+        removal = idx.remove(paths)
+    if as_json:
+        print_json(removal)
+    else:
+        for line in removal_lines(removal):
+            err(line)
+    if removal.unknown:
+        raise click.ClickException("not in the index: " + ", ".join(removal.unknown) + " (see `rag ls`)")
 
 
 @main.command(name="eval")
 @click.argument("questions", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@retrieval_options
+@ranking_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @index_options
 @embed_option
-def evaluate(questions, top_k, mode, min_score, as_json, index, index_dir, embed_model):
-    """Measure retrieval on QUESTIONS.jsonl: hit@k, MRR@k, recall@k, latency."""
+def evaluate(questions, top_k, mode, as_json, index, index_dir, embed_model):
+    """Measure retrieval on QUESTIONS.jsonl: hit@k, MRR@k, recall@k, latency (no cut-off)."""
     from rag.evaluate import format_report, load_questions, run_eval
-    from rag.retrieve import Retriever
+    from rag.index import Index, limit_threads
 
     settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model, top_k=top_k)
     items = load_questions(questions)
-    report = run_eval(Retriever.open(settings), items, settings.top_k, mode)
+    with Index.open(settings) as idx:
+        limit_threads(settings.query_threads)
+        report = run_eval(idx.retriever(), items, settings.top_k, mode)
     if as_json:
-        click.echo(json.dumps(asdict(report)))
+        print_json(report)
     else:
         click.echo(format_report(report))
 

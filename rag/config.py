@@ -9,32 +9,21 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Callable, Mapping, get_args
 
 from rag.errors import ConfigError
+from rag.types import Mode
 
-Mode = Literal["hybrid", "dense", "keyword"]
-MODES: tuple[Mode, ...] = ("hybrid", "dense", "keyword")
+MODES: tuple[Mode, ...] = get_args(Mode)
 
 DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_LLM_MODEL = "gpt-4o-mini"
 DEFAULT_INDEX_DIR = "indexes"
 DEFAULT_INDEX = "default"
 DEFAULT_TOP_K = 5
+MAX_TOP_K = 100  # passages per question; more never fits a prompt, and bounds every SQL query
 # Cosine similarity below which no passage counts as relevant (see README, "The cut-off").
 DEFAULT_MIN_SCORE = 0.2
-
-ENV_KEYS = (
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "RAG_LLM_MODEL",
-    "RAG_EMBED_MODEL",
-    "RAG_INDEX_DIR",
-    "RAG_INDEX",
-    "RAG_TOP_K",
-    "RAG_MIN_SCORE",
-    "RAG_TIMEOUT",
-)
 
 
 @dataclass(frozen=True)
@@ -42,12 +31,19 @@ class Settings:
     index_dir: Path = Path(DEFAULT_INDEX_DIR)
     index: str = DEFAULT_INDEX
     embed_model: str = DEFAULT_EMBED_MODEL
+    embed_backend: str = "auto"  # the embedding runtime for a new index (rag.embedder)
     llm_model: str = DEFAULT_LLM_MODEL
     api_key: str | None = None
     base_url: str | None = None
     top_k: int = DEFAULT_TOP_K
     min_score: float = DEFAULT_MIN_SCORE
     timeout: float = 60.0
+    max_retries: int = 3  # the openai client's retries on 429/5xx, connection errors, timeouts
+    temperature: float | None = None  # None: not sent, the server's default
+    max_tokens: int | None = None  # None: not sent
+    query_threads: int = 1  # torch/FAISS threads for answering; see rag.index.limit_threads
+    # chat's readline history: the user's questions stay out of the index folder (which gets shared)
+    history_file: Path = Path("~/.local/state/rag/chat_history").expanduser()
 
     @property
     def index_path(self) -> Path:
@@ -67,6 +63,48 @@ class Settings:
         )
 
 
+def _text(name: str, raw: str) -> str:
+    return raw
+
+
+def _path(name: str, raw: str) -> Path:
+    return Path(raw).expanduser()
+
+
+def _int(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not a whole number: fix it in the environment or .env") from exc
+
+
+def _float(name: str, raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not a number: fix it in the environment or .env") from exc
+
+
+# Every setting read from the environment or .env: variable -> (Settings field, parser).
+ENV: dict[str, tuple[str, Callable[[str, str], object]]] = {
+    "RAG_INDEX_DIR": ("index_dir", _path),
+    "RAG_INDEX": ("index", _text),
+    "RAG_EMBED_MODEL": ("embed_model", _text),
+    "RAG_EMBED_BACKEND": ("embed_backend", _text),
+    "RAG_LLM_MODEL": ("llm_model", _text),
+    "OPENAI_API_KEY": ("api_key", _text),
+    "OPENAI_BASE_URL": ("base_url", _text),
+    "RAG_TOP_K": ("top_k", _int),
+    "RAG_MIN_SCORE": ("min_score", _float),
+    "RAG_TIMEOUT": ("timeout", _float),
+    "RAG_MAX_RETRIES": ("max_retries", _int),
+    "RAG_TEMPERATURE": ("temperature", _float),
+    "RAG_MAX_TOKENS": ("max_tokens", _int),
+    "RAG_QUERY_THREADS": ("query_threads", _int),
+}
+ENV_KEYS = tuple(ENV)
+
+
 def read_dotenv(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
@@ -84,64 +122,43 @@ def load_settings(
     environ = os.environ if environ is None else environ
     dotenv = read_dotenv(dotenv_path if dotenv_path is not None else Path(".env"))
 
-    def pick(key: str) -> str | None:
-        value = environ.get(key)
-        if value is None or value == "":
-            value = dotenv.get(key)
-        return value or None
-
     values: dict[str, object] = {}
-    if v := pick("RAG_INDEX_DIR"):
-        values["index_dir"] = Path(v).expanduser()
-    if v := pick("RAG_INDEX"):
-        values["index"] = v
-    if v := pick("RAG_EMBED_MODEL"):
-        values["embed_model"] = v
-    if v := pick("RAG_LLM_MODEL"):
-        values["llm_model"] = v
-    if v := pick("OPENAI_API_KEY"):
-        values["api_key"] = v
-    if v := pick("OPENAI_BASE_URL"):
-        values["base_url"] = v
-    if v := pick("RAG_TOP_K"):
-        values["top_k"] = _parse_int("RAG_TOP_K", v)
-    if v := pick("RAG_MIN_SCORE"):
-        values["min_score"] = _parse_float("RAG_MIN_SCORE", v)
-    if v := pick("RAG_TIMEOUT"):
-        values["timeout"] = _parse_float("RAG_TIMEOUT", v)
-
+    for key, (name, parse) in ENV.items():
+        raw = environ.get(key) or dotenv.get(key)
+        if raw:
+            values[name] = parse(key, raw)
+    state = environ.get("XDG_STATE_HOME")
+    if state:
+        values["history_file"] = Path(state).expanduser() / "rag" / "chat_history"
     for key, value in (flags or {}).items():
         if value is not None:
             values[key] = Path(value).expanduser() if key == "index_dir" else value
 
-    settings = replace(Settings(), **values)
+    try:
+        settings = replace(Settings(), **values)
+    except TypeError as exc:  # a flag name that is no setting: a programming error, said plainly
+        raise ConfigError(f"unknown setting: {exc}") from exc
     _validate(settings)
     return settings
 
 
-def _parse_int(name: str, raw: str) -> int:
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number: fix it in the environment or .env") from None
-
-
-def _parse_float(name: str, raw: str) -> float:
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number: fix it in the environment or .env") from None
-
-
 def _validate(settings: Settings) -> None:
-    if settings.top_k < 1:
-        raise ConfigError(f"top-k (-k, RAG_TOP_K) must be at least 1 (got {settings.top_k})")
+    if not 1 <= settings.top_k <= MAX_TOP_K:
+        raise ConfigError(f"top-k (-k, RAG_TOP_K) must be between 1 and {MAX_TOP_K} (got {settings.top_k})")
     if not -1.0 <= settings.min_score <= 1.0:
         raise ConfigError(
             f"min-score (--min-score, RAG_MIN_SCORE) is a cosine similarity between -1 and 1 (got {settings.min_score})"
         )
     if settings.timeout <= 0:
         raise ConfigError(f"RAG_TIMEOUT must be positive (got {settings.timeout})")
+    if settings.max_retries < 0:
+        raise ConfigError(f"RAG_MAX_RETRIES must be 0 or more (got {settings.max_retries})")
+    if settings.max_tokens is not None and settings.max_tokens < 1:
+        raise ConfigError(f"RAG_MAX_TOKENS must be at least 1 (got {settings.max_tokens})")
+    if settings.temperature is not None and not 0 <= settings.temperature <= 2:
+        raise ConfigError(f"RAG_TEMPERATURE must be between 0 and 2 (got {settings.temperature})")
+    if settings.query_threads < 1:
+        raise ConfigError(f"RAG_QUERY_THREADS must be at least 1 (got {settings.query_threads})")
     name = settings.index
     if not name or "/" in name or "\\" in name or name.startswith("."):
         raise ConfigError(f"index name {name!r} must be a plain folder name such as 'default'")

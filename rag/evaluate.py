@@ -15,7 +15,6 @@ from pathlib import Path
 
 from rag.config import Mode
 from rag.errors import RagError
-from rag.render import display_path
 from rag.types import Hit
 
 
@@ -39,7 +38,7 @@ class QuestionResult:
 class EvalReport:
     questions: int
     k: int
-    mode: str
+    mode: Mode
     hit_at_k: float
     mrr_at_k: float
     recall_at_k: float
@@ -106,7 +105,7 @@ def run_eval(retriever, items: list[EvalItem], k: int, mode: Mode) -> EvalReport
             rank=rank,
             recall=recall(retrieval.hits, item),
             seconds=retrieval.seconds,
-            retrieved=[display_path(h.path) + (f", p. {h.page}" if h.page else "") for h in retrieval.hits],
+            retrieved=[(h.label or h.path) + (f", p. {h.page}" if h.page else "") for h in retrieval.hits],
         ))
     latencies = [r.seconds * 1000 for r in results]
     n = len(results)

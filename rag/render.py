@@ -14,7 +14,8 @@ from typing import Sequence
 
 import click
 
-from rag.types import Source
+from rag.text import location as _location
+from rag.types import Hit, IndexStatus, IngestReport, Removal, Source, StoredDocument
 
 
 def display_path(path: str) -> str:
@@ -26,13 +27,13 @@ def display_path(path: str) -> str:
     return path if rel.startswith("..") else rel
 
 
-def location(path: str, page: int | None) -> str:
+def location(path: str, page: int | None, page_kind: str = "page") -> str:
     """Where a passage is, as every command shows it: the path, and the page when there is one."""
-    return display_path(path) + (f", page {page}" if page else "")
+    return _location(display_path(path), page, page_kind)
 
 
 def format_source(source: Source) -> str:
-    where = location(source.path, source.page)
+    where = location(source.file or source.path, source.page, source.page_kind)
     heading = f" ({source.heading})" if source.heading else ""
     return f"[{source.rank}] {where}{heading}"
 
@@ -50,6 +51,56 @@ def human_size(n: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{n} B"
+
+
+def hit_lines(n: int, hit: Hit, width: int = 160) -> list[str]:
+    """A retrieved passage as chat's /sources shows it: where, scores, then a snippet."""
+    heading = f" ({hit.heading})" if hit.heading else ""
+    flat = " ".join(hit.text.split())
+    snippet = flat if len(flat) <= width else flat[:width].rsplit(" ", 1)[0] + " ..."
+    return [
+        f"[{n}] {location(hit.path, hit.page, hit.page_kind)}{heading}  score {hit.score:.2f}  "
+        f"similarity {hit.similarity:.2f}",
+        f"    {snippet}",
+    ]
+
+
+def status_table(status: IndexStatus) -> str:
+    model = f"{status.model} ({status.dim} dimensions, {status.runtime})" if status.model else "none yet"
+    chunking = (f"{status.chunk_tokens} tokens, {status.overlap_tokens} overlap"
+                if status.chunk_tokens is not None else "not set yet")
+    rows = [
+        ("index", display_path(status.index)),
+        ("documents", status.documents),
+        ("chunks", status.chunks),
+        ("model", model),
+        ("chunking", chunking),
+        ("size", human_size(status.size_bytes)),
+        ("last ingest", status.last_ingest or "never"),
+    ]
+    return "\n".join(f"{name:<12} {value}" for name, value in rows)
+
+
+def document_line(doc: StoredDocument) -> str:
+    pages = f"{doc.pages} {doc.page_kind}s, " if doc.pages else ""
+    return f"{display_path(doc.path)}\t{pages}{doc.chunks} chunks\t{doc.title}"
+
+
+def ingest_summary(report: IngestReport) -> str:
+    skipped = ""
+    if report.skipped:
+        kinds = ", ".join(f"{suffix} {count}" for suffix, count in
+                          sorted(report.skipped_types.items(), key=lambda kv: (-kv[1], kv[0])))
+        skipped = f", {report.skipped} skipped" + (f" ({kinds})" if kinds else " (other types)")
+    return (
+        f"{display_path(report.index)}: {report.added} added, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {report.removed} removed, {report.failed} failed{skipped}; "
+        f"{report.chunks} chunks embedded in {report.seconds:.1f} s"
+    )
+
+
+def removal_lines(removal: Removal) -> list[str]:
+    return [f"removed {display_path(path)}" for path in removal.removed]
 
 
 def err(message: str) -> None:

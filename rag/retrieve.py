@@ -18,51 +18,25 @@ from __future__ import annotations
 import math
 import re
 import time
-from dataclasses import dataclass
+
 
 import numpy as np
 
 from rag.config import Mode, Settings
 from rag.errors import IndexMismatch, RagError
-from rag.store import Store
-from rag.types import Hit
+from rag.store import Store, label_for
+from rag.text import STOPWORDS, WORD, readable
+from rag.types import Hit, Retrieval
 
 OVERFETCH = 10
 MIN_FETCH = 50
 FUSION_WINDOW = 50  # hits per leg that set its mean and spread, whatever top-k is
 
-# Function words carry no topic; OR-ing them in only adds noise matches. Kept short on purpose.
-STOPWORDS = frozenset(
-    """a an and are as at be but by can could do does did for from had has have how i if in into is
-    it its me my no not of on or our so such than that the their them then there these they this
-    those to was we were what when where which while who whom why will with would you your yours
-    should shall may might must am been being about after before over under up down out off again
-    further once here all any both each few more most other some only own same too very just also
-    get got let lets want need""".split()
-)
-WORD = re.compile(r"\w+", re.UNICODE)
 # Words joined by - . / are searched as one phrase. When the joined word holds a digit (part
 # numbers, versions: "KX-1187", "3.11") only the phrase counts: the pieces alone would let
 # "KX-1187" match every KX part in a catalogue and drown the one it names. Plain compounds
 # ("read-only", "git-rebase") also search their pieces, so "read only" texts still match.
 TERM = re.compile(r"\w+(?:[-./]\w+)*", re.UNICODE)
-
-
-@dataclass
-class Retrieval:
-    question: str
-    mode: Mode
-    hits: list[Hit]
-    below_cutoff: bool  # something was found, but nothing relevant enough
-    best_similarity: float | None
-    seconds: float
-    min_score: float | None = None  # the cut-off the hits passed
-
-
-def readable(text: str) -> str:
-    """Text the tokenizer and SQLite accept: undecodable bytes from the shell become '?'."""
-    # Python hands bytes that are not UTF-8 to us as lone surrogates; the tokenizer rejects them
-    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _meaningful(words: list[str]) -> bool:
@@ -133,8 +107,9 @@ class Retriever:
 
     @classmethod
     def open(cls, settings: Settings, store: Store | None = None, embedder=None) -> "Retriever":
+        """Open for questions; the embedder defaults to the index's model on `settings.query_threads`."""
         from rag import vectors as vector_index
-        from rag.embedder import Embedder, model_id
+        from rag.embedder import model_id
 
         store = store or Store.open(settings.index_path)
         stored_model = store.get_meta("embed_model")
@@ -146,13 +121,9 @@ class Retriever:
                 f"set --embed-model/RAG_EMBED_MODEL to {stored_model}, or ingest into another --index"
             )
         if embedder is None:
-            # One question at a time: a second thread buys little on an idle machine and costs
-            # scheduler waits on a busy one (bench/latency.py: 13 ms vs 49 ms p50 per query under
-            # load), so query-time work runs on one thread; ingest keeps all cores.
-            import faiss
+            from rag.embedder import Embedder
 
-            faiss.omp_set_num_threads(1)
-            embedder = Embedder(settings.embed_model, threads=1)
+            embedder = Embedder(settings.embed_model, threads=settings.query_threads)
         dim = int(store.get_meta("dim") or embedder.dim)
         return cls(store, embedder, vector_index.open_vectors(store, dim), dim)
 
@@ -197,6 +168,7 @@ class Retriever:
         ranked = sorted(scored, key=lambda cid: -scored[cid])[:top_k]
         self._add_similarity(similarity, ranked, query_vector)
         rows = self.store.chunks(ranked)
+        roots = self.store.roots()
         hits = [
             Hit(
                 chunk_id=cid,
@@ -209,6 +181,8 @@ class Retriever:
                 similarity=similarity.get(cid, 0.0),
                 dense_rank=dense_rank.get(cid),
                 keyword_rank=keyword_rank.get(cid),
+                label=label_for(rows[cid].path, roots),
+                page_kind=rows[cid].page_kind,
             )
             for cid in ranked
             if cid in rows  # a chunk deleted by a concurrent ingest since the vectors were built

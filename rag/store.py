@@ -10,6 +10,7 @@ its record in one transaction.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import sqlite3
 import time
@@ -21,63 +22,13 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from rag.errors import IndexBusy, IndexMissing, RagError
-from rag.types import Chunk, Document
+from rag.migrations import migrate
+from rag.types import Chunk, Document, StoredDocument
 
 DB_NAME = "rag.sqlite"
 LOCK_NAME = "ingest.lock"
-FTS_TOKENIZER = "porter unicode61 remove_diacritics 2"
-
-MIGRATIONS: list[tuple[str, str]] = [
-    (
-        "001_initial",
-        f"""
-        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        CREATE TABLE documents (
-            id INTEGER PRIMARY KEY,
-            path TEXT NOT NULL UNIQUE,
-            content_hash TEXT NOT NULL,
-            mtime REAL NOT NULL,
-            size INTEGER NOT NULL,
-            title TEXT NOT NULL,
-            pages INTEGER,
-            chunks INTEGER NOT NULL,
-            ingested_at REAL NOT NULL
-        );
-        CREATE TABLE chunks (
-            id INTEGER PRIMARY KEY,
-            document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
-            ordinal INTEGER NOT NULL,
-            text TEXT NOT NULL,
-            page INTEGER,
-            heading TEXT NOT NULL,
-            char_start INTEGER NOT NULL,
-            char_end INTEGER NOT NULL,
-            embedding BLOB NOT NULL
-        );
-        CREATE INDEX chunks_document ON chunks(document_id);
-        CREATE VIRTUAL TABLE chunks_fts USING fts5(text, heading, title, tokenize = '{FTS_TOKENIZER}');
-        """,
-    ),
-    # which version of the loaders read each document: a newer one reads it again on the next ingest
-    ("002_document_parser", "ALTER TABLE documents ADD COLUMN parser INTEGER NOT NULL DEFAULT 1"),
-]
-
 HEADING_SEPARATOR = " > "
-DOCUMENT_COLUMNS = "id, path, content_hash, mtime, size, title, pages, chunks, ingested_at, parser"
-
-
-@dataclass(frozen=True)
-class StoredDocument:
-    id: int
-    path: str
-    content_hash: str
-    mtime: float
-    size: int
-    title: str
-    pages: int | None
-    chunks: int
-    ingested_at: float
-    parser: int
+DOCUMENT_COLUMNS = "id, path, content_hash, mtime, size, title, pages, chunks, ingested_at, parser, page_kind"
 
 
 @dataclass(frozen=True)
@@ -88,6 +39,32 @@ class StoredChunk:
     page: int | None
     heading: str
     text: str
+    page_kind: str = "page"
+
+
+def is_under(path: str, folder: str) -> bool:
+    """`path` is `folder` itself or lies somewhere below it (also when folder is '/')."""
+    folder = folder.rstrip(os.sep) or os.sep
+    return path == folder or path.startswith(folder if folder == os.sep else folder + os.sep)
+
+
+def label_for(path: str, roots: Sequence[str]) -> str:
+    """The path relative to the folder it was ingested from, that folder's name first.
+
+    Stable whatever the working folder, and it never reveals where the user's files live.
+    """
+    containing = [r for r in roots if is_under(path, r)]
+    if not containing:
+        return os.path.basename(path)
+    root = max(containing, key=len)
+    if root == path:  # a file given by name
+        return os.path.basename(path)
+    return os.path.relpath(path, os.path.dirname(root.rstrip(os.sep)) or os.sep)
+
+
+def _id_list(ids: Sequence[int]) -> str:
+    # one bound JSON array instead of one variable per id: no "too many SQL variables" on any SQLite
+    return json.dumps([int(i) for i in ids])
 
 
 class Store:
@@ -103,32 +80,37 @@ class Store:
         if not db.exists():
             if not create:
                 raise IndexMissing(f"no index at {root}: run `rag ingest PATH` first")
-            root.mkdir(parents=True, exist_ok=True)
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise RagError(f"cannot create the index folder {root}: {exc.strerror or exc}") from exc
         try:
+            # check_same_thread=False: servers answer from worker threads; every use of one
+            # connection is serialised by its owner (Index holds a lock around queries).
             conn = sqlite3.connect(db, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            if create or os.access(db, os.W_OK):
+                conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA synchronous=NORMAL")
             store = cls(root, conn)
-            store._migrate()
+            migrate(conn, str(root))
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise IndexBusy(f"the index at {root} is busy ({exc}): try again in a moment") from exc
+            raise RagError(f"cannot open the index at {root}: {exc}") from exc
         except sqlite3.DatabaseError as exc:
-            raise RagError(f"the index at {root} is unreadable ({exc}): delete that folder and ingest again") from None
+            raise RagError(_damaged(db, exc)) from exc
         return store
 
     def close(self) -> None:
         self.conn.close()
 
-    def _migrate(self) -> None:
-        self.conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
-        done = {row[0] for row in self.conn.execute("SELECT name FROM schema_migrations")}
-        for name, sql in MIGRATIONS:
-            if name in done:
-                continue
-            with self.transaction(bump=False):
-                # executescript would COMMIT our transaction; run the statements one by one instead
-                for statement in filter(str.strip, sql.split(";\n")):
-                    self.conn.execute(statement)
-                self.conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (name, time.time()))
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     @contextmanager
     def transaction(self, bump: bool = True) -> Iterator[None]:
@@ -136,7 +118,11 @@ class Store:
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            raise IndexBusy(f"the index at {self.root} is locked by another process ({exc}): try again") from None
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise IndexBusy(f"the index at {self.root} is locked by another process ({exc}): try again") from exc
+            if "readonly" in str(exc).replace(" ", "") or "read-only" in str(exc):
+                raise RagError(f"the index at {self.root} is read-only ({exc}): check its permissions") from exc
+            raise RagError(f"cannot write to the index at {self.root}: {exc}") from exc
         try:
             yield
             if bump:
@@ -161,7 +147,11 @@ class Store:
     @contextmanager
     def writer_lock(self) -> Iterator[None]:
         """Held for a whole ingest run; released by the kernel even on kill -9."""
-        with open(self.root / LOCK_NAME, "a+") as handle:
+        try:
+            handle = open(self.root / LOCK_NAME, "a+")
+        except OSError as exc:
+            raise RagError(f"cannot lock {self.root / LOCK_NAME}: {exc.strerror or exc}") from exc
+        with handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -190,6 +180,19 @@ class Store:
     def set_meta(self, key: str, value: str) -> None:
         self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
+    def roots(self) -> list[str]:
+        """The folders (and single files) ingested, absolute: what passage labels are relative to."""
+        raw = self.get_meta("roots")
+        return json.loads(raw) if raw else []
+
+    def add_roots(self, paths: Sequence[Path]) -> None:
+        """Record ingested roots; call inside transaction()."""
+        roots = list(dict.fromkeys(self.roots() + [os.path.abspath(p) for p in paths]))
+        self.set_meta("roots", json.dumps(roots))
+
+    def label(self, path: str) -> str:
+        return label_for(path, self.roots())
+
     @property
     def generation(self) -> int:
         return int(self.get_meta("generation") or 0)
@@ -197,26 +200,30 @@ class Store:
     # -- documents -------------------------------------------------------------------------
 
     def documents(self) -> list[StoredDocument]:
-        rows = self.conn.execute(
-            f"SELECT {DOCUMENT_COLUMNS} FROM documents ORDER BY path"
-        )
-        return [StoredDocument(*row) for row in rows]
+        rows = self.conn.execute(f"SELECT {DOCUMENT_COLUMNS} FROM documents ORDER BY path").fetchall()
+        roots = self.roots()
+        return [_stored(row, roots) for row in rows]
+
+    def documents_under(self, folder: str) -> list[str]:
+        """Paths of the documents that are `folder` itself or lie below it."""
+        return [path for (path,) in self.conn.execute("SELECT path FROM documents ORDER BY path")
+                if is_under(path, folder)]
 
     def document(self, path: str) -> StoredDocument | None:
         row = self.conn.execute(
             f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE path = ?",
             (path,),
         ).fetchone()
-        return StoredDocument(*row) if row else None
+        return _stored(row, self.roots()) if row else None
 
     def put_document(self, doc: Document, chunks: Sequence[Chunk], embeddings: np.ndarray) -> None:
         """Insert or replace a document and all its chunks; call inside transaction()."""
         self.delete_document(str(doc.path))
         cur = self.conn.execute(
-            "INSERT INTO documents (path, content_hash, mtime, size, title, pages, chunks, ingested_at, parser) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO documents (path, content_hash, mtime, size, title, pages, chunks, ingested_at, parser, "
+            "page_kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (str(doc.path), doc.content_hash, doc.mtime, doc.size, doc.title, doc.pages, len(chunks), time.time(),
-             doc.parser),
+             doc.parser, doc.page_kind),
         )
         document_id = cur.lastrowid
         vectors = np.ascontiguousarray(embeddings, dtype=np.float32)
@@ -276,19 +283,19 @@ class Store:
     def chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         if not ids:
             return {}
-        marks = ",".join("?" * len(ids))
         rows = self.conn.execute(
-            f"SELECT c.id, d.path, d.title, c.page, c.heading, c.text FROM chunks c "
-            f"JOIN documents d ON d.id = c.document_id WHERE c.id IN ({marks})",
-            list(ids),
+            "SELECT c.id, d.path, d.title, c.page, c.heading, c.text, d.page_kind FROM chunks c "
+            "JOIN documents d ON d.id = c.document_id WHERE c.id IN (SELECT value FROM json_each(?))",
+            (_id_list(ids),),
         )
         return {row[0]: StoredChunk(*row) for row in rows}
 
     def embeddings(self, ids: Sequence[int], dim: int) -> dict[int, np.ndarray]:
         if not ids:
             return {}
-        marks = ",".join("?" * len(ids))
-        rows = self.conn.execute(f"SELECT id, embedding FROM chunks WHERE id IN ({marks})", list(ids))
+        rows = self.conn.execute(
+            "SELECT id, embedding FROM chunks WHERE id IN (SELECT value FROM json_each(?))", (_id_list(ids),)
+        )
         return {row[0]: np.frombuffer(row[1], dtype=np.float32, count=dim) for row in rows}
 
     def keyword_search(self, match: str, limit: int) -> list[tuple[int, float]]:
@@ -304,3 +311,23 @@ class Store:
 
     def size_on_disk(self) -> int:
         return sum(p.stat().st_size for p in self.root.iterdir() if p.is_file())
+
+
+def _stored(row: tuple, roots: Sequence[str]) -> StoredDocument:
+    *fields, page_kind = row
+    return StoredDocument(*fields, label=label_for(row[1], roots), page_kind=page_kind)
+
+
+def _damaged(db: Path, exc: Exception) -> str:
+    """Advise deleting the index only when SQLite itself says the file is damaged."""
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            verdict = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as check:
+        verdict = str(check)
+    if verdict == "ok":
+        return f"cannot open the index at {db.parent} ({exc}): try again; if it persists, run with --debug"
+    return f"the index at {db.parent} is damaged ({exc}): delete that folder and ingest again"

@@ -1,9 +1,19 @@
-"""The dataclasses that travel between pipeline stages; `--json` output is `asdict()` of them."""
+"""The dataclasses that travel between stages and out of the library; `--json` is `asdict()` of them.
+
+Paths: `Document`/`StoredDocument`/`Hit` carry the absolute path as stored (`path`) and, where a
+reader or a remote LLM sees it, `label`: the path relative to the folder it was ingested from
+(stable whatever the working folder, and never the user's home folder).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
+
+Mode = Literal["hybrid", "dense", "keyword"]
+AnswerMode = Literal["llm", "extractive", "none"]
+PageKind = Literal["page", "slide", "chapter"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +36,7 @@ class Document:
     size: int
     pages: int | None = None
     parser: int = 1  # ingest.pipeline.PARSER_VERSION of the loaders and chunker that read it
+    page_kind: PageKind = "page"  # what `pages` counts: PDF pages, slides, e-book chapters
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,22 @@ class Chunk:
     char_start: int
     char_end: int
     embed_text: str  # what the model reads: title and heading path, then the text
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    id: int
+    path: str
+    content_hash: str
+    mtime: float
+    size: int
+    title: str
+    pages: int | None
+    chunks: int
+    ingested_at: float
+    parser: int
+    label: str = ""  # the path relative to the folder it was ingested from
+    page_kind: str = "page"
 
 
 @dataclass
@@ -51,24 +78,94 @@ class Hit:
     similarity: float  # cosine between question and chunk; what the relevance cut-off reads
     dense_rank: int | None = None
     keyword_rank: int | None = None
+    label: str = ""  # path relative to its ingested folder: what the prompt and --json show
+    page_kind: str = "page"
+
+
+@dataclass
+class Retrieval:
+    question: str
+    mode: Mode
+    hits: list[Hit]
+    below_cutoff: bool  # something was found, but nothing relevant enough
+    best_similarity: float | None
+    seconds: float
+    min_score: float | None = None  # the cut-off the hits passed
 
 
 @dataclass
 class Source:
     rank: int
-    path: str
+    path: str  # relative to the ingested folder (as the LLM saw it)
     page: int | None
     heading: str
     score: float
     text: str
     cited: bool = False
+    file: str = ""  # the absolute path on this machine
+    page_kind: str = "page"
+
+
+@dataclass(frozen=True)
+class Timings:
+    retrieval_s: float
+    generation_s: float
 
 
 @dataclass
 class Answer:
     question: str
     answer: str
-    mode: str  # "llm", "extractive" or "none"
+    mode: AnswerMode
     model: str | None
     sources: list[Source] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: Timings = field(default_factory=lambda: Timings(0.0, 0.0))
+    stopped: bool = False  # the user interrupted the answer (Ctrl-C)
+
+
+@dataclass(frozen=True)
+class Failure:
+    path: str
+    reason: str
+
+
+@dataclass
+class IngestReport:
+    index: str = ""
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    skipped: int = 0  # files of other types inside folders
+    skipped_types: dict[str, int] = field(default_factory=dict)  # suffix -> files
+    chunks: int = 0  # chunks embedded in this run
+    seconds: float = 0.0
+    failures: list[Failure] = field(default_factory=list)
+    failed: int = 0  # len(failures), kept as a field so --json shows it
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    index: str
+    documents: int
+    chunks: int
+    pages: int
+    model: str | None
+    runtime: str | None
+    dim: int | None
+    chunk_tokens: int | None
+    overlap_tokens: int | None
+    size_bytes: int
+    last_ingest: str | None  # ISO 8601, local time
+    outdated_documents: int  # read by an older parser version: the next ingest reads them again
+    roots: list[str] = field(default_factory=list)  # the folders (and files) ingested
+
+
+@dataclass(frozen=True)
+class Removal:
+    removed: list[str]
+    unknown: list[str]

@@ -1,0 +1,271 @@
+"""`Index`: the library API that every interface calls (the CLI, chat, the MCP and HTTP servers).
+
+    from rag import Index, load_settings
+
+    with Index.open(load_settings({"index_dir": "indexes"}), create=True) as index:
+        index.ingest(["docs"])
+        for hit in index.search("How do I rotate the keys?").hits: ...
+        stream = index.answer("How do I rotate the keys?")   # iterate for pieces, then:
+        answer = stream.result()
+
+This is one of the two composition roots (with rag/cli.py): the only modules in `rag/` that may
+import `ingest`. Opening is cheap: the embedding model and the vector file load on the first
+search, so `status`, `ls` and `rm` never import torch or faiss, and neither does importing this
+module. One Index may serve many threads: queries share one SQLite connection under a lock.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+from rag.config import Settings
+from rag.errors import ConfigError, RagError
+from rag.types import IndexStatus, IngestReport, Mode, Removal, Retrieval, StoredDocument
+
+if TYPE_CHECKING:
+    from ingest.chunk import ChunkSettings
+    from ingest.pipeline import Progress
+    from rag.generate import AnswerStream
+    from rag.llm import LLM, Message
+    from rag.retrieve import Retriever
+    from rag.store import Store
+
+
+def limit_threads(threads: int) -> None:
+    """Pin FAISS (and torch, once loaded) to `threads` threads for answering questions.
+
+    One question at a time gains little from a second thread on an idle machine and pays in
+    scheduler waits on a busy one (bench/latency.py: 13 ms vs 49 ms p50 per query under load).
+    Process-wide, so it is the caller's choice (the CLI makes it), never a side effect of opening.
+    """
+    import sys
+
+    import faiss
+
+    faiss.omp_set_num_threads(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    else:  # torch sizes its pool from this when it first loads
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+
+
+class Index:
+    def __init__(self, settings: Settings, store: Store | None, create: bool = False):
+        self.settings = settings
+        self._store = store
+        self._create = create
+        self._retriever: Retriever | None = None
+        self._embedder = None
+        self._lock = threading.RLock()
+
+    # -- opening and closing --------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, settings: Settings, *, create: bool = False) -> "Index":
+        """The index at `settings.index_path`; `create` makes an empty one when there is none."""
+        from rag.store import DB_NAME, Store
+
+        if create and not (settings.index_path / DB_NAME).exists():
+            # made by the first ingest, once its settings are known to be valid: a mistyped flag
+            # must not leave an empty index behind
+            return cls(settings, None, create=True)
+        return cls(settings, Store.open(settings.index_path))
+
+    @property
+    def path(self) -> Path:
+        return self.settings.index_path
+
+    @property
+    def store(self) -> Store:
+        from rag.store import Store
+
+        if self._store is None:
+            self._store = Store.open(self.path, create=self._create)
+        return self._store
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+            self._retriever = None
+
+    def __enter__(self) -> "Index":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        paths: Iterable[str | os.PathLike],
+        *,
+        chunking: ChunkSettings | None = None,
+        prune: bool = True,
+        rebuild: bool = False,
+        progress: Progress | None = None,
+        chunk_tokens: int | None = None,
+        overlap_tokens: int | None = None,
+    ) -> IngestReport:
+        """Index files and folders incrementally.
+
+        Chunk settings: `chunk_tokens`/`overlap_tokens` (each alone), then `chunking`, then the
+        index's own, then the defaults. An index built with other settings needs `rebuild=True`.
+        """
+        from ingest.chunk import ChunkSettings
+        from ingest.pipeline import run_ingest, stored_chunk_settings
+
+        paths = [Path(p) for p in paths]
+        if not paths:
+            raise ConfigError("nothing to ingest: name at least one file or folder")
+        missing = [str(p) for p in paths if not p.exists() and not p.is_symlink()]
+        if missing:
+            raise RagError(f"no such file or folder: {', '.join(missing)}")
+        stored = stored_chunk_settings(self._store) if self._store is not None else None
+        base = chunking or stored or ChunkSettings()
+        chunking = ChunkSettings(  # validated here, before the index folder is made
+            chunk_tokens=base.chunk_tokens if chunk_tokens is None else chunk_tokens,
+            overlap_tokens=base.overlap_tokens if overlap_tokens is None else overlap_tokens,
+        )
+        with self._lock:
+            report = run_ingest(paths, self.store, self._embedder_for_ingest(), chunking, prune=prune,
+                                rebuild=rebuild, progress=progress)
+        return report
+
+    def remove(self, paths: Iterable[str | os.PathLike]) -> Removal:
+        """Forget documents; a folder names every document under it. Holds the writer lock."""
+        from rag import vectors
+
+        removed: list[str] = []
+        unknown: list[str] = []
+        with self._lock, self.store.writer_lock():
+            doomed: list[str] = []
+            for given in paths:
+                matches = self.store.documents_under(os.path.abspath(given))
+                if not matches:
+                    unknown.append(str(given))
+                doomed += [p for p in matches if p not in doomed]
+            if doomed:  # nothing to remove: leave the generation (and so the vector file) alone
+                with self.store.transaction():
+                    removed = [path for path in doomed if self.store.delete_document(path)]
+            vectors.refresh_file(self.store)
+        return Removal(removed=removed, unknown=unknown)
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def documents(self) -> list[StoredDocument]:
+        with self._lock:
+            return self.store.documents()
+
+    def status(self) -> IndexStatus:
+        from ingest.pipeline import PARSER_VERSION
+
+        with self._lock, self.store.snapshot():
+            docs = self.store.documents()
+            meta = {key: self.store.get_meta(key) for key in
+                    ("embed_model", "embed_runtime", "dim", "chunk_tokens", "overlap_tokens", "last_ingest")}
+            chunks = self.store.chunk_count()
+            roots = self.store.roots()
+        bound = chunks > 0  # an index whose first ingest failed is bound to no model yet
+
+        def number(key: str) -> int | None:
+            return int(meta[key]) if bound and meta[key] else None
+
+        last = meta["last_ingest"]
+        return IndexStatus(
+            index=str(self.path),
+            documents=len(docs),
+            chunks=chunks,
+            pages=sum(d.pages or 0 for d in docs),
+            model=meta["embed_model"] if bound else None,
+            runtime=(meta["embed_runtime"] or "torch-fp32") if bound else None,
+            dim=number("dim"),
+            chunk_tokens=number("chunk_tokens"),
+            overlap_tokens=number("overlap_tokens"),
+            size_bytes=self.store.size_on_disk(),
+            last_ingest=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(float(last))) if last else None,
+            outdated_documents=sum(d.parser < PARSER_VERSION for d in docs),
+            roots=roots,
+        )
+
+    def search(
+        self,
+        question: str,
+        *,
+        top_k: int | None = None,
+        mode: Mode = "hybrid",
+        min_score: float | None = None,
+    ) -> Retrieval:
+        """The `top_k` best passages; below the cut-off `min_score` (None: the setting) none."""
+        if not question or not question.strip():
+            raise ConfigError("the question is empty")
+        top_k = self.settings.top_k if top_k is None else top_k
+        self._check_top_k(top_k)
+        with self._lock:
+            retriever = self.retriever()
+            retriever.refresh()  # pick up what an ingest committed since the last question
+            return retriever.search(question, top_k, mode, self.settings.min_score if min_score is None else min_score)
+
+    def answer(
+        self,
+        question: str,
+        *,
+        llm: LLM | None = None,
+        history: Sequence[Message] = (),
+        top_k: int | None = None,
+        mode: Mode = "hybrid",
+        min_score: float | None = None,
+    ) -> AnswerStream:
+        """Retrieve and answer; `history` (earlier user/assistant messages) makes it a follow-up.
+
+        With an `llm` the answer is written by it; without, it is extractive. A follow-up is
+        condensed into a standalone question first (through the LLM when there is one).
+        """
+        from rag.generate import AnswerStream, condense
+
+        standalone = condense(question, history, llm) if history else question
+        retrieval = self.search(standalone, top_k=top_k, mode=mode, min_score=min_score)
+        return AnswerStream(standalone, retrieval, llm, history)
+
+    def llm(self) -> LLM | None:
+        """The LLM the settings configure, or None (extractive answers)."""
+        from rag.llm import LLM
+
+        return LLM(self.settings) if self.settings.llm_configured else None
+
+    def retriever(self) -> Retriever:
+        """The retriever, loading the model and the vector file on first use."""
+        from rag.retrieve import Retriever
+
+        with self._lock:
+            if self._retriever is None:
+                self._retriever = Retriever.open(self.settings, self.store, self._embedder_for_query())
+            return self._retriever
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _check_top_k(self, top_k: int) -> None:
+        from rag.config import MAX_TOP_K
+
+        if not 1 <= top_k <= MAX_TOP_K:
+            raise ConfigError(f"top-k must be between 1 and {MAX_TOP_K} (got {top_k})")
+
+    def _embedder_for_query(self):
+        return self._model()
+
+    def _embedder_for_ingest(self):
+        return self._model()
+
+    def _model(self):
+        """One embedder per Index, shared by ingest and search (it loads the model lazily)."""
+        from rag.embedder import Embedder
+
+        if self._embedder is None:
+            self._embedder = Embedder(self.settings.embed_model)
+        return self._embedder
