@@ -10,6 +10,7 @@ here too, so `rag chat` and the HTTP server share one behaviour.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from typing import TYPE_CHECKING, Iterator, Sequence
@@ -54,7 +55,7 @@ def format_passages(hits: Sequence[Hit]) -> str:
     blocks = []
     for n, hit in enumerate(hits, start=1):
         # relative to the ingested folder: stable, and the LLM never learns where the files live
-        source = location(hit.label or hit.path, hit.page, hit.page_kind)
+        source = location(hit.label or os.path.basename(hit.path), hit.page, hit.page_kind)
         heading = f' heading="{_attribute(hit.heading)}"' if hit.heading else ""
         blocks.append(f'<passage id="{n}" source="{_attribute(source)}"{heading}>\n{_escape(hit.text)}\n</passage>')
     return "\n\n".join(blocks)
@@ -172,7 +173,7 @@ def build_answer(question: str, retrieval: Retrieval, text: str, llm: LLM | None
                  stopped: bool = False) -> Answer:
     cited = cited_numbers(text, len(retrieval.hits))
     sources = [
-        Source(rank=n, path=h.label or h.path, page=h.page, heading=h.heading, score=round(h.score, 6), text=h.text,
+        Source(rank=n, path=h.label or os.path.basename(h.path), page=h.page, heading=h.heading, score=round(h.score, 6), text=h.text,
                cited=n in cited, file=h.path, page_kind=h.page_kind)
         for n, h in enumerate(retrieval.hits, start=1)
     ]

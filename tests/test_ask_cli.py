@@ -283,20 +283,19 @@ def test_the_api_key_never_appears_in_output_even_when_the_server_echoes_it(ask,
     assert API_KEY[:8] not in result.output and API_KEY[-4:] not in result.output
 
 
-def test_an_unreachable_server_is_one_error_line(ask, monkeypatch):
-    monkeypatch.setattr("rag.generate.MAX_RETRIES", 0)  # the client's own 0.5-2 s backoff adds nothing here
+def test_an_unreachable_server_is_one_error_line(ask):
     url = closed_port_url()
 
-    result = ask(BREAD, env={"OPENAI_BASE_URL": url})
+    # no retries: the client's own 0.5-2 s backoff adds nothing here
+    result = ask(BREAD, env={"OPENAI_BASE_URL": url, "RAG_MAX_RETRIES": "0"})
 
     assert_one_error_line(result, f"cannot reach the LLM server at {url}: is it running?")
 
 
-def test_a_server_that_does_not_answer_in_time_is_one_error_line(ask, llm, monkeypatch):
-    monkeypatch.setattr("rag.generate.MAX_RETRIES", 0)
+def test_a_server_that_does_not_answer_in_time_is_one_error_line(ask, llm):
     llm.stall = 2.0
 
-    result = ask(BREAD, env=llm_env(llm, RAG_TIMEOUT="0.3"))
+    result = ask(BREAD, env=llm_env(llm, RAG_TIMEOUT="0.3", RAG_MAX_RETRIES="0"))
 
     assert_one_error_line(result, "did not answer within 0.3 s: try again, or raise RAG_TIMEOUT")
 

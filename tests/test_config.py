@@ -92,7 +92,21 @@ def test_a_top_k_below_one_names_the_setting_to_fix(tmp_path):
         load_settings({}, environ={"RAG_TOP_K": "0"}, dotenv_path=tmp_path / "x")
 
     assert "RAG_TOP_K" in str(error.value)
-    assert "at least 1" in str(error.value)
+    assert "between 1 and 100" in str(error.value)
+
+
+def test_a_top_k_above_the_cap_is_refused(tmp_path):
+    # unbounded, -k 10000 fetched 100k keyword hits and bound them all into one SQL statement
+    with pytest.raises(ConfigError, match=r"between 1 and 100 \(got 101\)"):
+        load_settings({"top_k": 101}, environ={}, dotenv_path=tmp_path / "x")
+
+
+def test_temperature_and_max_tokens_are_unset_unless_given(tmp_path):
+    settings = load_settings({}, environ={}, dotenv_path=tmp_path / "x")
+    assert (settings.temperature, settings.max_tokens) == (None, None)
+    settings = load_settings({}, environ={"RAG_TEMPERATURE": "0.3", "RAG_MAX_TOKENS": "512"},
+                             dotenv_path=tmp_path / "x")
+    assert (settings.temperature, settings.max_tokens) == (0.3, 512)
 
 
 def test_a_bad_top_k_in_dotenv_is_reported_like_one_in_the_environment(tmp_path):

@@ -11,18 +11,18 @@ import pytest
 from rag.config import Settings
 from rag.errors import LLMError
 from rag.generate import (
-    LLM,
-    MAX_RETRIES,
     NOT_COVERED,
     SYSTEM_PROMPT,
+    AnswerStream,
     build_answer,
     build_messages,
     cited_numbers,
     extractive_answer,
-    stream_answer,
 )
-from rag.retrieve import Retrieval
-from rag.types import Hit
+from rag.llm import LLM
+from rag.types import Hit, Retrieval
+
+MAX_RETRIES = Settings().max_retries
 from tests.llm_server import closed_port_url
 
 API_KEY = "sk-test-4f9a2c7e1b8d3a6f0e5c"
@@ -32,7 +32,7 @@ def make_hit(name: str, text: str, page: int | None = None, heading: str = "", c
              similarity: float = 0.6) -> Hit:
     path = Path.cwd() / "corpus" / name  # clean_environment makes tmp_path the working folder
     return Hit(chunk_id=chunk_id, path=str(path), page=page, heading=heading, text=text, title=name, score=0.03,
-               similarity=similarity, dense_rank=1, keyword_rank=1)
+               similarity=similarity, dense_rank=1, keyword_rank=1, label=f"corpus/{name}")
 
 
 def bread_and_fan() -> list[Hit]:
@@ -90,6 +90,15 @@ def test_the_prompt_does_not_reveal_where_the_users_files_live():
     user = user_message(build_messages("How long do I bake bread?", bread_and_fan()))
 
     assert str(Path.cwd()) not in user
+
+
+def test_a_hit_without_a_label_is_named_by_its_file_name_alone():
+    hit = make_hit("cooking.md", "Bake the loaf.")
+    hit.label = ""
+
+    user = user_message(build_messages("How long?", [hit]))
+
+    assert 'source="cooking.md"' in user and str(Path.cwd()) not in user
 
 
 INJECTION = (
@@ -279,7 +288,7 @@ def test_an_error_event_in_the_middle_of_a_stream_is_one_line(llm):
 
 
 def test_without_relevant_passages_the_answer_is_not_covered_and_the_server_is_never_asked(llm):
-    pieces = list(stream_answer("Who coaches Mongolia?", retrieval_of([]), LLM(settings_for(llm))))
+    pieces = list(AnswerStream("Who coaches Mongolia?", retrieval_of([]), LLM(settings_for(llm))))
 
     assert pieces == [NOT_COVERED]
     assert llm.requests == []
@@ -314,6 +323,7 @@ def test_the_answer_marks_only_the_cited_passages_as_sources(llm):
 
     assert [(s.rank, s.cited) for s in answer.sources] == [(1, False), (2, True)]
     assert answer.sources[1].path == "corpus/manual.pdf" and answer.sources[1].page == 2
+    assert answer.sources[1].file == str(Path.cwd() / "corpus" / "manual.pdf")
     assert (answer.mode, answer.model) == ("llm", "test-model")
 
 
@@ -323,3 +333,12 @@ def test_citations_written_as_a_list_count_for_each_passage():
 
 def test_citations_of_passages_that_do_not_exist_are_ignored():
     assert cited_numbers("See [0], [4] and [12].", count=3) == set()
+
+
+def test_temperature_and_max_tokens_are_sent_only_when_set(llm):
+    # reasoning models (o3-mini) answer a non-default temperature or max_tokens with a 400
+    list(LLM(settings_for(llm)).stream(build_messages("How long?", bread_and_fan())))
+    assert "temperature" not in llm.requests[-1] and "max_tokens" not in llm.requests[-1]
+
+    list(LLM(settings_for(llm, temperature=0.2, max_tokens=300)).stream(build_messages("How long?", bread_and_fan())))
+    assert (llm.requests[-1]["temperature"], llm.requests[-1]["max_tokens"]) == (0.2, 300)

@@ -15,8 +15,10 @@ from ingest.chunk import ChunkSettings
 from ingest.pipeline import PARSER_VERSION, IngestReport, SilentProgress, run_ingest
 from rag import vectors
 from rag.errors import IndexBusy, IndexMismatch
-from rag.maintain import remove_documents
-from rag.store import MIGRATIONS, Store
+from rag.config import Settings
+from rag.index import Index
+from rag.migrations import STEPS
+from rag.store import Store
 from tests.conftest import CORPUS
 from tests.pdfs import write_pdf
 from tests.test_discover import needs_file_modes
@@ -24,6 +26,15 @@ from tests.test_loaders import encrypted_pdf, truncated_pdf
 
 CORPUS_FILES = sorted([*CORPUS, "manual.pdf"])
 NOTES_FILES = ["bread.md", "manual.pdf", "moons.txt"]
+
+
+def failures(report: IngestReport) -> list[tuple[str, str]]:
+    return [(f.path, f.reason) for f in report.failures]
+
+
+def remove(store: Store, paths: list[Path]) -> tuple[list[str], list[str]]:
+    removal = Index(Settings(index_dir=store.root.parent, index=store.root.name), store).remove(paths)
+    return removal.removed, removal.unknown
 
 
 def make_notes(folder: Path) -> Path:
@@ -152,8 +163,8 @@ def test_an_index_from_before_parser_versions_opens_and_marks_its_documents_old(
     root.mkdir(parents=True)
     conn = sqlite3.connect(root / "rag.sqlite")
     conn.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
-    name, sql = MIGRATIONS[0]
-    conn.executescript(sql)
+    name, step = STEPS[0]
+    step(conn)
     conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (name,))
     conn.execute("INSERT INTO documents (path, content_hash, mtime, size, title, pages, chunks, ingested_at) "
                  "VALUES ('/old.txt', 'h', 0, 1, 'Old', NULL, 0, 0)")
@@ -220,7 +231,7 @@ def test_newly_ignored_file_is_pruned(store, embedder, notes):
 def test_removing_a_document_forgets_its_chunks(store, embedder, notes):
     ingest(store, embedder, notes)
 
-    removed, unknown = remove_documents(store, [notes / "bread.md"])
+    removed, unknown = remove(store, [notes / "bread.md"])
 
     assert (removed, unknown) == ([str(notes / "bread.md")], [])
     assert found_in(store, "Sourdough") == []
@@ -230,9 +241,9 @@ def test_removing_an_unknown_path_changes_nothing(store, embedder, notes):
     ingest(store, embedder, notes)
     generation = store.generation
 
-    removed, unknown = remove_documents(store, [notes / "nope.md"])
+    removed, unknown = remove(store, [notes / "nope.md"])
 
-    assert (removed, unknown) == ([], [notes / "nope.md"])
+    assert (removed, unknown) == ([], [str(notes / "nope.md")])
     assert store.generation == generation  # the vector file stays valid
     assert len(indexed(store)) == 3
 
@@ -275,7 +286,7 @@ def test_bad_file_is_reported_and_the_rest_is_indexed(store, embedder, notes, ki
     report = ingest(store, embedder, notes)
 
     assert not report.ok
-    assert [(path, why.startswith(reason)) for path, why in report.failures] == [(str(bad), True)]
+    assert [(path, why.startswith(reason)) for path, why in failures(report)] == [(str(bad), True)]
     assert indexed(store) == NOTES_FILES
 
 
@@ -286,7 +297,7 @@ def test_unreadable_file_is_reported_and_the_rest_is_indexed(store, embedder, no
 
     report = ingest(store, embedder, notes)
 
-    assert report.failures == [(str(notes / "private.md"), "permission denied")]
+    assert failures(report) == [(str(notes / "private.md"), "permission denied")]
     assert indexed(store) == NOTES_FILES
 
 
@@ -303,14 +314,14 @@ class DeleteOnStart(SilentProgress):
 def test_file_that_vanishes_mid_run_is_reported_and_the_rest_is_indexed(store, embedder, notes):
     report = ingest(store, embedder, notes, progress=DeleteOnStart(notes / "bread.md"))
 
-    assert report.failures == [(str(notes / "bread.md"), "broken symlink or vanished file")]
+    assert failures(report) == [(str(notes / "bread.md"), "broken symlink or vanished file")]
     assert indexed(store) == [name for name in NOTES_FILES if name != "bread.md"]
 
 
 def test_missing_path_among_others_is_reported(store, embedder, notes, tmp_path):
     report = ingest(store, embedder, tmp_path / "gone.md", notes)
 
-    assert report.failures == [(str(tmp_path / "gone.md"), "broken symlink or vanished file")]
+    assert failures(report) == [(str(tmp_path / "gone.md"), "broken symlink or vanished file")]
     assert len(indexed(store)) == 3
 
 
@@ -320,7 +331,7 @@ def test_symlink_loops_are_reported_and_the_rest_is_indexed(store, embedder, not
 
     report = ingest(store, embedder, notes)
 
-    assert sorted(report.failures) == [(str(notes / "again"), "symlink loop (links back to a folder above it)"),
+    assert sorted(failures(report)) == [(str(notes / "again"), "symlink loop (links back to a folder above it)"),
                                        (str(notes / "self.md"), "symlink loop")]
     assert indexed(store) == NOTES_FILES
 
@@ -331,7 +342,7 @@ def test_previously_indexed_file_that_turns_corrupt_keeps_its_old_version(store,
 
     report = ingest(store, embedder, notes)
 
-    assert [path for path, _ in report.failures] == [str(notes / "manual.pdf")]
+    assert [path for path, _ in failures(report)] == [str(notes / "manual.pdf")]
     assert found_in(store, "bearing") == ["manual.pdf"]
 
 
@@ -346,7 +357,7 @@ def test_folder_that_turns_unreadable_keeps_its_documents(store, embedder, notes
     finally:
         (notes / "sub").chmod(0o755)
 
-    assert report.failures == [(str(notes / "sub"), "permission denied")]
+    assert failures(report) == [(str(notes / "sub"), "permission denied")]
     assert report.removed == 0
     assert found_in(store, "walrus") == ["deep.md"]
 
