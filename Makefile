@@ -1,6 +1,10 @@
-# Everything runs inside .venv. torch==2.13.0 (a CPU build) goes in first so that
-# sentence-transformers does not pull a multi-GB CUDA build.
+# Everything runs inside .venv, installed at the exact versions of constraints.txt.
+# torch==2.13.0 goes in first from PyTorch's CPU wheel index, so that sentence-transformers does
+# not pull a multi-GB CUDA build from PyPI; where that index cannot be reached (a machine that
+# sees only PyPI and a local wheelhouse) pip gives up on it within seconds and installs torch from
+# what it can reach. macOS wheels on PyPI are CPU builds already.
 PYTHON ?= python3
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -13,11 +17,12 @@ export TOKENIZERS_PARALLELISM := false
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet 'pip>=24,<27'
+	$(BIN)/pip install --quiet --retries 0 --timeout 5 --extra-index-url $(TORCH_INDEX) -c constraints.txt torch==2.13.0 \
+		|| $(BIN)/pip install --quiet -c constraints.txt torch==2.13.0
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 demo: install

@@ -14,20 +14,21 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
+from rag.config import ENV_KEYS  # noqa: E402
 from tests.llm_server import FakeLLM  # noqa: E402
 from tests.pdfs import write_pdf  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RAG = Path(sys.executable).parent / "rag"
 # Settings a test must not inherit from the developer's shell or .env
-CLEAN_KEYS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "RAG_LLM_MODEL", "RAG_EMBED_MODEL", "RAG_INDEX_DIR",
-              "RAG_INDEX", "RAG_TOP_K", "RAG_MIN_SCORE", "RAG_TIMEOUT")
+CLEAN_KEYS = ENV_KEYS
 
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch, tmp_path):
     for key in CLEAN_KEYS:
         monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # chat history never lands in ~
     monkeypatch.chdir(tmp_path)  # no stray .env, and ./indexes lands in tmp_path
 
 

@@ -1,15 +1,19 @@
-"""`rag chat` driven as a user drives it: a real pseudo-terminal (pexpect), and piped stdin."""
+"""`rag chat` driven as a user drives it: in-process with piped input for the behaviours, and a
+real pseudo-terminal (pexpect) for what only a terminal shows: readline, Ctrl-C, Ctrl-D."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
 
 import pexpect
 import pytest
+from click.testing import CliRunner
 
+from rag.cli import main
 from tests.conftest import CLEAN_KEYS, RAG
 
 PROMPT = "you> "
@@ -25,6 +29,7 @@ def workdir(built_index, tmp_path) -> Path:
 
 def spawn_chat(workdir: Path, llm_url: str | None = None, *args: str) -> pexpect.spawn:
     env = {k: v for k, v in os.environ.items() if k not in CLEAN_KEYS}
+    env["XDG_STATE_HOME"] = str(workdir / "state")
     if llm_url:
         env["OPENAI_BASE_URL"] = llm_url
         env["RAG_LLM_MODEL"] = "test-model"
@@ -71,39 +76,34 @@ def test_question_follow_up_sources_and_exit_against_an_llm(workdir, llm):
     assert child.exitstatus == 0
 
 
+def chat_in_process(workdir: Path, lines: list[str], llm=None):
+    """`rag chat` in this process with piped input: the CLI, the loop and the Index, minus the pty."""
+    env = {"OPENAI_BASE_URL": llm.url, "RAG_LLM_MODEL": "test-model"} if llm else {}
+    return CliRunner().invoke(main, ["chat", "--index-dir", str(workdir / "indexes")],
+                              input="".join(line + "\n" for line in lines), env=env)
+
+
 def test_reset_forgets_the_conversation(workdir, llm):
-    child = spawn_chat(workdir, llm.url)
-    child.sendline("How long do I bake sourdough bread?")
-    child.expect_exact(PROMPT)
-    child.sendline("/reset")
-    child.expect_exact("(conversation cleared)")
-    child.expect_exact(PROMPT)
-    before = len(llm.requests)
-    child.sendline("How do I prune roses?")
-    child.expect_exact(PROMPT)
-    new = llm.requests[before:]
-    assert len(new) == 1 and new[0]["stream"], "no condensing after a reset: nothing to condense"
-    assert [m["role"] for m in new[0]["messages"]] == ["system", "user"]
-    child.sendeof()
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
+    result = chat_in_process(workdir, ["How long do I bake sourdough bread?", "/reset", "How do I prune roses?"], llm)
+
+    assert result.exit_code == 0
+    assert "(conversation cleared)" in result.stdout
+    assert [r["stream"] for r in llm.requests] == [True, True], "no condensing after a reset: nothing to condense"
+    assert [m["role"] for m in llm.requests[-1]["messages"]] == ["system", "user"]
 
 
 def test_an_llm_error_is_one_line_and_the_conversation_goes_on(workdir, llm):
-    child = spawn_chat(workdir, llm.url)
     llm.fail_with = 401
-    child.sendline("How long do I bake sourdough bread?")
-    child.expect(r"Error: the LLM server at .* rejected the API key \(401\)")
-    child.expect_exact(PROMPT)
-    assert "Traceback" not in child.before
-    llm.fail_with = None
+    llm.fail_times = 1
     llm.reply = "Six hours of sun [1]."
-    child.sendline("How much sun do tomatoes need?")
-    child.expect_exact("Six hours of sun [1].")
-    child.expect_exact(PROMPT)
-    child.sendline("/exit")
-    child.expect(pexpect.EOF)
+
+    result = chat_in_process(workdir, ["How long do I bake sourdough bread?", "How much sun do tomatoes need?"], llm)
+
+    assert result.exit_code == 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "rejected the API key (401)" in errors[0]
+    assert "Traceback" not in result.output
+    assert "Six hours of sun [1]." in result.stdout
 
 
 def test_ctrl_c_stops_the_answer_but_not_the_session(workdir, llm):
@@ -130,30 +130,18 @@ def test_ctrl_c_stops_the_answer_but_not_the_session(workdir, llm):
 
 
 def test_without_an_llm_chat_says_so_once_and_answers_from_passages(workdir):
-    child = spawn_chat(workdir, None)
-    assert child.before.count("extractive answers") == 1
-    child.sendline("How long do I bake sourdough bread?")
-    child.expect_exact("forty minutes")
-    child.expect_exact("Sources:")
-    child.expect_exact(PROMPT)
-    child.sendline("/k 1")
-    child.expect_exact("(retrieving 1 passages per question)")
-    child.expect_exact(PROMPT)
-    child.sendline("/mode keyword")
-    child.expect_exact("(retrieval mode: keyword)")
-    child.expect_exact(PROMPT)
-    child.sendline("/mode nonsense")
-    child.expect_exact("usage: /mode hybrid|dense|keyword")
-    child.expect_exact(PROMPT)
-    child.sendline("What is error ZX-4411?")
-    child.expect(r"\[1\] \S*corpus/errors\.rst")
-    child.expect_exact(PROMPT)
-    child.sendeof()
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
-    history = (workdir / "indexes" / "default" / "chat_history").read_text()
-    assert "How long do I bake sourdough bread?" in history
+    result = chat_in_process(workdir, [
+        "How long do I bake sourdough bread?", "/k 1", "/mode keyword", "/mode nonsense", "What is error ZX-4411?",
+    ])
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("extractive answers") == 1
+    out = result.stdout
+    assert out.index("forty minutes") < out.index("Sources:") < out.index("(retrieving 1 passages per question)")
+    assert "(retrieval mode: keyword)" in out
+    assert "usage: /mode hybrid|dense|keyword" in result.stderr
+    after = out[out.index("(retrieval mode: keyword)"):]
+    assert re.search(r"\[1\] \S*corpus/errors\.rst", after) and "[2]" not in after
 
 
 def test_piped_questions_are_answered_in_order(workdir, rag_cli):
@@ -168,14 +156,16 @@ def test_piped_questions_are_answered_in_order(workdir, rag_cli):
 
 def test_follow_up_without_llm_carries_the_earlier_subject():
     from rag.chat import Conversation, Turn
+    from rag.generate import condense
 
     conversation = Conversation()
     conversation.add(Turn("How do I prune roses?", "How do I prune roses?", "In late winter [1]."))
-    assert conversation.standalone("and when is it best?", None) == "How do I prune roses? and when is it best?"
-    assert conversation.standalone("why?", None) == "How do I prune roses? why?"
+    history = conversation.messages()
+    assert condense("and when is it best?", history, None) == "How do I prune roses? and when is it best?"
+    assert condense("why?", history, None) == "How do I prune roses? why?"
     # an unrelated, self-contained question is left alone, however short
-    assert conversation.standalone("What is error ZX-4411?", None) == "What is error ZX-4411?"
-    assert conversation.standalone("How much sun do tomatoes need every day?", None) == (
+    assert condense("What is error ZX-4411?", history, None) == "What is error ZX-4411?"
+    assert condense("How much sun do tomatoes need every day?", history, None) == (
         "How much sun do tomatoes need every day?"
     )
 
