@@ -99,11 +99,12 @@ def test_json_output_has_the_answer_its_sources_and_timings(ask, llm):
     result = ask(BREAD, "--json", env=llm_env(llm))
 
     answer = json.loads(result.stdout)
-    assert set(answer) == {"question", "answer", "mode", "model", "sources", "timings"}
+    assert set(answer) == {"question", "answer", "mode", "model", "sources", "timings", "stopped"}
+    assert answer["stopped"] is False
     assert (answer["question"], answer["answer"], answer["mode"], answer["model"]) == (
         BREAD, "Forty minutes [1].", "llm", "test-model")
     first = answer["sources"][0]
-    assert set(first) == {"rank", "path", "page", "heading", "score", "text", "cited"}
+    assert set(first) == {"rank", "path", "page", "heading", "score", "text", "cited", "file", "page_kind"}
     assert (first["rank"], first["path"], first["page"], first["heading"], first["cited"]) == (
         1, "corpus/cooking.md", None, "Kitchen notes > Bread", True)
     assert "forty minutes" in first["text"] and first["score"] > 0
