@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 
@@ -364,6 +365,21 @@ def test_rag_ask_prints_the_answer_as_it_streams_then_the_sources(built_index, l
     assert (first + rest).decode() == (
         "Bake it for forty minutes [1].\n\nSources:\n[1] corpus/cooking.md (Kitchen notes > Bread)\n"
     )
+
+
+def test_ctrl_c_stops_the_answer_keeps_what_arrived_and_exits_130(built_index, llm):
+    llm.reply, llm.delay = " ".join(f"word{i}" for i in range(100)), 0.05
+    env = {k: v for k, v in os.environ.items() if k not in CLEAN_KEYS} | llm_env(llm)
+    rag = subprocess.Popen([str(RAG), "ask", BREAD], cwd=built_index, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+    assert rag.stdout.read(5) == b"word0"
+    rag.send_signal(signal.SIGINT)
+    rest, errors = rag.communicate(timeout=60)
+
+    assert rag.returncode == 130
+    assert errors.decode().strip().endswith("[stopped]") and "Traceback" not in errors.decode()
+    assert "word99" not in rest.decode()
+    assert "corpus/cooking.md" in rest.decode()  # the passages behind the partial answer are still listed
 
 
 def test_rag_ask_with_a_rejected_key_prints_one_line_and_never_the_key(built_index, rag_cli, llm):
