@@ -247,25 +247,42 @@ def rm(paths, as_json, index, index_dir):
 
 
 @main.command(name="eval")
-@click.argument("questions", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("questions", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--beir", "beir_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A BEIR folder (corpus, queries.jsonl, qrels/): report nDCG@10, recall@100, MRR@10.")
+@click.option("--split", default="test", show_default=True, help="With --beir: the qrels split to score.")
 @ranking_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @index_options
 @embed_option
-def evaluate(questions, top_k, mode, as_json, index, index_dir, embed_model):
-    """Measure retrieval on QUESTIONS.jsonl: hit@k, MRR@k, recall@k, latency (no cut-off)."""
-    from rag.evaluate import format_report, load_questions, run_eval
+def evaluate(questions, beir_dir, split, top_k, mode, as_json, index, index_dir, embed_model):
+    """Measure retrieval: hit@k, MRR@k, recall@k on QUESTIONS.jsonl, or BEIR metrics with --beir.
+
+    \b
+    For --beir, ingest the corpus first, one file per document named by its id:
+      python bench/beir_corpus.py DIR docs-folder && rag ingest docs-folder --index NAME
+    """
+    if (questions is None) == (beir_dir is None):
+        raise click.UsageError("give either QUESTIONS.jsonl or --beir DIR")
     from rag.index import Index, limit_threads
 
     settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model, top_k=top_k)
-    items = load_questions(questions)
     with Index.open(settings) as idx:
         limit_threads(settings.query_threads)
-        report = run_eval(idx.retriever(), items, settings.top_k, mode)
+        if beir_dir is not None:
+            from rag.beir import format_beir, run_beir
+
+            report = run_beir(idx.retriever(), beir_dir, split, mode)
+            text = format_beir(report)
+        else:
+            from rag.evaluate import format_report, load_questions, run_eval
+
+            report = run_eval(idx.retriever(), load_questions(questions), settings.top_k, mode)
+            text = format_report(report)
     if as_json:
         print_json(report)
     else:
-        click.echo(format_report(report))
+        click.echo(text)
 
 
 if __name__ == "__main__":
