@@ -263,3 +263,14 @@ def test_one_huge_one_line_file_is_chunked_in_bounded_memory(tmp_path):
     chunks, peak_mb = map(int, result.stdout.split())
     assert chunks > 20_000
     assert peak_mb < 1500, f"peak RSS {peak_mb} MB"
+
+
+# -- C8: opening an index for questions pins no process-wide thread count -------------------------
+
+def test_searching_leaves_the_process_thread_settings_alone(built_index):
+    import faiss
+
+    faiss.omp_set_num_threads(2)
+    with Index.open(Settings(index_dir=built_index / "indexes")) as index:
+        assert index.search("How long do I bake sourdough bread?").hits
+    assert faiss.omp_get_max_threads() == 2  # only rag.index.limit_threads (the CLI's choice) changes it
