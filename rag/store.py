@@ -27,6 +27,20 @@ DB_NAME = "rag.sqlite"
 LOCK_NAME = "ingest.lock"
 FTS_TOKENIZER = "porter unicode61 remove_diacritics 2"
 
+# Every chunk row inserted, deleted or re-embedded is logged under the generation its transaction
+# will commit as (transaction() bumps `generation` just before COMMIT). Triggers, so that no write
+# path can forget it (cascading deletes fire them too). `vector_log_since` is the generation from
+# which the log is complete; rag.vectors prunes it once vectors.faiss has caught up.
+_LOGGED_GENERATION = "COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'generation'), 0) + 1"
+VECTOR_LOG_SQL = f"""
+    CREATE TABLE vector_log (generation INTEGER NOT NULL, chunk_id INTEGER NOT NULL);
+    CREATE INDEX vector_log_generation ON vector_log(generation);
+    CREATE TRIGGER chunks_logged_insert AFTER INSERT ON chunks BEGIN INSERT INTO vector_log VALUES ({_LOGGED_GENERATION}, new.id); END;
+    CREATE TRIGGER chunks_logged_delete AFTER DELETE ON chunks BEGIN INSERT INTO vector_log VALUES ({_LOGGED_GENERATION}, old.id); END;
+    CREATE TRIGGER chunks_logged_update AFTER UPDATE OF id, embedding ON chunks BEGIN INSERT INTO vector_log VALUES ({_LOGGED_GENERATION}, old.id); INSERT INTO vector_log VALUES ({_LOGGED_GENERATION}, new.id); END;
+    INSERT OR REPLACE INTO meta (key, value) VALUES ('vector_log_since', COALESCE((SELECT value FROM meta WHERE key = 'generation'), '0'))
+    """
+
 MIGRATIONS: list[tuple[str, str]] = [
     (
         "001_initial",
@@ -60,6 +74,8 @@ MIGRATIONS: list[tuple[str, str]] = [
     ),
     # which version of the loaders read each document: a newer one reads it again on the next ingest
     ("002_document_parser", "ALTER TABLE documents ADD COLUMN parser INTEGER NOT NULL DEFAULT 1"),
+    # which chunk ids each generation touched, so that rag.vectors updates vectors.faiss by the change
+    ("004_vector_log", VECTOR_LOG_SQL),
 ]
 
 HEADING_SEPARATOR = " > "
@@ -265,6 +281,22 @@ class Store:
             vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
             yield ids, vectors
             last = int(ids[-1])
+
+    def vector_changes(self, since: int) -> np.ndarray | None:
+        """Ids of the chunks inserted, deleted or re-embedded after generation `since`, or None when
+        the log no longer reaches back that far."""
+        complete_from = self.get_meta("vector_log_since")
+        if complete_from is None or since < int(complete_from):
+            return None
+        rows = self.conn.execute("SELECT DISTINCT chunk_id FROM vector_log WHERE generation > ?", (since,))
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    def forget_vector_changes(self, through: int) -> None:
+        """Drop the log up to generation `through`, once vectors.faiss is saved at it."""
+        with self.transaction(bump=False):
+            if int(self.get_meta("vector_log_since") or 0) < through:
+                self.conn.execute("DELETE FROM vector_log WHERE generation <= ?", (through,))
+                self.set_meta("vector_log_since", str(through))
 
     def sample_embeddings(self, dim: int, count: int) -> np.ndarray:
         """Up to `count` embeddings chosen at random (training data for an IVF index)."""
