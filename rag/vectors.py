@@ -114,26 +114,24 @@ class BaseHeader:
 
 
 @dataclass(frozen=True)
+class Change:
+    """Remove every id in `touched`, then add (ids, vectors): those of them still stored."""
+
+    touched: np.ndarray  # int64
+    ids: np.ndarray  # int64, a subset of touched
+    vectors: np.ndarray  # float32 (len(ids), dim)
+
+    def __len__(self) -> int:
+        return len(self.touched) + len(self.ids)
+
+
+@dataclass(frozen=True)
 class Delta:
     """What turns the base at `base_generation` into the state at `generation`."""
 
     base_generation: int
     generation: int
-    removed: np.ndarray  # int64 ids to remove from the base; includes every id in added_ids
-    added_ids: np.ndarray  # int64
-    added: np.ndarray  # float32 (len(added_ids), dim)
-
-    def __len__(self) -> int:
-        return len(self.removed) + len(self.added_ids)
-
-
-@dataclass(frozen=True)
-class Change:
-    """Chunk ids touched after some generation, and the current vectors of those still stored."""
-
-    touched: np.ndarray
-    ids: np.ndarray
-    vectors: np.ndarray
+    change: Change
 
 
 def limit_of(flat_limit: int | None) -> int:
@@ -231,14 +229,15 @@ def read_header(root: Path) -> BaseHeader | None:
 
 
 def save_delta(delta: Delta, root: Path, dim: int) -> None:
-    removed = np.ascontiguousarray(delta.removed, dtype=np.int64).tobytes()
-    added_ids = np.ascontiguousarray(delta.added_ids, dtype=np.int64).tobytes()
-    added = np.ascontiguousarray(delta.added, dtype=np.float32).tobytes()
+    change = delta.change
+    removed = np.ascontiguousarray(change.touched, dtype=np.int64).tobytes()
+    added_ids = np.ascontiguousarray(change.ids, dtype=np.int64).tobytes()
+    added = np.ascontiguousarray(change.vectors, dtype=np.float32).tobytes()
     crc = zlib.crc32(added, zlib.crc32(added_ids, zlib.crc32(removed)))
 
     def write(out) -> None:
         out.write(DELTA_HEADER.pack(DELTA_MAGIC, delta.base_generation, delta.generation, dim,
-                                    len(delta.removed), len(delta.added_ids), crc))
+                                    len(change.touched), len(change.ids), crc))
         for part in (removed, added_ids, added):
             out.write(part)
 
@@ -257,13 +256,11 @@ def read_delta(root: Path, dim: int) -> Delta | None:
             or len(body) != 8 * (removed + added) + 4 * added * dim or zlib.crc32(body) != crc:
         return None
     split = 8 * removed
-    return Delta(
-        base,
-        generation,
+    return Delta(base, generation, Change(
         np.frombuffer(body[:split], dtype=np.int64),
         np.frombuffer(body[split : split + 8 * added], dtype=np.int64),
         np.frombuffer(body[split + 8 * added :], dtype=np.float32).reshape(added, dim),
-    )
+    ))
 
 
 def matching_delta(root: Path, base: BaseHeader) -> Delta | None:
@@ -316,7 +313,7 @@ def load_file(root: Path, dim: int) -> VectorIndex | None:
         if replaced:
             continue  # a writer put a new base in place meanwhile; its delta is not ours: read again
         if delta is not None and delta.base_generation == vectors.generation:
-            apply(vectors, Change(delta.removed, delta.added_ids, delta.added), delta.generation)
+            apply(vectors, delta.change, delta.generation)
         return vectors
     return vectors  # still consistent: the base we read, without a delta
 
@@ -345,19 +342,17 @@ def apply(vectors: VectorIndex, change: Change, generation: int) -> None:
     vectors.generation = generation
 
 
-def merged(delta: Delta | None, base_generation: int, change: Change, generation: int, dim: int) -> Delta:
+def merged(delta: Delta | None, base_generation: int, change: Change, generation: int) -> Delta:
     """The delta from the base to `generation`: the old delta, then the change on top."""
     if delta is None:
-        delta = Delta(base_generation, base_generation, np.empty(0, np.int64), np.empty(0, np.int64),
-                      np.empty((0, dim), np.float32))
-    kept = ~np.isin(delta.added_ids, change.touched)
-    return Delta(
-        base_generation,
-        generation,
-        np.union1d(delta.removed, change.touched),
-        np.concatenate([delta.added_ids[kept], change.ids]),
-        np.concatenate([delta.added[kept], change.vectors]),
-    )
+        return Delta(base_generation, generation, change)
+    old = delta.change
+    kept = ~np.isin(old.ids, change.touched)  # re-added since: their vectors come from `change`
+    return Delta(base_generation, generation, Change(
+        np.union1d(old.touched, change.touched),
+        np.concatenate([old.ids[kept], change.ids]),
+        np.concatenate([old.vectors[kept], change.vectors]),
+    ))
 
 
 # -- entry points ------------------------------------------------------------------------------
@@ -390,8 +385,8 @@ def refresh_file(store: Store, flat_limit: int | None = None, compact_fraction: 
             outcome = "rebuilt"
             save(build(store, dim, flat_limit), root, dim)
         else:
-            delta = merged(delta, base.generation, change, generation, dim)
-            if base.count is not None and len(delta) <= compact_fraction * base.count:
+            delta = merged(delta, base.generation, change, generation)
+            if base.count is not None and len(delta.change) <= compact_fraction * base.count:
                 outcome = "delta"
                 save_delta(delta, root, dim)
             else:
