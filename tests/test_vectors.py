@@ -285,18 +285,33 @@ def test_a_reader_that_opened_the_old_file_keeps_working_during_a_refresh(store,
     assert_same_as_rebuild(store, queries, vectors.open_vectors(store, DIM))
 
 
-def test_a_file_written_before_deltas_still_opens_and_is_upgraded(store, rng):
+def make_as_before_the_change_log(store: Store) -> None:
+    """Take the store back to the schema of an index built before migration 004_vector_log."""
+    with store.transaction(bump=False):
+        for trigger in ("chunks_logged_insert", "chunks_logged_delete", "chunks_logged_update"):
+            store.conn.execute(f"DROP TRIGGER {trigger}")
+        store.conn.execute("DROP TABLE vector_log")
+        store.conn.execute("DELETE FROM meta WHERE key = 'vector_log_since'")
+        store.conn.execute("DELETE FROM schema_migrations WHERE name = '004_vector_log'")
+
+
+def test_an_index_built_before_deltas_still_opens_and_is_upgraded(tmp_path, rng):
     import faiss
 
+    store = Store.open(tmp_path / "index", create=True)
+    make_as_before_the_change_log(store)
     put(store, "a", unit(rng, 20))
     index = vectors.build(store, DIM)
     with open(store.root / vectors.FILE_NAME, "wb") as out:  # the version-1 layout: header, payload
         out.write(vectors.HEADER_V1.pack(vectors.MAGIC_V1, index.generation, DIM))
         out.write(faiss.serialize_index(index.index).tobytes())
+    store.close()
+    store = Store.open(tmp_path / "index")  # applies the migration
     queries = unit(rng, 8)
-    assert_same_as_rebuild(store, queries)
+    assert_same_as_rebuild(store, queries, vectors.open_vectors(store, DIM))
 
     put(store, "b", unit(rng, 5))
     assert vectors.refresh_file(store, compact_fraction=ALWAYS_DELTA) == "compacted"  # its size is unknown
     assert vectors.read_header(store.root).count == 25
     assert_same_as_rebuild(store, queries)
+    store.close()
