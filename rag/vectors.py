@@ -321,11 +321,8 @@ def load_file(root: Path, dim: int) -> VectorIndex | None:
 # -- changes -----------------------------------------------------------------------------------
 
 
-def changes_since(store: Store, generation: int, dim: int) -> Change | None:
-    """What SQLite changed after `generation`; None when its log does not reach back that far."""
-    touched = store.vector_changes(generation)
-    if touched is None:
-        return None
+def stored_change(store: Store, touched: np.ndarray, dim: int) -> Change:
+    """The change that brings `touched` ids up to date: with the current vectors of those still stored."""
     id_parts, vector_parts = [np.empty(0, dtype=np.int64)], [np.empty((0, dim), dtype=np.float32)]
     for start in range(0, len(touched), FETCH_BATCH):
         found = store.embeddings(touched[start : start + FETCH_BATCH].tolist(), dim)
@@ -340,6 +337,15 @@ def apply(vectors: VectorIndex, change: Change, generation: int) -> None:
     if len(change.ids):
         vectors.index.add_with_ids(np.ascontiguousarray(change.vectors), np.ascontiguousarray(change.ids))
     vectors.generation = generation
+
+
+def catch_up(vectors: VectorIndex, store: Store, touched: np.ndarray, dim: int, generation: int) -> None:
+    """Bring `touched` up to date in place, FETCH_BATCH vectors at a time: a large change (every
+    file ingested again) never sits in memory whole."""
+    apply(vectors, Change(touched, touched[:0], np.empty((0, dim), np.float32)), generation)
+    for start in range(0, len(touched), FETCH_BATCH):
+        part = stored_change(store, touched[start : start + FETCH_BATCH], dim)
+        apply(vectors, Change(part.touched[:0], part.ids, part.vectors), generation)
 
 
 def merged(delta: Delta | None, base_generation: int, change: Change, generation: int) -> Delta:
@@ -377,23 +383,24 @@ def refresh_file(store: Store, flat_limit: int | None = None, compact_fraction: 
         wanted = kind_for(store.chunk_count(), flat_limit)
         same_kind = base is not None and base.kind in (None, wanted)  # None: a version-1 file, read to know
         saved = None if base is None else base.generation if delta is None else delta.generation
-        change = changes_since(store, saved, dim) if same_kind and saved < generation else None
+        touched = store.vector_changes(saved) if same_kind and saved < generation else None
         outcome: Refresh
         if same_kind and saved == generation:
             outcome = "current"
-        elif change is None:
+        elif touched is None:  # no file, another kind, or older than the log
             outcome = "rebuilt"
             save(build(store, dim, flat_limit), root, dim)
         else:
-            delta = merged(delta, base.generation, change, generation)
-            if base.count is not None and len(delta.change) <= compact_fraction * base.count:
+            pending = (0 if delta is None else len(delta.change)) + 2 * len(touched)  # at most
+            if base.count is not None and pending <= compact_fraction * base.count:
                 outcome = "delta"
+                delta = merged(delta, base.generation, stored_change(store, touched, dim), generation)
                 save_delta(delta, root, dim)
             else:
                 outcome = "compacted"
                 vectors = load_file(root, dim)
                 if vectors is not None and vectors.generation == saved and vectors.kind == wanted:
-                    apply(vectors, change, generation)
+                    catch_up(vectors, store, touched, dim, generation)
                 else:  # the base did not survive being read whole: start again from SQLite
                     vectors, outcome = build(store, dim, flat_limit), "rebuilt"
                 save(vectors, root, dim)
@@ -412,10 +419,9 @@ def open_vectors(store: Store, dim: int, flat_limit: int | None = None) -> Vecto
     with store.snapshot():
         generation, count = store.generation, store.chunk_count()
         if vectors is not None and vectors.generation <= generation and vectors.kind == kind_for(count, flat_limit):
-            if vectors.generation < generation:
-                change = changes_since(store, vectors.generation, dim)
-                if change is not None:
-                    apply(vectors, change, generation)
+            touched = store.vector_changes(vectors.generation) if vectors.generation < generation else None
+            if touched is not None:
+                catch_up(vectors, store, touched, dim, generation)
             if vectors.generation == generation and len(vectors) == count:
                 return vectors
         vectors = build(store, dim, flat_limit)

@@ -315,3 +315,13 @@ def test_an_index_built_before_deltas_still_opens_and_is_upgraded(tmp_path, rng)
     assert vectors.read_header(store.root).count == 25
     assert_same_as_rebuild(store, queries)
     store.close()
+
+
+def test_a_change_larger_than_one_fetch_is_applied_in_full(store, rng):
+    put(store, "a", unit(rng, 30))
+    vectors.refresh_file(store)
+    put(store, "everything", unit(rng, vectors.FETCH_BATCH + 7))  # read back from SQLite in two batches
+    put(store, "a", unit(rng, 30))
+
+    assert vectors.refresh_file(store) == "compacted"
+    assert_same_as_rebuild(store, unit(rng, 8))
