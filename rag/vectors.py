@@ -104,13 +104,9 @@ class BaseHeader:
     kind: Kind | None
     payload: int | None  # bytes of FAISS index after the header
 
-    def complete(self, root: Path) -> bool:
-        """The file is as long as its header says: what a writer checks before trusting a base it
-        does not read (a truncated base is found without reading 1.5 GB)."""
-        try:
-            return self.payload is None or (root / FILE_NAME).stat().st_size == HEADER.size + self.payload
-        except OSError:
-            return False
+    def complete(self, size: int) -> bool:
+        """The file is as long as its header says: a truncated base is found without reading it."""
+        return self.payload is None or size == HEADER.size + self.payload
 
 
 @dataclass(frozen=True)
@@ -221,9 +217,11 @@ def _parse_header(data: bytes) -> BaseHeader | None:
 
 
 def read_header(root: Path) -> BaseHeader | None:
+    """The base's header, or None when it is missing, not ours, or shorter than the header says."""
     try:
         with open(root / FILE_NAME, "rb") as handle:
-            return _parse_header(handle.read(HEADER.size))
+            base = _parse_header(handle.read(HEADER.size))
+            return base if base is not None and base.complete(os.fstat(handle.fileno()).st_size) else None
     except OSError:
         return None
 
@@ -282,6 +280,8 @@ def _load_base(handle, dim: int) -> VectorIndex | None:
 
     base = _parse_header(handle.read(HEADER.size))
     if base is None or base.dim != dim:
+        return None
+    if not base.complete(os.fstat(handle.fileno()).st_size):
         return None
     handle.seek(HEADER.size if base.count is not None else HEADER_V1.size)
     try:
@@ -375,7 +375,7 @@ def refresh_file(store: Store, flat_limit: int | None = None, compact_fraction: 
         return "none"
     dim, root = int(dim_text), store.root
     base = read_header(root)
-    if base is not None and (base.dim != dim or not base.complete(root)):
+    if base is not None and base.dim != dim:
         base = None
     delta = matching_delta(root, base) if base is not None else None
     with store.snapshot():
