@@ -21,10 +21,13 @@ Two files, each written to a temporary file, fsynced and moved into place with o
   pairs to add, stamped with the base's generation and its own. Applied with `remove_ids` and
   `add_with_ids` as the base is loaded.
 
-Why a delta file rather than rewriting the base: at 1M chunks the base is 1.5 GB, and writing plus
-fsyncing it costs seconds whatever changed; editing one file should cost what that file costs.
-`refresh_file` appends the change to the delta without reading the base, and folds the delta into
-a new base (load, remove/add, rewrite: "compaction") once it outgrows COMPACT_FRACTION of the base.
+Why a delta file rather than rewriting the base: at 1M chunks the base is 1.5 GB, and reading,
+rewriting and fsyncing it costs seconds whatever changed; editing one file should cost what that
+file costs. `refresh_file` appends the change to the delta without reading the base, and folds the
+delta into a new base (load, remove/add, rewrite: "compaction") once it outgrows COMPACT_FRACTION
+of the base. bench/scale.py --edit, replacing a 20-chunk file on a 2-core machine at load ~19:
+at 1M chunks (IVF) the delta took 0.09 s, compaction 12.6 s, a full rebuild 539 s; at 100k
+(flat) 0.05 s, 1.5 s and 1.5 s.
 
 How the change is known: SQLite reuses an INTEGER PRIMARY KEY after the highest rows are deleted,
 so "ids above the file's largest" would miss a re-used id and keep a stale vector. Instead,
