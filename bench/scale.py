@@ -36,6 +36,21 @@ building HNSW at 1M; --skip-hnsw-above 100000 saves that):
 It ends with a recommendation: the size at which flat search passes 50 ms p50 (with --threads
 threads and with one), and the approximate index with recall@10 >= 0.95 that searches fastest
 at the largest size measured.
+
+--edit SIZES measures instead what editing one file costs rag.vectors, in a real Store (SQLite in
+a temporary folder, --workdir): the store is filled with SIZE synthetic chunks from the same
+mixture, in documents of 20 chunks, by executemany in one transaction (chunk text left empty: no
+keyword search here), then, in one run:
+
+- full rebuild: `refresh_file` with no vector file, what every change cost before deltas (above
+  FLAT_LIMIT it trains the IVF index),
+- incremental: one transaction replaces the document holding the highest chunk ids (20 chunks out,
+  20 in; SQLite hands the same ids out again), then `refresh_file` writes the delta,
+- reader open: `open_vectors`, loading the base and applying the delta,
+- compaction: a second such edit folded into a rewritten base (`compact_fraction=0`), what
+  rewriting the whole file would cost on every edit.
+
+    nice .venv/bin/python bench/scale.py --edit 100000,1000000
 """
 
 from __future__ import annotations
@@ -45,10 +60,13 @@ import ctypes
 import gc
 import math
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -68,6 +86,8 @@ IVF_NPROBE = (16, 32)
 IVF_TRAIN_PER_LIST = 40  # faiss warns below 39
 IVF_TRAIN_ITERATIONS = 10
 WARMUP = 5
+EDIT_CHUNKS = 20  # chunks per synthetic document: the file that one edit replaces
+FILL_BATCH = 50_000  # vectors drawn and inserted per executemany
 
 
 class Mixture:
@@ -349,6 +369,117 @@ def parse_sizes(text: str) -> list[int]:
     return sizes
 
 
+@dataclass
+class EditRow:
+    size: int
+    kind: str
+    fill_s: float
+    rebuild_s: float
+    incremental_s: float
+    reader_s: float
+    compaction_s: float
+    base_bytes: int
+    delta_bytes: int
+
+
+def fill_store(store, mixture: Mixture, size: int, rng: np.random.Generator) -> None:
+    """`size` chunks in documents of EDIT_CHUNKS, inserted by executemany in one transaction."""
+    documents = math.ceil(size / EDIT_CHUNKS)
+    with store.transaction():
+        store.set_meta("dim", str(DIM))
+        store.conn.executemany(
+            "INSERT INTO documents (id, path, content_hash, mtime, size, title, pages, chunks, ingested_at) "
+            "VALUES (?, ?, ?, 0, 1, ?, NULL, ?, 0)",
+            ((d + 1, f"/synthetic/{d}.txt", f"hash {d}", f"document {d}", min(EDIT_CHUNKS, size - d * EDIT_CHUNKS))
+             for d in range(documents)),
+        )
+        for start in range(0, size, FILL_BATCH):
+            block = mixture.sample(min(FILL_BATCH, size - start), rng)
+            store.conn.executemany(
+                "INSERT INTO chunks (id, document_id, ordinal, text, page, heading, char_start, char_end, embedding) "
+                "VALUES (?, ?, ?, '', NULL, '', 0, 0, ?)",
+                ((start + i + 1, (start + i) // EDIT_CHUNKS + 1, (start + i) % EDIT_CHUNKS, block[i].tobytes())
+                 for i in range(len(block))),
+            )
+
+
+def replace_last_document(store, mixture: Mixture, rng: np.random.Generator, edit: int) -> np.ndarray:
+    """One ingest batch: the document with the highest chunk ids goes, a new one of as many chunks
+    comes (SQLite reuses those ids). Returns the new vectors."""
+    from rag.types import Chunk, Document
+
+    path = store.conn.execute(
+        "SELECT d.path FROM documents d JOIN chunks c ON c.document_id = d.id ORDER BY c.id DESC LIMIT 1"
+    ).fetchone()[0]
+    added = mixture.sample(EDIT_CHUNKS, rng)
+    doc = Document(path=Path(f"/synthetic/edited-{edit}.txt"), title=f"edit {edit}", sections=[],
+                   content_hash=f"edit {edit}", mtime=0.0, size=1)
+    chunks = [Chunk(i, "", (), None, 0, 0, "") for i in range(EDIT_CHUNKS)]
+    with store.transaction():
+        store.delete_document(path)
+        store.put_document(doc, chunks, added)
+    return added
+
+
+def edit_one_file(size: int, mixture: Mixture, seed: int, workdir: Path | None) -> EditRow:
+    from rag import vectors
+    from rag.store import Store
+
+    root = Path(tempfile.mkdtemp(prefix="rag-edit-", dir=workdir))
+    try:
+        rng = np.random.default_rng([seed, size, 1])
+        store = Store.open(root, create=True)
+        started = time.perf_counter()
+        fill_store(store, mixture, size, rng)
+        fill_s = time.perf_counter() - started
+        print(f"{size:,} chunks: store filled in {fill_s:.1f} s", file=sys.stderr, flush=True)
+
+        def timed(step: Callable[[], object], expected: str | None = None) -> float:
+            release_memory()
+            started = time.perf_counter()
+            outcome = step()
+            seconds = time.perf_counter() - started
+            if expected is not None and outcome != expected:
+                raise SystemExit(f"refresh_file did {outcome!r}, expected {expected!r}")
+            print(f"  {expected or 'reader open'}: {seconds:.3f} s", file=sys.stderr, flush=True)
+            return seconds
+
+        rebuild_s = timed(lambda: vectors.refresh_file(store), "rebuilt")
+        base_bytes = (root / vectors.FILE_NAME).stat().st_size
+        added = replace_last_document(store, mixture, rng, 1)
+        incremental_s = timed(lambda: vectors.refresh_file(store), "delta")
+        delta_bytes = (root / vectors.DELTA_NAME).stat().st_size
+        opened: list = []
+        reader_s = timed(lambda: opened.append(vectors.open_vectors(store, DIM)))
+        index = opened.pop()
+        # the edit is really in: every new vector finds itself, nothing is missing or left over
+        found = [index.search(v, 1)[0][0] for v in added]
+        expected = [r[0] for r in store.conn.execute("SELECT id FROM chunks ORDER BY id DESC LIMIT ?", (EDIT_CHUNKS,))]
+        if sorted(found) != sorted(expected) or len(index) != store.chunk_count():
+            raise SystemExit(f"the edited index is wrong at {size:,}: found {found}, expected {expected}")
+        kind = index.kind
+        del index
+        replace_last_document(store, mixture, rng, 2)
+        compaction_s = timed(lambda: vectors.refresh_file(store, compact_fraction=0.0), "compacted")
+        store.close()
+        return EditRow(size, kind, fill_s, rebuild_s, incremental_s, reader_s, compaction_s, base_bytes, delta_bytes)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def print_edit_table(rows: list[EditRow]) -> None:
+    header = ("chunks", "index", "fill store s", "full rebuild s", "incremental s", "reader open s",
+              "compaction s", "vectors.faiss", "vectors.delta")
+    lines = [
+        (f"{r.size:,}", r.kind, f"{r.fill_s:.1f}", f"{r.rebuild_s:.2f}", f"{r.incremental_s:.3f}", f"{r.reader_s:.2f}",
+         f"{r.compaction_s:.2f}", human_bytes(r.base_bytes), human_bytes(r.delta_bytes))
+        for r in rows
+    ]
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
+    for cells in (header, tuple("-" * w for w in widths), *lines):
+        print("  ".join(c.ljust(w) if i == 1 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=parse_sizes, default=[10_000, 100_000, 1_000_000],
@@ -364,6 +495,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clusters", type=int, default=CLUSTERS,
                         help=f"gaussians in the mixture [{CLUSTERS}]; more, smaller ones are harder for IVF")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--edit", type=parse_sizes, metavar="SIZES",
+                        help="instead: time editing one file in a real store of each size (e.g. 100000,1000000)")
+    parser.add_argument("--workdir", type=Path, help="where --edit puts its temporary stores [the system temp folder]")
     args = parser.parse_args(argv)
     if args.k < RECALL_AT:
         parser.error(f"--k must be at least {RECALL_AT}")
@@ -377,6 +511,15 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
     )
     mixture = Mixture(args.seed, args.clusters)
+    if args.edit:
+        started_all = time.perf_counter()
+        edits = [edit_one_file(size, mixture, args.seed, args.workdir) for size in args.edit]
+        print(f"\nedit one file: replace a {EDIT_CHUNKS}-chunk document by another of {EDIT_CHUNKS} chunks, "
+              f"{DIM}-d, faiss {faiss.__version__}, {args.threads} threads")
+        print_edit_table(edits)
+        print(f"total {time.perf_counter() - started_all:.0f} s; load average at end {os.getloadavg()[0]:.2f} "
+              f"(other processes on the machine inflate the timings)")
+        return 0
     rows: list[Row] = []
     skipped: list[str] = []
     data_lines: list[str] = []

@@ -61,10 +61,33 @@ def _page_kind(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE documents ADD COLUMN page_kind TEXT NOT NULL DEFAULT 'page'")
 
 
+# Every chunk row inserted, deleted or re-embedded is logged under the generation its transaction
+# will commit as (Store.transaction bumps `generation` just before COMMIT), so rag.vectors can
+# update vectors.faiss by the change alone. Triggers, so that no write path can forget it
+# (cascading deletes fire them too). `vector_log_since` is the generation from which the log is
+# complete; rag.vectors prunes it once vectors.faiss has caught up.
+_LOGGED_GENERATION = "COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'generation'), 0) + 1"
+
+
+def _vector_log(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE vector_log (generation INTEGER NOT NULL, chunk_id INTEGER NOT NULL)")
+    conn.execute("CREATE INDEX vector_log_generation ON vector_log(generation)")
+    conn.execute(f"CREATE TRIGGER chunks_logged_insert AFTER INSERT ON chunks BEGIN "
+                 f"INSERT INTO vector_log VALUES ({_LOGGED_GENERATION}, new.id); END")
+    conn.execute(f"CREATE TRIGGER chunks_logged_delete AFTER DELETE ON chunks BEGIN "
+                 f"INSERT INTO vector_log VALUES ({_LOGGED_GENERATION}, old.id); END")
+    conn.execute(f"CREATE TRIGGER chunks_logged_update AFTER UPDATE OF id, embedding ON chunks BEGIN "
+                 f"INSERT INTO vector_log VALUES ({_LOGGED_GENERATION}, old.id); "
+                 f"INSERT INTO vector_log VALUES ({_LOGGED_GENERATION}, new.id); END")
+    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('vector_log_since', "
+                 "COALESCE((SELECT value FROM meta WHERE key = 'generation'), '0'))")
+
+
 STEPS: list[tuple[str, Step]] = [
     ("001_initial", _initial),
     ("002_document_parser", _document_parser),
     ("003_page_kind", _page_kind),
+    ("004_vector_log", _vector_log),
 ]
 
 

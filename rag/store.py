@@ -273,6 +273,22 @@ class Store:
             yield ids, vectors
             last = int(ids[-1])
 
+    def vector_changes(self, since: int) -> np.ndarray | None:
+        """Ids of the chunks inserted, deleted or re-embedded after generation `since`, or None when
+        the log no longer reaches back that far (rag.migrations step 004 keeps the log)."""
+        complete_from = self.get_meta("vector_log_since")
+        if complete_from is None or since < int(complete_from):
+            return None
+        rows = self.conn.execute("SELECT DISTINCT chunk_id FROM vector_log WHERE generation > ?", (since,))
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    def forget_vector_changes(self, through: int) -> None:
+        """Drop the log up to generation `through`, once vectors.faiss is saved at it."""
+        with self.transaction(bump=False):
+            if int(self.get_meta("vector_log_since") or 0) < through:
+                self.conn.execute("DELETE FROM vector_log WHERE generation <= ?", (through,))
+                self.set_meta("vector_log_since", str(through))
+
     def sample_embeddings(self, dim: int, count: int) -> np.ndarray:
         """Up to `count` embeddings chosen at random (training data for an IVF index)."""
         rows = self.conn.execute(
