@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
+
+# What a section's `page` number counts: Sources say "page 3", "slide 3" or "chapter 3".
+PageKind = Literal["page", "slide", "chapter"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,7 @@ class Document:
     size: int
     pages: int | None = None
     parser: int = 1  # ingest.pipeline.PARSER_VERSION of the loaders and chunker that read it
+    page_kind: PageKind = "page"
 
 
 @dataclass(frozen=True)
