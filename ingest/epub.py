@@ -44,7 +44,7 @@ def load_epub(path: Path, data: bytes) -> Loaded:
 
         with warnings.catch_warnings():  # ebooklib warns about its own future defaults
             warnings.simplefilter("ignore")
-            book = epub.read_epub(io.BytesIO(data), {"ignore_ncx": True})
+            book = epub.read_epub(io.BytesIO(data), {"ignore_ncx": False})  # NCX first, then the EPUB 3 nav
         chapters = []
         for idref, *_ in book.spine:
             item = book.get_item_with_id(idref)

@@ -92,13 +92,24 @@ def load_docx(path: Path, data: bytes) -> Loaded:
             if style == "Title":
                 title = title or " ".join(text.split())
                 continue
-            if m := HEADING_STYLE.match(style):
-                outline.heading(int(m.group(1)), text)
+            if level := _heading_level(block.style):
+                outline.heading(level, text)
             else:
                 outline.add(text)
         return title or path.stem, outline.done(), None
 
     return _read(archive, ".docx", read)
+
+
+def _heading_level(style) -> int:
+    """1-9 for a Heading style, or a style built on one (a house "Chapter" style); else 0."""
+    for _ in range(10):  # a base-style chain is short; a cyclic one in a damaged file must end
+        if style is None:
+            return 0
+        if m := HEADING_STYLE.match(style.name or ""):
+            return int(m.group(1))
+        style = style.base_style
+    return 0
 
 
 def _docx_table(table) -> str:

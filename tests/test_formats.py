@@ -203,6 +203,22 @@ def test_docx_headers_and_footers_are_left_out(tmp_path):
     assert "INTERNAL HEADER TEXT" not in text and "PAGE FOOTER TEXT" not in text
 
 
+def test_docx_house_style_built_on_a_heading_style_is_a_heading(tmp_path):
+    import docx
+    from docx.enum.style import WD_STYLE_TYPE
+
+    document = docx.Document()
+    chapter = document.styles.add_style("Chapter", WD_STYLE_TYPE.PARAGRAPH)
+    chapter.base_style = document.styles["Heading 1"]
+    document.add_paragraph("Moorings", style="Chapter")
+    document.add_paragraph("Buoys are checked before the season opens.")
+    document.save(tmp_path / "house.docx")
+
+    _, sections, _ = load(tmp_path / "house.docx")
+
+    assert [(s.heading, s.text) for s in sections] == [(("Moorings",), "Buoys are checked before the season opens.")]
+
+
 # -- .pptx -------------------------------------------------------------------------------------
 
 
