@@ -21,9 +21,6 @@ from ingest.text import Loaded, Loader, decode_text, require_text, sections_from
 from rag.errors import LoadError
 from rag.types import PageKind, Section
 
-__all__ = ["LOADERS", "PAGE_KINDS", "decode_text", "load_html", "loader_for", "page_kind_for"]
-
-
 def load_text(path: Path, data: bytes) -> Loaded:
     text = decode_text(data)
     return path.stem, require_text([Section(text=text, start=0)]), None
