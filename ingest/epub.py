@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 
 from ingest.html_text import html_sections
-from ingest.office import open_zip
+from ingest.office import open_zip, read_member
 from ingest.text import Loaded, decode_text, require_text, short
 from rag.errors import LoadError
 from rag.types import Section
@@ -27,12 +27,8 @@ FONT_OBFUSCATION = {"http://www.idpf.org/2008/embedding", "http://ns.adobe.com/p
 
 def load_epub(path: Path, data: bytes) -> Loaded:
     archive = open_zip(data, ".epub")
-    try:
-        encryption = archive.read("META-INF/encryption.xml").decode("utf-8", "replace")
-    except KeyError:
-        encryption = ""
-    finally:
-        archive.close()
+    encryption = read_member(archive, "META-INF/encryption.xml", ".epub").decode("utf-8", "replace")
+    archive.close()
     if set(re.findall(r'Algorithm="([^"]+)"', encryption)) - FONT_OBFUSCATION - {
         "http://www.w3.org/2001/04/xmlenc#rsa-1_5"  # the key wrap that comes with font obfuscation
     }:

@@ -37,7 +37,7 @@ def open_zip(data: bytes, kind: str) -> zipfile.ZipFile:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         members = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError):
+    except Exception:  # BadZipFile, but also NotImplementedError, ValueError, OSError on damage
         raise LoadError(f"not a valid {kind} (corrupt zip)") from None
     unpacked = sum(m.file_size for m in members)
     packed = sum(m.compress_size for m in members)
@@ -48,6 +48,17 @@ def open_zip(data: bytes, kind: str) -> zipfile.ZipFile:
         raise LoadError(f"refused: compressed {unpacked // max(packed, 1)} to 1, over the {MAX_RATIO} to 1 "
                         f"limit for a {kind} (a zip bomb?)")
     return archive
+
+
+def read_member(archive: zipfile.ZipFile, name: str, kind: str) -> bytes:
+    """One member's bytes (b"" when there is none); a damaged member is a corrupt file."""
+    try:
+        return archive.read(name)
+    except KeyError:
+        return b""
+    except Exception:  # zlib.error, EOFError, a bad CRC...
+        archive.close()
+        raise LoadError(f"not a valid {kind} (corrupt zip)") from None
 
 
 def _read(archive: zipfile.ZipFile, kind: str, read):
@@ -177,10 +188,7 @@ def _shape_texts(shape) -> list[str]:
 
 def load_odt(path: Path, data: bytes) -> Loaded:
     archive = open_zip(data, ".odt")
-    try:
-        manifest = archive.read("META-INF/manifest.xml")
-    except (KeyError, zipfile.BadZipFile, OSError):
-        manifest = b""
+    manifest = read_member(archive, "META-INF/manifest.xml", ".odt")
     if b"encryption-data" in manifest:  # ODF encrypts each part and says so here
         archive.close()
         raise LoadError(PROTECTED)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import random
 import zipfile
 from email.message import EmailMessage
 from pathlib import Path
@@ -481,6 +482,34 @@ def test_old_binary_office_file_named_docx_says_what_it_is(tmp_path):
 
     with pytest.raises(LoadError, match=r"^not a valid \.docx: this is an old binary Office file; save it as \.docx$"):
         loader_for(Path("old.docx"))(Path("old.docx"), ole)
+
+
+def damaged(data: bytes, rng: random.Random) -> bytes:
+    """The file with a few bytes overwritten, cut short, or with bytes inserted: what a bad disk,
+    a half-finished download or a broken sync leaves behind."""
+    out = bytearray(data)
+    kind = rng.randrange(3)
+    if kind == 0:
+        for _ in range(rng.randint(1, 20)):
+            out[rng.randrange(len(out))] = rng.randrange(256)
+    elif kind == 1:
+        del out[rng.randrange(len(out)):]
+    else:
+        at = rng.randrange(len(out))
+        out[at:at] = rng.randbytes(rng.randint(1, 50))
+    return bytes(out)
+
+
+@pytest.mark.parametrize("suffix", sorted(WRITERS))
+def test_a_damaged_document_is_read_or_refused_with_a_load_error_never_a_crash(tmp_path, suffix):
+    path = WRITERS[suffix](tmp_path / ("good" + suffix))
+    data, rng = path.read_bytes(), random.Random(suffix)
+
+    for _ in range(40):
+        try:
+            loader_for(path)(path, damaged(data, rng))
+        except LoadError as refused:
+            assert "\n" not in str(refused)
 
 
 # -- end to end: ingest a folder of every format, ask about each ------------------------------
