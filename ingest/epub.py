@@ -26,9 +26,8 @@ FONT_OBFUSCATION = {"http://www.idpf.org/2008/embedding", "http://ns.adobe.com/p
 
 
 def load_epub(path: Path, data: bytes) -> Loaded:
-    archive = open_zip(data, ".epub")
-    encryption = read_member(archive, "META-INF/encryption.xml", ".epub").decode("utf-8", "replace")
-    archive.close()
+    with open_zip(data, ".epub") as archive:
+        encryption = read_member(archive, "META-INF/encryption.xml", ".epub").decode("utf-8", "replace")
     if set(re.findall(r'Algorithm="([^"]+)"', encryption)) - FONT_OBFUSCATION - {
         "http://www.w3.org/2001/04/xmlenc#rsa-1_5"  # the key wrap that comes with font obfuscation
     }:

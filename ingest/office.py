@@ -57,11 +57,10 @@ def read_member(archive: zipfile.ZipFile, name: str, kind: str) -> bytes:
     except KeyError:
         return b""
     except Exception:  # zlib.error, EOFError, a bad CRC...
-        archive.close()
         raise LoadError(f"not a valid {kind} (corrupt zip)") from None
 
 
-def _read(archive: zipfile.ZipFile, kind: str, read):
+def _read(kind: str, read):
     """Run a library reader on a checked archive; its many failure types become one line."""
     try:
         return read()
@@ -71,8 +70,6 @@ def _read(archive: zipfile.ZipFile, kind: str, read):
         raise LoadError(f"not a valid {kind} (corrupt zip: {short(exc)})") from None
     except Exception as exc:  # the readers raise KeyError, lxml errors, their own types...
         raise LoadError(f"not a valid {kind} ({short(exc)})") from None
-    finally:
-        archive.close()
 
 
 def _row_text(cells: list[str]) -> str:
@@ -85,7 +82,7 @@ HEADING_STYLE = re.compile(r"^Heading ([1-9])$")
 
 
 def load_docx(path: Path, data: bytes) -> Loaded:
-    archive = open_zip(data, ".docx")
+    open_zip(data, ".docx").close()  # the size check; the library opens the bytes itself
 
     def read() -> Loaded:
         import docx
@@ -109,7 +106,7 @@ def load_docx(path: Path, data: bytes) -> Loaded:
                 outline.add(text)
         return title or path.stem, outline.done(), None
 
-    return _read(archive, ".docx", read)
+    return _read(".docx", read)
 
 
 def _heading_level(style) -> int:
@@ -141,7 +138,7 @@ def _docx_table(table) -> str:
 
 
 def load_pptx(path: Path, data: bytes) -> Loaded:
-    archive = open_zip(data, ".pptx")
+    open_zip(data, ".pptx").close()  # the size check; the library opens the bytes itself
 
     def read() -> Loaded:
         import pptx
@@ -168,7 +165,7 @@ def load_pptx(path: Path, data: bytes) -> Loaded:
         title = (deck.core_properties.title or "").strip() or first_title or path.stem
         return title, outline.done(), count
 
-    return _read(archive, ".pptx", read)
+    return _read(".pptx", read)
 
 
 def _shape_texts(shape) -> list[str]:
@@ -187,10 +184,9 @@ def _shape_texts(shape) -> list[str]:
 
 
 def load_odt(path: Path, data: bytes) -> Loaded:
-    archive = open_zip(data, ".odt")
-    manifest = read_member(archive, "META-INF/manifest.xml", ".odt")
+    with open_zip(data, ".odt") as archive:
+        manifest = read_member(archive, "META-INF/manifest.xml", ".odt")
     if b"encryption-data" in manifest:  # ODF encrypts each part and says so here
-        archive.close()
         raise LoadError(PROTECTED)
 
     def read() -> Loaded:
@@ -218,7 +214,7 @@ def load_odt(path: Path, data: bytes) -> Loaded:
         walk(document.text)
         return _odt_title(document) or path.stem, outline.done(), None
 
-    return _read(archive, ".odt", read)
+    return _read(".odt", read)
 
 
 def _odt_table(table, teletype) -> str:
