@@ -241,6 +241,22 @@ def test_pptx_speaker_notes_are_read_with_their_slide(tmp_path):
     assert budget.page == 2
 
 
+@pytest.mark.parametrize("writer, kind", [(write_pptx, "slide"), (write_epub, "chapter"), (write_docx, "page")],
+                         ids=["pptx", "epub", "docx"])
+def test_a_document_says_what_its_numbered_locations_are(tmp_path, writer, kind):
+    import hashlib
+
+    from ingest.pipeline import load_document
+
+    suffix = {"slide": ".pptx", "chapter": ".epub", "page": ".docx"}[kind]
+    path = writer(tmp_path / ("doc" + suffix))
+    data = path.read_bytes()
+
+    document = load_document(path, data, path.stat(), hashlib.sha256(data).hexdigest())
+
+    assert document.page_kind == kind
+
+
 # -- .odt --------------------------------------------------------------------------------------
 
 
