@@ -4,8 +4,8 @@ Folders are walked recursively (following symlinks, each real folder visited onc
 ends). Hidden files and folders are skipped, and so is anything matched by a `.ragignore`
 (gitignore syntax) in the folder or any folder above it up to the one named; as in git, the
 deepest file that has a say about a path wins, so a nested `!pattern` can re-include. Files of
-other types inside a folder are counted, not failed. Problems (a dangling link, a link loop, a
-folder we may not read) are reported and the walk goes on.
+other types inside a folder are counted by suffix, not failed. Problems (a dangling link, a link
+loop, a folder we may not read, a name that is not valid UTF-8) are reported and the walk goes on.
 """
 
 from __future__ import annotations
@@ -19,13 +19,33 @@ from ingest.loaders import loader_for
 IGNORE_FILE = ".ragignore"
 
 
+BAD_NAME = "file name is not valid UTF-8: rename it"
+
+
 @dataclass
 class Discovery:
     files: list[Path] = field(default_factory=list)
     roots: list[Path] = field(default_factory=list)  # folders whose vanished files may be pruned
-    skipped: int = 0  # files of other types met inside folders
-    skipped_types: dict[str, int] = field(default_factory=dict)  # suffix -> files skipped
+    skipped_types: dict[str, int] = field(default_factory=dict)  # files of other types in folders, by suffix
     problems: list[tuple[Path, str]] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> int:
+        return sum(self.skipped_types.values())
+
+    def skip(self, path: Path) -> None:
+        suffix = path.suffix.lower() or "(no extension)"
+        self.skipped_types[suffix] = self.skipped_types.get(suffix, 0) + 1
+
+
+def utf8_name(path: Path | str) -> bool:
+    """Whether the name can be stored and shown: the index keeps paths as UTF-8 text, and a name
+    that is not (bytes decoded with surrogate escapes) cannot even be written to SQLite."""
+    try:
+        os.fsencode(str(path)).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _load_ignore(folder: Path):
@@ -91,12 +111,13 @@ def walk(root: Path, found: Discovery) -> None:
                 continue
             if _ignored(specs, path, is_dir):
                 continue
-            if is_dir:
+            if not utf8_name(entry.name):
+                # a folder with such a name is reported once; the files under it are not read
+                found.problems.append((path, BAD_NAME))
+            elif is_dir:
                 visit(path, specs, ancestors)
             elif loader_for(path) is None:
-                found.skipped += 1
-                suffix = path.suffix.lower() or "(none)"
-                found.skipped_types[suffix] = found.skipped_types.get(suffix, 0) + 1
+                found.skip(path)
             else:
                 found.files.append(path)
 
@@ -128,7 +149,9 @@ def discover(paths: list[Path]) -> Discovery:
     found = Discovery()
     for given in paths:
         path = Path(os.path.abspath(given))
-        if path.is_dir():
+        if not utf8_name(path):
+            found.problems.append((path, BAD_NAME))
+        elif path.is_dir():
             found.roots.append(path)
             walk(path, found)
         else:

@@ -19,7 +19,7 @@ from typing import Protocol
 
 from ingest.chunk import ChunkSettings, chunk_sections
 from ingest.discover import Discovery, describe_os_error, discover
-from ingest.loaders import loader_for
+from ingest.loaders import loader_for, page_kind_for
 from rag import vectors
 from rag.errors import IndexMismatch, LoadError
 from rag.store import Store, is_under
@@ -104,7 +104,8 @@ def load_document(path: Path, data: bytes, st: os.stat_result, digest: str) -> D
         raise LoadError(f"unsupported file type {path.suffix or '(none)'}")
     title, sections, pages = loader(path, data)
     return Document(path=path, title=title, sections=sections, content_hash=digest,
-                    mtime=st.st_mtime, size=st.st_size, pages=pages, parser=PARSER_VERSION)
+                    mtime=st.st_mtime, size=st.st_size, pages=pages, parser=PARSER_VERSION,
+                    page_kind=page_kind_for(path))
 
 
 def run_ingest(

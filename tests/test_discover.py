@@ -57,13 +57,54 @@ def test_a_hidden_file_named_explicitly_is_read(tmp_path):
 
 
 def test_other_file_types_in_folders_are_counted_as_skipped_not_failed(tmp_path):
-    make(tmp_path, "keep.md", "photo.jpg", "data.csv", "sub/archive.zip", "Makefile")
+    make(tmp_path, "keep.md", "photo.jpg", "data.sqlite", "sub/archive.zip", "Makefile")
 
     found = discover([tmp_path])
 
     assert [p.name for p in found.files] == ["keep.md"]
     assert found.skipped == 4
     assert found.problems == []
+
+
+def test_skipped_files_are_counted_by_type(tmp_path):
+    make(tmp_path, "keep.md", "a.png", "b.PNG", "sub/c.png", "d.zip", "Makefile")
+
+    found = discover([tmp_path])
+
+    assert found.skipped_types == {".png": 3, ".zip": 1, "(no extension)": 1}
+    assert found.skipped == 5
+
+
+def test_document_formats_are_found(tmp_path):
+    names = ["a.docx", "b.pptx", "c.odt", "d.epub", "e.ipynb", "f.csv", "g.tsv", "h.eml", "i.mbox"]
+    make(tmp_path, *names)
+
+    assert found_names(tmp_path) == names
+
+
+def test_a_file_name_that_is_not_utf8_is_reported_and_the_rest_is_found(tmp_path):
+    make(tmp_path, "good.txt")
+    bad = tmp_path / os.fsdecode(b"caf\xe9.txt")  # Latin-1 bytes, as an old archive unpacks them
+    bad.write_text("un caf\u00e9\n")
+    bad_folder = tmp_path / os.fsdecode(b"r\xe9sum\xe9s")
+    bad_folder.mkdir()
+    (bad_folder / "cv.txt").write_text("cv\n")
+
+    found = discover([tmp_path])
+
+    assert [p.name for p in found.files] == ["good.txt"]
+    assert sorted(found.problems) == sorted([(bad, "file name is not valid UTF-8: rename it"),
+                                             (bad_folder, "file name is not valid UTF-8: rename it")])
+
+
+def test_a_file_named_explicitly_with_a_name_that_is_not_utf8_is_reported(tmp_path):
+    bad = tmp_path / os.fsdecode(b"caf\xe9.txt")
+    bad.write_text("x\n")
+
+    found = discover([bad])
+
+    assert found.files == []
+    assert found.problems == [(bad, "file name is not valid UTF-8: rename it")]
 
 
 def test_ragignore_patterns_exclude_files_and_folders(tmp_path):

@@ -42,13 +42,13 @@ def build_index(root: Path, embedder) -> Path:
 
 
 def test_unsupported_file_named_on_the_command_line_is_a_usage_error(tmp_path, rag_cli):
-    (tmp_path / "slides.pptx").write_bytes(b"PK\x03\x04 not a document rag reads")
+    (tmp_path / "budget.xlsx").write_bytes(b"PK\x03\x04 not a document rag reads")
 
-    result = rag_cli("ingest", "slides.pptx", cwd=tmp_path)
+    result = rag_cli("ingest", "budget.xlsx", cwd=tmp_path)
 
     assert result.returncode == 2
     [line] = error_lines(result.stderr)
-    assert "slides.pptx: unsupported file type .pptx" in line
+    assert "budget.xlsx: unsupported file type .xlsx" in line
     assert not (tmp_path / "indexes").exists()
 
 
