@@ -17,6 +17,7 @@ import click
 
 from rag.config import MAX_TOP_K, MODES, load_settings
 from rag.errors import RagError
+from rag.text import readable
 
 
 class RagGroup(click.Group):
@@ -74,7 +75,8 @@ def settings_from(**flags):
 
 
 def print_json(value) -> None:
-    click.echo(json.dumps(asdict(value) if is_dataclass(value) else value, ensure_ascii=False))
+    text = json.dumps(asdict(value) if is_dataclass(value) else value, ensure_ascii=False)
+    click.echo(readable(text))  # a file name that is not UTF-8 must not crash the output
 
 
 @click.group(cls=RagGroup, context_settings={"help_option_names": ["-h", "--help"]})

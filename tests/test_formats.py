@@ -622,5 +622,25 @@ def test_a_file_name_that_is_not_utf8_is_reported_and_the_rest_is_indexed(tmp_pa
         store.close()
 
     assert indexed == ["moons.txt", "rain.csv"]
-    assert report.failures == [(str(bad), "file name is not valid UTF-8: rename it")]
+    assert [(f.path, f.reason) for f in report.failures] == [(str(bad), "file name is not valid UTF-8: rename it")]
     assert (report.added, report.failed) == (2, 1)
+
+
+def test_ingest_json_and_the_summary_survive_a_name_that_is_not_utf8(tmp_path):
+    import json
+    import os
+
+    from click.testing import CliRunner
+
+    from rag.cli import main
+
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "moons.txt").write_text("Mars has two small moons, Phobos and Deimos.\n")
+    (folder / os.fsdecode(b"caf\xe9.txt")).write_text("Un caf\u00e9.\n")
+
+    result = CliRunner().invoke(main, ["ingest", str(folder), "--json", "--index-dir", str(tmp_path / "ix")])
+
+    assert result.exit_code == 1 and result.exception is None or isinstance(result.exception, SystemExit)
+    report = json.loads(result.stdout)
+    assert report["added"] == 1 and report["failures"][0]["reason"] == "file name is not valid UTF-8: rename it"
