@@ -102,7 +102,11 @@ def main(debug: bool) -> None:
 @click.option("--rebuild", is_flag=True, help="Re-chunk and re-embed every file given (needed to change chunk sizes).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report (every failure with its reason) as JSON.")
 def ingest(paths, index, index_dir, embed_model, chunk_tokens, overlap_tokens, prune, rebuild, as_json):
-    """Index files and folders (txt, md, rst, html, pdf), incrementally."""
+    """Index files and folders, incrementally.
+
+    \b
+    Formats: txt md rst html pdf docx odt pptx epub ipynb csv tsv eml mbox.
+    """
     from ingest.loaders import loader_for
     from rag.index import Index
     from rag.render import TerminalProgress, err, ingest_summary
