@@ -34,6 +34,7 @@ ENV_KEYS = (
     "RAG_TOP_K",
     "RAG_MIN_SCORE",
     "RAG_TIMEOUT",
+    "RAG_EMBED_BACKEND",
 )
 
 
@@ -48,6 +49,7 @@ class Settings:
     top_k: int = DEFAULT_TOP_K
     min_score: float = DEFAULT_MIN_SCORE
     timeout: float = 60.0
+    embed_backend: str = "auto"  # rag.runtimes: auto, torch, onnx-fp32, onnx-int8, openvino-fp32, openvino-int8
 
     @property
     def index_path(self) -> Path:
@@ -109,6 +111,8 @@ def load_settings(
         values["min_score"] = _parse_float("RAG_MIN_SCORE", v)
     if v := pick("RAG_TIMEOUT"):
         values["timeout"] = _parse_float("RAG_TIMEOUT", v)
+    if v := pick("RAG_EMBED_BACKEND"):
+        values["embed_backend"] = v
 
     for key, value in (flags or {}).items():
         if value is not None:
@@ -133,7 +137,18 @@ def _parse_float(name: str, raw: str) -> float:
         raise ConfigError(f"{name}={raw!r} is not a number: fix it in the environment or .env") from None
 
 
+def model_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where exported embedding models are cached: RAG_CACHE_DIR, else $XDG_CACHE_HOME/rag/models."""
+    environ = os.environ if environ is None else environ
+    if environ.get("RAG_CACHE_DIR"):
+        return Path(environ["RAG_CACHE_DIR"]).expanduser()
+    return Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "rag" / "models"
+
+
 def _validate(settings: Settings) -> None:
+    from rag.runtimes import parse_runtime
+
+    parse_runtime(settings.embed_backend)  # raises ConfigError naming the choices
     if settings.top_k < 1:
         raise ConfigError(f"top-k (-k, RAG_TOP_K) must be at least 1 (got {settings.top_k})")
     if not -1.0 <= settings.min_score <= 1.0:
