@@ -108,7 +108,7 @@ def ingest(paths, index, index_dir, embed_model, chunk_tokens, overlap_tokens, p
     )
     if chunking.overlap_tokens >= chunking.chunk_tokens:
         raise click.BadParameter("must be smaller than --chunk-tokens", param_hint="--overlap-tokens")
-    embedder = Embedder(settings.embed_model)
+    embedder = Embedder(settings.embed_model, settings.embed_backend)
     report = run_ingest(list(paths), store, embedder, chunking, prune=prune, rebuild=rebuild,
                         progress=TerminalProgress())
     err(

@@ -134,7 +134,7 @@ class Retriever:
     @classmethod
     def open(cls, settings: Settings, store: Store | None = None, embedder=None) -> "Retriever":
         from rag import vectors as vector_index
-        from rag.embedder import Embedder, model_id
+        from rag.embedder import get_embedder, model_id
 
         store = store or Store.open(settings.index_path)
         stored_model = store.get_meta("embed_model")
@@ -152,7 +152,7 @@ class Retriever:
             import faiss
 
             faiss.omp_set_num_threads(1)
-            embedder = Embedder(settings.embed_model, threads=1)
+            embedder = get_embedder(settings.embed_model, settings.embed_backend, threads=1)
         dim = int(store.get_meta("dim") or embedder.dim)
         return cls(store, embedder, vector_index.open_vectors(store, dim), dim)
 
