@@ -95,13 +95,21 @@ def child_env(backend: str | None = None) -> dict[str, str]:
 
 def run(argv: list[str], cwd: Path, backend: str | None = None) -> float:
     """Wall seconds for one run; a failing command stops the benchmark with its stderr."""
+    return run_cpu(argv, cwd, backend)[0]
+
+
+def run_cpu(argv: list[str], cwd: Path, backend: str | None = None) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds of one run: on a loaded machine the wall time is mostly
+    waiting for a core, and the CPU time says what the command itself costs."""
     started = time.perf_counter()
-    done = subprocess.run(argv, cwd=cwd, env=child_env(backend), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          text=True)
+    child = subprocess.Popen(argv, cwd=cwd, env=child_env(backend), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True)
+    stderr = child.stderr.read()
+    _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.exit(f"error: {' '.join(argv)} exited {done.returncode}:\n{done.stderr.strip()}")
-    return seconds
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"error: {' '.join(argv)} exited {os.waitstatus_to_exitcode(status)}:\n{stderr.strip()}")
+    return seconds, usage.ru_utime + usage.ru_stime
 
 
 def ms_stats(seconds: list[float]) -> tuple[float, float, float]:
@@ -146,8 +154,10 @@ def cold(rag: str, where: dict[str, tuple[Path, str]], question: str, runs: int,
         commands.append((f"rag ask --no-llm ({backend})", argv, backend))
     rows = []
     for label, argv, backend in commands:
-        times = [run(argv, cwd, backend) for _ in range(runs)]
-        rows.append((label, f"{statistics.median(times):.2f}", f"{min(times):.2f}", f"{max(times):.2f}", f"{times[0]:.2f}"))
+        measured = [run_cpu(argv, cwd, backend) for _ in range(runs)]
+        times, cpu = [wall for wall, _ in measured], [used for _, used in measured]
+        rows.append((label, f"{statistics.median(times):.2f}", f"{min(times):.2f}", f"{max(times):.2f}", f"{times[0]:.2f}",
+                     f"{statistics.median(cpu):.2f}"))
         print(f"  {label}: median {statistics.median(times):.2f} s", file=sys.stderr, flush=True)
     return rows
 
@@ -246,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in lines:
         print(line)
     print(f"cold CLI: a fresh `{rag}` process per run, {args.runs} runs, wall seconds")
-    print(table(("command", "median s", "min s", "max s", "first s"), cold_rows))
+    print(table(("command", "median s", "min s", "max s", "first s", "median CPU s"), cold_rows))
     print()
     print(warm_title)
     header = ("runtime", "open s", "first s") + tuple(

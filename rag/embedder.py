@@ -306,6 +306,9 @@ def _onnx_runner(path: Path, threads: int | None):
 
 
 def _openvino_runner(path: Path, threads: int | None):
+    from rag.export import no_telemetry
+
+    no_telemetry()
     import openvino
 
     core = openvino.Core()

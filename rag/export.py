@@ -6,7 +6,7 @@ downloaded: the fp32 ONNX graph is traced from the weights with torch.onnx.expor
 quantized locally (ONNX: onnxruntime.quantization, dynamic; OpenVINO: NNCF, static, calibrated on
 rag/calibration.txt, shipped with rag, so the same weights always give the same model), and
 OpenVINO IR is converted from the ONNX graph by OpenVINO's own reader (not its `ovc` tool, which
-reports telemetry unless opted out; see _no_telemetry).
+reports telemetry unless opted out; see no_telemetry).
 
 Invariant: a runtime folder is complete or absent. It is built in a temp folder beside it, stamped
 with a marker listing every file's size and sha256, and renamed into place; a folder whose marker
@@ -191,6 +191,7 @@ def _check_loads(folder: Path, runtime: Runtime) -> None:
 
             onnxruntime.InferenceSession(str(model_file(folder, runtime)), providers=["CPUExecutionProvider"])
         else:
+            no_telemetry()
             import openvino
 
             openvino.Core().read_model(str(model_file(folder, runtime)))
@@ -267,7 +268,7 @@ def _calibration_inputs(model_folder: Path) -> list[dict]:
 def _quantize_openvino(model_folder: Path, source: Path, out: Path) -> None:
     """int8 weights and activations (NNCF post-training quantization, transformer preset), the
     activation ranges measured on the shipped calibration passages."""
-    _no_telemetry()
+    no_telemetry()
     import openvino
 
     with _quiet():
@@ -280,9 +281,10 @@ def _quantize_openvino(model_folder: Path, source: Path, out: Path) -> None:
     openvino.save_model(quantized, str(out), compress_to_fp16=False)
 
 
-def _no_telemetry() -> None:
+def no_telemetry() -> None:
     """openvino_telemetry reports usage unless a consent file says no; with the module marked
-    absent, NNCF (and OpenVINO's converter) fall back to their built-in stubs and send nothing."""
+    absent, NNCF and OpenVINO's converter (imported by `import openvino`) fall back to their
+    built-in stubs and send nothing. Call before the first `import openvino` or `import nncf`."""
     if "openvino_telemetry" not in sys.modules:
         sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]
 
@@ -301,6 +303,7 @@ def _quiet() -> Iterator[None]:
 
 
 def _to_openvino(source: Path, out: Path) -> None:
+    no_telemetry()
     import openvino
 
     model = openvino.Core().read_model(str(source))

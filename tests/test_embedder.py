@@ -62,11 +62,12 @@ def test_token_offsets_agree_with_the_torch_tokenizer(runtime):
 def test_a_query_is_one_normalised_row_of_the_document_vectors():
     embedder = get_embedder(MODEL, "onnx-fp32")
     texts = passages()[:5]
-    assert np.allclose(embedder.embed_query(texts[3]), embedder.embed_documents(texts)[3], atol=1e-6)
+    assert np.allclose(embedder.embed_query(texts[3]), embedder.embed_documents(texts)[3], atol=1e-5)
 
 
 def test_duplicate_texts_are_embedded_once_and_rows_keep_input_order():
-    embedder = get_embedder(MODEL, "onnx-int8").load()
+    # fp32: dynamic int8 scales activations per batch, so its rows depend slightly on their batch-mates
+    embedder = get_embedder(MODEL, "onnx-fp32").load()
     seen: list[list[str]] = []
     engine = embedder._engine
     real_encode = engine.encode
@@ -77,7 +78,7 @@ def test_duplicate_texts_are_embedded_once_and_rows_keep_input_order():
         engine.encode = real_encode
     assert seen == [["short", "a much longer text about bread"]]
     assert np.array_equal(vectors[0], vectors[2]) and np.array_equal(vectors[0], vectors[3])
-    assert np.allclose(vectors[1], embedder.embed_query("a much longer text about bread"), atol=1e-6)
+    assert np.allclose(vectors[1], embedder.embed_query("a much longer text about bread"), atol=1e-5)
 
 
 def test_a_corrupt_cached_model_is_rebuilt_the_same(tmp_path):
