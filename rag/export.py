@@ -126,14 +126,20 @@ def exported_model(model_folder: Path, runtime: Runtime, cache: Path) -> Path:
     target = cache / key / runtime.name
     if verified(target, runtime, key):
         return target
-    with _lock(cache / key / f".lock-{runtime.name}"):
-        if verified(target, runtime, key):  # another process built it while we waited
-            return target
-        if target.exists():
-            log.warning("rag: the cached %s model in %s is incomplete or corrupt; rebuilding it", runtime.name, target)
-        else:
-            log.warning("rag: exporting the embedding model to %s (first use; cached in %s)", runtime.name, target)
-        _build(model_folder, runtime, cache, key, target)
+    try:
+        with _lock(cache / key / f".lock-{runtime.name}"):
+            if verified(target, runtime, key):  # another process built it while we waited
+                return target
+            if target.exists():
+                log.warning("rag: the cached %s model in %s is incomplete or corrupt; rebuilding it", runtime.name, target)
+            else:
+                log.warning("rag: exporting the embedding model to %s (first use; cached in %s)", runtime.name, target)
+            _build(model_folder, runtime, cache, key, target)
+    except OSError as exc:
+        raise ExportError(
+            f"cannot write the model cache at {cache} ({exc.strerror or exc}): set RAG_CACHE_DIR to a writable folder, "
+            f"or use --embed-backend torch"
+        ) from None
     return target
 
 

@@ -135,3 +135,15 @@ def test_an_unknown_backend_is_a_clear_error(value):
         f"unknown embedding backend {value!r}: use auto, torch, onnx-fp32, onnx-int8, openvino-fp32, openvino-int8 "
         "(RAG_EMBED_BACKEND / --embed-backend)"
     )
+
+
+def test_an_unwritable_model_cache_is_one_clear_error(tmp_path):
+    from rag.embedder import Embedder
+    from rag.export import ExportError
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    with pytest.raises(ExportError) as caught:
+        Embedder(MODEL, "onnx-int8", cache_dir=blocker / "models").load()
+    assert str(caught.value).startswith(f"cannot write the model cache at {blocker / 'models'} (")
+    assert str(caught.value).endswith("set RAG_CACHE_DIR to a writable folder, or use --embed-backend torch")
