@@ -1,28 +1,26 @@
-"""What a user waits for: cold CLI start-up and warm retrieval latency.
+"""What a user waits for, per embedding runtime: cold CLI start-up and warm retrieval latency.
 
 (a) Cold: wall time of the installed `rag` command run as a fresh subprocess, as a user types it:
-    `rag --help`, `rag status` and `rag ask --no-llm QUESTION` against an index (median, min and
-    max of --runs runs, default 5; "first" is the first run, which also pays for a cold page cache
-    or a vector file that still has to be built).
-(b) Warm: inside one process, rag.config.load_settings and rag.retrieve.Retriever.open once, then
+    `rag --help` and `rag status` once, then `rag ask --no-llm QUESTION` under each runtime in
+    --backends (RAG_EMBED_BACKEND; median, min and max of --runs runs, default 5; "first" is the
+    first run, which also pays for a cold page cache or a vector file that still has to be built).
+    The exported models are built before any timing (one `rag ingest` per runtime).
+(b) Warm: inside one process, per runtime, rag.config.load_settings and Retriever.open once, then
     Retriever.search over --searches questions (default 50, cycling through the question list)
     for each mode, hybrid / dense / keyword: p50 and p95. "embed_query" times the question
     embedding alone, which every mode pays (keyword mode too: the cut-off reads cosine similarity).
-    Each step is timed under each of --threads (default: the libraries' own choice, then 1 thread
-    for both torch and FAISS): on a busy machine, intra-op threads for a single query stall on
-    the scheduler, and one thread can be many times faster.
+    Retriever.open runs the query path on one thread (the embedder's `threads=1` and FAISS).
 
-The index: --index-dir/--index name an existing one; by default the demo corpus (docs/) is
-ingested into a temporary folder first with `rag ingest` (the ingest time is printed too).
-Questions: --questions FILE.jsonl (lines with a "question" field, as for `rag eval`), or a
-built-in list about the demo corpus.
+The index: by default the demo corpus (docs/) is ingested into a temporary folder once per
+runtime with `rag ingest` (an index records the runtime that built it); --index-dir/--index name
+an existing one instead, used for every runtime. Questions: --questions FILE.jsonl (lines with a
+"question" field, as for `rag eval`), or a built-in list about the demo corpus.
 
-Run by hand, never from the tests (about a minute against the demo corpus):
+Run by hand with `nice`, never from the tests (a few minutes against the demo corpus):
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/latency.py
-    .venv/bin/python bench/latency.py --index-dir /tmp/idx --index git \\
+    HF_HUB_OFFLINE=1 nice .venv/bin/python bench/latency.py
+    .venv/bin/python bench/latency.py --backends torch,onnx-int8 --index-dir /tmp/idx --index git \\
         --questions /work/shared/eval/git_dev.jsonl --question "How do I undo the last commit?"
-    .venv/bin/python bench/latency.py --threads default,1,2
 """
 
 from __future__ import annotations
@@ -86,21 +84,32 @@ def rag_command(explicit: str | None) -> str:
     return found
 
 
-def child_env() -> dict[str, str]:
+def child_env(backend: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["HF_HUB_OFFLINE"] = "1"
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if backend:
+        env["RAG_EMBED_BACKEND"] = backend
     return env
 
 
-def run(argv: list[str], cwd: Path) -> float:
+def run(argv: list[str], cwd: Path, backend: str | None = None) -> float:
     """Wall seconds for one run; a failing command stops the benchmark with its stderr."""
+    return run_cpu(argv, cwd, backend)[0]
+
+
+def run_cpu(argv: list[str], cwd: Path, backend: str | None = None) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds of one run: on a loaded machine the wall time is mostly
+    waiting for a core, and the CPU time says what the command itself costs."""
     started = time.perf_counter()
-    done = subprocess.run(argv, cwd=cwd, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(argv, cwd=cwd, env=child_env(backend), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True)
+    stderr = child.stderr.read()
+    _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.exit(f"error: {' '.join(argv)} exited {done.returncode}:\n{done.stderr.strip()}")
-    return seconds
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"error: {' '.join(argv)} exited {os.waitstatus_to_exitcode(status)}:\n{stderr.strip()}")
+    return seconds, usage.ru_utime + usage.ru_stime
 
 
 def ms_stats(seconds: list[float]) -> tuple[float, float, float]:
@@ -135,17 +144,20 @@ def load_questions(path: Path | None) -> list[str]:
     return questions
 
 
-def cold(rag: str, index_dir: Path, index: str, question: str, runs: int, cwd: Path) -> list[tuple[str, ...]]:
-    where = ["--index-dir", str(index_dir), "--index", index]
-    commands = [
-        ("rag --help", [rag, "--help"]),
-        ("rag status", [rag, "status", *where]),
-        ("rag ask --no-llm", [rag, "ask", "--no-llm", question, *where]),
-    ]
+def cold(rag: str, where: dict[str, tuple[Path, str]], question: str, runs: int, cwd: Path) -> list[tuple[str, ...]]:
+    """`where` maps each runtime to the (index_dir, index) it asks."""
+    first_dir, first_index = next(iter(where.values()))
+    commands = [("rag --help", [rag, "--help"], None),
+                ("rag status", [rag, "status", "--index-dir", str(first_dir), "--index", first_index], None)]
+    for backend, (index_dir, index) in where.items():
+        argv = [rag, "ask", "--no-llm", question, "--index-dir", str(index_dir), "--index", index]
+        commands.append((f"rag ask --no-llm ({backend})", argv, backend))
     rows = []
-    for label, argv in commands:
-        times = [run(argv, cwd) for _ in range(runs)]
-        rows.append((label, f"{statistics.median(times):.2f}", f"{min(times):.2f}", f"{max(times):.2f}", f"{times[0]:.2f}"))
+    for label, argv, backend in commands:
+        measured = [run_cpu(argv, cwd, backend) for _ in range(runs)]
+        times, cpu = [wall for wall, _ in measured], [used for _, used in measured]
+        rows.append((label, f"{statistics.median(times):.2f}", f"{min(times):.2f}", f"{max(times):.2f}", f"{times[0]:.2f}",
+                     f"{statistics.median(cpu):.2f}"))
         print(f"  {label}: median {statistics.median(times):.2f} s", file=sys.stderr, flush=True)
     return rows
 
@@ -160,13 +172,13 @@ def timed(call, questions: list[str]) -> list[float]:
     return times
 
 
-def warm(index_dir: Path, index: str, questions: list[str], searches: int, top_k: int | None,
-         thread_counts: list[int | None]) -> tuple[tuple[str, ...], list[tuple[str, ...]], str]:
-    """One retriever, timed under each thread count (None = what torch and FAISS choose)."""
+def warm(backend: str, index_dir: Path, index: str, questions: list[str], searches: int,
+         top_k: int | None) -> tuple[list[str], str]:
+    """One retriever under one runtime: p50/p95 ms of embed_query alone and of each search mode."""
     from rag.config import load_settings
     from rag.retrieve import Retriever
 
-    flags = {"index_dir": index_dir, "index": index}
+    flags = {"index_dir": index_dir, "index": index, "embed_backend": backend}
     if top_k is not None:
         flags["top_k"] = top_k
     started = time.perf_counter()
@@ -178,65 +190,36 @@ def warm(index_dir: Path, index: str, questions: list[str], searches: int, top_k
     retriever.embedder.embed_query(asked[0])  # loads the model (the embedder loads it on first use)
     first = time.perf_counter() - started
 
-    import faiss
-    import torch
-
-    defaults = (torch.get_num_threads(), faiss.omp_get_max_threads())
-    steps = [("embed_query alone", retriever.embedder.embed_query)] + [
-        (f"search {mode}", lambda q, mode=mode: retriever.search(q, settings.top_k, mode, settings.min_score))
-        for mode in MODES
+    steps = [("embed_query", retriever.embedder.embed_query)] + [
+        (mode, lambda q, mode=mode: retriever.search(q, settings.top_k, mode, settings.min_score)) for mode in MODES
     ]
-    header, cells = ["step"], {name: [name] for name, _ in steps}
-    for count in thread_counts:
-        torch_threads, faiss_threads = defaults if count is None else (count, count)
-        torch.set_num_threads(torch_threads)
-        faiss.omp_set_num_threads(faiss_threads)
-        label = f"{torch_threads}/{faiss_threads} thr"
-        header += [f"p50 ms {label}", f"p95 ms {label}"]
-        for name, call in steps:
-            p50, p95, _ = ms_stats(timed(call, asked))
-            cells[name] += [f"{p50:.1f}", f"{p95:.1f}"]
-            print(f"  {name} ({label}): p50 {p50:.1f} ms", file=sys.stderr, flush=True)
-    torch.set_num_threads(defaults[0])
-    faiss.omp_set_num_threads(defaults[1])
-
-    title = (
-        f"warm retrieval: load_settings + Retriever.open in {opened:.2f} s, first embed_query (loads the model) "
-        f"{first:.2f} s; then {searches} calls per step ({len(set(asked))} distinct questions), top-k {settings.top_k}, "
-        f"{retriever.store.chunk_count():,} chunks, faiss {type(faiss.downcast_index(retriever.vectors.index.index)).__name__}; "
-        f"N/M thr = torch/FAISS threads"
-    )
-    return tuple(header), list(cells.values()), title
-
-
-def parse_threads(text: str) -> list[int | None]:
-    counts = []
-    for part in text.split(","):
-        part = part.strip()
-        if part == "default":
-            counts.append(None)
-        elif part.isdigit() and int(part) > 0:
-            counts.append(int(part))
-        else:
-            raise argparse.ArgumentTypeError(f"{part!r}: expected 'default' or a positive whole number")
-    return counts
+    cells = [retriever.embedder.runtime, f"{opened:.2f}", f"{first:.2f}"]
+    for name, call in steps:
+        p50, p95, _ = ms_stats(timed(call, asked))
+        cells += [f"{p50:.1f}", f"{p95:.1f}"]
+        print(f"  {backend} {name}: p50 {p50:.1f} ms", file=sys.stderr, flush=True)
+    title = (f"warm retrieval, one thread: open = load_settings + Retriever.open s, first = first embed_query "
+             f"(loads the model) s; then {searches} calls per step ({len(set(asked))} distinct questions), "
+             f"top-k {settings.top_k}, {retriever.store.chunk_count():,} chunks")
+    return cells, title
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index-dir", type=Path, help="an existing index folder [default: ingest docs/ into a temp dir]")
-    parser.add_argument("--index", default=None, help="index name under --index-dir [default; 'docs' for the temporary index]")
+    parser.add_argument("--index", default=None, help="index name under --index-dir [default]")
+    parser.add_argument("--backends", default="torch,onnx-fp32,onnx-int8,openvino-fp32,openvino-int8",
+                        help="embedding runtimes to time, comma-separated [all five]")
     parser.add_argument("--question", default=DEFAULT_QUESTION, help="what the cold `rag ask` asks")
     parser.add_argument("--questions", type=Path, help="JSONL with a \"question\" per line for the warm part")
     parser.add_argument("--searches", type=int, default=50, help="timed searches per mode [50]")
     parser.add_argument("--runs", type=int, default=5, help="runs per cold command [5]")
     parser.add_argument("-k", "--top-k", type=int, help="passages per search [rag's default]")
-    parser.add_argument("--threads", type=parse_threads, default=[None, 1],
-                        help="torch and FAISS thread counts to time the warm part under [default,1]")
     parser.add_argument("--rag", help="the rag executable [the one next to this Python]")
     args = parser.parse_args(argv)
     if args.searches < 1 or args.runs < 1:
         parser.error("--searches and --runs must be at least 1")
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
 
     os.environ["HF_HUB_OFFLINE"] = "1"  # for the warm part, which loads the model in this process
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -245,22 +228,27 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as scratch:
         scratch = Path(scratch)  # the working directory of every run: no stray .env is read
-        lines = []
-        if args.index_dir is None:
-            index_dir, index = scratch / "indexes", args.index or "docs"
-            started = time.perf_counter()
-            run([rag, "ingest", str(DEMO_CORPUS), "--index-dir", str(index_dir), "--index", index], scratch)
-            lines.append(f"built the index: `rag ingest {DEMO_CORPUS}` in {time.perf_counter() - started:.1f} s")
-        else:
-            index_dir, index = args.index_dir.resolve(), args.index or "default"
-        print(f"index {index_dir / index}; load average {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
+        lines, where = [], {}
+        for backend in backends:
+            if args.index_dir is None:
+                index_dir, index = scratch / "indexes", f"docs-{backend}"
+                started = time.perf_counter()
+                run([rag, "ingest", str(DEMO_CORPUS), "--index-dir", str(index_dir), "--index", index], scratch, backend)
+                lines.append(f"built the index ({backend}, incl. any first-use export): `rag ingest {DEMO_CORPUS}` "
+                             f"in {time.perf_counter() - started:.1f} s")
+            else:
+                index_dir, index = args.index_dir.resolve(), args.index or "default"
+            where[backend] = (index_dir, index)
+        print(f"load average {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
 
-        cold_rows = cold(rag, index_dir, index, args.question, args.runs, scratch)
+        cold_rows = cold(rag, where, args.question, args.runs, scratch)
         cwd = Path.cwd()
         os.chdir(scratch)
+        warm_rows, warm_title = [], ""
         try:
-            warm_header, warm_rows, warm_title = warm(index_dir, index, questions, args.searches, args.top_k,
-                                                      args.threads)
+            for backend, (index_dir, index) in where.items():
+                cells, warm_title = warm(backend, index_dir, index, questions, args.searches, args.top_k)
+                warm_rows.append(tuple(cells))
         finally:
             os.chdir(cwd)
 
@@ -268,10 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     for line in lines:
         print(line)
     print(f"cold CLI: a fresh `{rag}` process per run, {args.runs} runs, wall seconds")
-    print(table(("command", "median s", "min s", "max s", "first s"), cold_rows))
+    print(table(("command", "median s", "min s", "max s", "first s", "median CPU s"), cold_rows))
     print()
     print(warm_title)
-    print(table(warm_header, warm_rows))
+    header = ("runtime", "open s", "first s") + tuple(
+        f"{step} {stat}" for step in ("embed_query", *MODES) for stat in ("p50 ms", "p95 ms"))
+    print(table(header, warm_rows))
     print()
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores (other processes inflate the timings)")
     return 0

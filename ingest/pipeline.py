@@ -59,7 +59,8 @@ class Pending:
     existed: bool
 
 
-def check_settings(store: Store, model_id: str, chunking: ChunkSettings, rebuild: bool) -> None:
+def check_settings(store: Store, model_id: str, chunking: ChunkSettings, rebuild: bool,
+                   embedder_runtime: str = "torch") -> None:
     """Refuse to mix embedding models or chunk settings within one index.
 
     An index that holds no chunk yet is bound to nothing: a first ingest that failed (a typo in
@@ -73,6 +74,13 @@ def check_settings(store: Store, model_id: str, chunking: ChunkSettings, rebuild
             f"the index at {store.root} was built with {stored_model}, not {model_id}: "
             f"use --embed-model {stored_model}, or another --index"
         )
+    stored_runtime = store.get_meta("embed_runtime") or "torch"  # indexes from before runtimes: torch
+    runtime = embedder_runtime
+    if runtime != stored_runtime:
+        raise IndexMismatch(
+            f"the index at {store.root} was embedded with the {stored_runtime} runtime, not {runtime}: "
+            f"use --embed-backend {stored_runtime} (or auto), or another --index"
+        )
     stored = (store.get_meta("chunk_tokens"), store.get_meta("overlap_tokens"))
     wanted = (str(chunking.chunk_tokens), str(chunking.overlap_tokens))
     if stored_model is not None and stored != wanted and not rebuild:
@@ -85,7 +93,7 @@ def check_settings(store: Store, model_id: str, chunking: ChunkSettings, rebuild
 def _record_settings(store: Store, embedder, chunking: ChunkSettings, dim: int) -> None:
     """Bind the index to its model and chunking; inside the transaction of the first embeddings."""
     store.set_meta("embed_model", embedder.id)
-    store.set_meta("embed_runtime", getattr(embedder, "runtime", "torch-fp32"))
+    store.set_meta("embed_runtime", embedder.runtime)
     store.set_meta("dim", str(dim))
     store.set_meta("chunk_tokens", str(chunking.chunk_tokens))
     store.set_meta("overlap_tokens", str(chunking.overlap_tokens))
@@ -121,7 +129,7 @@ def run_ingest(
     started = time.perf_counter()
     report = IngestReport(index=str(store.root))
     with store.writer_lock():
-        check_settings(store, embedder.id, chunking, rebuild)
+        check_settings(store, embedder.id, chunking, rebuild, embedder.runtime)
         previous = stored_chunk_settings(store)
         found = discover(paths)
         report.skipped = found.skipped

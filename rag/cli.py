@@ -100,8 +100,11 @@ def main(debug: bool) -> None:
 @click.option("--overlap-tokens", type=click.IntRange(min=0), help="Tokens shared by neighbouring chunks. [default: 30]")
 @click.option("--prune/--no-prune", default=True, show_default=True, help="Forget files that vanished from a folder given again.")
 @click.option("--rebuild", is_flag=True, help="Re-chunk and re-embed every file given (needed to change chunk sizes).")
+@click.option("--embed-backend", metavar="RUNTIME",
+              help="Embedding runtime for a new index: auto, torch, onnx-fp32, onnx-int8, openvino-fp32, "
+                   "openvino-int8. [default: auto, RAG_EMBED_BACKEND]")
 @click.option("--json", "as_json", is_flag=True, help="Print the report (every failure with its reason) as JSON.")
-def ingest(paths, index, index_dir, embed_model, chunk_tokens, overlap_tokens, prune, rebuild, as_json):
+def ingest(paths, index, index_dir, embed_model, chunk_tokens, overlap_tokens, prune, rebuild, embed_backend, as_json):
     """Index files and folders, incrementally.
 
     \b
@@ -121,7 +124,7 @@ def ingest(paths, index, index_dir, embed_model, chunk_tokens, overlap_tokens, p
             )
     if chunk_tokens is not None and overlap_tokens is not None and overlap_tokens >= chunk_tokens:
         raise click.BadParameter("must be smaller than --chunk-tokens", param_hint="--overlap-tokens")
-    settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model)
+    settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model, embed_backend=embed_backend)
     with Index.open(settings, create=True) as idx:
         report = idx.ingest(paths, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens, prune=prune,
                             rebuild=rebuild, progress=TerminalProgress())

@@ -142,7 +142,18 @@ def load_settings(
     return settings
 
 
+def model_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where exported embedding models are cached: RAG_CACHE_DIR, else $XDG_CACHE_HOME/rag/models."""
+    environ = os.environ if environ is None else environ
+    if environ.get("RAG_CACHE_DIR"):
+        return Path(environ["RAG_CACHE_DIR"]).expanduser()
+    return Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "rag" / "models"
+
+
 def _validate(settings: Settings) -> None:
+    from rag.runtimes import parse_runtime
+
+    parse_runtime(settings.embed_backend)  # raises ConfigError naming the choices
     if not 1 <= settings.top_k <= MAX_TOP_K:
         raise ConfigError(f"top-k (-k, RAG_TOP_K) must be between 1 and {MAX_TOP_K} (got {settings.top_k})")
     if not -1.0 <= settings.min_score <= 1.0:

@@ -59,7 +59,6 @@ class Index:
         self._store = store
         self._create = create
         self._retriever: Retriever | None = None
-        self._embedder = None
         self._lock = threading.RLock()
 
     # -- opening and closing --------------------------------------------------------------------
@@ -184,7 +183,7 @@ class Index:
             chunks=chunks,
             pages=sum(d.pages or 0 for d in docs),
             model=meta["embed_model"] if bound else None,
-            runtime=(meta["embed_runtime"] or "torch-fp32") if bound else None,
+            runtime=(meta["embed_runtime"] or "torch") if bound else None,
             dim=number("dim"),
             chunk_tokens=number("chunk_tokens"),
             overlap_tokens=number("overlap_tokens"),
@@ -245,7 +244,8 @@ class Index:
 
         with self._lock:
             if self._retriever is None:
-                self._retriever = Retriever.open(self.settings, self.store, self._embedder_for_query())
+                store = self.store
+                self._retriever = Retriever.open(self.settings, store, self._embedder_for_query())
             return self._retriever
 
     # -- internals ---------------------------------------------------------------------------------
@@ -257,15 +257,27 @@ class Index:
             raise ConfigError(f"top-k must be between 1 and {MAX_TOP_K} (got {top_k})")
 
     def _embedder_for_query(self):
-        return self._model()
+        """The model in the runtime the index was built with (vectors of one runtime only)."""
+        from rag.embedder import get_embedder
+
+        runtime = self._runtime(query=True)
+        # exported runtimes take their thread count per session; torch's is process-wide, the
+        # caller's to set (limit_threads)
+        return get_embedder(self.settings.embed_model, runtime.name,
+                            threads=self.settings.query_threads if runtime.exported else None)
 
     def _embedder_for_ingest(self):
-        return self._model()
+        from rag.embedder import get_embedder
 
-    def _model(self):
-        """One embedder per Index, shared by ingest and search (it loads the model lazily)."""
-        from rag.embedder import Embedder
+        return get_embedder(self.settings.embed_model, self._runtime(query=False).name)
 
-        if self._embedder is None:
-            self._embedder = Embedder(self.settings.embed_model)
-        return self._embedder
+    def _runtime(self, query: bool):
+        """The index's recorded runtime once it holds vectors: always for questions, and for an
+        ingest unless another is asked for (which the ingest then refuses); else the setting."""
+        from rag.runtimes import parse_runtime
+
+        if self._store is not None and self._store.chunk_count():
+            stored = parse_runtime(self._store.get_meta("embed_runtime") or "torch")  # older indexes: torch
+            if query or self.settings.embed_backend.strip().lower() == "auto":
+                return stored
+        return parse_runtime(self.settings.embed_backend)

@@ -121,9 +121,9 @@ class Retriever:
                 f"set --embed-model/RAG_EMBED_MODEL to {stored_model}, or ingest into another --index"
             )
         if embedder is None:
-            from rag.embedder import Embedder
+            from rag.embedder import get_embedder
 
-            embedder = Embedder(settings.embed_model, threads=settings.query_threads)
+            embedder = get_embedder(settings.embed_model, store.get_meta("embed_runtime") or "torch")
         dim = int(store.get_meta("dim") or embedder.dim)
         return cls(store, embedder, vector_index.open_vectors(store, dim), dim)
 

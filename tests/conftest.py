@@ -34,9 +34,10 @@ def clean_environment(monkeypatch, tmp_path):
 
 @pytest.fixture(scope="session")
 def embedder():
-    from rag.embedder import Embedder
+    from rag.embedder import get_embedder
 
-    return Embedder("all-MiniLM-L6-v2")
+    # the process-wide instance: every Index in this test process shares the one loaded model
+    return get_embedder("all-MiniLM-L6-v2", "torch")
 
 
 CORPUS = {

@@ -1,0 +1,149 @@
+"""The embedding runtimes: exported models agree with torch, the cache heals, queries need no torch."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.config import load_settings, model_cache_dir
+from rag.embedder import get_embedder
+from rag.errors import ConfigError
+from rag.runtimes import AUTO_RUNTIME, parse_runtime
+from tests.conftest import CORPUS, ROOT
+
+MODEL = "all-MiniLM-L6-v2"
+EXPORTED = ("onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-int8")
+
+
+def passages() -> list[str]:
+    """Real paragraphs: the demo corpus (docs/) and the test corpus, markup and all."""
+    texts = []
+    for path in sorted((ROOT / "docs").iterdir()):
+        if path.suffix in (".md", ".rst", ".txt"):
+            texts += path.read_text(encoding="utf-8").split("\n\n")
+    for text in CORPUS.values():
+        texts += text.split("\n\n")
+    return [t.strip() for t in texts if len(t.strip()) > 40]
+
+
+@pytest.fixture(scope="session")
+def torch_vectors():
+    return get_embedder(MODEL, "torch").embed_documents(passages())
+
+
+@pytest.mark.parametrize("runtime", EXPORTED)
+def test_exported_runtime_vectors_agree_with_torch(runtime, torch_vectors):
+    embedder = get_embedder(MODEL, runtime)
+    vectors = embedder.embed_documents(passages())
+    assert vectors.dtype == np.float32 and vectors.shape == torch_vectors.shape
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    cosines = (vectors * torch_vectors).sum(axis=1)
+    if runtime.endswith("fp32"):
+        assert cosines.min() > 0.9999, (runtime, float(cosines.min()))
+    else:
+        assert cosines.mean() > 0.99 and cosines.min() > 0.95, (runtime, float(cosines.mean()), float(cosines.min()))
+
+
+@pytest.mark.parametrize("runtime", ("onnx-int8", "openvino-fp32"))
+def test_token_offsets_agree_with_the_torch_tokenizer(runtime):
+    texts = passages() + ["Crème brûlée, naïve café — 東京 🙂 tab\there", "x" * 3000]
+    torch_embedder, exported = get_embedder(MODEL, "torch"), get_embedder(MODEL, runtime)
+    assert exported.token_offsets(texts) == torch_embedder.token_offsets(texts)
+    assert exported.count_tokens(texts) == torch_embedder.count_tokens(texts)
+    assert (exported.max_tokens, exported.dim) == (torch_embedder.max_tokens, torch_embedder.dim) == (254, 384)
+
+
+def test_a_query_is_one_normalised_row_of_the_document_vectors():
+    embedder = get_embedder(MODEL, "onnx-fp32")
+    texts = passages()[:5]
+    assert np.allclose(embedder.embed_query(texts[3]), embedder.embed_documents(texts)[3], atol=1e-5)
+
+
+def test_duplicate_texts_are_embedded_once_and_rows_keep_input_order():
+    # fp32: dynamic int8 scales activations per batch, so its rows depend slightly on their batch-mates
+    embedder = get_embedder(MODEL, "onnx-fp32").load()
+    seen: list[list[str]] = []
+    engine = embedder._engine
+    real_encode = engine.encode
+    engine.encode = lambda texts, batch_size: seen.append(texts) or real_encode(texts, batch_size)
+    try:
+        vectors = embedder.embed_documents(["short", "a much longer text about bread", "short", "short"])
+    finally:
+        engine.encode = real_encode
+    assert seen == [["short", "a much longer text about bread"]]
+    assert np.array_equal(vectors[0], vectors[2]) and np.array_equal(vectors[0], vectors[3])
+    assert np.allclose(vectors[1], embedder.embed_query("a much longer text about bread"), atol=1e-5)
+
+
+def test_a_corrupt_cached_model_is_rebuilt_the_same(tmp_path):
+    get_embedder(MODEL, "onnx-int8").load()  # the export exists in the user cache
+    cache = tmp_path / "cache"
+    source = next(p for p in model_cache_dir().iterdir() if (p / "onnx-int8").is_dir())
+    for runtime in ("onnx-fp32", "onnx-int8"):
+        shutil.copytree(source / runtime, cache / source.name / runtime)
+    model = cache / source.name / "onnx-int8" / "model.onnx"
+    marker = json.loads((model.parent / "rag-export.json").read_text())
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, one byte wrong: only the hash can tell
+    model.write_bytes(bytes(data))
+
+    from rag.embedder import Embedder
+
+    rebuilt = Embedder(MODEL, "onnx-int8", cache_dir=cache)
+    vector = rebuilt.embed_query("How long does sourdough bake?")
+    assert np.allclose(vector, get_embedder(MODEL, "onnx-int8").embed_query("How long does sourdough bake?"), atol=1e-6)
+    # Deterministic: the rebuilt file is byte for byte the one exported before.
+    assert json.loads((model.parent / "rag-export.json").read_text())["files"] == marker["files"]
+    assert not [p.name for p in model.parent.parent.iterdir() if p.name.startswith((".tmp-", ".stale-"))]
+
+
+@pytest.mark.parametrize("runtime", ("onnx-int8", "openvino-int8"))
+def test_embedding_a_query_loads_no_torch(runtime, tmp_path):
+    get_embedder(MODEL, runtime).load()  # the export exists
+    code = (
+        "import json, sys\n"
+        "from rag.embedder import Embedder\n"
+        f"vector = Embedder({MODEL!r}, {runtime!r}, threads=1).embed_query('How do I bake bread?')\n"
+        "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers', 'optimum', 'nncf') if m in sys.modules]\n"
+        "print(json.dumps({'dim': len(vector), 'heavy': heavy,\n"
+        "                  'telemetry': sys.modules.get('openvino_telemetry') is not None}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"dim": 384, "heavy": [], "telemetry": False}
+
+
+def test_backend_names_resolve_to_one_runtime():
+    assert parse_runtime("auto") == parse_runtime(AUTO_RUNTIME)
+    assert parse_runtime("torch-fp32").name == parse_runtime("torch").name == "torch"
+    assert parse_runtime("onnx").name == "onnx-fp32"
+    assert parse_runtime("OpenVINO-int8").name == "openvino-int8"
+    assert get_embedder(MODEL, "onnx") is get_embedder("sentence-transformers/all-MiniLM-L6-v2", "onnx-fp32")
+
+
+@pytest.mark.parametrize("value", ("cuda", "torch-int8", "onnx-fp16"))
+def test_an_unknown_backend_is_a_clear_error(value):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"RAG_EMBED_BACKEND": value}, dotenv_path=Path("/nonexistent/.env"))
+    assert str(caught.value) == (
+        f"unknown embedding backend {value!r}: use auto, torch, onnx-fp32, onnx-int8, openvino-fp32, openvino-int8 "
+        "(RAG_EMBED_BACKEND / --embed-backend)"
+    )
+
+
+def test_an_unwritable_model_cache_is_one_clear_error(tmp_path):
+    from rag.embedder import Embedder
+    from rag.export import ExportError
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    with pytest.raises(ExportError) as caught:
+        Embedder(MODEL, "onnx-int8", cache_dir=blocker / "models").load()
+    assert str(caught.value).startswith(f"cannot write the model cache at {blocker / 'models'} (")
+    assert str(caught.value).endswith("set RAG_CACHE_DIR to a writable folder, or use --embed-backend torch")
