@@ -1,0 +1,487 @@
+"""`rag serve`: an OpenAI-compatible HTTP API and a small web chat over the indexes in one folder.
+
+Routes: `POST /v1/chat/completions` (OpenAI's format, streamed as server-sent events or not; the
+last user message is the question, earlier ones the conversation), `GET /v1/models` (the indexes
+under --index-dir: `model` names the index), `POST /v1/search`, `GET /health`, and the page at `/`.
+
+Invariants: every blocking `Index` call runs in the threadpool, so one slow request never holds
+up the others; an Index (and its model) is opened once per name and kept for the process; with an
+API key, every route checks it (a bearer token, or HTTP Basic's password so a browser can open
+the page), and the key is never logged or echoed; every error is OpenAI-style JSON
+`{"error": {"message", "type", "code"}}` with one line of text, never a traceback. Passages are
+named by their path relative to the ingested folder, never by where the files live.
+
+Starlette and uvicorn are imported inside the functions that build and run the app.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import logging
+import threading
+import time
+import uuid
+from contextlib import asynccontextmanager
+from base64 import b64decode
+from dataclasses import asdict, dataclass, replace
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rag.config import MAX_TOP_K, MODES, Settings
+from rag.errors import ConfigError, IndexMissing, LLMError, RagError
+from rag.types import Answer, Hit, Source
+
+if TYPE_CHECKING:
+    from rag.index import Index
+    from rag.llm import LLM, Message
+
+log = logging.getLogger("rag.serve")
+WEB = Path(__file__).parent / "web"
+# Earlier turns passed on as history: as many as `rag chat` keeps, each clipped the same way.
+HISTORY_MESSAGES = 12
+HISTORY_CHARS = 1500
+SOURCES_HEADINGS = ("\n\nSources:\n", "\n\nRetrieved passages:\n")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body_bytes: int = 1_000_000  # an OpenAI request with a long conversation fits easily
+    max_question_chars: int = 4000  # a question, not a document: longer ones are a mistake or abuse
+
+
+class ApiError(Exception):
+    """An HTTP error answered as OpenAI-style JSON."""
+
+    def __init__(self, status: int, message: str, type: str = "invalid_request_error", code: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.code = code
+
+
+def error_body(message: str, type: str, code: str | None = None) -> dict:
+    return {"error": {"message": message, "type": type, "param": None, "code": code}}
+
+
+def llm_status(exc: LLMError) -> int:
+    """The status an upstream failure deserves here: the client's fault (400), wait (429), or ours (502/504)."""
+    import openai
+
+    cause = exc.__cause__
+    if isinstance(cause, openai.RateLimitError):
+        return 429
+    if isinstance(cause, openai.BadRequestError):
+        return 400  # the question and passages do not fit the model, or the server refused them
+    if isinstance(cause, openai.APITimeoutError):
+        return 504
+    return 502  # a bad key, a wrong model name, an unreachable or failing server: the operator's to fix
+
+
+def api_error(exc: Exception) -> ApiError:
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, LLMError):
+        return ApiError(llm_status(exc), str(exc), type="upstream_error", code="llm_error")
+    if isinstance(exc, IndexMissing):
+        return ApiError(404, str(exc), code="model_not_found")
+    if isinstance(exc, RagError):
+        return ApiError(400, str(exc))
+    raise exc
+
+
+# -- the JSON shapes of passages and sources (MCP's tools send the same) ------------------------
+
+
+def passage(rank: int, hit: Hit) -> dict:
+    return {"rank": rank, "path": hit.label, "page": hit.page, "page_kind": hit.page_kind, "heading": hit.heading,
+            "title": hit.title, "score": round(hit.score, 6), "similarity": round(hit.similarity, 6),
+            "text": hit.text}
+
+
+def source_record(source: Source) -> dict:
+    record = asdict(source)
+    del record["file"]  # the absolute path on this machine is nobody else's business
+    return record
+
+
+def sources_text(sources: list[Source]) -> str:
+    """The "Sources:" block for clients that drop unknown fields; named by label, never by absolute path."""
+    from rag.render import sources_block
+
+    return sources_block([replace(s, file="") for s in sources]) if sources else ""
+
+
+# -- the indexes ------------------------------------------------------------------------------
+
+
+class Indexes:
+    """The indexes under one folder, each opened on first use and kept (model loaded once) for the process."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.default = settings.index
+        self._open: dict[str, tuple[Index, LLM | None]] = {}
+        self._lock = threading.Lock()
+
+    def names(self) -> list[str]:
+        from rag.store import DB_NAME
+
+        folder = self.settings.index_dir
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if not p.name.startswith(".") and (p / DB_NAME).is_file())
+
+    def get(self, name: str) -> tuple[Index, LLM | None]:
+        """The open index called `name` and its LLM (None: extractive answers); unknown is a 404."""
+        from rag.index import Index
+
+        with self._lock:
+            if name in self._open:
+                return self._open[name]
+            if name not in self.names():
+                known = ", ".join(self.names()) or "none yet: run `rag ingest PATH`"
+                raise ApiError(404, f"no index named {name!r} in {self.settings.index_dir} (indexes: {known})",
+                               code="model_not_found")
+            index = Index.open(replace(self.settings, index=name))
+            self._open[name] = (index, index.llm())
+            return self._open[name]
+
+    def close(self) -> None:
+        with self._lock:
+            for index, _ in self._open.values():
+                index.close()
+            self._open.clear()
+
+
+# -- parsing requests ---------------------------------------------------------------------------
+
+
+async def read_json(request, limits: Limits) -> dict:
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limits.max_body_bytes:
+        raise ApiError(413, f"the request body is over the limit of {limits.max_body_bytes} bytes")
+    body = bytearray()
+    async for chunk in request.stream():  # a chunked body without a length is counted as it comes
+        body += chunk
+        if len(body) > limits.max_body_bytes:
+            raise ApiError(413, f"the request body is over the limit of {limits.max_body_bytes} bytes")
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise ApiError(400, "the request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "the request body must be a JSON object")
+    return data
+
+
+def _text_of(content: Any) -> str:
+    """Message content as a string: OpenAI allows a string or a list of parts ({"type": "text", "text": ...})."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(p["text"] for p in content if isinstance(p, dict) and p.get("type") == "text"
+                         and isinstance(p.get("text"), str))
+    if content is None:
+        return ""
+    raise ApiError(400, "a message's content must be a string or a list of text parts", code="invalid_messages")
+
+
+def _without_sources(text: str) -> str:
+    for heading in SOURCES_HEADINGS:
+        text = text.split(heading, 1)[0]
+    return text
+
+
+def parse_messages(messages: Any, limits: Limits) -> tuple[str, list[Message]]:
+    """The question (the last message, from the user) and the conversation before it.
+
+    System messages are dropped: rag's own system prompt is what keeps the answer to the passages.
+    Our own earlier replies come back with their Sources block, which is cut off again.
+    """
+    if not isinstance(messages, list) or not messages:
+        raise ApiError(400, "`messages` must be a non-empty list of {role, content} objects", code="invalid_messages")
+    parsed: list[Message] = []
+    for message in messages:
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise ApiError(400, "every message needs a `role` and a `content`", code="invalid_messages")
+        parsed.append({"role": message["role"], "content": _text_of(message.get("content"))})
+    last = parsed[-1]
+    if last["role"] != "user":
+        raise ApiError(400, "the last message must be the user's question", code="invalid_messages")
+    question = check_question(last["content"], limits)
+    history = [{"role": m["role"], "content": _without_sources(m["content"])[:HISTORY_CHARS]}
+               for m in parsed[:-1] if m["role"] in ("user", "assistant")]
+    return question, history[-HISTORY_MESSAGES:]
+
+
+def check_question(question: Any, limits: Limits, what: str = "question") -> str:
+    if not isinstance(question, str) or not question.strip():
+        raise ApiError(400, f"the {what} is empty")
+    if len(question) > limits.max_question_chars:
+        raise ApiError(400, f"the {what} is {len(question)} characters long; the limit is {limits.max_question_chars}: "
+                            f"ask something shorter", code="question_too_long")
+    return question
+
+
+def top_k_of(body: dict, default: int) -> int:
+    value = body.get("k", body.get("top_k", default))
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TOP_K:
+        raise ApiError(400, f"`k` must be a whole number from 1 to {MAX_TOP_K}")
+    return value
+
+
+def mode_of(body: dict) -> str:
+    mode = body.get("mode", "hybrid")
+    if mode not in MODES:
+        raise ApiError(400, f"`mode` must be one of {', '.join(MODES)}")
+    return mode
+
+
+# -- the app ------------------------------------------------------------------------------------
+
+
+def completion_chunk(cid: str, created: int, model: str, delta: dict, finish: str | None = None, **extra) -> str:
+    event = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+    return f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
+
+
+def answer_extras(answer: Answer) -> dict:
+    return {"sources": [source_record(s) for s in answer.sources], "answer_mode": answer.mode,
+            "question": answer.question}
+
+
+def create_app(settings: Settings, api_key: str | None = None, limits: Limits = Limits()):
+    """The ASGI app over the indexes in `settings.index_dir`; `settings.index` answers requests naming none."""
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException
+    from starlette.responses import FileResponse, JSONResponse, StreamingResponse
+    from starlette.routing import Route
+
+    indexes = Indexes(settings)
+
+    def error_response(error: ApiError) -> JSONResponse:
+        return JSONResponse(error_body(error.message, error.type, error.code), status_code=error.status)
+
+    def json_route(handler):
+        async def route(request):
+            try:
+                return await handler(request)
+            except Exception as exc:  # only ours: api_error re-raises the rest (a real bug -> 500)
+                return error_response(api_error(exc))
+        return route
+
+    async def health(request):
+        return JSONResponse({"status": "ok", "default_index": indexes.default, "indexes": indexes.names()})
+
+    async def models(request):
+        data = []
+        for name in indexes.names():
+            created = int((settings.index_dir / name).stat().st_mtime)
+            data.append({"id": name, "object": "model", "created": created, "owned_by": "rag"})
+        return JSONResponse({"object": "list", "data": data})
+
+    async def search(request):
+        body = await read_json(request, limits)
+        query = check_question(body.get("query"), limits, what="query")
+        top_k, mode = top_k_of(body, settings.top_k), mode_of(body)
+        name = body.get("index") or body.get("model") or indexes.default
+        index, _ = await run_in_threadpool(indexes.get, str(name))
+        retrieval = await run_in_threadpool(partial(index.search, query, top_k=top_k, mode=mode))
+        return JSONResponse({
+            "index": name, "query": query, "mode": mode, "below_cutoff": retrieval.below_cutoff,
+            "seconds": round(retrieval.seconds, 4),
+            "hits": [passage(n, h) for n, h in enumerate(retrieval.hits, start=1)],
+        })
+
+    async def chat_completions(request):
+        body = await read_json(request, limits)
+        question, history = parse_messages(body.get("messages"), limits)
+        top_k, mode = top_k_of(body, settings.top_k), mode_of(body)
+        name = str(body.get("model") or indexes.default)
+        with_block = body.get("sources_in_content", True) is not False  # the web page shows sources itself
+        index, llm = await run_in_threadpool(indexes.get, name)
+        stream = await run_in_threadpool(partial(index.answer, question, llm=llm, history=history, top_k=top_k,
+                                                 mode=mode))
+        cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+
+        def content_of(answer: Answer) -> str:
+            block = sources_text(answer.sources) if with_block else ""
+            return answer.answer + (f"\n\n{block}" if block else "")
+
+        if not body.get("stream"):
+            answer = await run_in_threadpool(stream.result)
+            return JSONResponse({
+                "id": cid, "object": "chat.completion", "created": created, "model": name,
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": content_of(answer)}}],
+                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+                **answer_extras(answer),
+            })
+
+        pieces = iter(stream)
+        # The first piece before the response starts: an upstream failure is still a proper status.
+        first = await run_in_threadpool(next, pieces, None)
+
+        async def events():
+            finished = False
+            try:
+                yield completion_chunk(cid, created, name, {"role": "assistant", "content": ""})
+                piece = first
+                while piece is not None:
+                    yield completion_chunk(cid, created, name, {"content": piece})
+                    piece = await run_in_threadpool(next, pieces, None)
+                finished = True
+                answer = stream.result()
+                block = sources_text(answer.sources) if with_block else ""
+                if block:
+                    yield completion_chunk(cid, created, name, {"content": f"\n\n{block}"})
+                yield completion_chunk(cid, created, name, {}, "stop", **answer_extras(answer))
+                yield "data: [DONE]\n\n"
+            except RagError as exc:  # the upstream failed half-way: say so in the stream, as OpenAI does
+                finished = True
+                error = api_error(exc)
+                yield f"data: {json.dumps(error_body(error.message, error.type, error.code))}\n\n"
+            finally:
+                if not finished:  # the client went away: close the LLM's stream too
+                    try:
+                        stream.stop()
+                    except ValueError:
+                        pass  # still running in a worker thread; it ends with its generator
+
+        return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    async def page(request):
+        return FileResponse(WEB / "index.html", media_type="text/html")
+
+    async def script(request):
+        return FileResponse(WEB / "app.js", media_type="text/javascript")
+
+    async def http_error(request, exc: HTTPException):
+        message = {404: f"no route {request.url.path}", 405: f"{request.method} is not allowed on {request.url.path}"}
+        return error_response(ApiError(exc.status_code, message.get(exc.status_code, str(exc.detail)),
+                                       code="not_found" if exc.status_code == 404 else None))
+
+    async def server_error(request, exc: Exception):
+        log.error("internal error on %s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
+        return error_response(ApiError(500, "internal server error (see the server's log)", type="server_error"))
+
+    routes = [
+        Route("/", page, methods=["GET"]),
+        Route("/app.js", script, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/v1/models", models, methods=["GET"]),
+        Route("/v1/search", json_route(search), methods=["POST"]),
+        Route("/v1/chat/completions", json_route(chat_completions), methods=["POST"]),
+    ]
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        indexes.close()
+
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: server_error},
+                    lifespan=lifespan)
+    app.state.indexes = indexes
+    return BearerAuth(app, api_key) if api_key else app
+
+
+class BearerAuth:
+    """ASGI middleware: every HTTP request carries the key, as a bearer token or a Basic password."""
+
+    def __init__(self, app, api_key: str):
+        self.app = app
+        self.api_key = api_key.encode()
+        self.state = getattr(app, "state", None)
+
+    def authorized(self, header: bytes) -> bool:
+        scheme, _, value = header.partition(b" ")
+        given = value.strip()
+        if scheme.lower() == b"basic":  # a browser asks for it once and then sends it on every fetch
+            try:
+                given = b64decode(given, validate=True).partition(b":")[2]
+            except ValueError:
+                return False
+        elif scheme.lower() != b"bearer":
+            return False
+        return hmac.compare_digest(given, self.api_key)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            header = dict(scope["headers"]).get(b"authorization", b"")
+            if not self.authorized(header):
+                from starlette.responses import JSONResponse
+
+                body = error_body("missing or wrong API key: send `Authorization: Bearer KEY`",
+                                  "invalid_request_error", "invalid_api_key")
+                response = JSONResponse(body, status_code=401, headers={"WWW-Authenticate": 'Basic realm="rag"'})
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+# -- running ------------------------------------------------------------------------------------
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve anywhere
+
+
+def check_exposure(host: str, api_key: str | None) -> None:
+    if not is_loopback(host) and not api_key:
+        raise ConfigError(f"binding to {host} exposes your documents to the network: set --api-key or "
+                          f"RAG_API_KEY (or bind to 127.0.0.1)")
+
+
+def log_config() -> dict:
+    """uvicorn's logging, with its access log on stderr too (stdout is the product's, and a server has none)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = json.loads(json.dumps(LOGGING_CONFIG))
+    config["handlers"]["access"]["stream"] = "ext://sys.stderr"
+    return config
+
+
+def make_server(app, host: str = "127.0.0.1", port: int = 8000, access_log: bool = True):
+    """A uvicorn server for `app` (port 0: any free port; read it from `bound_port` once started)."""
+    import uvicorn
+
+    config = uvicorn.Config(app, host=host, port=port, log_config=log_config(), access_log=access_log,
+                            timeout_graceful_shutdown=5)
+    return uvicorn.Server(config)
+
+
+def bound_port(server) -> int:
+    return server.servers[0].sockets[0].getsockname()[1]
+
+
+def warm_up(app) -> None:
+    """Open the default index and load its model now, so the first request does not wait for it."""
+    indexes: Indexes = app.state.indexes
+    if not indexes.names():
+        raise IndexMissing(f"no index in {indexes.settings.index_dir}: run `rag ingest PATH` first")
+    if indexes.default in indexes.names():
+        load_model(indexes.get(indexes.default)[0])
+
+
+def load_model(index: Index) -> None:
+    """Load the embedding model and the vectors (the retriever alone loads the model lazily)."""
+    index.retriever().embedder.embed_query("warm up")
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
+          limits: Limits = Limits()) -> None:
+    """Run the server until Ctrl-C (what `rag serve` calls)."""
+    check_exposure(host, api_key)
+    app = create_app(settings, api_key=api_key, limits=limits)
+    warm_up(app)
+    make_server(app, host, port).run()
