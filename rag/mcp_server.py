@@ -9,14 +9,17 @@ result (`isError`) with one line, never a crashed server; passages are named by 
 relative to the ingested folder.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the SDK reads the tools' annotations at run time to
+# build their JSON schemas, and postponed (string) annotations of local aliases cannot be resolved.
 import logging
 import threading
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+from pydantic import Field  # already loaded by the SDK; the schemas' constraints come from it
+
+from rag import __version__
 from rag.config import MAX_TOP_K
 from rag.errors import RagError
 from rag.serve import load_model, passage, source_record
@@ -31,15 +34,23 @@ INSTRUCTIONS = """Search and ask questions about the user's own documents, index
 Use `search` to find passages (each with its file path, page and heading), `ask` for a cited answer,
 `list_documents` to see what is indexed and `index_status` for its size and model."""
 
+Query = Annotated[str, Field(description="What to look for, in natural language or keywords.", min_length=1,
+                             max_length=MAX_QUESTION_CHARS)]
+Question = Annotated[str, Field(description="The question, as the user would ask it.", min_length=1,
+                                max_length=MAX_QUESTION_CHARS)]
+TopK = Annotated[int, Field(description=f"How many passages to return (1-{MAX_TOP_K}).", ge=1, le=MAX_TOP_K)]
+SearchMode = Annotated[Literal["hybrid", "dense", "keyword"],
+                       Field(description="hybrid (default): meaning and keywords fused; dense: meaning only; "
+                                         "keyword: BM25 over the words")]
+
 EXTRACTIVE_NOTE = ("extractive answer: no LLM is configured for rag (set OPENAI_API_KEY or OPENAI_BASE_URL), "
                    "so these are the most relevant sentences from the passages, cited")
 
 
-def build_server(index: Index):
+def build_server(index: "Index"):
     """The MCP server for `index`, its tools registered."""
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
-    from pydantic import Field
 
     llm = index.llm()
 
@@ -49,7 +60,7 @@ def build_server(index: Index):
         threading.Thread(target=_warm_up, args=(index,), name="rag-warm-up", daemon=True).start()
         yield {}
 
-    server = MCPServer("rag", instructions=INSTRUCTIONS, lifespan=lifespan, log_level="WARNING")
+    server = MCPServer("rag", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, log_level="WARNING")
 
     def checked(text: str, what: str) -> str:
         if not text.strip():
@@ -58,15 +69,8 @@ def build_server(index: Index):
             raise ToolError(f"the {what} is {len(text)} characters long; the limit is {MAX_QUESTION_CHARS}")
         return text
 
-    Query = Annotated[str, Field(description="What to look for, in natural language or keywords.", min_length=1,
-                                 max_length=MAX_QUESTION_CHARS)]
-    TopK = Annotated[int, Field(description=f"How many passages to return (1-{MAX_TOP_K}).", ge=1, le=MAX_TOP_K)]
-
     @server.tool(annotations=_read_only())
-    def search(query: Query, k: TopK = 5,
-               mode: Annotated[Literal["hybrid", "dense", "keyword"],
-                               Field(description="hybrid (default): meaning and keywords fused; dense: meaning "
-                                                 "only; keyword: BM25 over the words")] = "hybrid") -> dict[str, Any]:
+    def search(query: Query, k: TopK = 5, mode: SearchMode = "hybrid") -> dict[str, Any]:
         """Search the indexed documents and return the best passages, best first.
 
         Each passage has `path` (relative to the folder that was ingested), `page` (PDF page, when
@@ -81,9 +85,7 @@ def build_server(index: Index):
                 "passages": [passage(n, h) for n, h in enumerate(retrieval.hits, start=1)]}
 
     @server.tool(annotations=_read_only())
-    def ask(question: Annotated[str, Field(description="The question, as the user would ask it.", min_length=1,
-                                           max_length=MAX_QUESTION_CHARS)],
-            k: TopK = 5) -> dict[str, Any]:
+    def ask(question: Question, k: TopK = 5) -> dict[str, Any]:
         """Answer a question from the indexed documents, citing passages as [1], [2]...
 
         `citations` lists the passages behind the numbers (path, page, heading, text; `cited` marks
@@ -128,13 +130,13 @@ def _read_only():
     return ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
 
-def _warm_up(index: Index) -> None:
+def _warm_up(index: "Index") -> None:
     try:
         load_model(index)
     except RagError as exc:  # the first call reports it to the client too
         log.warning("rag: %s", exc)
 
 
-def run_mcp(index: Index) -> None:
+def run_mcp(index: "Index") -> None:
     """Serve `index` over stdin/stdout until the client closes the connection (what `rag mcp` calls)."""
     build_server(index).run("stdio")
