@@ -16,12 +16,12 @@ async function loadIndexes() {
   }
 }
 
-function location(source) {
+function where(source) {
   return source.path + (source.page ? `, ${source.page_kind || "page"} ${source.page}` : "");
 }
 
 function showPassage(source) {
-  $("passage-where").textContent = location(source);
+  $("passage-where").textContent = where(source);
   $("passage-where").classList.remove("muted");
   $("passage-heading").textContent = source.heading || "";
   $("passage-text").textContent = source.text;
@@ -43,7 +43,7 @@ function renderAnswer(element, text, sources) {
       button.className = "cite";
       button.type = "button";
       button.textContent = n;
-      button.title = location(source);
+      button.title = where(source);
       button.addEventListener("click", () => showPassage(source));
       element.append(button);
     });
@@ -60,7 +60,7 @@ function renderSources(list, sources) {
     const button = document.createElement("button");
     button.className = "cite";
     button.type = "button";
-    button.textContent = `[${source.rank}] ${location(source)}`;
+    button.textContent = `[${source.rank}] ${where(source)}`;
     button.addEventListener("click", () => showPassage(source));
     item.append(button);
     if (source.heading) item.append(` (${source.heading})`);
