@@ -164,6 +164,9 @@ async def read_json(request, limits: Limits) -> dict:
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limits.max_body_bytes:
         raise ApiError(413, f"the request body is over the limit of {limits.max_body_bytes} bytes")
+    if "json" not in request.headers.get("content-type", ""):
+        # also what makes a cross-site form post need CORS's permission, which this server never gives
+        raise ApiError(415, "send the body as JSON, with `Content-Type: application/json`")
     body = bytearray()
     async for chunk in request.stream():  # a chunked body without a length is counted as it comes
         body += chunk
@@ -387,7 +390,32 @@ def create_app(settings: Settings, api_key: str | None = None, limits: Limits = 
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: server_error},
                     lifespan=lifespan)
     app.state.indexes = indexes
-    return BearerAuth(app, api_key) if api_key else app
+    return BearerAuth(app, api_key) if api_key else LoopbackOnly(app)
+
+
+class LoopbackOnly:
+    """ASGI middleware for a server without a key: only requests addressed to a loopback name.
+
+    A web page on another site cannot then reach the server through a name that resolves to
+    127.0.0.1 (DNS rebinding), and the server cannot be reached by another address by mistake.
+    """
+
+    def __init__(self, app):
+        self.app = app
+        self.state = app.state
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+            name = host.rsplit("]", 1)[0].lstrip("[") if host.startswith("[") else host.rsplit(":", 1)[0]
+            if not is_loopback(name):
+                from starlette.responses import JSONResponse
+
+                body = error_body(f"this server answers only requests addressed to 127.0.0.1 or localhost (got "
+                                  f"{host[:100]!r}): give it an --api-key to serve other names", "invalid_request_error")
+                await JSONResponse(body, status_code=403)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class BearerAuth:

@@ -207,8 +207,23 @@ def test_a_chunked_body_over_the_size_limit_is_a_413_too(plain):
         for _ in range(20):
             yield b"x" * 100_000
 
-    reply = httpx.post(f"{plain.url}/v1/search", content=pieces())
+    reply = httpx.post(f"{plain.url}/v1/search", content=pieces(), headers={"Content-Type": "application/json"})
     assert reply.status_code == 413
+
+
+def test_a_body_that_is_not_declared_json_is_a_415(plain):
+    # a cross-site <form> can post text/plain without asking CORS first; it gets nothing done here
+    reply = httpx.post(f"{plain.url}/v1/search", content=b'{"query": "bread"}', headers={"Content-Type": "text/plain"})
+    assert reply.status_code == 415
+    assert reply.json()["error"]["message"] == "send the body as JSON, with `Content-Type: application/json`"
+
+
+def test_without_a_key_only_loopback_names_are_answered(plain):
+    # what a DNS-rebinding page would send: its own host name, resolved to 127.0.0.1
+    reply = httpx.get(f"{plain.url}/health", headers={"Host": "attacker.example:8000"})
+    assert reply.status_code == 403
+    assert "only requests addressed to 127.0.0.1 or localhost" in reply.json()["error"]["message"]
+    assert httpx.get(f"{plain.url}/health", headers={"Host": "localhost"}).status_code == 200
 
 
 def test_an_unknown_route_is_a_json_404(plain):
