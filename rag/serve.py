@@ -510,6 +510,13 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, api_key
           limits: Limits = Limits()) -> None:
     """Run the server until Ctrl-C (what `rag serve` calls)."""
     check_exposure(host, api_key)
+    import sys
+
     app = create_app(settings, api_key=api_key, limits=limits)
     warm_up(app)
+    names = app.state.indexes.names()
+    shown = f"[{host}]" if ":" in host else host
+    sys.stderr.write(f"rag serve: {len(names)} index(es) in {settings.index_dir} ({', '.join(names)}); web chat at "
+                     f"http://{shown}:{port}/, OpenAI base URL http://{shown}:{port}/v1"
+                     f"{', API key required' if api_key else ''}\n")
     make_server(app, host, port).run()

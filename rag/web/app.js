@@ -76,7 +76,7 @@ async function ask(question) {
   asked.textContent = question;
   const answer = document.createElement("div");
   answer.className = "answer";
-  const list = document.createElement("ol");
+  const list = document.createElement("ul");
   list.className = "sources";
   turn.append(asked, answer, list);
   $("turns").prepend(turn);
