@@ -22,7 +22,8 @@ from pydantic import Field  # already loaded by the SDK; the schemas' constraint
 from rag import __version__
 from rag.config import MAX_TOP_K
 from rag.errors import RagError
-from rag.serve import load_model, passage, source_record
+from rag.serve import load_model
+from rag.wire import passage, source_record
 
 if TYPE_CHECKING:
     from rag.index import Index
