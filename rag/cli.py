@@ -294,5 +294,39 @@ def evaluate(questions, beir_dir, split, top_k, mode, as_json, index, index_dir,
         click.echo(text)
 
 
+@main.command()
+@index_options
+@embed_option
+def mcp(index, index_dir, embed_model):
+    """Serve the index to AI agents over MCP (stdio): search, ask, list_documents, index_status."""
+    from rag.index import Index, limit_threads
+    from rag.mcp_server import run_mcp
+
+    settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model)
+    with Index.open(settings) as idx:  # a missing index is an error now, before the client connects
+        limit_threads(settings.query_threads)
+        run_mcp(idx)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (anything but loopback needs --api-key).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on.")
+@click.option("--api-key", envvar="RAG_API_KEY", show_envvar=True, metavar="KEY",
+              help="Require `Authorization: Bearer KEY` on every request.")
+@index_options
+@embed_option
+def serve(host, port, api_key, index, index_dir, embed_model):
+    """Serve an OpenAI-compatible API (/v1/chat/completions, /v1/search) and a web chat at /.
+
+    `model` in a request names the index (a folder under --index-dir); --index answers requests naming none.
+    """
+    from rag.index import limit_threads
+    from rag.serve import serve as run_server
+
+    settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model)
+    limit_threads(settings.query_threads)
+    run_server(settings, host=host, port=port, api_key=api_key or None)
+
+
 if __name__ == "__main__":
     main()
