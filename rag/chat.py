@@ -18,7 +18,8 @@ from typing import Callable, TextIO
 from rag.config import MODES, Mode, Settings
 from rag.errors import RagError
 from rag.generate import CONDENSE_PROMPT, LLM, build_answer, stream_answer
-from rag.render import display_path, location, sources_block
+from rag.display import safe
+from rag.render import display_path, hit_block, recorded, show_answer, sources_block
 from rag.retrieve import STOPWORDS, WORD, Retrieval, Retriever
 
 HISTORY_TURNS = 6
@@ -144,10 +145,7 @@ class Chat:
             self.say("(no passages yet: ask a question first)")
             return
         for n, hit in enumerate(self.last.hits, start=1):
-            heading = f" ({hit.heading})" if hit.heading else ""
-            snippet = _clip(" ".join(hit.text.split()), 160)
-            self.say(f"[{n}] {location(hit.path, hit.page)}{heading}  score {hit.score:.2f}  similarity {hit.similarity:.2f}")
-            self.say(f"    {snippet}")
+            self.say(hit_block(n, hit))  # display branch: lines kept, markup as text, safe
 
     def ask(self, question: str) -> None:
         self.retriever.refresh()
@@ -157,10 +155,9 @@ class Chat:
         started = time.perf_counter()
         pieces: list[str] = []
         stream = stream_answer(standalone, retrieval, self.llm, self.conversation.messages())
-        try:
-            for piece in stream:
-                pieces.append(piece)
-                self.say(piece, end="")
+        try:  # display branch: made safe; Markdown on a terminal; extractive markup shown as text
+            show_answer(recorded(stream, pieces), streamed=self.llm is not None and bool(retrieval.hits), out=self.out)
+            self.out.flush()
         except KeyboardInterrupt:
             stream.close()
             self.say("")
@@ -242,4 +239,4 @@ def run_chat(settings: Settings, mode: Mode = "hybrid", use_llm: bool = True) ->
             chat.warn("[stopped]")
         except RagError as exc:
             chat.say("")
-            chat.warn(f"Error: {exc}")
+            chat.warn(f"Error: {safe(str(exc))}")  # display branch

@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from rag.config import MODES, load_settings
+from rag.display import safe
 from rag.errors import RagError
 
 
@@ -29,7 +30,7 @@ class RagGroup(click.Group):
         except RagError as exc:
             if ctx.params.get("debug"):
                 raise
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(safe(str(exc))) from None  # display: a file name may hold escapes
 
 
 def index_options(func):
@@ -127,16 +128,17 @@ def ingest(paths, index, index_dir, embed_model, chunk_tokens, overlap_tokens, p
 @click.option("--model", "llm_model", metavar="NAME", help="LLM model name. [default: gpt-4o-mini, RAG_LLM_MODEL]")
 @click.option("--no-llm", is_flag=True, help="Answer from the passages alone; never contact a server.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.option("--plain", is_flag=True, help="Print the answer as raw text, not rendered Markdown.")
 @index_options
 @embed_option
-def ask(question, top_k, mode, min_score, llm_model, no_llm, as_json, index, index_dir, embed_model):
+def ask(question, top_k, mode, min_score, llm_model, no_llm, as_json, plain, index, index_dir, embed_model):
     """Answer QUESTION from the index, citing the passages used."""
     if not question.strip():
         raise click.BadParameter("the question is empty", param_hint="QUESTION")
     settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model, top_k=top_k,
                              min_score=min_score, llm_model=llm_model)
     from rag.generate import LLM, build_answer, stream_answer
-    from rag.render import err, sources_block
+    from rag.render import err, recorded, show_answer, sources_block
     from rag.retrieve import Retriever
 
     retriever = Retriever.open(settings)
@@ -145,10 +147,11 @@ def ask(question, top_k, mode, min_score, llm_model, no_llm, as_json, index, ind
     started = time.perf_counter()
     pieces: list[str] = []
     try:
-        for piece in stream_answer(question, retrieval, llm):
-            pieces.append(piece)
-            if not as_json:
-                click.echo(piece, nl=False)
+        stream = recorded(stream_answer(question, retrieval, llm), pieces)
+        if as_json:
+            pieces = list(stream)
+        else:  # display branch: made safe; Markdown on a terminal; extractive markup shown as text
+            show_answer(stream, streamed=llm is not None and bool(retrieval.hits), plain=plain)
     except KeyboardInterrupt:
         click.echo("")
         err("[stopped]")
@@ -237,7 +240,7 @@ def status(as_json, index, index_dir):
 @index_options
 def list_documents(as_json, index, index_dir):
     """List the indexed documents."""
-    from rag.render import display_path
+    from rag.render import display_path, document_line
     from rag.store import Store
 
     settings = settings_from(index=index, index_dir=index_dir)
@@ -249,8 +252,7 @@ def list_documents(as_json, index, index_dir):
         ]))
         return
     for d in docs:
-        pages = f"{d.pages} pages, " if d.pages else ""
-        click.echo(f"{display_path(d.path)}\t{pages}{d.chunks} chunks\t{d.title}")
+        click.echo(document_line(d.path, d.title, d.chunks, d.pages))  # display branch: safe
 
 
 @main.command()
@@ -266,7 +268,7 @@ def rm(paths, index, index_dir):
     store = Store.open(settings.index_path)
     removed, unknown = remove_documents(store, list(paths))
     for path in removed:
-        err(f"removed {display_path(path)}")
+        err(f"removed {safe(display_path(path))}")  # display branch
     if unknown:
         raise click.ClickException(
             "not in the index: " + ", ".join(str(p) for p in unknown) + " (see `rag ls`)"

@@ -353,3 +353,71 @@ def clip_lines(text: str, max_chars: int, max_lines: int) -> str:
     if not lines[0][max_chars:max_chars + 1].isspace() and space > _indent(cut):
         cut = cut[:space]  # not inside a word; one word longer than the limit (a URL) is cut anyway
     return cut.rstrip() + " " + ELLIPSIS
+
+
+# -- excerpts that keep their lines -----------------------------------------------------------
+
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def excerpt_spans(text: str, long: int = 400) -> list[tuple[int, int]]:
+    """The pieces an excerpt is made of, as (start, end) offsets into `text`: paragraphs, lists and
+    code blocks whole (a code block together with the line that introduces it, `Example::`), and
+    the sentences of a prose paragraph longer than `long`. Joining neighbours keeps the lines."""
+    blocks: list[list[int]] = []  # [start, end, first line's indentation, fenced]
+    offset, fence, current = 0, "", None
+    for line in text.splitlines(keepends=True):
+        body = line.strip()
+        if fence:
+            current[1] = offset + len(line.rstrip())
+            if body.startswith(fence):
+                fence = ""
+        elif not body:
+            current = None
+        else:
+            if current is None:
+                current = [offset + _indent(line), offset + len(line.rstrip()), _indent(line), 0]
+                blocks.append(current)
+            current[1] = offset + len(line.rstrip())
+            opened = FENCE.match(line)
+            if opened:
+                fence, current[3] = opened.group(2)[0] * len(opened.group(2)), 1
+        offset += len(line)
+    # kind: 0 prose, 1 fenced code, 2 code with the line that introduces it, 3 a directive and
+    # the first paragraph of its body (.. class:: Name(args) and what it does)
+    merged: list[list[int]] = []
+    for block in blocks:
+        if merged:
+            last = merged[-1]
+            last_text = text[last[0]:last[1]]
+            deeper = block[2] > last[2]
+            code = block[3] == 1 or text[block[0]:block[1]].startswith(">>>")
+            if (last_text.endswith(":") or last[3] == 2) and (deeper or code):
+                last[1], last[3] = block[1], 2
+                continue
+            if DIRECTIVE.match(last_text.split("\n")[-1]) and last[3] == 0 and deeper:
+                last[1], last[3] = block[1], 3
+                continue
+        merged.append(block)
+    spans: list[tuple[int, int]] = []
+    for start, end, depth, kind in merged:
+        lines = text[start:end].split("\n")
+        if kind or end - start <= long or any(_indent(line) > depth for line in lines[1:]):
+            spans.append((start, end))
+            continue
+        at = start
+        for match in SENTENCE_END.finditer(text, start, end):
+            spans.append((at, match.start()))
+            at = match.end()
+        spans.append((at, end))
+    # comments, targets, `.. module::` and the like show nothing: never the excerpt on their own
+    return [(a, b) for a, b in spans if plain(excerpt(text, a, b)).strip()]
+
+
+def excerpt(text: str, start: int, end: int) -> str:
+    """text[start:end] as a block of lines, dedented; a span that starts mid-line (a sentence)
+    takes its line's indentation, so the lines after it keep their place."""
+    line_start = text.rfind("\n", 0, start) + 1
+    lead = text[line_start:start]
+    pad = " " * (len(lead) if not lead.strip() else _indent(lead))
+    return "\n".join(line.rstrip() for line in _dedent((pad + text[start:end]).split("\n")))

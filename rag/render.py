@@ -1,7 +1,9 @@
-"""Terminal rendering shared by the commands: paths, sources, ingest progress.
+"""Terminal rendering shared by the commands: paths, sources, passages, answers, ingest progress.
 
 Everything here writes to stderr except what is the product itself (answers, listings, --json),
-which the CLI prints to stdout.
+which the CLI prints to stdout. Every string that came from a document, the LLM or a file name
+passes through `rag.display.safe` here before it is shown; `--json` output never comes here.
+rich is imported only when it draws (the progress bar, an answer rendered as Markdown).
 """
 
 from __future__ import annotations
@@ -10,11 +12,21 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence, TextIO
 
 import click
 
+from rag import display
+from rag.display import safe
 from rag.types import Source
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from rag.types import Hit
+
+PASSAGE_CHARS = 400  # a passage shown under its source: clipped at a line, never mid-word
+PASSAGE_LINES = 12
 
 
 def display_path(path: str) -> str:
@@ -28,19 +40,180 @@ def display_path(path: str) -> str:
 
 def location(path: str, page: int | None) -> str:
     """Where a passage is, as every command shows it: the path, and the page when there is one."""
-    return display_path(path) + (f", page {page}" if page else "")
+    return safe(display_path(path)) + (f", page {page}" if page else "")
+
+
+def heading(text: str) -> str:
+    """A heading path as Sources show it: ` (csv — CSV File Reading and Writing > Examples)`."""
+    shown = display.heading_text(text) if text else ""
+    return f" ({shown})" if shown else ""
 
 
 def format_source(source: Source) -> str:
-    where = location(source.path, source.page)
-    heading = f" ({source.heading})" if source.heading else ""
-    return f"[{source.rank}] {where}{heading}"
+    return f"[{source.rank}] {location(source.path, source.page)}{heading(source.heading)}"
 
 
 def sources_block(sources: Sequence[Source]) -> str:
     cited = [s for s in sources if s.cited] or list(sources)
     title = "Sources:" if any(s.cited for s in sources) else "Retrieved passages:"
     return "\n".join([title, *(format_source(s) for s in cited)])
+
+
+def passage(text: str, max_chars: int = PASSAGE_CHARS, max_lines: int = PASSAGE_LINES, plain: bool = False) -> str:
+    """A passage as shown under its source: markup as text (unless `plain`), lines kept, clipped."""
+    shown = safe(text if plain else display.plain(text))
+    return display.clip_lines(shown, max_chars, max_lines)
+
+
+def indent(text: str, prefix: str = "    ") -> str:
+    return "\n".join(prefix + line if line else "" for line in text.split("\n"))
+
+
+def hit_block(n: int, hit: Hit, plain: bool = False) -> str:
+    """One retrieved passage for chat `/sources`: where it is, its scores, then its text indented."""
+    head = (f"[{n}] {location(hit.path, hit.page)}{heading(hit.heading)}  "
+            f"score {hit.score:.2f}  similarity {hit.similarity:.2f}")
+    return head + "\n" + indent(passage(hit.text, plain=plain))
+
+
+def answer_text(text: str, plain: bool = False) -> str:
+    """An answer that is not rendered as Markdown (extractive, or not on a terminal), made safe.
+
+    Without `plain` (the --plain flag), document markup is shown as text (roles, directives,
+    emphasis, entities); with it, only terminal controls are removed.
+    """
+    return safe(text if plain else display.plain(text))
+
+
+def document_line(path: str, title: str, chunks: int, pages: int | None) -> str:
+    """One row of `rag ls`."""
+    shown_pages = f"{pages} pages, " if pages else ""
+    return f"{safe(display_path(path))}\t{shown_pages}{chunks} chunks\t{safe(title)}"
+
+
+def show_answer(pieces: Iterable[str], streamed: bool, plain: bool = False, out: TextIO | None = None) -> str:
+    """Print an answer to `out` (stdout) and return its raw text, without a final newline.
+
+    `streamed` is an LLM answer: on a terminal, and unless `plain`, rendered as Markdown as it
+    arrives; otherwise its safe raw text is printed as it comes. Anything else (extractive, not
+    covered) arrives whole and is printed with `answer_text`.
+    """
+    if not streamed:
+        text = "".join(pieces)
+        click.echo(answer_text(text, plain=plain), nl=False, file=out)
+        return text
+    target = out or sys.stdout
+    if plain or not target.isatty():
+        return _stream_raw(pieces, out)
+    from rich.console import Console
+
+    return stream_markdown(pieces, Console(file=target) if out is not None else None)
+
+
+def recorded(pieces: Iterable[str], into: list[str]) -> Iterator[str]:
+    """`pieces`, each also appended to `into` (what arrived survives a Ctrl-C)."""
+    for piece in pieces:
+        into.append(piece)
+        yield piece
+
+
+def safe_stream(pieces: Iterable[str]) -> Iterator[str]:
+    """Streamed text (an LLM answer) made safe piece by piece, sequences split across pieces included."""
+    return display.safe_pieces(pieces)
+
+
+LIVE_LINES = 8  # rendered lines kept live at the bottom; lines above them are printed for good
+RENDER_EVERY_S = 0.08  # re-render at most this often while streaming (Markdown parsing is not free)
+
+
+def _import_rich() -> None:
+    import rich.console  # noqa: F401
+    import rich.live  # noqa: F401
+    import rich.markdown  # noqa: F401
+    import rich.syntax  # noqa: F401
+
+
+def stream_markdown(pieces: Iterable[str], console: Console | None = None) -> str:
+    """Print an answer as it streams; on a terminal rendered as Markdown (code highlighted) with
+    rich.live. Returns the whole raw text. Off a terminal the safe raw text is printed as it comes.
+
+    Only lines that can still change stay live at the bottom; the rest is printed once, so an answer
+    longer than the screen scrolls normally. On Ctrl-C, what arrived stays on screen and
+    KeyboardInterrupt propagates (wrap `pieces` to keep them).
+    """
+    received: list[str] = []
+    if console is None and not sys.stdout.isatty():
+        return _stream_raw(pieces)
+    import threading
+
+    # rich.markdown costs ~80 ms to import: do it while the LLM thinks about its first token.
+    warm = threading.Thread(target=_import_rich, daemon=True)
+    warm.start()
+    stream = iter(safe_stream(recorded(pieces, received)))
+    first = next(stream, None)
+    warm.join()
+    from rich.console import Console
+    from rich.live import Live
+
+    console = console or Console()
+    if not console.is_terminal:
+        for piece in _chain(first, stream):
+            console.file.write(piece)
+            console.file.flush()
+        return "".join(received)
+    text = ""
+    shown = 0  # rendered lines already printed above the live area
+    last_render = 0.0
+    with Live(console=console, auto_refresh=False, transient=False) as live:
+        for piece in _chain(first, stream):
+            text += piece
+            if time.perf_counter() - last_render < RENDER_EVERY_S:
+                continue
+            shown = _render(live, text, shown, final=False)
+            last_render = time.perf_counter()
+        _render(live, text, shown, final=True)
+    return "".join(received)
+
+
+def _chain(first: str | None, rest: Iterator[str]) -> Iterator[str]:
+    if first is not None:
+        yield first
+    yield from rest
+
+
+def _stream_raw(pieces: Iterable[str], out: TextIO | None = None) -> str:
+    received: list[str] = []
+    for piece in safe_stream(recorded(pieces, received)):
+        click.echo(piece, nl=False, file=out)
+    return "".join(received)
+
+
+class _Lines:
+    """Already rendered lines, as a rich renderable."""
+
+    def __init__(self, lines: list) -> None:
+        self.lines = lines
+
+    def __rich_console__(self, console, options):
+        from rich.segment import Segment
+
+        for n, line in enumerate(self.lines):
+            yield from line
+            if n < len(self.lines) - 1:
+                yield Segment.line()
+
+
+def _render(live, text: str, shown: int, final: bool) -> int:
+    from rich.markdown import Markdown
+
+    console = live.console
+    # hyperlinks off: a link from the LLM shows its address instead of hiding it behind the text
+    lines = console.render_lines(Markdown(text, hyperlinks=False), console.options, pad=False)
+    settled = len(lines) if final else max(shown, len(lines) - LIVE_LINES)
+    if settled > shown:
+        live.console.print(_Lines(lines[shown:settled]))
+    live.update(_Lines(lines[settled:]), refresh=True)
+    return settled
 
 
 def human_size(n: int) -> str:
@@ -101,7 +274,7 @@ class TerminalProgress:
         self._update()
 
     def failure(self, path: str, reason: str) -> None:
-        line = f"failed: {display_path(path)}: {reason}"
+        line = f"failed: {safe(display_path(path))}: {safe(reason)}"
         if self._bar is not None:
             self._bar.console.print(line, markup=False, highlight=False)
         else:
