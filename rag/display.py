@@ -132,7 +132,8 @@ MD_REF_LINK = re.compile(r"\[([^\]\n]+)\]\[[^\]\n]*\]")
 AUTOLINK = re.compile(r"<((?:https?|ftp|mailto):[^>\s]+)>")
 STRONG = re.compile(r"(?<![\w*\\])\*\*(?=[^\s*])(.+?)(?<=[^\s*\\])\*\*(?![\w*])")
 EMPHASIS = re.compile(r"(?<![\w*\\])\*(?=[^\s*])(.+?)(?<=[^\s*\\])\*(?![\w*])")
-UNDERSCORE = re.compile(r"(?<![\w\\])(__|_)(?=[^\s_])([^_\n]+?)(?<=[^\s_\\])\1(?![\w])")
+# `_em_` only: `__strong__` would eat Python's dunder names (__init__)
+UNDERSCORE = re.compile(r"(?<![\w\\])_(?=[^\s_])([^_\n]+?)(?<=[^\s_\\])_(?!\w)")
 INLINE_CODE = re.compile(r"(`+)(.+?)\1")
 SPACED_DASHES = re.compile(r"(?<=\s)---?(?=\s)")
 
@@ -172,7 +173,7 @@ def inline(text: str) -> str:
     text = AUTOLINK.sub(r"\1", text)
     text = STRONG.sub(r"\1", text)
     text = EMPHASIS.sub(r"\1", text)
-    text = UNDERSCORE.sub(r"\2", text)
+    text = UNDERSCORE.sub(r"\1", text)
     text = html.unescape(text)
     return re.sub(r"\x00(\d+)\x00", lambda m: spans[int(m.group(1))], text)
 

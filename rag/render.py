@@ -61,8 +61,13 @@ def sources_block(sources: Sequence[Source]) -> str:
 
 def passage(text: str, max_chars: int = PASSAGE_CHARS, max_lines: int = PASSAGE_LINES, plain: bool = False) -> str:
     """A passage as shown under its source: markup as text (unless `plain`), lines kept, clipped."""
-    shown = safe(text if plain else display.plain(text))
-    return display.clip_lines(shown, max_chars, max_lines)
+    return display.clip_lines(_shown(text, plain), max_chars, max_lines)
+
+
+def _shown(text: str, plain: bool) -> str:
+    # safe() first so a control inside markup cannot hide it from plain(), and last because
+    # plain() decodes entities (&#x202e;)
+    return safe(text) if plain else safe(display.plain(safe(text)))
 
 
 def indent(text: str, prefix: str = "    ") -> str:
@@ -82,7 +87,7 @@ def answer_text(text: str, plain: bool = False) -> str:
     Without `plain` (the --plain flag), document markup is shown as text (roles, directives,
     emphasis, entities); with it, only terminal controls are removed.
     """
-    return safe(text if plain else display.plain(text))
+    return _shown(text, plain)
 
 
 def document_line(path: str, title: str, chunks: int, pages: int | None) -> str:
