@@ -7,15 +7,18 @@ passages are clipped between lines, and the `rag` commands print none of it end 
 from __future__ import annotations
 
 import io
+import os
 import random
 import re
 
+import pexpect
 import pytest
 
 from rag.display import SafeStream, clip_lines, excerpt, excerpt_spans, heading_text, plain, safe, safe_pieces
 from rag.generate import extractive_answer
 from rag.render import answer_text, format_source, hit_block, passage, sources_block, stream_markdown
 from rag.types import Hit, Source
+from tests.conftest import RAG
 
 # What must never reach a terminal from a document: ESC, C1, BEL, backspace, NUL..., DEL, a CR
 # that is not part of a line end, bidi overrides.
@@ -232,6 +235,11 @@ def test_markdown_leaves_python_names_alone():
     assert plain(text) == text
 
 
+def test_citations_are_not_mistaken_for_reference_links():
+    assert plain("Bake it for forty minutes [1][2], see [the guide][guide].") == \
+        "Bake it for forty minutes [1][2], see the guide."
+
+
 def test_a_fenced_block_is_kept_verbatim():
     text = "Run:\n\n```python\nrow = {**defaults, 'a': 1}  # *not* emphasis\n```\n\n## Next step"
 
@@ -430,3 +438,11 @@ def test_no_escape_sequence_from_a_file_or_its_name_reaches_the_terminal(tmp_pat
     assert chat.returncode == 0, chat.stderr
     assert "forty minutes" in chat.stdout and "similarity" in chat.stdout
     assert_clean(chat, "rag chat")
+
+    # click strips CSI sequences itself when stdout is not a terminal, so look at a terminal too
+    for args in (["ask", "How long do I bake the sourdough loaf?", "--no-llm"], ["ls"]):
+        output, status = pexpect.run(str(RAG), args=args, cwd=str(tmp_path), env=dict(os.environ), encoding="utf-8",
+                                     withexitstatus=True, timeout=120)
+        assert status == 0, output
+        leak = FORBIDDEN.search(output.replace("\r\n", "\n"))
+        assert leak is None, f"rag {args[0]} on a terminal leaks {leak.group(0)!r}: {output!r}"

@@ -1,0 +1,162 @@
+"""What terminal-safe, markup-as-text and Markdown display cost `rag ask` (figures for issue 19).
+
+    PYTHONPATH=$PWD python bench/display_cost.py [INDEX_SQLITE] [--baseline /path/to/other/checkout]
+
+Prints: the import time of rag.render (fresh processes, min of N, also for a baseline checkout);
+the display work of an extractive answer (excerpts + markup as text + Sources), cold and warm;
+the import of rich's Markdown stack; rendering a streamed Markdown answer on a terminal; and the
+delay to the first visible text with the LLM's first token after 0 and 300 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import re
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+
+RUNS = 15
+
+
+def fresh(code: str, path: str) -> list[float]:
+    """Run `code` in fresh interpreters; it prints one float (ms)."""
+    env = {**os.environ, "PYTHONPATH": path}
+    out = []
+    for _ in range(RUNS):
+        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        out.append(float(result.stdout.strip().splitlines()[-1]))
+    return out
+
+
+def importtime(module: str, path: str) -> list[float]:
+    env = {**os.environ, "PYTHONPATH": path}
+    out = []
+    for _ in range(RUNS):
+        result = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"], env=env,
+                                capture_output=True, text=True, check=True)
+        line = [ln for ln in result.stderr.splitlines() if ln.rstrip().endswith(f"| {module}")][-1]
+        out.append(int(line.split("|")[1]) / 1000)
+    return out
+
+
+def show(label: str, values: list[float]) -> None:
+    print(f"{label}: min {min(values):.1f} ms, median {statistics.median(values):.1f} ms (n={len(values)})")
+
+
+ANSWER = """To read rows as dictionaries, use `csv.DictReader` [1]: it maps each row to a dict whose keys
+come from the header row.
+
+```python
+import csv
+
+with open('names.csv', newline='') as csvfile:
+    reader = csv.DictReader(csvfile)
+    for row in reader:
+        print(row['first_name'], row['last_name'])
+```
+
+- Pass **newline=''** to `open()` so quoted newlines survive [1].
+- Since Python 3.8 the rows are plain `dict` objects, not `OrderedDict` [2].
+- To write dictionaries back, use `csv.DictWriter` with the same *fieldnames* [2].
+
+See the [csv module documentation](https://docs.python.org/3/library/csv.html) for dialects.
+""" * 2
+
+
+def pieces(text: str, size: int = 6) -> list[str]:
+    return [text[i:i + size] for i in range(0, len(text), size)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("sqlite", nargs="?", help="an index's rag.sqlite, for the extractive answer")
+    parser.add_argument("--baseline", help="another checkout to compare import times with")
+    args = parser.parse_args()
+    here = os.getcwd()
+
+    show("import rag.render (this checkout)", importtime("rag.render", here))
+    if args.baseline:
+        show("import rag.render (baseline)", importtime("rag.render", args.baseline))
+    show("import rag.display", importtime("rag.display", here))
+
+    if args.sqlite:
+        code = f"""
+import sqlite3, time
+t0 = time.perf_counter()
+from rag.generate import extractive_answer
+from rag.render import answer_text, sources_block
+from rag.types import Hit, Source
+rows = sqlite3.connect({args.sqlite!r}).execute('select heading, text from chunks').fetchall()
+hits = [Hit(i, 'docs/csv.rst', None, h, t, 'csv', 0.5, 0.6) for i, (h, t) in enumerate(rows)]
+sources = [Source(i + 1, 'docs/csv.rst', None, h.heading, 0.5, h.text) for i, h in enumerate(hits)]
+t = time.perf_counter()
+answer_text(extractive_answer('How do I read rows of a CSV file as dictionaries?', hits, 0.2))
+sources_block(sources)
+print((time.perf_counter() - t) * 1000)
+"""
+        show("extractive answer + markup as text + Sources, first call (cold: compiles patterns)", fresh(code, here))
+
+    show("import rich.console, rich.live, rich.markdown, rich.syntax",
+         fresh("import time; t = time.perf_counter(); import rich.console, rich.live, rich.markdown, rich.syntax; "
+               "print((time.perf_counter() - t) * 1000)", here))
+
+    from rich.console import Console
+
+    from rag.render import _stream_raw, stream_markdown
+
+    renders = []
+    for _ in range(5):
+        out = io.StringIO()
+        t = time.perf_counter()
+        stream_markdown(iter(pieces(ANSWER)), Console(file=out, force_terminal=True, width=100))
+        renders.append((time.perf_counter() - t) * 1000)
+    show(f"stream_markdown of a {len(ANSWER)} char answer in {len(pieces(ANSWER))} pieces, no network wait", renders)
+    raw = []
+    for _ in range(5):
+        sink = open(os.devnull, "w")
+        t = time.perf_counter()
+        _stream_raw(iter(pieces(ANSWER)), sink)
+        raw.append((time.perf_counter() - t) * 1000)
+    show("the same answer printed raw (safe only)", raw)
+    from rich.markdown import Markdown
+
+    console = Console(file=io.StringIO(), force_terminal=True, width=100)
+    one = []
+    for _ in range(20):
+        t = time.perf_counter()
+        console.render_lines(Markdown(ANSWER, hyperlinks=False), console.options, pad=False)
+        one.append((time.perf_counter() - t) * 1000)
+    show("one Markdown render of the whole answer", one)
+
+    for wait in (0.0, 0.3):
+        code = f"""
+import io, time
+class First(io.StringIO):
+    first = None
+    def write(self, s):
+        if self.first is None and 'To' in s:
+            self.first = time.perf_counter()
+        return super().write(s)
+import re
+def llm():
+    time.sleep({wait})
+    yield from {pieces(ANSWER)!r}
+from rag.render import stream_markdown
+from rich.console import Console
+out = First()
+t = time.perf_counter()
+stream_markdown(llm(), Console(file=out, force_terminal=True, width=100))
+print((out.first - t - {wait}) * 1000)
+"""
+        # rich.console is imported before the clock starts (the Console is the caller's): what is
+        # measured is rich.live, rich.markdown and the first render, less the LLM's wait
+        show(f"first visible text after the first token, LLM waits {wait * 1000:.0f} ms", fresh(code, here))
+
+
+if __name__ == "__main__":
+    main()
