@@ -117,7 +117,7 @@ FENCE = _LazyPattern(r"^(\s*)(`{3,}|~{3,})")
 DIRECTIVE = _LazyPattern(r"^(\s*)\.\.[ \t]+([\w:.+-]+)::(?:[ \t]+(.*))?$")
 COMMENT = _LazyPattern(r"^(\s*)\.\.(?:[ \t]+.*)?$")  # a comment, a target (.. _x:), a substitution
 OPTION = _LazyPattern(r"^\s*:[\w-]+:(?:\s.*)?$")
-ADORNMENT = _LazyPattern(r"^([=\-`:'\"~^_*+#<>.])\1{2,}\s*$")
+ADORNMENT_CHARS = "=-`:'\"~^_*+#<>."
 LIST_ITEM = _LazyPattern(r"^\s*(?:[-*+•]|\d+[.)]|#\.)\s")
 ATX_HEADING = _LazyPattern(r"^(\s{0,3})#{1,6}\s+(.*?)(?:\s+#+)?\s*$")
 
@@ -172,29 +172,38 @@ def _role(match: re.Match[str]) -> str:
 
 def inline(text: str) -> str:
     """One line of prose with its inline markup shown as text; `code` spans kept as `code`."""
-    text = ROLE.sub(_role, text)
-    text = RST_LINK.sub(r"\1", text)
-    text = DOUBLE_BACKTICK.sub(r"`\1`", text)
-    # Code spans are kept verbatim: cut them out before the emphasis rules run.
+    # Each rule runs (and its pattern is compiled) only when its marker character is present:
+    # most lines have none, and a cold `rag ask` would otherwise spend milliseconds compiling.
     spans: list[str] = []
+    if "`" in text:
+        text = ROLE.sub(_role, text)
+        text = RST_LINK.sub(r"\1", text)
+        text = DOUBLE_BACKTICK.sub(r"`\1`", text)
 
-    def keep(match: re.Match[str]) -> str:
-        spans.append(match.group(0) if match.group(1) == "`" else f"`{match.group(2)}`")
-        return f"\x00{len(spans) - 1}\x00"
+        def keep(match: re.Match[str]) -> str:  # code spans are verbatim: out of the way of the rest
+            spans.append(match.group(0) if match.group(1) == "`" else f"`{match.group(2)}`")
+            return f"\x00{len(spans) - 1}\x00"
 
-    text = INLINE_CODE.sub(keep, text)
-    text = RST_REFERENCE.sub(r"\1", text)
-    text = MD_IMAGE.sub(r"\1", text)
-    text = MD_LINK.sub(r"\1", text)
-    text = MD_REF_LINK.sub(r"\1", text)
-    text = AUTOLINK.sub(r"\1", text)
-    text = STRONG.sub(r"\1", text)
-    text = EMPHASIS.sub(r"\1", text)
-    text = UNDERSCORE.sub(r"\1", text)
-    import html  # its entity table is the slowest import here: only when markup is shown
+        text = INLINE_CODE.sub(keep, text)
+        text = RST_REFERENCE.sub(r"\1", text)
+    if "[" in text:
+        text = MD_IMAGE.sub(r"\1", text)
+        text = MD_LINK.sub(r"\1", text)
+        text = MD_REF_LINK.sub(r"\1", text)
+    if "<" in text:
+        text = AUTOLINK.sub(r"\1", text)
+    if "*" in text:
+        text = STRONG.sub(r"\1", text)
+        text = EMPHASIS.sub(r"\1", text)
+    if "_" in text:
+        text = UNDERSCORE.sub(r"\1", text)
+    if "&" in text:
+        import html  # its entity table is the slowest import here: only when there is an entity
 
-    text = html.unescape(text)
-    return re.sub(r"\x00(\d+)\x00", lambda m: spans[int(m.group(1))], text)
+        text = html.unescape(text)
+    if spans:
+        text = re.sub(r"\x00(\d+)\x00", lambda m: spans[int(m.group(1))], text)
+    return text
 
 
 def _indent(line: str) -> int:
@@ -237,7 +246,7 @@ def _lines(lines: list[str]) -> list[str]:
             out.append("")
             i += 1
             continue
-        fence = FENCE.match(line)
+        fence = FENCE.match(line) if stripped[:3] in ("```", "~~~") else None
         if fence:
             marker = fence.group(2)
             end = i + 1
@@ -252,12 +261,12 @@ def _lines(lines: list[str]) -> list[str]:
             i, literal_after, prev_text = end, None, lines[end - 1]
             continue
         literal_after = None
-        directive = DIRECTIVE.match(line)
+        directive = DIRECTIVE.match(line) if stripped.startswith("..") else None
         if directive:
             i = _directive(lines, i, directive, out)
             prev_text = line
             continue
-        if COMMENT.match(line):  # comments and link targets are not shown; nor is their body
+        if stripped.startswith("..") and COMMENT.match(line):  # comments and link targets are not shown; nor is their body
             i, prev_text = _block_end(lines, i + 1, indent), line
             continue
         if stripped.startswith(">>>"):  # a doctest block runs to the next blank line
@@ -273,10 +282,11 @@ def _lines(lines: list[str]) -> list[str]:
             out.extend(lines[i:end])
             i, prev_text = end, lines[end - 1]
             continue
-        if ADORNMENT.match(line) and not LIST_ITEM.match(line):  # reST section over/underline, a rule
+        if len(stripped) >= 3 and stripped[0] in ADORNMENT_CHARS and len(set(stripped)) == 1:
+            # a reST section over/underline, a Markdown rule
             i += 1
             continue
-        heading = ATX_HEADING.match(line)
+        heading = ATX_HEADING.match(line) if stripped.startswith("#") else None
         if heading:
             out.append(inline(heading.group(2)))
         elif stripped.endswith("::"):
@@ -347,7 +357,8 @@ def plain(text: str) -> str:
 def heading_text(heading: str) -> str:
     """`:mod:`csv` --- CSV File Reading and Writing > Examples` reads `csv — CSV File ... > Examples`."""
     text = inline(" ".join(heading.split()))
-    text = SPACED_DASHES.sub(lambda m: "—" if m.group(0) == "---" else "–", text)
+    if "--" in text:
+        text = SPACED_DASHES.sub(lambda m: "—" if m.group(0) == "---" else "–", text)
     return safe(text)
 
 
@@ -400,7 +411,7 @@ def excerpt_spans(text: str, long: int = 400) -> list[tuple[int, int]]:
                 current = [offset + _indent(line), offset + len(line.rstrip()), _indent(line), 0]
                 blocks.append(current)
             current[1] = offset + len(line.rstrip())
-            opened = FENCE.match(line)
+            opened = FENCE.match(line) if body[:3] in ("```", "~~~") else None
             if opened:
                 fence, current[3] = opened.group(2)[0] * len(opened.group(2)), 1
         offset += len(line)
@@ -416,7 +427,8 @@ def excerpt_spans(text: str, long: int = 400) -> list[tuple[int, int]]:
             if (last_text.endswith(":") or last[3] == 2) and (deeper or code):
                 last[1], last[3] = block[1], 2
                 continue
-            if DIRECTIVE.match(last_text.split("\n")[-1]) and last[3] == 0 and deeper:
+            last_line = last_text.split("\n")[-1]
+            if last[3] == 0 and deeper and last_line.lstrip().startswith("..") and DIRECTIVE.match(last_line):
                 last[1], last[3] = block[1], 3
                 continue
         merged.append(block)

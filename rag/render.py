@@ -168,14 +168,18 @@ def stream_markdown(pieces: Iterable[str], console: Console | None = None) -> st
         return "".join(received)
     text = ""
     shown = 0  # rendered lines already printed above the live area
-    last_render = 0.0
+    next_render = 0.0
     with Live(console=console, auto_refresh=False, transient=False) as live:
         for piece in _chain(first, stream):
             text += piece
-            if time.perf_counter() - last_render < RENDER_EVERY_S:
+            if time.perf_counter() < next_render:
                 continue
+            started = time.perf_counter()
             shown = _render(live, text, shown, final=False)
-            last_render = time.perf_counter()
+            # each render parses the whole answer: wait at least 4x its cost before the next one, so
+            # a long answer spends at most a fifth of the time rendering, however fast it streams
+            spent = time.perf_counter() - started
+            next_render = started + max(RENDER_EVERY_S, 5 * spent)
         _render(live, text, shown, final=True)
     return "".join(received)
 
