@@ -198,17 +198,19 @@ def _stream_raw(pieces: Iterable[str], out: TextIO | None = None) -> str:
 
 
 class _Lines:
-    """Already rendered lines, as a rich renderable."""
+    """Already rendered lines, as a rich renderable; `settled` ones end in a newline (printed above
+    the live area, the last of them must not share a line with it)."""
 
-    def __init__(self, lines: list) -> None:
+    def __init__(self, lines: list, settled: bool = False) -> None:
         self.lines = lines
+        self.settled = settled
 
     def __rich_console__(self, console, options):
         from rich.segment import Segment
 
         for n, line in enumerate(self.lines):
             yield from line
-            if n < len(self.lines) - 1:
+            if self.settled or n < len(self.lines) - 1:
                 yield Segment.line()
 
 
@@ -220,7 +222,7 @@ def _render(live, text: str, shown: int, final: bool) -> int:
     lines = console.render_lines(Markdown(text, hyperlinks=False), console.options, pad=False)
     settled = len(lines) if final else max(shown, len(lines) - LIVE_LINES)
     if settled > shown:
-        live.console.print(_Lines(lines[shown:settled]))
+        live.console.print(_Lines(lines[shown:settled], settled=True), end="")
     live.update(_Lines(lines[settled:]), refresh=True)
     return settled
 

@@ -379,6 +379,48 @@ def test_an_llm_answer_is_rendered_as_markdown_on_a_terminal():
     assert "\x1b]" not in shown and "pwned" not in shown and "\x07" not in shown
 
 
+def screen(output: str) -> list[str]:
+    """The lines a terminal ends up showing for `output`: enough of one for rich.live's redraws
+    (newline, carriage return, erase line, cursor up; colours and cursor visibility ignored)."""
+    rows, row, col = [""], 0, 0
+    for token in re.findall(r"\x1b\[[0-9;?]*[A-Za-z]|\r|\n|[^\x1b\r\n]+", output):
+        if token == "\n":
+            row += 1
+            col = 0
+            rows += [""] * (row + 1 - len(rows))
+        elif token == "\r":
+            col = 0
+        elif token.startswith("\x1b["):
+            if token.endswith("A"):
+                row = max(0, row - int(token[2:-1] or 1))
+            elif token == "\x1b[2K":
+                rows[row] = ""
+        else:
+            line = rows[row].ljust(col)
+            rows[row] = line[:col] + token + line[col + len(token):]
+            col += len(token)
+    return [r.rstrip() for r in rows]
+
+
+def test_a_long_streamed_answer_ends_on_screen_whole_and_once():
+    from rich.console import Console
+
+    out = io.StringIO()
+    lines = [f"{n}. step {n} of reading the file" for n in range(1, 31)]
+    text = "Steps:\n\n" + "\n".join(lines) + "\n\nDone [1]."
+
+    stream_markdown(iter(pieces(text)), Console(file=out, force_terminal=True, width=60, height=10))
+
+    shown = [line for line in screen(out.getvalue()) if line.strip()]
+    assert shown[0] == "Steps:" and shown[-1] == "Done [1]."
+    steps = [re.search(r"step \d+ of reading the file", line) for line in shown[1:-1]]
+    assert [m.group(0) if m else line for m, line in zip(steps, shown[1:-1])] == [l.split(". ", 1)[1] for l in lines]
+
+
+def pieces(text: str, size: int = 7) -> list[str]:
+    return [text[i:i + size] for i in range(0, len(text), size)]
+
+
 def test_off_a_terminal_the_llm_answer_is_the_raw_text_made_safe():
     from rich.console import Console
 
