@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Callable, TextIO
 from rag.config import MODES
 from rag.errors import RagError
 from rag.generate import AnswerStream
-from rag.render import display_path, hit_lines, sources_block
+from rag.display import safe
+from rag.render import display_path, hit_block, show_answer, sources_block
 from rag.types import Mode, Retrieval
 
 if TYPE_CHECKING:
@@ -121,17 +122,16 @@ class Chat:
             self.say("(no passages yet: ask a question first)")
             return
         for n, hit in enumerate(self.last.hits, start=1):
-            for line in hit_lines(n, hit):
-                self.say(line)
+            self.say(hit_block(n, hit))
 
     def ask(self, question: str) -> None:
         stream: AnswerStream = self.index.answer(
             question, llm=self.llm, history=self.conversation.messages(), top_k=self.top_k, mode=self.mode
         )
         self.last = stream.retrieval
-        try:
-            for piece in stream:
-                self.say(piece, end="")
+        try:  # made safe; Markdown on a terminal; extractive markup shown as text
+            show_answer(stream, streamed=stream.mode == "llm", out=self.out)
+            self.out.flush()
         except KeyboardInterrupt:
             stream.stop()
         answer = stream.result()
@@ -217,4 +217,4 @@ def run_chat(index: Index, mode: Mode = "hybrid", use_llm: bool = True) -> None:
             chat.warn("[stopped]")
         except RagError as exc:
             chat.say("")
-            chat.warn(f"Error: {exc}")
+            chat.warn(f"Error: {safe(str(exc))}")  # display branch

@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from rag.config import MAX_TOP_K, MODES, load_settings
+from rag.display import safe
 from rag.errors import RagError
 from rag.text import readable
 
@@ -29,7 +30,7 @@ class RagGroup(click.Group):
         except RagError as exc:
             if ctx.params.get("debug"):
                 raise
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(safe(str(exc))) from exc  # a file name may hold escapes
         except OSError as exc:  # a folder we may not write, a full disk: name it, no traceback
             if ctx.params.get("debug"):
                 raise
@@ -141,25 +142,28 @@ def ingest(paths, index, index_dir, embed_model, chunk_tokens, overlap_tokens, p
 @click.option("--model", "llm_model", metavar="NAME", help="LLM model name. [default: gpt-4o-mini, RAG_LLM_MODEL]")
 @click.option("--no-llm", is_flag=True, help="Answer from the passages alone; never contact a server.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.option("--plain", is_flag=True, help="Print the answer as raw text, not rendered Markdown.")
 @index_options
 @embed_option
-def ask(question, top_k, mode, min_score, llm_model, no_llm, as_json, index, index_dir, embed_model):
+def ask(question, top_k, mode, min_score, llm_model, no_llm, as_json, plain, index, index_dir, embed_model):
     """Answer QUESTION from the index, citing the passages used."""
     if not question.strip():
         raise click.BadParameter("the question is empty", param_hint="QUESTION")
     settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model, top_k=top_k,
                              min_score=min_score, llm_model=llm_model)
     from rag.index import Index, limit_threads
-    from rag.render import err, sources_block
+    from rag.render import err, show_answer, sources_block
 
     with Index.open(settings) as idx:
         limit_threads(settings.query_threads)
         llm = None if no_llm else idx.llm()
         stream = idx.answer(question, llm=llm, mode=mode)
         try:
-            for piece in stream:
-                if not as_json:
-                    click.echo(piece, nl=False)
+            if as_json:
+                for _ in stream:
+                    pass
+            else:  # made safe; Markdown on a terminal; extractive markup shown as text
+                show_answer(stream, streamed=stream.mode == "llm", plain=plain)
         except KeyboardInterrupt:
             stream.stop()
         answer = stream.result()

@@ -68,7 +68,6 @@ def build_messages(question: str, hits: Sequence[Hit], history: Sequence[Message
 
 # -- extractive answers -----------------------------------------------------------------------
 
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
 EXTRACT_PASSAGES = 3
 EXTRACT_CHARS = 400
 
@@ -79,29 +78,33 @@ def _terms(text: str) -> set[str]:
 
 
 def best_excerpt(text: str, question: str, limit: int = EXTRACT_CHARS) -> str:
-    """The run of sentences around the one sharing most terms with the question."""
-    sentences = [" ".join(s.split()) for s in SENTENCE_END.split(text) if s and s.strip()]
-    if not sentences:
+    """The run of paragraphs, code blocks or sentences around the one sharing most terms with the
+    question, with the passage's lines kept (a code example stays a code block)."""
+    # display branch: spans of the original text instead of whitespace-joined sentences
+    from rag.display import clip_lines, excerpt, excerpt_spans
+
+    spans = excerpt_spans(text, limit)
+    if not spans:
         return ""
     wanted = _terms(question)
-    scores = [len(wanted & _terms(s)) for s in sentences]
-    best = max(range(len(sentences)), key=lambda i: (scores[i], -i))
-    excerpt, lo, hi = sentences[best], best, best
+    scores = [len(wanted & _terms(text[a:b])) for a, b in spans]
+    best = max(range(len(spans)), key=lambda i: (scores[i], -i))
+    lo, hi = best, best
+
+    def size(lo: int, hi: int) -> int:
+        return spans[hi][1] - spans[lo][0]
+
     while True:
         grew = False
-        if hi + 1 < len(sentences) and len(excerpt) + len(sentences[hi + 1]) < limit:
+        if hi + 1 < len(spans) and size(lo, hi + 1) < limit:
             hi += 1
-            excerpt += " " + sentences[hi]
             grew = True
-        if lo > 0 and len(excerpt) + len(sentences[lo - 1]) < limit and scores[lo - 1] > 0:
+        if lo > 0 and size(lo - 1, hi) < limit and scores[lo - 1] > 0:
             lo -= 1
-            excerpt = sentences[lo] + " " + excerpt
             grew = True
         if not grew:
             break
-    if len(excerpt) > limit * 1.5:
-        excerpt = excerpt[: int(limit * 1.5)].rsplit(" ", 1)[0] + " ..."
-    return excerpt
+    return clip_lines(excerpt(text, spans[lo][0], spans[hi][1]), int(limit * 1.5), 30)
 
 
 def extractive_answer(question: str, hits: Sequence[Hit], min_score: float | None = None) -> str:
@@ -114,7 +117,9 @@ def extractive_answer(question: str, hits: Sequence[Hit], min_score: float | Non
     for n, hit in relevant[:EXTRACT_PASSAGES]:
         excerpt = best_excerpt(hit.text, question)
         if excerpt:
-            parts.append(f"{excerpt} [{n}]")
+            # display branch: a citation after code goes on its own line, not into the code
+            last = excerpt.rsplit("\n", 1)[-1]
+            parts.append(f"{excerpt}{chr(10) if last[:1].isspace() else ' '}[{n}]")
     return "\n\n".join(parts)
 
 

@@ -1,7 +1,9 @@
-"""Terminal rendering shared by the commands: paths, sources, ingest progress.
+"""Terminal rendering shared by the commands: paths, sources, passages, answers, ingest progress.
 
 Everything here writes to stderr except what is the product itself (answers, listings, --json),
-which the CLI prints to stdout.
+which the CLI prints to stdout. Every string that came from a document, the LLM or a file name
+passes through `rag.display.safe` here before it is shown; `--json` output never comes here.
+rich is imported only when it draws (the progress bar, an answer rendered as Markdown).
 """
 
 from __future__ import annotations
@@ -10,12 +12,22 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence, TextIO
 
 import click
 
+from rag import display
+from rag.display import safe
 from rag.text import location as _location
 from rag.types import Hit, IndexStatus, IngestReport, Removal, Source, StoredDocument
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from rag.types import Hit
+
+PASSAGE_CHARS = 400  # a passage shown under its source: clipped at a line, never mid-word
+PASSAGE_LINES = 12
 
 
 def display_path(path: str) -> str:
@@ -29,19 +41,192 @@ def display_path(path: str) -> str:
 
 def location(path: str, page: int | None, page_kind: str = "page") -> str:
     """Where a passage is, as every command shows it: the path, and the page when there is one."""
-    return _location(display_path(path), page, page_kind)
+    return _location(safe(display_path(path)), page, page_kind)
+
+
+def heading(text: str) -> str:
+    """A heading path as Sources show it: ` (csv — CSV File Reading and Writing > Examples)`."""
+    shown = display.heading_text(text) if text else ""
+    return f" ({shown})" if shown else ""
 
 
 def format_source(source: Source) -> str:
     where = location(source.file or source.path, source.page, source.page_kind)
-    heading = f" ({source.heading})" if source.heading else ""
-    return f"[{source.rank}] {where}{heading}"
+    return f"[{source.rank}] {where}{heading(source.heading)}"
 
 
 def sources_block(sources: Sequence[Source]) -> str:
     cited = [s for s in sources if s.cited] or list(sources)
     title = "Sources:" if any(s.cited for s in sources) else "Retrieved passages:"
     return "\n".join([title, *(format_source(s) for s in cited)])
+
+
+def passage(text: str, max_chars: int = PASSAGE_CHARS, max_lines: int = PASSAGE_LINES, plain: bool = False) -> str:
+    """A passage as shown under its source: markup as text (unless `plain`), lines kept, clipped."""
+    return display.clip_lines(_shown(text, plain), max_chars, max_lines)
+
+
+def _shown(text: str, plain: bool) -> str:
+    # safe() first so a control inside markup cannot hide it from plain(), and last because
+    # plain() decodes entities (&#x202e;)
+    return safe(text) if plain else safe(display.plain(safe(text)))
+
+
+def indent(text: str, prefix: str = "    ") -> str:
+    return "\n".join(prefix + line if line else "" for line in text.split("\n"))
+
+
+def hit_block(n: int, hit: Hit, plain: bool = False) -> str:
+    """One retrieved passage for chat `/sources`: where it is, its scores, then its text indented."""
+    head = (f"[{n}] {location(hit.path, hit.page, hit.page_kind)}{heading(hit.heading)}  "
+            f"score {hit.score:.2f}  similarity {hit.similarity:.2f}")
+    return head + "\n" + indent(passage(hit.text, plain=plain))
+
+
+def answer_text(text: str, plain: bool = False) -> str:
+    """An answer that is not rendered as Markdown (extractive, or not on a terminal), made safe.
+
+    Without `plain` (the --plain flag), document markup is shown as text (roles, directives,
+    emphasis, entities); with it, only terminal controls are removed.
+    """
+    return _shown(text, plain)
+
+
+def document_line(doc: StoredDocument) -> str:
+    """One row of `rag ls`."""
+    shown_pages = f"{doc.pages} {doc.page_kind}s, " if doc.pages else ""
+    return f"{safe(display_path(doc.path))}\t{shown_pages}{doc.chunks} chunks\t{safe(doc.title)}"
+
+
+def show_answer(pieces: Iterable[str], streamed: bool, plain: bool = False, out: TextIO | None = None) -> str:
+    """Print an answer to `out` (stdout) and return its raw text, without a final newline.
+
+    `streamed` is an LLM answer: on a terminal, and unless `plain`, rendered as Markdown as it
+    arrives; otherwise its safe raw text is printed as it comes. Anything else (extractive, not
+    covered) arrives whole and is printed with `answer_text`.
+    """
+    if not streamed:
+        text = "".join(pieces)
+        click.echo(answer_text(text, plain=plain), nl=False, file=out)
+        return text
+    target = out or sys.stdout
+    if plain or not target.isatty():
+        return _stream_raw(pieces, out)
+    from rich.console import Console
+
+    return stream_markdown(pieces, Console(file=target) if out is not None else None)
+
+
+def recorded(pieces: Iterable[str], into: list[str]) -> Iterator[str]:
+    """`pieces`, each also appended to `into` (what arrived survives a Ctrl-C)."""
+    for piece in pieces:
+        into.append(piece)
+        yield piece
+
+
+def safe_stream(pieces: Iterable[str]) -> Iterator[str]:
+    """Streamed text (an LLM answer) made safe piece by piece, sequences split across pieces included."""
+    return display.safe_pieces(pieces)
+
+
+LIVE_LINES = 8  # rendered lines kept live at the bottom; lines above them are printed for good
+RENDER_EVERY_S = 0.08  # re-render at most this often while streaming (Markdown parsing is not free)
+
+
+def _import_rich() -> None:
+    import rich.console  # noqa: F401
+    import rich.live  # noqa: F401
+    import rich.markdown  # noqa: F401
+    import rich.syntax  # noqa: F401
+
+
+def stream_markdown(pieces: Iterable[str], console: Console | None = None) -> str:
+    """Print an answer as it streams; on a terminal rendered as Markdown (code highlighted) with
+    rich.live. Returns the whole raw text. Off a terminal the safe raw text is printed as it comes.
+
+    Only lines that can still change stay live at the bottom; the rest is printed once, so an answer
+    longer than the screen scrolls normally. On Ctrl-C, what arrived stays on screen and
+    KeyboardInterrupt propagates (wrap `pieces` to keep them).
+    """
+    received: list[str] = []
+    if console is None and not sys.stdout.isatty():
+        return _stream_raw(pieces)
+    import threading
+
+    # rich.markdown costs ~80 ms to import: do it while the LLM thinks about its first token.
+    warm = threading.Thread(target=_import_rich, daemon=True)
+    warm.start()
+    stream = iter(safe_stream(recorded(pieces, received)))
+    first = next(stream, None)
+    warm.join()
+    from rich.console import Console
+    from rich.live import Live
+
+    console = console or Console()
+    if not console.is_terminal:
+        for piece in _chain(first, stream):
+            console.file.write(piece)
+            console.file.flush()
+        return "".join(received)
+    text = ""
+    shown = 0  # rendered lines already printed above the live area
+    next_render = 0.0
+    with Live(console=console, auto_refresh=False, transient=False) as live:
+        for piece in _chain(first, stream):
+            text += piece
+            if time.perf_counter() < next_render:
+                continue
+            started = time.perf_counter()
+            shown = _render(live, text, shown, final=False)
+            # each render parses the whole answer: wait at least 4x its cost before the next one, so
+            # a long answer spends at most a fifth of the time rendering, however fast it streams
+            spent = time.perf_counter() - started
+            next_render = started + max(RENDER_EVERY_S, 5 * spent)
+        _render(live, text, shown, final=True)
+    return "".join(received)
+
+
+def _chain(first: str | None, rest: Iterator[str]) -> Iterator[str]:
+    if first is not None:
+        yield first
+    yield from rest
+
+
+def _stream_raw(pieces: Iterable[str], out: TextIO | None = None) -> str:
+    received: list[str] = []
+    for piece in safe_stream(recorded(pieces, received)):
+        click.echo(piece, nl=False, file=out)
+    return "".join(received)
+
+
+class _Lines:
+    """Already rendered lines, as a rich renderable; `settled` ones end in a newline (printed above
+    the live area, the last of them must not share a line with it)."""
+
+    def __init__(self, lines: list, settled: bool = False) -> None:
+        self.lines = lines
+        self.settled = settled
+
+    def __rich_console__(self, console, options):
+        from rich.segment import Segment
+
+        for n, line in enumerate(self.lines):
+            yield from line
+            if self.settled or n < len(self.lines) - 1:
+                yield Segment.line()
+
+
+def _render(live, text: str, shown: int, final: bool) -> int:
+    from rich.markdown import Markdown
+
+    console = live.console
+    # hyperlinks off: a link from the LLM shows its address instead of hiding it behind the text
+    lines = console.render_lines(Markdown(text, hyperlinks=False), console.options, pad=False)
+    settled = len(lines) if final else max(shown, len(lines) - LIVE_LINES)
+    if settled > shown:
+        live.console.print(_Lines(lines[shown:settled], settled=True), end="")
+    live.update(_Lines(lines[settled:]), refresh=True)
+    return settled
 
 
 def human_size(n: int) -> str:
@@ -53,24 +238,12 @@ def human_size(n: int) -> str:
     return f"{n} B"
 
 
-def hit_lines(n: int, hit: Hit, width: int = 160) -> list[str]:
-    """A retrieved passage as chat's /sources shows it: where, scores, then a snippet."""
-    heading = f" ({hit.heading})" if hit.heading else ""
-    flat = " ".join(hit.text.split())
-    snippet = flat if len(flat) <= width else flat[:width].rsplit(" ", 1)[0] + " ..."
-    return [
-        f"[{n}] {location(hit.path, hit.page, hit.page_kind)}{heading}  score {hit.score:.2f}  "
-        f"similarity {hit.similarity:.2f}",
-        f"    {snippet}",
-    ]
-
-
 def status_table(status: IndexStatus) -> str:
     model = f"{status.model} ({status.dim} dimensions, {status.runtime})" if status.model else "none yet"
     chunking = (f"{status.chunk_tokens} tokens, {status.overlap_tokens} overlap"
                 if status.chunk_tokens is not None else "not set yet")
     rows = [
-        ("index", display_path(status.index)),
+        ("index", safe(display_path(status.index))),
         ("documents", status.documents),
         ("chunks", status.chunks),
         ("model", model),
@@ -81,11 +254,6 @@ def status_table(status: IndexStatus) -> str:
     return "\n".join(f"{name:<12} {value}" for name, value in rows)
 
 
-def document_line(doc: StoredDocument) -> str:
-    pages = f"{doc.pages} {doc.page_kind}s, " if doc.pages else ""
-    return f"{display_path(doc.path)}\t{pages}{doc.chunks} chunks\t{doc.title}"
-
-
 def ingest_summary(report: IngestReport) -> str:
     skipped = ""
     if report.skipped:
@@ -93,14 +261,14 @@ def ingest_summary(report: IngestReport) -> str:
                           sorted(report.skipped_types.items(), key=lambda kv: (-kv[1], kv[0])))
         skipped = f", {report.skipped} skipped" + (f" ({kinds})" if kinds else " (other types)")
     return (
-        f"{display_path(report.index)}: {report.added} added, {report.updated} updated, "
+        f"{safe(display_path(report.index))}: {report.added} added, {report.updated} updated, "
         f"{report.unchanged} unchanged, {report.removed} removed, {report.failed} failed{skipped}; "
         f"{report.chunks} chunks embedded in {report.seconds:.1f} s"
     )
 
 
 def removal_lines(removal: Removal) -> list[str]:
-    return [f"removed {display_path(path)}" for path in removal.removed]
+    return [f"removed {safe(display_path(path))}" for path in removal.removed]
 
 
 def err(message: str) -> None:
@@ -152,7 +320,7 @@ class TerminalProgress:
         self._update()
 
     def failure(self, path: str, reason: str) -> None:
-        line = f"failed: {display_path(path)}: {reason}"
+        line = f"failed: {safe(display_path(path))}: {safe(reason)}"
         if self._bar is not None:
             self._bar.console.print(line, markup=False, highlight=False)
         else:
