@@ -293,5 +293,41 @@ def evaluate(questions, top_k, mode, min_score, as_json, index, index_dir, embed
         click.echo(format_report(report))
 
 
+@main.command(name="map")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default="map.html", show_default=True, help="The HTML page to write.")
+@click.option("--color", type=click.Choice(["document", "folder", "cluster"]), default="document", show_default=True, help="What the colours show.")
+@click.option("--query", metavar="QUESTION", help="Place a question on the map and ring its top-k hits.")
+@click.option("-k", "--top-k", type=click.IntRange(min=1), help="Hits to ring for --query. [default: 5, RAG_TOP_K]")
+@click.option("--sample", type=click.IntRange(min=1), default=20000, show_default=True, help="Most chunks to show (stratified by document).")
+@click.option("--png", type=click.Path(dir_okay=False, path_type=Path), help="Also write a static PNG image.")
+@click.option("--projection", type=click.Choice(["pca", "tsne", "umap"]), help="2-D projection. [default: measured best, see README]")
+@index_options
+@embed_option
+def map_command(out, color, query, top_k, sample, png, projection, index, index_dir, embed_model):
+    """Write a map of the index's embeddings (one HTML file; --query shows where a question lands)."""
+    if query is not None and not query.strip():
+        raise click.BadParameter("the question is empty", param_hint="--query")
+    settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model, top_k=top_k)
+    from rag.map import MapOptions, build_map
+    from rag.projection import DEFAULT_PROJECTION
+    from rag.render import display_path, err
+    from rag.store import Store
+
+    store = Store.open(settings.index_path)
+    embedder = None
+    if query is not None:
+        from rag.embedder import Embedder
+
+        embedder = Embedder(settings.embed_model)
+    report = build_map(store, embedder, MapOptions(out=out, color=color, query=query, top_k=settings.top_k,
+                                                   sample=sample, png=png, projection=projection or DEFAULT_PROJECTION))
+    err(f"{report.chunks_shown:,} of {report.chunks_total:,} chunks from {report.documents:,} documents, "
+        f"{report.projection} ({report.neighbourhood:.0%} of 10 nearest neighbours kept), "
+        f"{report.near_duplicates:,} near-duplicate pairs; {report.seconds:.1f} s")
+    click.echo(display_path(str(report.out)))
+    if report.png:
+        click.echo(display_path(str(report.png)))
+
+
 if __name__ == "__main__":
     main()
