@@ -318,7 +318,7 @@ def map_command(out, color, query, top_k, sample, png, projection, index, index_
     if query is not None:
         from rag.embedder import Embedder
 
-        embedder = Embedder(settings.embed_model)
+        embedder = Embedder(settings.embed_model, threads=1)  # one question: see Retriever.open
     report = build_map(store, embedder, MapOptions(out=out, color=color, query=query, top_k=settings.top_k,
                                                    sample=sample, png=png, projection=projection or DEFAULT_PROJECTION))
     err(f"{report.chunks_shown:,} of {report.chunks_total:,} chunks from {report.documents:,} documents, "

@@ -91,6 +91,14 @@ class _Points:
 
 def build_map(store: Store, embedder, options: MapOptions) -> MapReport:
     """Write the map of `store` to options.out (and options.png); `embedder` is needed only for a query."""
+    from threadpoolctl import threadpool_limits
+
+    # one BLAS/OpenMP thread for k-means and the duplicate search too (see rag.projection.fit)
+    with threadpool_limits(limits=1):
+        return _build_map(store, embedder, options)
+
+
+def _build_map(store: Store, embedder, options: MapOptions) -> MapReport:
     started = time.perf_counter()
     timings: dict[str, float] = {}
     total = store.chunk_count()

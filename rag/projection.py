@@ -35,9 +35,21 @@ class Layout:
     place: Callable[[np.ndarray], np.ndarray]  # (m, d) vectors -> (m, 2), without refitting
 
 
-def fit(vectors: np.ndarray, projection: Projection = DEFAULT_PROJECTION, seed: int = 0, threads: int = 2) -> Layout:
-    """Project L2-normalised `vectors` to 2-D."""
+def fit(vectors: np.ndarray, projection: Projection = DEFAULT_PROJECTION, seed: int = 0, threads: int = 1) -> Layout:
+    """Project L2-normalised `vectors` to 2-D.
+
+    One thread by default, BLAS included: on these shared 2-core machines a second thread cost far
+    more in spin-waits than it gained (openTSNE on 60 points: 194 s with two threads at load 19,
+    3.2 s with one), the same finding as the query path's (rag/retrieve.py).
+    """
+    from threadpoolctl import threadpool_limits
+
     started = time.perf_counter()
+    with threadpool_limits(limits=threads):
+        return _fit(vectors, projection, seed, threads, started)
+
+
+def _fit(vectors: np.ndarray, projection: Projection, seed: int, threads: int, started: float) -> Layout:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     if projection == "pca" or len(vectors) < MIN_NONLINEAR:
         points, place = _pca(vectors)
@@ -60,6 +72,7 @@ def _pca(vectors: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarray], np.nda
         axes = np.zeros((vectors.shape[1], 2), dtype=np.float32)
     else:
         # eigenvectors of the d x d covariance: cheaper than an SVD of the n x d data when n >> d
+        # (and with two BLAS threads at load 20 this took 8.8 s instead of 0.09 s: see fit)
         _, eigenvectors = np.linalg.eigh(centred.T @ centred)
         axes = eigenvectors[:, ::-1][:, :2].astype(np.float32)
     return centred @ axes, lambda new: (np.atleast_2d(new) - mean) @ axes
@@ -79,7 +92,10 @@ def _umap(vectors: np.ndarray, seed: int, threads: int) -> np.ndarray:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # numba and umap announce their own choices on import
+        import numba
         import umap
+
+        numba.set_num_threads(threads)  # threadpoolctl does not reach numba's own thread pool
 
         reducer = umap.UMAP(n_components=2, n_neighbors=min(15, len(vectors) - 1), min_dist=0.1,
                             metric="cosine", random_state=seed, n_jobs=threads, low_memory=True)
