@@ -300,7 +300,7 @@ def evaluate(questions, top_k, mode, min_score, as_json, index, index_dir, embed
 @click.option("-k", "--top-k", type=click.IntRange(min=1), help="Hits to ring for --query. [default: 5, RAG_TOP_K]")
 @click.option("--sample", type=click.IntRange(min=1), default=20000, show_default=True, help="Most chunks to show (stratified by document).")
 @click.option("--png", type=click.Path(dir_okay=False, path_type=Path), help="Also write a static PNG image.")
-@click.option("--projection", type=click.Choice(["pca", "tsne", "umap"]), help="2-D projection. [default: measured best, see README]")
+@click.option("--projection", type=click.Choice(["tsne", "pca"]), help="2-D projection: t-SNE keeps neighbourhoods, PCA is instant. [default: tsne]")
 @index_options
 @embed_option
 def map_command(out, color, query, top_k, sample, png, projection, index, index_dir, embed_model):

@@ -16,7 +16,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -162,8 +161,9 @@ def _search(store: Store, embedder, options: MapOptions):
 def _sample(store: Store, limit: int, keep: Sequence[int], seed: int) -> tuple[np.ndarray, int]:
     """Chunk ids to show (sorted), and the number of documents in the index.
 
-    Every document keeps a share of the sample proportional to its chunks (largest remainder),
-    so a big document cannot crowd out the small ones; `keep` (the question's hits) is always in.
+    Every document keeps at least one chunk when the sample has room for one each, and the rest
+    of the sample is shared in proportion to their chunks (largest remainder), so a big document
+    cannot crowd out the small ones; `keep` (the question's hits) is always in.
     """
     # One read-only query for (chunk, document) pairs: Store has no call that returns them
     # without the text, and reading 20k texts to sample them would cost more than the rest.
@@ -177,9 +177,11 @@ def _sample(store: Store, limit: int, keep: Sequence[int], seed: int) -> tuple[n
     budget = max(limit - len(keep_set), 0)
     candidates = ~np.isin(ids, list(keep_set))
     doc_ids, counts = np.unique(owners[candidates], return_counts=True)
-    quota = counts * budget / counts.sum()
-    take = np.floor(quota).astype(int)
-    for index in np.argsort(-(quota - take))[: budget - take.sum()]:
+    # one chunk of every document first when the sample has room, then the rest in proportion
+    floor = np.ones_like(counts) if budget >= len(counts) else np.zeros_like(counts)
+    quota = (counts - floor) * (budget - floor.sum()) / max((counts - floor).sum(), 1)
+    take = floor + np.floor(quota).astype(int)
+    for index in np.argsort(-(quota - np.floor(quota)), kind="stable")[: budget - take.sum()]:
         take[index] += 1
     chosen = [np.array(sorted(keep_set), dtype=np.int64)]
     for doc, count in zip(doc_ids, take):
@@ -315,16 +317,20 @@ def near_duplicates(vectors: np.ndarray, paths: Sequence[str], threshold: float 
     """(cosine, row, row) of the closest pairs across different files, best first, and how many there are."""
     owner = np.unique(np.asarray(paths), return_inverse=True)[1]
     found: list[tuple[float, int, int]] = []
+    count = 0
     for start in range(0, len(vectors), block):
         # only the upper triangle: row i is compared with rows after it
         similarity = vectors[start:start + block] @ vectors[start:].T
         rows, cols = np.nonzero(similarity > threshold)
-        cols_abs = cols + start
-        rows_abs = rows + start
-        keep = (cols_abs > rows_abs) & (owner[rows_abs] != owner[cols_abs])
-        found.extend(zip(similarity[rows[keep], cols[keep]].tolist(), rows_abs[keep].tolist(), cols_abs[keep].tolist()))
+        keep = (cols + start > rows + start) & (owner[rows + start] != owner[cols + start])
+        rows, cols = rows[keep], cols[keep]
+        scores = similarity[rows, cols]
+        count += len(scores)
+        # an index full of copied boilerplate can hold millions of pairs: keep only the best per block
+        best = np.argsort(-scores, kind="stable")[:DUPLICATES_LISTED]
+        found.extend(zip(scores[best].tolist(), (rows[best] + start).tolist(), (cols[best] + start).tolist()))
     found.sort(key=lambda pair: -pair[0])
-    return found[:DUPLICATES_LISTED], len(found)
+    return found[:DUPLICATES_LISTED], count
 
 
 # -- output --------------------------------------------------------------------------------
@@ -410,7 +416,7 @@ def write_png(path: Path, points: np.ndarray, group_of: np.ndarray, groups: list
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    size = max(1.5, min(30.0, 4000 / max(len(points), 1)))
+    size = max(3.0, min(40.0, 6000 / max(len(points), 1)))
     figure, axes = plt.subplots(figsize=(11, 7.5), dpi=120)
     colors = np.array([groups[g].color for g in group_of])
     axes.scatter(points[:, 0], points[:, 1], s=size, c=colors, linewidths=0, alpha=0.85)
@@ -424,29 +430,28 @@ def write_png(path: Path, points: np.ndarray, group_of: np.ndarray, groups: list
     handles = [Line2D([], [], marker="o", linestyle="", color=g.color, label=_clip(g.name, 40)) for g in groups]
     axes.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, fontsize=8)
     figure.tight_layout()
-    buffer = tempfile.NamedTemporaryFile(dir=path.parent or ".", suffix=".png", delete=False)
-    buffer.close()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        figure.savefig(buffer.name, format="png")
-        os.replace(buffer.name, path)
+        figure.savefig(temp, format="png")
+        os.replace(temp, path)
     finally:
         plt.close(figure)
-        if os.path.exists(buffer.name):
-            os.unlink(buffer.name)
+        temp.unlink(missing_ok=True)
 
 
 def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+    """The end of a long name: a file's own name says more than the folders above it."""
+    return text if len(text) <= width else "…" + text[-(width - 1):]
 
 
 def _write_atomically(path: Path, payload: bytes) -> None:
+    # a sibling temporary file opened the ordinary way, so the page gets the user's usual
+    # permissions (mkstemp would make it private) and readers never see half of it
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(payload)
+        temp.write_bytes(payload)
         os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
+    finally:
+        temp.unlink(missing_ok=True)
