@@ -332,5 +332,41 @@ def serve(host, port, api_key, index, index_dir, embed_model):
     run_server(settings, host=host, port=port, api_key=api_key or None)
 
 
+@main.command(name="map")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default="map.html", show_default=True, help="The HTML page to write.")
+@click.option("--color", type=click.Choice(["document", "folder", "cluster"]), default="document", show_default=True, help="What the colours show.")
+@click.option("--query", metavar="QUESTION", help="Place a question on the map and ring its top-k hits.")
+@click.option("-k", "--top-k", type=click.IntRange(min=1), help="Hits to ring for --query. [default: 5, RAG_TOP_K]")
+@click.option("--sample", type=click.IntRange(min=1), default=20000, show_default=True, help="Most chunks to show (stratified by document).")
+@click.option("--png", type=click.Path(dir_okay=False, path_type=Path), help="Also write a static PNG image.")
+@click.option("--projection", type=click.Choice(["tsne", "pca"]), help="2-D projection: t-SNE keeps neighbourhoods, PCA is instant. [default: tsne]")
+@index_options
+@embed_option
+def map_command(out, color, query, top_k, sample, png, projection, index, index_dir, embed_model):
+    """Write a map of the index's embeddings (one HTML file; --query shows where a question lands)."""
+    if query is not None and not query.strip():
+        raise click.BadParameter("the question is empty", param_hint="--query")
+    settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model, top_k=top_k)
+    from rag.index import Index, limit_threads
+    from rag.map import MapOptions, build_map
+    from rag.projection import DEFAULT_PROJECTION
+    from rag.render import display_path, err
+
+    with Index.open(settings) as idx:
+        embedder = None
+        if query is not None:
+            limit_threads(settings.query_threads)
+            embedder = idx.embedder()  # the model and runtime the index was built with
+        report = build_map(idx.store, embedder, MapOptions(out=out, color=color, query=query, top_k=settings.top_k,
+                                                           sample=sample, png=png,
+                                                           projection=projection or DEFAULT_PROJECTION))
+    err(f"{report.chunks_shown:,} of {report.chunks_total:,} chunks from {report.documents:,} documents, "
+        f"{report.projection} ({report.neighbourhood:.0%} of 10 nearest neighbours kept), "
+        f"{report.near_duplicates:,} near-duplicate pairs; {report.seconds:.1f} s")
+    click.echo(display_path(str(report.out)))
+    if report.png:
+        click.echo(display_path(str(report.png)))
+
+
 if __name__ == "__main__":
     main()

@@ -238,6 +238,10 @@ class Index:
 
         return LLM(self.settings) if self.settings.llm_configured else None
 
+    def embedder(self):
+        """The embedding model questions go through (the index's model and runtime), loaded lazily."""
+        return self._embedder_for_query()
+
     def retriever(self) -> Retriever:
         """The retriever, loading the model and the vector file on first use."""
         from rag.retrieve import Retriever
