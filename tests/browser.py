@@ -4,7 +4,7 @@ Playwright (from pip) drives Debian's `chromium` (apt-get install chromium; .ci/
 no browser is downloaded. `--no-sandbox` because CI runs as root, where Chromium's sandbox refuses
 to start. Use the `browser_page` fixture (import it into a test module or conftest.py):
 
-    from tests.browser import browser_page  # noqa: F401
+    # tests/conftest.py registers the fixtures once for the session
 
     def test_x(browser_page):
         browser_page.goto(url)

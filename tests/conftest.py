@@ -15,6 +15,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 from rag.config import ENV_KEYS  # noqa: E402
+from tests.browser import browser_page, chromium  # noqa: E402,F401  (one browser for the whole session)
 from tests.llm_server import FakeLLM  # noqa: E402
 from tests.pdfs import write_pdf  # noqa: E402
 

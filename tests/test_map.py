@@ -25,7 +25,6 @@ from rag.map import MapOptions, build_map
 from rag.projection import fit, neighbourhood_preservation
 from rag.retrieve import Retriever
 from rag.store import Store
-from tests.browser import browser_page, chromium  # noqa: F401  (fixtures)
 from tests.conftest import CORPUS, run_rag
 
 BREAD = "How long do I bake sourdough bread?"

@@ -6,33 +6,6 @@ import pytest
 
 from tests.test_serve import KEY, keyed, plain  # noqa: F401  (the servers, as fixtures)
 
-try:
-    from tests.browser import browser_page, chromium  # noqa: F401  (the shared fixture, tests/browser.py)
-except ImportError:  # until tests/browser.py is merged: the same approach, inline
-    import shutil
-
-    @pytest.fixture(scope="session")
-    def chromium():
-        from playwright.sync_api import sync_playwright
-
-        path = shutil.which("chromium") or shutil.which("chromium-browser")
-        if path is None:
-            pytest.fail("no chromium on PATH: run `apt-get install -y chromium` (as root)")
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=path, headless=True,
-                                                 args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-            yield browser
-            browser.close()
-
-    @pytest.fixture
-    def browser_page(chromium):
-        context = chromium.new_context(viewport={"width": 1280, "height": 800})
-        page = context.new_page()
-        page.errors = []
-        page.on("pageerror", lambda error: page.errors.append(str(error)))
-        yield page
-        context.close()
-
 WAIT_MS = 120_000  # a search on a busy machine; nothing here waits on a fixed delay
 
 
