@@ -94,6 +94,7 @@ NUMBER_WORDS = {
     )
 }
 NUMBER_WORDS.update({w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)})
+THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+")
 SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000, "billion": 1_000_000_000}
 
 
@@ -136,11 +137,12 @@ def numbers(words: list[str], claim: bool = False) -> set[str]:
         run = []
 
     for word in words:
-        w = word.lower()
-        if w[0].isdigit():
+        if word[0].isdigit():
             flush()
-            found.add(w.replace(",", "") if re.fullmatch(r"\d{1,3}(?:,\d{3})+", w) else w)
-        elif w in NUMBER_WORDS:
+            found.add(word.replace(",", "") if "," in word and THOUSANDS.fullmatch(word) else word)
+            continue
+        w = word.lower()
+        if w in NUMBER_WORDS:
             if run and current % 10 == 0 and current >= 20 and NUMBER_WORDS[w] < 10:
                 current += NUMBER_WORDS[w]  # forty five
             elif run and run[-1] not in SCALES:
@@ -157,7 +159,7 @@ def numbers(words: list[str], claim: bool = False) -> set[str]:
             run.append(w)
         elif w == "and" and run:
             continue  # "two hundred and fifty"
-        else:
+        elif run:
             flush()
     flush()
     return found
