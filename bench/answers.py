@@ -40,7 +40,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(HERE.parent))
 
-from rag.citations import REFUSAL, CitationReport, check_citations, quote_for_extractive  # noqa: E402
+from rag.citations import CitationReport, answer_sentences, check_citations, quote_for_extractive  # noqa: E402
 from rag.generate import SYSTEM_PROMPT as DEFAULT_PROMPT  # noqa: E402
 
 RAG = Path(sys.executable).parent / "rag"
@@ -77,7 +77,8 @@ def norm(text: str) -> str:
 
 
 def refused(answer: str) -> bool:
-    return bool(REFUSAL.search(answer)) or not answer.strip()
+    """The answer says the documents do not cover the question (one of its sentences does)."""
+    return not answer.strip() or any(s.kind == "refusal" for s in answer_sentences(answer))
 
 
 def labelled_source(source: dict, question: dict) -> bool:

@@ -65,11 +65,14 @@ HEADING = re.compile(r"^\s*#{1,6}\s")
 FENCE = re.compile(r"^\s*(```|~~~)")
 CODE_SPAN = re.compile(r"`+[^`\n]*`+")
 LINK = re.compile(r"\[([^\]\n]+)\]\([^)\s]+\)")
+# "The documents do not cover this", "There is no information about X in the passages", "I don't
+# know": a negation near a word for the documents. A plain negative fact ("Git does not track
+# empty folders") is not a refusal.
+_NOT = r"(?:do(?:es)?\s*n[o']t|did\s*n[o']t|cannot|can't|could\s*n[o']t|not|no|nothing)"
+_DOCS = r"(?:documents?|passages?|context|sources?|manual|provided (?:text|information))"
 REFUSAL = re.compile(
-    r"\b(?:do(?:es)?\s*n[o']t|did\s*n[o']t|cannot|can't|could\s*n[o']t|not)\s+(?:\w+\s+){0,3}?"
-    r"(?:cover|contain|mention|say|provide|include|specify|address|discuss|answer|find|know|state)"
-    r"|\bnot\s+(?:covered|mentioned|specified|stated|provided|available|found)\b"
-    r"|\bno\s+(?:information|mention|details?)\b",
+    rf"\b{_NOT}\b[^.?!]{{0,80}}\b{_DOCS}\b|\b{_DOCS}\b[^.?!]{{0,80}}\b{_NOT}\b"
+    r"|\bI (?:do not|don't) know\b|\bnot covered\b|\bI(?:'m| am) sorry\b|\bI can(?:'t|not) (?:help|assist|answer)\b",
     re.I,
 )
 # Words that frame a claim rather than make it ("According to the documents, ...")
