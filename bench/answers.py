@@ -181,7 +181,7 @@ def load(paths: list[Path]) -> list[tuple[str, dict]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("questions", nargs="*", type=Path, default=QUESTIONS)
-    parser.add_argument("--index-dir", type=Path, required=True)
+    parser.add_argument("--index-dir", type=Path, help="where the indexes named by the question files live")
     parser.add_argument("--modes", default="llm,extractive")
     parser.add_argument("--base-url", help="an OpenAI-compatible server already running (e.g. http://127.0.0.1:8089/v1)")
     parser.add_argument("--start-server", action="store_true", help="run llama.cpp's server for the run (one thread)")
@@ -191,10 +191,18 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="only the first N questions of each file")
     parser.add_argument("--out", type=Path, help="write one JSON line per answer here (appended as it goes)")
     parser.add_argument("--label", default="mode")
+    parser.add_argument("--report", nargs="+", type=Path, metavar="RESULTS.jsonl",
+                        help="print the table of results saved by --out, asking nothing")
     parser.add_argument("--in-process", action="store_true",
                         help="run `rag ask` through click's runner in this process (torch imported once)")
     args = parser.parse_args()
 
+    if args.report:
+        saved = [Result(**json.loads(line)) for path in args.report for line in path.read_text().splitlines() if line]
+        print(table(saved, args.label))
+        return
+    if args.index_dir is None:
+        parser.error("--index-dir is required to ask questions")
     modes = args.modes.split(",")
     items = load(args.questions)
     if args.limit:
