@@ -77,8 +77,9 @@ def norm(text: str) -> str:
 
 
 def refused(answer: str) -> bool:
-    """The answer says the documents do not cover the question (one of its sentences does)."""
-    return not answer.strip() or any(s.kind == "refusal" for s in answer_sentences(answer))
+    """The answer says the documents do not cover the question: one of its sentences does, without
+    citing a passage (a quoted passage that happens to say "not in the manual" is no refusal)."""
+    return not answer.strip() or any(s.kind == "refusal" and not s.numbers for s in answer_sentences(answer))
 
 
 def labelled_source(source: dict, question: dict) -> bool:
@@ -199,6 +200,8 @@ def main() -> None:
 
     if args.report:
         saved = [Result(**json.loads(line)) for path in args.report for line in path.read_text().splitlines() if line]
+        for r in saved:  # scored again with this version's rule
+            r.refused = r.refused if r.error else refused(r.answer)
         print(table(saved, args.label))
         return
     if args.index_dir is None:
