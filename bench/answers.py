@@ -1,0 +1,247 @@
+"""Answer quality with a real local LLM: facts, citations, refusals and time per answer.
+
+usage: python bench/answers.py --index-dir DIR [--start-server | --base-url URL] [--modes llm,extractive]
+           [--system-prompt FILE] [--limit N] [--out results.jsonl] [QUESTIONS.jsonl ...]
+
+Each labelled question (bench/questions/answers_*.jsonl; the part of the file name after
+"answers_" names the index to ask, e.g. answers_git.jsonl asks --index git) is put to
+`rag ask --json` in a subprocess, as a user would, and the answer is scored:
+- facts: share of the question's facts the answer contains (each fact is a list of accepted
+  spellings; matched ignoring case and white space);
+- supported: share of the answer's citations that rag.citations finds supported by the cited
+  passage's text (sources[].text of the JSON; computed here, so the bench works whether or not
+  `rag ask --json` reports citations itself);
+- labelled: share of citations (of answerable questions) pointing at a labelled source
+  (path suffix, and page when the label has pages);
+- not covered: share of unanswerable questions answered "the documents do not cover this"
+  (and, beside it, the share of answerable ones wrongly refused);
+- seconds per answer: wall time of the `rag ask` process, and the generation time it reports.
+`--modes extractive` (`--no-llm`) is the floor. `--start-server` runs llama.cpp's server
+(bench/llm_server.py: Qwen2.5-Coder-0.5B-Instruct Q4_K_M, one thread) for the run.
+`--system-prompt FILE` runs the same CLI with rag.generate.SYSTEM_PROMPT replaced, to measure a
+prompt without editing the code. `--in-process` runs the command through click's CliRunner in
+this process (same code, same JSON; torch is imported once instead of once per question, which
+matters on a loaded 2-core machine). Never part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+sys.path.insert(0, str(HERE.parent))
+
+from rag.citations import CitationReport, answer_sentences, check_citations, quote_for_extractive  # noqa: E402
+from rag.generate import SYSTEM_PROMPT as DEFAULT_PROMPT  # noqa: E402
+
+RAG = Path(sys.executable).parent / "rag"
+QUESTIONS = sorted((HERE / "questions").glob("answers_*.jsonl"))
+MODEL_ALIAS = "qwen2.5-coder-0.5b"
+# the CLI with another system prompt: the same code path, one global swapped before it runs
+WITH_PROMPT = (
+    "import sys, rag.generate as g; g.SYSTEM_PROMPT = open(sys.argv.pop(1), encoding='utf-8').read().strip(); "
+    "from rag.cli import main; sys.argv[0] = 'rag'; main()"
+)
+
+
+@dataclass
+class Result:
+    id: str
+    index: str
+    mode: str
+    answerable: bool
+    answer: str
+    facts_found: int
+    facts_total: int
+    citations: int
+    supported: int
+    labelled: int
+    refused: bool
+    wall_s: float
+    generation_s: float
+    error: str = ""
+    details: list[dict] = field(default_factory=list)
+
+
+def norm(text: str) -> str:
+    return re.sub(r"\s+", "", text).lower().replace("\u2019", "'")
+
+
+def refused(answer: str) -> bool:
+    """The answer says the documents do not cover the question: one of its sentences does, without
+    citing a passage (a quoted passage that happens to say "not in the manual" is no refusal)."""
+    return not answer.strip() or any(s.kind == "refusal" and not s.numbers for s in answer_sentences(answer))
+
+
+def labelled_source(source: dict, question: dict) -> bool:
+    path = source["path"].replace("\\", "/")
+    if not any(path.endswith(s) for s in question["sources"]):
+        return False
+    return "pages" not in question or source.get("page") in question["pages"]
+
+
+def ask(question: dict, index: str, mode: str, args, env: dict) -> dict:
+    """`rag ask --json` for one question: in a subprocess, or (--in-process) through click's runner
+    in this process, which runs the same command code but imports torch once instead of per question."""
+    cmd = ["ask", "--json", "--index-dir", str(args.index_dir), "--index", index]
+    cmd += ["--no-llm"] if mode == "extractive" else ["--model", MODEL_ALIAS]
+    if args.top_k:
+        cmd += ["-k", str(args.top_k)]
+    cmd.append(question["question"])
+    started = time.perf_counter()
+    if args.in_process:
+        from click.testing import CliRunner
+
+        import rag.generate
+        from rag.cli import main
+
+        rag.generate.SYSTEM_PROMPT = args.system_prompt.read_text(encoding="utf-8").strip() if args.system_prompt \
+            else DEFAULT_PROMPT
+        done = CliRunner().invoke(main, cmd, env=env)
+        status, stdout, stderr = done.exit_code, done.stdout, done.stderr
+    else:
+        base = [str(RAG)] if not args.system_prompt else [sys.executable, "-c", WITH_PROMPT, str(args.system_prompt)]
+        ran = subprocess.run([*base, *cmd], capture_output=True, text=True, env=env, timeout=1800)
+        status, stdout, stderr = ran.returncode, ran.stdout, ran.stderr
+    wall = time.perf_counter() - started
+    if status != 0:
+        return {"error": (stderr.strip().splitlines() or [f"exit {status}"])[-1], "wall_s": wall}
+    return {**json.loads(stdout), "wall_s": wall}
+
+
+def score(question: dict, index: str, mode: str, reply: dict) -> Result:
+    answerable = question.get("answerable", True)
+    if "error" in reply:
+        return Result(question["id"], index, mode, answerable, "", 0, len(question["facts"]), 0, 0, 0, False,
+                      reply["wall_s"], 0.0, error=reply["error"])
+    answer, sources = reply["answer"], reply["sources"]
+    passages = [s["text"] for s in sources]
+    report: CitationReport = (quote_for_extractive if reply["mode"] == "extractive" else check_citations)(answer, passages)
+    text = norm(answer)
+    found = sum(any(norm(alt) in text for alt in alts) for alts in question["facts"])
+    labelled = sum(1 <= c.n <= len(sources) and labelled_source(sources[c.n - 1], question) for c in report.citations)
+    details = [{"n": c.n, "supported": c.supported, "reason": c.reason, "quote": c.quote[:120]} for c in report.citations]
+    return Result(
+        question["id"], index, mode, answerable, answer, found, len(question["facts"]), len(report.citations),
+        sum(c.supported for c in report.citations), labelled, reply["mode"] == "none" or refused(answer),
+        round(reply["wall_s"], 2), reply.get("timings", {}).get("generation_s", 0.0),
+        details=details + [{"uncited_sentences": report.uncited_sentences}],
+    )
+
+
+def pct(part: float, whole: float) -> str:
+    return f"{100 * part / whole:5.1f}" if whole else "    -"
+
+
+def table(results: list[Result], label: str) -> str:
+    rows = [f"| {label} | n | facts % | all facts % | cited supported % | cites labelled source % | "
+            f"unanswerable -> not covered % | answerable refused % | s/answer (median wall) | s/answer (mean generation) |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    groups: dict[str, list[Result]] = {}
+    for r in results:
+        groups.setdefault(r.mode, []).append(r)
+    for mode, rs in groups.items():
+        ans = [r for r in rs if r.answerable]
+        una = [r for r in rs if not r.answerable]
+        # the median: the first answer of a run also pays for importing torch and loading the model
+        wall = sorted(r.wall_s for r in rs)[len(rs) // 2]
+        gen = sum(r.generation_s for r in rs) / len(rs)
+        rows.append(
+            f"| {mode} | {len(rs)} | {pct(sum(r.facts_found for r in ans), sum(r.facts_total for r in ans))} | "
+            f"{pct(sum(r.facts_found == r.facts_total for r in ans), len(ans))} | "
+            f"{pct(sum(r.supported for r in rs), sum(r.citations for r in rs))} | "
+            f"{pct(sum(r.labelled for r in ans), sum(r.citations for r in ans))} | "
+            f"{pct(sum(r.refused for r in una), len(una))} | {pct(sum(r.refused for r in ans), len(ans))} | "
+            f"{wall:.1f} | {gen:.1f} |"
+        )
+    errors = sum(bool(r.error) for r in results)
+    citations = sum(r.citations for r in results)
+    rows.append(f"\n{len(results)} answers, {citations} citations, {errors} errors")
+    return "\n".join(rows)
+
+
+def load(paths: list[Path]) -> list[tuple[str, dict]]:
+    items = []
+    for path in paths:
+        index = path.stem.removeprefix("answers_")
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                items.append((index, json.loads(line)))
+    return items
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("questions", nargs="*", type=Path, default=QUESTIONS)
+    parser.add_argument("--index-dir", type=Path, help="where the indexes named by the question files live")
+    parser.add_argument("--modes", default="llm,extractive")
+    parser.add_argument("--base-url", help="an OpenAI-compatible server already running (e.g. http://127.0.0.1:8089/v1)")
+    parser.add_argument("--start-server", action="store_true", help="run llama.cpp's server for the run (one thread)")
+    parser.add_argument("--port", type=int, default=8089)
+    parser.add_argument("--system-prompt", type=Path, help="a file whose text replaces rag.generate.SYSTEM_PROMPT")
+    parser.add_argument("-k", "--top-k", type=int)
+    parser.add_argument("--limit", type=int, help="only the first N questions of each file")
+    parser.add_argument("--out", type=Path, help="write one JSON line per answer here (appended as it goes)")
+    parser.add_argument("--label", default="mode")
+    parser.add_argument("--report", nargs="+", type=Path, metavar="RESULTS.jsonl",
+                        help="print the table of results saved by --out, asking nothing")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run `rag ask` through click's runner in this process (torch imported once)")
+    args = parser.parse_args()
+
+    if args.report:
+        saved = [Result(**json.loads(line)) for path in args.report for line in path.read_text().splitlines() if line]
+        for r in saved:  # scored again with this version's rule
+            r.refused = r.refused if r.error else refused(r.answer)
+        print(table(saved, args.label))
+        return
+    if args.index_dir is None:
+        parser.error("--index-dir is required to ask questions")
+    modes = args.modes.split(",")
+    items = load(args.questions)
+    if args.limit:
+        per: dict[str, int] = {}
+        items = [(i, q) for i, q in items if (per.__setitem__(i, per.get(i, 0) + 1) or per[i]) <= args.limit]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "RAG_TIMEOUT": "900",
+           "OPENAI_API_KEY": "no-key", "RAG_LLM_MODEL": MODEL_ALIAS}
+    server = None
+    if "llm" in modes:
+        if args.start_server:
+            from bench.llm_server import start_server
+
+            server, env["OPENAI_BASE_URL"] = start_server(args.port, log=Path(f"/tmp/llama-server-{args.port}.log"))
+        elif args.base_url:
+            env["OPENAI_BASE_URL"] = args.base_url
+        else:
+            parser.error("mode llm needs --base-url URL or --start-server")
+    results: list[Result] = []
+    try:
+        for mode in modes:
+            for index, question in items:
+                result = score(question, index, mode, ask(question, index, mode, args, env))
+                results.append(result)
+                line = json.dumps(result.__dict__, ensure_ascii=False)
+                if args.out:
+                    with args.out.open("a", encoding="utf-8") as f:
+                        f.write(line + "\n")
+                print(f"{mode:<10} {result.id:<8} facts {result.facts_found}/{result.facts_total} "
+                      f"cites {result.supported}/{result.citations} labelled {result.labelled} "
+                      f"refused {result.refused} {result.wall_s:.1f}s {result.error}", file=sys.stderr, flush=True)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+    print(table(results, args.label))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,211 @@
+"""Citation checking (rag.citations): each [n] of an answer against the text of passage n, the
+quote and its offsets, uncited factual sentences, extractive answers, and a streamed answer from
+the real openai client against the loopback server, checked after its last piece."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+from rag.citations import Citation, answer_sentences, check_citations, locate, quote_for_extractive
+from rag.config import Settings
+from rag.generate import LLM, extractive_answer, stream_answer
+from rag.retrieve import Retrieval
+from rag.types import Hit
+
+BREAD = (
+    "Sourdough bread needs a starter that is fed with flour and water every day. Bake the loaf at\n"
+    "250 degrees Celsius for 45 minutes, with steam for the first twenty. Let the loaf cool on a\n"
+    "rack for an hour before slicing it, or the crumb turns gummy."
+)
+MARS = "The planet Mars has two small moons, Phobos and Deimos.\n\nJupiter is the largest planet in the solar system."
+FAN = "If the fan makes a grinding noise, replace the bearing kit BK-7. Unpack the archive and run the installer."
+PASSAGES = [BREAD, MARS, FAN]
+
+
+def only(report) -> Citation:
+    assert len(report.citations) == 1, report.citations
+    return report.citations[0]
+
+
+def assert_quote_is_exact(citation: Citation, passages=PASSAGES) -> None:
+    assert passages[citation.n - 1][citation.start:citation.end] == citation.quote
+
+
+def test_a_supported_citation_quotes_the_passage_span_that_says_it():
+    citation = only(check_citations("Bake the loaf at 250 degrees Celsius for 45 minutes [1].", PASSAGES))
+
+    assert citation.supported, citation.reason
+    assert citation.n == 1
+    assert "250 degrees Celsius for 45 minutes" in citation.quote
+    assert "cool on a" not in citation.quote  # the span that supports it, not the whole passage
+    assert_quote_is_exact(citation)
+
+
+def test_a_citation_to_the_wrong_passage_is_not_supported():
+    citation = only(check_citations("Mars has two small moons, Phobos and Deimos [3].", PASSAGES))
+
+    assert not citation.supported
+    assert citation.n == 3
+    assert "passage 3" in citation.reason
+
+
+def test_a_citation_number_that_was_never_given_is_flagged():
+    report = check_citations("Replace the bearing kit BK-7 when the fan grinds [4].", PASSAGES)
+
+    citation = only(report)
+    assert not citation.supported
+    assert citation.reason == "there is no passage [4]: the answer was given 3 passages"
+    assert (citation.quote, citation.start, citation.end) == ("", 0, 0)
+    assert report.unsupported == 1
+
+
+def test_a_factual_sentence_without_a_citation_is_counted():
+    report = check_citations("Bake the loaf at 250 degrees Celsius [1]. Phobos is a small moon of Mars.", PASSAGES)
+
+    assert report.uncited_sentences == 1
+    assert only(report).supported
+
+
+def test_headings_questions_refusals_and_connectives_are_not_counted_as_uncited():
+    answer = ("## Baking bread\n\nHere is how:\n\nWhat about soup? The documents do not cover this.\n\n"
+              "In short, yes.\n")
+
+    report = check_citations(answer, PASSAGES)
+
+    assert report.uncited_sentences == 0
+    assert report.citations == []
+
+
+def test_a_number_that_differs_from_the_passage_is_not_supported():
+    citation = only(check_citations("Bake the loaf at 250 degrees Celsius for 40 minutes [1].", PASSAGES))
+
+    assert not citation.supported
+    assert citation.reason == "passage 1 does not contain 40"
+
+
+def test_numbers_written_as_words_match_digits():
+    citation = only(check_citations("Steam the loaf for the first 20 minutes [1].", PASSAGES))
+
+    assert citation.supported, citation.reason
+
+
+def test_a_name_that_differs_from_the_passage_is_not_supported():
+    citation = only(check_citations("Mars has two small moons, Phobos and Ganymede [2].", PASSAGES))
+
+    assert not citation.supported
+    assert citation.reason == "passage 2 does not mention Ganymede"
+
+
+def test_an_identifier_that_differs_from_the_passage_is_not_supported():
+    citation = only(check_citations("A grinding fan needs the bearing kit `BK-9` [3].", PASSAGES))
+
+    assert not citation.supported
+    assert "BK-9" in citation.reason
+
+
+def test_several_citations_in_one_sentence_are_each_checked():
+    report = check_citations("Mars has two moons and Jupiter is the largest planet [2][1].", PASSAGES)
+
+    by_number = {c.n: c for c in report.citations}
+    assert set(by_number) == {1, 2}
+    assert by_number[2].supported, by_number[2].reason
+    assert not by_number[1].supported
+    assert report.unsupported == 1
+
+
+def test_a_sentence_may_share_its_facts_between_the_passages_it_cites():
+    report = check_citations("Bake the loaf for 45 minutes and replace the bearing kit BK-7 [1, 3].", PASSAGES)
+
+    assert [(c.n, c.supported) for c in report.citations] == [(1, True), (3, True)]
+    for citation in report.citations:
+        assert_quote_is_exact(citation)
+
+
+def test_a_citation_after_the_period_belongs_to_the_sentence_before_it():
+    answer = "Mars has two small moons, Phobos and Deimos. [2] Bake the loaf at 250 degrees Celsius. [1]"
+
+    report = check_citations(answer, PASSAGES)
+
+    assert [(c.n, c.supported) for c in report.citations] == [(2, True), (1, True)]
+    assert report.citations[0].sentence == "Mars has two small moons, Phobos and Deimos. [2]"
+    assert report.uncited_sentences == 0
+
+
+def test_markdown_bullets_are_sentences_of_their_own():
+    answer = ("To bake the bread:\n\n- Feed the starter with flour and water every day [1].\n"
+              "* Bake the loaf at 250 degrees Celsius [1].\n1. Let the loaf cool on a rack for an hour [2].\n")
+
+    report = check_citations(answer, PASSAGES)
+
+    assert [c.sentence for c in report.citations] == [
+        "Feed the starter with flour and water every day [1].",
+        "Bake the loaf at 250 degrees Celsius [1].",
+        "Let the loaf cool on a rack for an hour [2].",
+    ]
+    assert [c.supported for c in report.citations] == [True, True, False]
+    assert report.uncited_sentences == 0
+
+
+def test_abbreviations_decimals_and_code_spans_do_not_end_a_sentence():
+    answer = "Use a factor, e.g. `ordered()`, for version 3.5 data. See `x.y` too [1]."
+
+    sentences = answer_sentences(answer)
+
+    assert [s.text for s in sentences] == [
+        "Use a factor, e.g. `ordered()`, for version 3.5 data.", "See `x.y` too [1].",
+    ]
+    assert [s.numbers for s in sentences] == [(), (1,)]
+
+
+def test_the_report_is_plain_json():
+    report = check_citations("Bake the loaf at 250 degrees Celsius [1]. Deimos orbits Mars [9].", PASSAGES)
+
+    data = json.loads(json.dumps(asdict(report)))
+
+    assert data["unsupported"] == 1
+    assert data["uncited_sentences"] == 0
+    assert set(data["citations"][0]) == {"n", "sentence", "quote", "start", "end", "supported", "reason"}
+
+
+def test_extractive_answers_quote_their_passages_exactly():
+    hits = [make_hit(BREAD, 1), make_hit(MARS, 2)]
+    answer = extractive_answer("How long do I bake the sourdough loaf?", hits)
+
+    report = quote_for_extractive(answer, [h.text for h in hits])
+
+    assert report.citations and all(c.supported for c in report.citations)
+    for citation in report.citations:
+        assert_quote_is_exact(citation, [BREAD, MARS])
+        assert "\n" in citation.quote or citation.quote == " ".join(citation.quote.split())
+    assert report.citations[0].quote.startswith("Sourdough bread")  # found despite the collapsed line breaks
+
+
+def test_locate_ignores_white_space_only():
+    assert locate("Bake the loaf at 250 degrees", BREAD) == (BREAD.index("Bake"), BREAD.index(" Celsius"))
+    assert locate("Bake the loaf at 260 degrees", BREAD) is None
+
+
+# -- end to end: a streamed answer, checked after its last piece ---------------------------------
+
+
+def make_hit(text: str, chunk_id: int) -> Hit:
+    return Hit(chunk_id=chunk_id, path=f"/docs/{chunk_id}.md", page=None, heading="", text=text, title="",
+               score=0.5, similarity=0.6)
+
+
+def test_a_streamed_answer_is_checked_against_the_retrieved_passages_after_its_last_piece(llm):
+    llm.reply = "Bake the loaf at 250 degrees Celsius for 45 minutes [1]. Mars has two moons, Phobos and Ganymede [2]."
+    hits = [make_hit(BREAD, 1), make_hit(MARS, 2)]
+    retrieval = Retrieval(question="How long do I bake bread?", mode="hybrid", hits=hits, below_cutoff=False,
+                          best_similarity=0.6, seconds=0.01)
+    model = LLM(Settings(base_url=llm.url, llm_model="test-model", api_key="sk-test", timeout=5.0))
+
+    pieces = list(stream_answer(retrieval.question, retrieval, model))
+    report = check_citations("".join(pieces), [h.text for h in retrieval.hits])
+
+    assert len(pieces) > 1  # it really streamed
+    assert llm.requests[0]["stream"] is True
+    assert [(c.n, c.supported) for c in report.citations] == [(1, True), (2, False)]
+    assert report.citations[1].reason == "passage 2 does not mention Ganymede"
+    assert report.citations[0].quote == BREAD[report.citations[0].start:report.citations[0].end]
