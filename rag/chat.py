@@ -18,8 +18,8 @@ from rag.config import MODES
 from rag.errors import RagError
 from rag.generate import AnswerStream
 from rag.display import safe
-from rag.render import display_path, hit_block, show_answer, sources_block
-from rag.types import Mode, Retrieval
+from rag.render import display_path, hit_block, one_line, show_answer, sources_block
+from rag.types import Answer, Mode, Retrieval
 
 if TYPE_CHECKING:
     from rag.index import Index
@@ -78,6 +78,7 @@ class Chat:
         self.err = err
         self.conversation = Conversation()
         self.last: Retrieval | None = None
+        self.last_answer: Answer | None = None
 
     def say(self, text: str = "", end: str = "\n") -> None:
         self.out.write(text + end)
@@ -98,6 +99,7 @@ class Chat:
         elif name == "reset":
             self.conversation = Conversation()
             self.last = None
+            self.last_answer = None
             self.say("(conversation cleared)")
         elif name == "sources":
             self.show_sources()
@@ -121,8 +123,14 @@ class Chat:
         if self.last is None or not self.last.hits:
             self.say("(no passages yet: ask a question first)")
             return
+        citations = self.last_answer.citations if self.last_answer is not None else []
         for n, hit in enumerate(self.last.hits, start=1):
             self.say(hit_block(n, hit))
+            checked = [c for c in citations if c.n == n]
+            if any(not c.supported for c in checked):
+                self.say(f"    [not verified] {one_line(next(c for c in checked if not c.supported).reason)}")
+            elif checked and checked[0].quote:
+                self.say(f'    cited for: "{one_line(checked[0].sentence)}"')
 
     def ask(self, question: str) -> None:
         stream: AnswerStream = self.index.answer(
@@ -135,11 +143,12 @@ class Chat:
         except KeyboardInterrupt:
             stream.stop()
         answer = stream.result()
+        self.last_answer = answer
         self.say("")
         if answer.stopped:
             self.warn("[stopped]")
         if answer.sources:
-            self.say(sources_block(answer.sources))
+            self.say(sources_block(answer.sources, answer.citations, quotes=answer.mode == "llm"))
         self.say("")
         text = answer.answer + (" [stopped]" if answer.stopped else "")
         self.conversation.add(Turn(question, stream.question, text))

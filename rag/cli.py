@@ -172,7 +172,7 @@ def ask(question, top_k, mode, min_score, llm_model, no_llm, as_json, plain, ind
     else:
         click.echo("")
         if answer.sources:
-            click.echo("\n" + sources_block(answer.sources))
+            click.echo("\n" + sources_block(answer.sources, answer.citations, quotes=answer.mode == "llm"))
     if answer.stopped:
         err("[stopped]")
         sys.exit(130)

@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 from rag.text import STOPWORDS, WORD, content_words, location, readable
-from rag.types import Answer, AnswerMode, Hit, Retrieval, Source, Timings
+from rag.types import Answer, AnswerMode, Citation, Hit, Retrieval, Source, Timings
 
 if TYPE_CHECKING:
     from rag.llm import LLM, Message
@@ -174,15 +174,35 @@ def cited_numbers(text: str, count: int) -> set[int]:
     return {n for n in numbers if 1 <= n <= count}
 
 
+def check_answer(text: str, hits: Sequence[Hit], mode: AnswerMode) -> tuple[list[Citation], int, int]:
+    """(citations, unsupported, uncited sentences): every [n] checked against passage n."""
+    from rag.citations import check_citations, quote_for_extractive
+
+    if mode == "none" or not text:
+        return [], 0, 0
+    passages = [h.text for h in hits]
+    report = check_citations(text, passages) if mode == "llm" else quote_for_extractive(text, passages)
+    citations = []
+    for c in report.citations:
+        hit = hits[c.n - 1] if 1 <= c.n <= len(hits) else None
+        citations.append(Citation(
+            n=c.n, path=(hit.label or os.path.basename(hit.path)) if hit else "", page=hit.page if hit else None,
+            heading=hit.heading if hit else "", quote=c.quote, start=c.start, end=c.end, supported=c.supported,
+            sentence=c.sentence, reason=c.reason,
+        ))
+    return citations, report.unsupported, report.uncited_sentences
+
+
 def build_answer(question: str, retrieval: Retrieval, text: str, llm: LLM | None, seconds: float,
                  stopped: bool = False) -> Answer:
     cited = cited_numbers(text, len(retrieval.hits))
     sources = [
-        Source(rank=n, path=h.label or os.path.basename(h.path), page=h.page, heading=h.heading, score=round(h.score, 6), text=h.text,
-               cited=n in cited, file=h.path, page_kind=h.page_kind)
+        Source(rank=n, path=h.label or os.path.basename(h.path), page=h.page, heading=h.heading, score=round(h.score, 6),
+               text=h.text, cited=n in cited, file=h.path, page_kind=h.page_kind)
         for n, h in enumerate(retrieval.hits, start=1)
     ]
     mode = answer_mode(retrieval, llm)
+    citations, unsupported, uncited = check_answer(text, retrieval.hits, mode)
     return Answer(
         question=readable(question),
         answer=text,
@@ -191,6 +211,9 @@ def build_answer(question: str, retrieval: Retrieval, text: str, llm: LLM | None
         sources=sources,
         timings=Timings(retrieval_s=round(retrieval.seconds, 4), generation_s=round(seconds, 4)),
         stopped=stopped,
+        citations=citations,
+        unsupported=unsupported,
+        uncited_sentences=uncited,
     )
 
 

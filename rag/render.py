@@ -19,7 +19,7 @@ import click
 from rag import display
 from rag.display import safe
 from rag.text import location as _location
-from rag.types import Hit, IndexStatus, IngestReport, Removal, Source, StoredDocument
+from rag.types import Citation, Hit, IndexStatus, IngestReport, Removal, Source, StoredDocument
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -55,10 +55,33 @@ def format_source(source: Source) -> str:
     return f"[{source.rank}] {where}{heading(source.heading)}"
 
 
-def sources_block(sources: Sequence[Source]) -> str:
+QUOTE_CHARS = 110
+
+
+def one_line(text: str, limit: int = QUOTE_CHARS) -> str:
+    flat = " ".join(safe(text).split())
+    return flat if len(flat) <= limit else flat[:limit].rsplit(" ", 1)[0] + " ..."
+
+
+def sources_block(sources: Sequence[Source], citations: Sequence[Citation] = (), quotes: bool = True) -> str:
+    """The cited sources; under each, the quote that supports it, or why it could not be verified.
+
+    `quotes` False leaves supported quotes out (an extractive answer already is the quotes).
+    """
     cited = [s for s in sources if s.cited] or list(sources)
     title = "Sources:" if any(s.cited for s in sources) else "Retrieved passages:"
-    return "\n".join([title, *(format_source(s) for s in cited)])
+    lines = [title]
+    for source in cited:
+        lines.append(format_source(source))
+        mine = [c for c in citations if c.n == source.rank]
+        failed = next((c for c in mine if not c.supported), None)
+        if failed is not None:
+            lines.append(f"    [not verified] {one_line(failed.reason)}")
+        elif quotes and mine and mine[0].quote:
+            lines.append(f'    "{one_line(mine[0].quote)}"')
+    for n in sorted({c.n for c in citations if not 1 <= c.n <= len(sources)}):
+        lines.append(f"[{n}] [not verified] the answer cites a passage it was never given")
+    return "\n".join(lines)
 
 
 def passage(text: str, max_chars: int = PASSAGE_CHARS, max_lines: int = PASSAGE_LINES, plain: bool = False) -> str:

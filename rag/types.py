@@ -107,6 +107,22 @@ class Source:
 
 
 @dataclass(frozen=True)
+class Citation:
+    """One [n] of an answer checked against passage n (rag.citations)."""
+
+    n: int
+    path: str  # the cited passage's source ("" when the answer cites a passage never given)
+    page: int | None
+    heading: str
+    quote: str  # the span of the passage that best supports the sentence: text[start:end]
+    start: int
+    end: int
+    supported: bool
+    sentence: str = ""  # the answer's sentence that carries the citation
+    reason: str = ""  # why it is (not) supported, in a few words
+
+
+@dataclass(frozen=True)
 class Timings:
     retrieval_s: float
     generation_s: float
@@ -121,6 +137,9 @@ class Answer:
     sources: list[Source] = field(default_factory=list)
     timings: Timings = field(default_factory=lambda: Timings(0.0, 0.0))
     stopped: bool = False  # the user interrupted the answer (Ctrl-C)
+    citations: list[Citation] = field(default_factory=list)
+    unsupported: int = 0  # citations the passage they name does not support
+    uncited_sentences: int = 0  # sentences that state a fact without any citation
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ from dataclasses import asdict
 
 from rag.citations import Citation, answer_sentences, check_citations, locate, quote_for_extractive
 from rag.config import Settings
-from rag.generate import LLM, extractive_answer, stream_answer
-from rag.retrieve import Retrieval
-from rag.types import Hit
+from rag.generate import AnswerStream, extractive_answer
+from rag.llm import LLM
+from rag.types import Hit, Retrieval
 
 BREAD = (
     "Sourdough bread needs a starter that is fed with flour and water every day. Bake the loaf at\n"
@@ -201,7 +201,9 @@ def test_a_streamed_answer_is_checked_against_the_retrieved_passages_after_its_l
                           best_similarity=0.6, seconds=0.01)
     model = LLM(Settings(base_url=llm.url, llm_model="test-model", api_key="sk-test", timeout=5.0))
 
-    pieces = list(stream_answer(retrieval.question, retrieval, model))
+    stream = AnswerStream(retrieval.question, retrieval, model)
+    pieces = list(stream)
+    answer = stream.result()  # the check runs once the last piece is in
     report = check_citations("".join(pieces), [h.text for h in retrieval.hits])
 
     assert len(pieces) > 1  # it really streamed
@@ -209,3 +211,6 @@ def test_a_streamed_answer_is_checked_against_the_retrieved_passages_after_its_l
     assert [(c.n, c.supported) for c in report.citations] == [(1, True), (2, False)]
     assert report.citations[1].reason == "passage 2 does not mention Ganymede"
     assert report.citations[0].quote == BREAD[report.citations[0].start:report.citations[0].end]
+    assert [(c.n, c.supported, c.reason) for c in answer.citations] == [
+        (c.n, c.supported, c.reason) for c in report.citations]
+    assert answer.unsupported == 1
