@@ -70,6 +70,7 @@ def test_the_answer_streams_then_lists_only_the_cited_sources(ask, llm):
         "\n"
         "Sources:\n"
         "[1] corpus/cooking.md (Kitchen notes > Bread)\n"
+        '    "Bake the loaf at 250 degrees Celsius for forty minutes, with steam for the first twenty."\n'
     )
     assert result.stderr == ""
 
@@ -79,7 +80,8 @@ def test_a_pdf_source_is_listed_with_its_page(ask, llm):
 
     result = ask("The fan makes a grinding noise, what do I do?", env=llm_env(llm))
 
-    assert result.stdout.endswith("Sources:\n[1] corpus/manual.pdf, page 2\n")
+    assert "Sources:\n[1] corpus/manual.pdf, page 2\n" in result.stdout
+    assert result.stdout.endswith('replace the bearing kit BK-7."\n')  # the supporting quote
 
 
 def test_the_prompt_that_reaches_the_server_numbers_the_passages_and_ends_with_the_question(ask, llm):
@@ -100,7 +102,8 @@ def test_json_output_has_the_answer_its_sources_and_timings(ask, llm):
     result = ask(BREAD, "--json", env=llm_env(llm))
 
     answer = json.loads(result.stdout)
-    assert set(answer) == {"question", "answer", "mode", "model", "sources", "timings", "stopped"}
+    assert set(answer) == {"question", "answer", "mode", "model", "sources", "timings", "stopped", "citations",
+                           "unsupported", "uncited_sentences"}
     assert answer["stopped"] is False
     assert (answer["question"], answer["answer"], answer["mode"], answer["model"]) == (
         BREAD, "Forty minutes [1].", "llm", "test-model")
@@ -364,6 +367,7 @@ def test_rag_ask_prints_the_answer_as_it_streams_then_the_sources(built_index, l
     assert finished_at - first_at > 1.0  # the first word was on screen while the rest was still coming
     assert (first + rest).decode() == (
         "Bake it for forty minutes [1].\n\nSources:\n[1] corpus/cooking.md (Kitchen notes > Bread)\n"
+        '    "Bake the loaf at 250 degrees Celsius for forty minutes, with steam for the first twenty."\n'
     )
 
 
