@@ -1,6 +1,7 @@
 """Compare HTML readers on a labelled set: ours (ingest.html_text), trafilatura, selectolax.
 
 usage: python bench/html_readers.py CORPUS_DIR QUESTIONS.jsonl WORK_DIR [--readers ours,trafilatura,selectolax]
+       [--parse-only]
 
 For each reader: the time to turn every .html file of the corpus into sections (parse only, the
 best of --repeat runs), then an index built with that reader in WORK_DIR/<reader> and hit@5 /
@@ -107,6 +108,7 @@ def main() -> None:
     parser.add_argument("--readers", default="ours,trafilatura,selectolax")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("-k", type=int, default=5)
+    parser.add_argument("--parse-only", action="store_true", help="time the readers; build no index")
     args = parser.parse_args()
 
     from ingest import loaders
@@ -139,6 +141,9 @@ def main() -> None:
                 except Exception:
                     failed += 1
             best = min(best, time.perf_counter() - started)
+        if args.parse_only:
+            print(f"{name:<12} {best:>8.2f} {chars:>9} {failed:>6}", flush=True)
+            continue
         loaders.LOADERS[".html"] = loaders.LOADERS[".htm"] = load
         index_dir = args.work / name
         store = Store.open(index_dir / "default", create=True)
