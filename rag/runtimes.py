@@ -20,12 +20,12 @@ BACKENDS: tuple[Backend, ...] = ("torch", "onnx", "openvino")
 # torch runs fp32 only: int8 is what the exported runtimes are for.
 RUNTIME_NAMES = ("torch", "onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-int8")
 # What "auto" resolves to: the fastest runtime whose hit@5 and MRR@5 stay within 0.01 of torch fp32
-# on every labelled set (hybrid and dense). Measured 2026-12-01 on rintro_dev: both int8 runtimes
-# lose one dense hit@5 (0.92 vs 0.96) and onnx-int8 0.02 of hybrid MRR@5, so neither qualifies;
-# onnx-fp32 and openvino-fp32 equal torch there, and openvino-fp32 embeds 1.7x faster, but its
-# git_dev run did not finish on the loaded machine, so the default stays torch until it does.
-# Change it only by re-measuring with bench/quality.py (every set) and bench/ingest.py.
-AUTO_RUNTIME = "torch"
+# on every labelled set, hybrid and dense (measured 2026-12-01, bench/quality.py on rintro_dev and
+# git_dev). Both int8 runtimes fail: on rintro_dev each loses one dense hit@5 (0.92 vs 0.96) and
+# onnx-int8 0.02 of hybrid MRR@5; on git_dev openvino-int8 loses one hybrid hit@5 (0.775 vs 0.800).
+# onnx-fp32 and openvino-fp32 score exactly as torch on both; openvino-fp32 embeds 1.7x faster
+# than torch, onnx-fp32 about as fast. Change it only by re-measuring every set.
+AUTO_RUNTIME = "openvino-fp32"
 
 
 @dataclass(frozen=True)
