@@ -99,7 +99,10 @@ def main(debug: bool) -> None:
 @click.option("--prune/--no-prune", default=True, show_default=True, help="Forget files that vanished from a folder given again.")
 @click.option("--rebuild", is_flag=True, help="Re-chunk and re-embed every file given (needed to change chunk sizes).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report (every failure with its reason) as JSON.")
-def ingest(paths, index, index_dir, embed_model, chunk_tokens, overlap_tokens, prune, rebuild, as_json):
+@click.option("--ray", "ray_address", metavar="ADDRESS",
+              help="Load, chunk and embed on a Ray cluster: HOST:PORT, auto (this machine's) or local "
+                   "(a throwaway one); needs rag[ray]. [RAG_RAY_ADDRESS]")
+def ingest(paths, index, index_dir, embed_model, chunk_tokens, overlap_tokens, prune, rebuild, as_json, ray_address):
     """Index files and folders (txt, md, rst, html, pdf), incrementally."""
     from ingest.loaders import loader_for
     from rag.index import Index
@@ -115,7 +118,9 @@ def ingest(paths, index, index_dir, embed_model, chunk_tokens, overlap_tokens, p
             )
     if chunk_tokens is not None and overlap_tokens is not None and overlap_tokens >= chunk_tokens:
         raise click.BadParameter("must be smaller than --chunk-tokens", param_hint="--overlap-tokens")
-    settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model)
+    if ray_address is not None and not ray_address.strip():
+        raise click.BadParameter("is empty: give HOST:PORT, auto or local", param_hint="--ray")
+    settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model, ray_address=ray_address)
     with Index.open(settings, create=True) as idx:
         report = idx.ingest(paths, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens, prune=prune,
                             rebuild=rebuild, progress=TerminalProgress())
