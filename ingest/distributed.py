@@ -228,9 +228,9 @@ class _Task:
 class RayReader:
     """The `ingest.pipeline.Reader` that spreads files over Ray actors.
 
-    Build it with `RayReader.connect(...)` before the index is opened, pass it to `run_ingest`,
-    then `close()` it. Workers start on the first changed file, so an unchanged re-ingest costs
-    only the connection.
+    Build it with `RayReader.connect(...)` before the index is opened, pass it to `run_ingest`
+    (with the same ChunkSettings as `spec.chunking`: the workers chunk), then `close()` it.
+    Workers start on the first changed file, so an unchanged re-ingest costs only the connection.
     """
 
     def __init__(self, spec: WorkerSpec, workers: int | None = None, owns_ray: bool = False):
@@ -343,8 +343,9 @@ class RayReader:
         first = next(changed, None)
         if first is None:
             return  # nothing changed: no worker is started, no model loaded anywhere
-        self._pool = self._pool_size()
-        self._start(self._pool)
+        self._pool = self._pool or self._pool_size()
+        if len(self._actors) < self._pool:  # a second run on this reader reuses its workers
+            self._start(self._pool - len(self._actors))
         waiting: deque[_Task] = deque([_Task(first)])  # files sent again after their worker died
         in_flight: dict = {}  # ObjectRef -> (task, actor)
         exhausted = False

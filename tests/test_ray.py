@@ -98,6 +98,30 @@ def spec(**changes):
     return WorkerSpec(**{**values, **changes})
 
 
+SMALL = ChunkSettings(48, 0)  # short chunks embed fast: for tests about files, not about chunking
+
+
+@pytest.fixture(scope="module")
+def pool(cluster):
+    """Two workers started once (each loads the model once) and shared by the tests that read."""
+    from ingest.distributed import RayReader
+
+    with RayReader.connect(cluster, spec(chunking=SMALL)) as reader:
+        yield reader
+
+
+def expected_chunks(folder: Path, embedder, chunking: ChunkSettings) -> dict[str, int]:
+    """Chunks per document an uninterrupted ingest stores (the same loader and chunker, no model)."""
+    from ingest.chunk import chunk_sections
+    from ingest.loaders import loader_for
+
+    counts = {}
+    for path in sorted(folder.iterdir()):
+        title, sections, _ = loader_for(path)(path, path.read_bytes())
+        counts[str(path)] = len(chunk_sections(title, sections, embedder.token_offsets, embedder.max_tokens, chunking))
+    return counts
+
+
 def stored(root: Path) -> dict:
     """Everything an index holds that a reader sees, keyed so that row ids do not matter."""
     db = sqlite3.connect(root / "rag.sqlite")
@@ -211,9 +235,9 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(cluster, tmp_path,
     store = Store.open(tmp_path / "index", create=True)
     progress = KillOneWorker()
 
-    with RayReader.connect(cluster, spec()) as reader:
+    with RayReader.connect(cluster, spec(chunking=SMALL)) as reader:
         progress.reader = reader
-        report = run_ingest([folder], store, embedder, ChunkSettings(), progress=progress, reader=reader)
+        report = run_ingest([folder], store, embedder, SMALL, progress=progress, reader=reader)
 
     assert progress.killed is not None
     assert report.ok and report.added == 16, report.failures
@@ -233,7 +257,7 @@ def test_workers_with_another_rag_version_are_refused_naming_their_node(cluster,
     folder = make_notes(tmp_path / "notes")
     store = Store.open(tmp_path / "index", create=True)
 
-    with RayReader.connect(cluster, spec(rag_version="0.0.1")) as reader:
+    with RayReader.connect(cluster, spec(rag_version="0.0.1"), workers=1) as reader:
         with pytest.raises(RayUnavailable) as caught:
             run_ingest([folder], store, reader=reader, embedder=_NoModel(), chunking=ChunkSettings())
 
@@ -250,7 +274,7 @@ def test_workers_that_lack_the_model_are_refused_naming_their_node(cluster, tmp_
     store = Store.open(tmp_path / "index", create=True)
     missing = str(tmp_path / "no-such-model")
 
-    with RayReader.connect(cluster, spec(model_id=missing)) as reader:
+    with RayReader.connect(cluster, spec(model_id=missing), workers=1) as reader:
         with pytest.raises(RayUnavailable) as caught:
             run_ingest([folder], store, reader=reader, embedder=_NoModel(missing), chunking=ChunkSettings())
 
@@ -284,8 +308,8 @@ def test_an_unreachable_cluster_is_one_line_and_exit_1_with_nothing_written(tmp_
 
 
 @needs_ray
-def test_at_most_two_files_per_worker_are_in_flight(cluster, tmp_path, embedder):
-    from ingest.distributed import IN_FLIGHT_PER_WORKER, RayReader
+def test_at_most_two_files_per_worker_are_in_flight(pool, tmp_path):
+    from ingest.distributed import IN_FLIGHT_PER_WORKER
 
     folder = many_files(tmp_path / "logs", 12)
     pulled = 0
@@ -300,35 +324,36 @@ def test_at_most_two_files_per_worker_are_in_flight(cluster, tmp_path, embedder)
             pulled += 1
             yield Changed(path, data, path.stat(), str(hash(data)), False)
 
-    with RayReader.connect(cluster, spec()) as reader:
-        results = []
-        for result in reader.read(changed(), Recorder()):
-            most = max(most, pulled - len(results))
-            results.append(result)
-        workers = reader.stats.workers
+    results = []
+    for result in pool.read(changed(), Recorder()):
+        most = max(most, pulled - len(results))
+        results.append(result)
 
-    assert len(results) == 12 and workers == 2
-    assert most <= IN_FLIGHT_PER_WORKER * workers
+    assert len(results) == 12 and len(pool.workers) == 2
+    assert most <= IN_FLIGHT_PER_WORKER * len(pool.workers)
 
 
 # -- kill -9 of the driver -------------------------------------------------------------------------
 
 
 @needs_ray
-def test_kill_9_of_a_ray_driver_keeps_what_was_committed_and_the_next_run_resumes(cluster, tmp_path, embedder):
-    from ingest.distributed import RayReader
+def test_kill_9_of_a_ray_driver_keeps_what_was_committed_and_the_next_run_resumes(pool, cluster, tmp_path,
+                                                                                   embedder):
+    from ingest.distributed import IN_FLIGHT_PER_WORKER
 
-    # long files (~10 chunks each): more than one batch, but few Ray calls
-    folder = many_files(tmp_path / "logs", 32, paragraphs=10)
-    local = Store.open(tmp_path / "local", create=True)
-    total = run_ingest([folder], local, embedder, ChunkSettings()).chunks
-    local.close()
-    assert total > BATCH_CHUNKS
+    folder = many_files(tmp_path / "logs", 12, paragraphs=10)  # ~50 short chunks each: few Ray calls
+    expected = expected_chunks(folder, embedder, SMALL)
+    total = sum(expected.values())
+    # the driver blocks on the pipe once it has taken every file, with 2 per worker still out:
+    # the files back by then must fill a batch, so that one is committed before the kill
+    back_before_the_pipe = len(expected) - IN_FLIGHT_PER_WORKER * 2 + 1
+    assert back_before_the_pipe * min(expected.values()) >= BATCH_CHUNKS
     stall = tmp_path / "stall.txt"  # a pipe nobody writes: the driver blocks on it, last of all
     os.mkfifo(stall)
     env = {k: v for k, v in os.environ.items() if k not in CLEAN_KEYS}
-    proc = subprocess.Popen([str(RAG), "ingest", str(folder), str(stall), "--ray", cluster], cwd=tmp_path, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([str(RAG), "ingest", str(folder), str(stall), "--ray", cluster, "--chunk-tokens",
+                             str(SMALL.chunk_tokens), "--overlap-tokens", "0"],
+                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     try:
         while committed_chunks(tmp_path / INDEX / "rag.sqlite") == 0:
@@ -343,13 +368,13 @@ def test_kill_9_of_a_ray_driver_keeps_what_was_committed_and_the_next_run_resume
     assert 0 < committed < total
 
     store = Store.open(tmp_path / INDEX)
-    with RayReader.connect(cluster, spec()) as reader:
-        report = run_ingest([folder], store, embedder, ChunkSettings(), reader=reader)
+    report = run_ingest([folder], store, embedder, SMALL, reader=pool)
 
     assert report.ok, report.failures
     assert report.chunks == total - committed  # committed work is kept, not redone
-    ours, theirs = stored(tmp_path / INDEX), stored(tmp_path / "local")
-    assert ours["docs"] == theirs["docs"] and ours["fts"] == theirs["fts"]
+    assert {d.path: d.chunks for d in store.documents()} == expected
+    index = stored(tmp_path / INDEX)
+    assert index["rows"] == len(index["fts"]) == total
 
 
 # -- without Ray -----------------------------------------------------------------------------------
