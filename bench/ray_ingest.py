@@ -92,7 +92,7 @@ def main() -> None:
     print(f"\n{'run':<28} {'cluster s':>9} {'start s':>8} {'ingest s':>9} {'chunks':>7} {'chunks/s':>9} "
           f"{'steady/s':>9} {'busy s':>7} {'Ray overhead':>13}")
     for r in runs:
-        overhead = "-" if r["busy"] is None else f"{1 - r['busy'] / (r['workers'] * r['steady']):.0%}"
+        overhead = "-" if r["busy"] is None else f"{1 - r['busy'] / (r['workers'] * r['steady']):.1%}"
         busy = "-" if r["busy"] is None else f"{r['busy']:.1f}"
         print(f"{r['run']:<28} {r['cluster']:>9.1f} {r['start']:>8.1f} {r['ingest']:>9.1f} {r['chunks']:>7} "
               f"{r['chunks'] / r['ingest']:>9.1f} {r['chunks'] / r['steady']:>9.1f} {busy:>7} {overhead:>13}")

@@ -17,7 +17,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +28,9 @@ from rag import __version__
 from rag.config import Settings
 from rag.index import Index
 from rag.store import Store
-from tests.conftest import CLEAN_KEYS, RAG, make_corpus
+from tests.conftest import CLEAN_KEYS, make_corpus
 from tests.test_ingest import make_notes, write_hostile
-from tests.test_ingest_cli import committed_chunks, error_lines
+from tests.test_ingest_cli import committed_chunks, error_lines, ingest_and_kill_after_the_first_commit
 
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed (rag[ray])")
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -348,22 +347,8 @@ def test_kill_9_of_a_ray_driver_keeps_what_was_committed_and_the_next_run_resume
     # the files back by then must fill a batch, so that one is committed before the kill
     back_before_the_pipe = len(expected) - IN_FLIGHT_PER_WORKER * 2 + 1
     assert back_before_the_pipe * min(expected.values()) >= BATCH_CHUNKS
-    stall = tmp_path / "stall.txt"  # a pipe nobody writes: the driver blocks on it, last of all
-    os.mkfifo(stall)
-    env = {k: v for k, v in os.environ.items() if k not in CLEAN_KEYS}
-    proc = subprocess.Popen([str(RAG), "ingest", str(folder), str(stall), "--ray", cluster, "--chunk-tokens",
-                             str(SMALL.chunk_tokens), "--overlap-tokens", "0"],
-                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
-    try:
-        while committed_chunks(tmp_path / INDEX / "rag.sqlite") == 0:
-            assert proc.poll() is None, f"ingest ended before it was killed: {proc.stderr.read()}"
-            assert time.monotonic() < deadline, "no batch committed within 240 s"
-            time.sleep(0.05)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        proc.stderr.close()
+    ingest_and_kill_after_the_first_commit(tmp_path, folder, "--ray", cluster, "--chunk-tokens",
+                                           str(SMALL.chunk_tokens), "--overlap-tokens", "0", within=300)
     committed = committed_chunks(tmp_path / INDEX / "rag.sqlite")
     assert 0 < committed < total
 
