@@ -313,7 +313,9 @@ class RayReader:
 
         if self.wanted:
             return self.wanted
-        cpus = int(ray.cluster_resources().get("CPU", 1))
+        # the CPUs free now, not the cluster's total: on a shared cluster a worker asked for beyond
+        # them would wait for a CPU until START_SECONDS and fail the run
+        cpus = int(ray.available_resources().get("CPU", 1))
         return max(1, cpus // self.spec.threads)
 
     def _lose(self, actor, progress: Progress) -> None:

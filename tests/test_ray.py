@@ -100,15 +100,6 @@ def spec(**changes):
 SMALL = ChunkSettings(48, 0)  # short chunks embed fast: for tests about files, not about chunking
 
 
-@pytest.fixture(scope="module")
-def pool(cluster):
-    """Two workers started once (each loads the model once) and shared by the tests that read."""
-    from ingest.distributed import RayReader
-
-    with RayReader.connect(cluster, spec(chunking=SMALL)) as reader:
-        yield reader
-
-
 def expected_chunks(folder: Path, embedder, chunking: ChunkSettings) -> dict[str, int]:
     """Chunks per document an uninterrupted ingest stores (the same loader and chunker, no model)."""
     from ingest.chunk import chunk_sections
@@ -307,8 +298,8 @@ def test_an_unreachable_cluster_is_one_line_and_exit_1_with_nothing_written(tmp_
 
 
 @needs_ray
-def test_at_most_two_files_per_worker_are_in_flight(pool, tmp_path):
-    from ingest.distributed import IN_FLIGHT_PER_WORKER
+def test_at_most_two_files_per_worker_are_in_flight(cluster, tmp_path):
+    from ingest.distributed import IN_FLIGHT_PER_WORKER, RayReader
 
     folder = many_files(tmp_path / "logs", 12)
     pulled = 0
@@ -324,21 +315,22 @@ def test_at_most_two_files_per_worker_are_in_flight(pool, tmp_path):
             yield Changed(path, data, path.stat(), str(hash(data)), False)
 
     results = []
-    for result in pool.read(changed(), Recorder()):
-        most = max(most, pulled - len(results))
-        results.append(result)
+    with RayReader.connect(cluster, spec(chunking=SMALL), workers=2) as reader:
+        for result in reader.read(changed(), Recorder()):
+            most = max(most, pulled - len(results))
+            results.append(result)
+        workers = len(reader.workers)
 
-    assert len(results) == 12 and len(pool.workers) == 2
-    assert most <= IN_FLIGHT_PER_WORKER * len(pool.workers)
+    assert len(results) == 12 and workers == 2
+    assert most <= IN_FLIGHT_PER_WORKER * workers
 
 
 # -- kill -9 of the driver -------------------------------------------------------------------------
 
 
 @needs_ray
-def test_kill_9_of_a_ray_driver_keeps_what_was_committed_and_the_next_run_resumes(pool, cluster, tmp_path,
-                                                                                   embedder):
-    from ingest.distributed import IN_FLIGHT_PER_WORKER
+def test_kill_9_of_a_ray_driver_keeps_what_was_committed_and_the_next_run_resumes(cluster, tmp_path, embedder):
+    from ingest.distributed import IN_FLIGHT_PER_WORKER, RayReader
 
     folder = many_files(tmp_path / "logs", 12, paragraphs=10)  # ~50 short chunks each: few Ray calls
     expected = expected_chunks(folder, embedder, SMALL)
@@ -353,7 +345,8 @@ def test_kill_9_of_a_ray_driver_keeps_what_was_committed_and_the_next_run_resume
     assert 0 < committed < total
 
     store = Store.open(tmp_path / INDEX)
-    report = run_ingest([folder], store, embedder, SMALL, reader=pool)
+    with RayReader.connect(cluster, spec(chunking=SMALL)) as reader:
+        report = run_ingest([folder], store, embedder, SMALL, reader=reader)
 
     assert report.ok, report.failures
     assert report.chunks == total - committed  # committed work is kept, not redone
