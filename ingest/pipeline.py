@@ -15,7 +15,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Iterator, Protocol
 
 from ingest.chunk import ChunkSettings, chunk_sections
 from ingest.discover import Discovery, describe_os_error, discover
@@ -24,6 +24,9 @@ from rag import vectors
 from rag.errors import IndexMismatch, LoadError
 from rag.store import Store, is_under
 from rag.types import Chunk, Document, Failure, IngestReport
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # Bumped whenever the loaders or the chunker turn the same file into different chunks: a document
 # read by an older version is read again on the next ingest even though the file did not change,
@@ -40,6 +43,9 @@ class Progress(Protocol):
     def embedded(self, chunks: int) -> None: ...
     def failure(self, path: str, reason: str) -> None: ...
     def finish(self) -> None: ...
+    # Optional, called only when present (a distributed reader reports its workers):
+    # def workers(self, busy: int, total: int) -> None: ...
+    # def notice(self, message: str) -> None: ...
 
 
 class SilentProgress:
@@ -57,6 +63,64 @@ class Pending:
     doc: Document
     chunks: list[Chunk]
     existed: bool
+    embeddings: np.ndarray | None = None  # computed by the reader (a Ray worker); else by _commit
+
+
+# -- the reader seam: the driver diffs, a reader loads, chunks (and may embed) what changed -------
+
+
+@dataclass
+class Changed:
+    """A file whose bytes differ from what is stored, read on the driver: all a reader needs to
+    load it on any machine. `data` is emptied once the file is loaded (bounds memory per file)."""
+
+    path: Path
+    data: bytes
+    stat: os.stat_result
+    digest: str
+    existed: bool
+
+
+class Reader(Protocol):
+    """Turns changed files into Pending documents or Failures, yielding each as it finishes (in
+    any order). It takes the next file from `changed` only when it can start it: that bounds how
+    many files' bytes and results are in flight."""
+
+    def read(self, changed: Iterator[Changed], progress: Progress) -> Iterator[Pending | Failure]: ...
+
+
+class LocalReader:
+    """Today's sequential path: load and chunk in this process; _commit embeds in batches."""
+
+    def __init__(self, embedder, chunking: ChunkSettings):
+        self.embedder = embedder
+        self.chunking = chunking
+
+    def read(self, changed: Iterator[Changed], progress: Progress) -> Iterator[Pending | Failure]:
+        for item in changed:
+            yield prepare(item, self.embedder, self.chunking)
+
+
+def prepare(item: Changed, embedder, chunking: ChunkSettings) -> Pending | Failure:
+    """Load and chunk one changed file, wherever it runs; a file that cannot be read is a Failure."""
+    data, item.data = item.data, b""
+    try:
+        doc = load_document(item.path, data, item.stat, item.digest)
+        del data
+        chunks = chunk_sections(doc.title, doc.sections, embedder.token_offsets, embedder.max_tokens, chunking)
+        if not chunks:
+            raise LoadError("no text to index")
+    except (LoadError, OSError, UnicodeError) as exc:
+        return Failure(str(item.path), _reason(exc))
+    return Pending(doc, chunks, item.existed)
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, OSError):
+        return describe_os_error(exc)
+    if isinstance(exc, UnicodeError):  # a name or text the tokenizer or SQLite cannot take
+        return f"cannot read it as text ({exc.reason})"
+    return str(exc)
 
 
 def check_settings(store: Store, model_id: str, chunking: ChunkSettings, rebuild: bool,
@@ -124,8 +188,12 @@ def run_ingest(
     prune: bool = True,
     rebuild: bool = False,
     progress: Progress | None = None,
+    reader: Reader | None = None,
 ) -> IngestReport:
+    """`reader` loads and chunks what changed (default: LocalReader, in this process); whatever it
+    is, this process diffs, and is the one SQLite writer, committing in the same batches."""
     progress = progress or SilentProgress()
+    reader = reader or LocalReader(embedder, chunking)
     started = time.perf_counter()
     report = IngestReport(index=str(store.root))
     with store.writer_lock():
@@ -143,7 +211,7 @@ def run_ingest(
             found.files += [Path(p) for p in known if Path(p) not in named]
         progress.start(len(found.files))
         try:
-            _ingest_files(found, known, store, embedder, chunking, rebuild, report, progress)
+            _ingest_files(found, known, store, embedder, chunking, rebuild, report, progress, reader)
             if prune and found.roots:
                 _prune(store, found, known, report)
             vectors.refresh_file(store)
@@ -158,12 +226,13 @@ def run_ingest(
 
 
 def _ingest_files(found: Discovery, known, store: Store, embedder, chunking: ChunkSettings, rebuild: bool,
-                  report: IngestReport, progress: Progress) -> None:
+                  report: IngestReport, progress: Progress, reader: Reader) -> None:
     batch: list[Pending] = []
     batch_chunks = 0
-    for path in found.files:
-        pending = _read(path, known.get(str(path)), store, embedder, chunking, rebuild, report, progress)
-        if pending is None:
+    changed = _changed(found, known, store, rebuild, report, progress)
+    for pending in reader.read(changed, progress):
+        if isinstance(pending, Failure):
+            _fail(report, progress, pending.path, pending.reason)
             progress.file_done()
             continue
         batch.append(pending)
@@ -175,9 +244,20 @@ def _ingest_files(found: Discovery, known, store: Store, embedder, chunking: Chu
         _commit(store, embedder, chunking, batch, report, progress)
 
 
-def _read(path: Path, stored, store: Store, embedder, chunking: ChunkSettings, rebuild: bool,
-          report: IngestReport, progress: Progress) -> Pending | None:
-    """The file loaded and chunked, or None when it is unchanged or failed (and so reported)."""
+def _changed(found: Discovery, known, store: Store, rebuild: bool, report: IngestReport,
+             progress: Progress) -> Iterator[Changed]:
+    """The files that changed, read one at a time as the reader asks for them."""
+    for path in found.files:
+        item = _diff(path, known.get(str(path)), store, rebuild, report, progress)
+        if item is None:
+            progress.file_done()
+            continue
+        yield item
+
+
+def _diff(path: Path, stored, store: Store, rebuild: bool, report: IngestReport,
+          progress: Progress) -> Changed | None:
+    """The file's bytes when it changed, or None when it is unchanged or failed (and so reported)."""
     key = str(path)
     try:
         st = path.stat()
@@ -194,27 +274,21 @@ def _read(path: Path, stored, store: Store, embedder, chunking: ChunkSettings, r
                 store.touch_document(key, st.st_mtime, st.st_size)
             report.unchanged += 1
             return None
-        doc = load_document(path, data, st, digest)
-        del data
-        chunks = chunk_sections(doc.title, doc.sections, embedder.token_offsets, embedder.max_tokens, chunking)
-        if not chunks:
-            raise LoadError("no text to index")
-    except LoadError as exc:
-        _fail(report, progress, path, str(exc))
+    except (LoadError, OSError, UnicodeError) as exc:
+        _fail(report, progress, path, _reason(exc))
         return None
-    except OSError as exc:
-        _fail(report, progress, path, describe_os_error(exc))
-        return None
-    except UnicodeError as exc:  # a name or text the tokenizer or SQLite cannot take
-        _fail(report, progress, path, f"cannot read it as text ({exc.reason})")
-        return None
-    return Pending(doc, chunks, stored is not None)
+    return Changed(path, data, st, digest, stored is not None)
 
 
 def _commit(store: Store, embedder, chunking: ChunkSettings, batch: list[Pending], report: IngestReport,
             progress: Progress) -> None:
     texts = [c.embed_text for p in batch for c in p.chunks]
-    embeddings = embedder.embed_documents(texts)
+    if all(p.embeddings is not None for p in batch):  # embedded by the reader's workers
+        import numpy as np
+
+        embeddings = np.concatenate([p.embeddings for p in batch])
+    else:
+        embeddings = embedder.embed_documents(texts)
     with store.transaction():
         _record_settings(store, embedder, chunking, int(embeddings.shape[1]))
         at = 0
@@ -247,7 +321,7 @@ def _prune(store: Store, found: Discovery, known, report: IngestReport) -> None:
         report.removed += len(gone)
 
 
-def _fail(report: IngestReport, progress: Progress, path: Path, reason: str) -> None:
+def _fail(report: IngestReport, progress: Progress, path: Path | str, reason: str) -> None:
     report.failures.append(Failure(str(path), reason))
     report.failed = len(report.failures)
     progress.failure(str(path), reason)

@@ -105,7 +105,11 @@ def main(debug: bool) -> None:
               help="Embedding runtime for a new index: auto, torch, onnx-fp32, onnx-int8, openvino-fp32, "
                    "openvino-int8. [default: auto, RAG_EMBED_BACKEND]")
 @click.option("--json", "as_json", is_flag=True, help="Print the report (every failure with its reason) as JSON.")
-def ingest(paths, index, index_dir, embed_model, chunk_tokens, overlap_tokens, prune, rebuild, embed_backend, as_json):
+@click.option("--ray", "ray_address", metavar="ADDRESS",
+              help="Load, chunk and embed on a Ray cluster: HOST:PORT, auto (this machine's) or local "
+                   "(a throwaway one); needs rag[ray]. [RAG_RAY_ADDRESS]")
+def ingest(paths, index, index_dir, embed_model, chunk_tokens, overlap_tokens, prune, rebuild, embed_backend, as_json,
+           ray_address):
     """Index files and folders, incrementally.
 
     \b
@@ -125,7 +129,10 @@ def ingest(paths, index, index_dir, embed_model, chunk_tokens, overlap_tokens, p
             )
     if chunk_tokens is not None and overlap_tokens is not None and overlap_tokens >= chunk_tokens:
         raise click.BadParameter("must be smaller than --chunk-tokens", param_hint="--overlap-tokens")
-    settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model, embed_backend=embed_backend)
+    if ray_address is not None and not ray_address.strip():
+        raise click.BadParameter("is empty: give HOST:PORT, auto or local", param_hint="--ray")
+    settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model, embed_backend=embed_backend,
+                             ray_address=ray_address)
     with Index.open(settings, create=True) as idx:
         report = idx.ingest(paths, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens, prune=prune,
                             rebuild=rebuild, progress=TerminalProgress())

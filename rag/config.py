@@ -42,6 +42,7 @@ class Settings:
     temperature: float | None = None  # None: not sent, the server's default
     max_tokens: int | None = None  # None: not sent
     query_threads: int = 1  # torch/FAISS threads for answering; see rag.index.limit_threads
+    ray_address: str | None = None  # ingest on a Ray cluster: local, auto or HOST:PORT (ingest/distributed.py)
     # chat's readline history: the user's questions stay out of the index folder (which gets shared)
     history_file: Path = Path("~/.local/state/rag/chat_history").expanduser()
 
@@ -101,6 +102,7 @@ ENV: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "RAG_TEMPERATURE": ("temperature", _float),
     "RAG_MAX_TOKENS": ("max_tokens", _int),
     "RAG_QUERY_THREADS": ("query_threads", _int),
+    "RAG_RAY_ADDRESS": ("ray_address", _text),
 }
 ENV_KEYS = tuple(ENV)
 

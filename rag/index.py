@@ -111,11 +111,14 @@ class Index:
         progress: Progress | None = None,
         chunk_tokens: int | None = None,
         overlap_tokens: int | None = None,
+        ray_address: str | None = None,
     ) -> IngestReport:
         """Index files and folders incrementally.
 
         Chunk settings: `chunk_tokens`/`overlap_tokens` (each alone), then `chunking`, then the
         index's own, then the defaults. An index built with other settings needs `rebuild=True`.
+        `ray_address` (`local`, `auto` or HOST:PORT; default: the setting) loads, chunks and embeds
+        changed files on a Ray cluster (ingest/distributed.py); this process still writes.
         """
         from ingest.chunk import ChunkSettings
         from ingest.pipeline import run_ingest, stored_chunk_settings
@@ -132,10 +135,25 @@ class Index:
             chunk_tokens=base.chunk_tokens if chunk_tokens is None else chunk_tokens,
             overlap_tokens=base.overlap_tokens if overlap_tokens is None else overlap_tokens,
         )
+        ray_address = ray_address or self.settings.ray_address
         with self._lock:
-            report = run_ingest(paths, self.store, self._embedder_for_ingest(), chunking, prune=prune,
-                                rebuild=rebuild, progress=progress)
+            embedder = self._embedder_for_ingest()
+            reader = self._ray_reader(ray_address, embedder, chunking) if ray_address else None
+            try:  # joined before the store is opened: an unreachable cluster leaves nothing written
+                report = run_ingest(paths, self.store, embedder, chunking, prune=prune, rebuild=rebuild,
+                                    progress=progress, reader=reader)
+            finally:
+                if reader is not None:
+                    reader.close()
         return report
+
+    @staticmethod
+    def _ray_reader(address: str, embedder, chunking: ChunkSettings):
+        from ingest.distributed import RayReader, WorkerSpec
+        from rag import __version__
+
+        spec = WorkerSpec(embedder.id, embedder.runtime, __version__, chunking)
+        return RayReader.connect(address, spec)
 
     def remove(self, paths: Iterable[str | os.PathLike]) -> Removal:
         """Forget documents; a folder names every document under it. Holds the writer lock."""

@@ -306,6 +306,7 @@ class TerminalProgress:
         self.files_total = 0
         self.files = 0
         self.chunks = 0
+        self.busy = ""  # "N/M workers busy" during a --ray ingest
         self.started = time.perf_counter()
         self.last_line = time.perf_counter()
         self._bar = None
@@ -319,20 +320,20 @@ class TerminalProgress:
 
             self._bar = Progress(
                 TextColumn("files"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[chunks]} chunks  {task.fields[rate]} chunks/s"),
+                TextColumn("{task.fields[chunks]} chunks  {task.fields[rate]} chunks/s{task.fields[busy]}"),
                 TimeElapsedColumn(), console=Console(stderr=True), transient=True,
             )
-            self._task = self._bar.add_task("ingest", total=files, chunks=0, rate="-")
+            self._task = self._bar.add_task("ingest", total=files, chunks=0, rate="-", busy="")
             self._bar.start()
 
     def _update(self) -> None:
         elapsed = max(time.perf_counter() - self.started, 1e-9)
         rate = f"{self.chunks / elapsed:.0f}"
         if self._bar is not None:
-            self._bar.update(self._task, completed=self.files, chunks=self.chunks, rate=rate)
+            self._bar.update(self._task, completed=self.files, chunks=self.chunks, rate=rate, busy=self.busy)
         elif time.perf_counter() - self.last_line > 5:
             self.last_line = time.perf_counter()
-            err(f"ingest: {self.files}/{self.files_total} files, {self.chunks} chunks, {rate} chunks/s")
+            err(f"ingest: {self.files}/{self.files_total} files, {self.chunks} chunks, {rate} chunks/s{self.busy}")
 
     def file_done(self) -> None:
         self.files += 1
@@ -342,8 +343,14 @@ class TerminalProgress:
         self.chunks += chunks
         self._update()
 
+    def workers(self, busy: int, total: int) -> None:
+        self.busy = f"  {busy}/{total} workers busy"
+        self._update()
+
     def failure(self, path: str, reason: str) -> None:
-        line = f"failed: {safe(display_path(path))}: {safe(reason)}"
+        self.notice(f"failed: {safe(display_path(path))}: {safe(reason)}")
+
+    def notice(self, line: str) -> None:
         if self._bar is not None:
             self._bar.console.print(line, markup=False, highlight=False)
         else:

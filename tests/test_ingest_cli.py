@@ -247,8 +247,8 @@ def committed_chunks(db: Path) -> int:
         return 0
 
 
-def ingest_and_kill_after_the_first_commit(root: Path, folder: Path) -> None:
-    """`rag ingest folder stall.txt`, killed with SIGKILL once its first batch is committed.
+def ingest_and_kill_after_the_first_commit(root: Path, folder: Path, *options: str, within: float = 120) -> None:
+    """`rag ingest folder stall.txt [options]`, killed with SIGKILL once its first batch is committed.
 
     stall.txt is a named pipe that nobody writes to: reading it, last of all the files, blocks,
     so the second batch is still in flight whenever the kill lands.
@@ -256,13 +256,13 @@ def ingest_and_kill_after_the_first_commit(root: Path, folder: Path) -> None:
     stall = root / "stall.txt"
     os.mkfifo(stall)
     env = {k: v for k, v in os.environ.items() if k not in CLEAN_KEYS}
-    proc = subprocess.Popen([str(RAG), "ingest", str(folder), str(stall)], cwd=root, env=env,
+    proc = subprocess.Popen([str(RAG), "ingest", str(folder), str(stall), *options], cwd=root, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + within
     try:
         while committed_chunks(root / INDEX / "rag.sqlite") == 0:
             assert proc.poll() is None, f"ingest ended before it was killed: {proc.stderr.read()}"
-            assert time.monotonic() < deadline, "no batch committed within 120 s"
+            assert time.monotonic() < deadline, f"no batch committed within {within:.0f} s"
             time.sleep(0.02)
     finally:
         proc.send_signal(signal.SIGKILL)
