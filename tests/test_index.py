@@ -249,7 +249,7 @@ from ingest.chunk import ChunkSettings, chunk_sections
 from rag.embedder import Embedder
 from rag.types import Section
 embedder = Embedder("all-MiniLM-L6-v2")
-text = ("lorem ipsum dolor sit amet consectetur " * 800_000)  # 31 MB, one line
+text = ("lorem ipsum dolor sit amet consectetur " * 420_000)  # 16 MB, one line
 chunks = chunk_sections("big", [Section(text)], embedder.token_offsets, embedder.max_tokens, ChunkSettings())
 print(len(chunks), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 """
@@ -261,7 +261,7 @@ def test_one_huge_one_line_file_is_chunked_in_bounded_memory(tmp_path):
                             timeout=600)
     assert result.returncode == 0, result.stderr
     chunks, peak_mb = map(int, result.stdout.split())
-    assert chunks > 20_000
+    assert chunks > 10_000
     assert peak_mb < 1500, f"peak RSS {peak_mb} MB"
 
 
