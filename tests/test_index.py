@@ -274,3 +274,32 @@ def test_searching_leaves_the_process_thread_settings_alone(built_index):
     with Index.open(Settings(index_dir=built_index / "indexes")) as index:
         assert index.search("How long do I bake sourdough bread?").hits
     assert faiss.omp_get_max_threads() == 2  # only rag.index.limit_threads (the CLI's choice) changes it
+
+
+# -- the query path needs no torch -------------------------------------------------------------------
+
+ASK_AND_LIST_MODULES = """
+import sys
+from rag.cli import main
+sys.argv = ["rag", "ask", "How many moons does Mars have?", "--no-llm", "--index-dir", sys.argv[1]]
+try:
+    main()
+except SystemExit as exit:
+    assert not exit.code, exit.code
+print("LOADED", [m for m in ("torch", "sentence_transformers", "transformers") if m in sys.modules])
+"""
+
+
+def test_rag_ask_on_an_index_of_the_default_runtime_loads_no_torch(tmp_path):
+    notes = make_notes(tmp_path / "notes")
+    result = CliRunner().invoke(main, ["ingest", str(notes), "--index-dir", str(tmp_path / "ix")])
+    assert result.exit_code == 0, result.output
+    with Index.open(Settings(index_dir=tmp_path / "ix")) as index:
+        assert index.status().runtime == "onnx-fp32"  # what auto means (rag/runtimes.py)
+
+    asked = subprocess.run([sys.executable, "-c", ASK_AND_LIST_MODULES, str(tmp_path / "ix")], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=300)
+
+    assert asked.returncode == 0, asked.stderr
+    assert "Phobos" in asked.stdout
+    assert asked.stdout.strip().endswith("LOADED []")
