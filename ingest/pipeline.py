@@ -89,16 +89,41 @@ class Reader(Protocol):
     def read(self, changed: Iterator[Changed], progress: Progress) -> Iterator[Pending | Failure]: ...
 
 
-class LocalReader:
-    """Today's sequential path: load and chunk in this process; _commit embeds in batches."""
+READ_AHEAD = 4  # files loaded and chunked ahead of the one being committed
 
-    def __init__(self, embedder, chunking: ChunkSettings):
+
+class LocalReader:
+    """Load and chunk in this process; _commit embeds in batches.
+
+    With an embedder whose tokenizer may serve two threads at once (the exported runtimes keep a
+    separate tokenizer for the chunker), the next files are loaded and chunked in a second
+    thread while the encoder embeds the batch before them, so the encoder never waits on a
+    parser. The diff itself (which may write to SQLite) stays on the calling thread, and results
+    come back in file order. torch's tokenizer is reconfigured on every call, so there it stays
+    sequential.
+    """
+
+    def __init__(self, embedder, chunking: ChunkSettings, read_ahead: int = READ_AHEAD):
         self.embedder = embedder
         self.chunking = chunking
+        self.read_ahead = read_ahead if getattr(embedder, "concurrent_tokenizer", False) else 0
 
     def read(self, changed: Iterator[Changed], progress: Progress) -> Iterator[Pending | Failure]:
-        for item in changed:
-            yield prepare(item, self.embedder, self.chunking)
+        if not self.read_ahead:
+            for item in changed:
+                yield prepare(item, self.embedder, self.chunking)
+            return
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-read") as pool:
+            waiting: deque = deque()
+            for item in changed:
+                waiting.append(pool.submit(prepare, item, self.embedder, self.chunking))
+                if len(waiting) > self.read_ahead:
+                    yield waiting.popleft().result()
+            while waiting:
+                yield waiting.popleft().result()
 
 
 def prepare(item: Changed, embedder, chunking: ChunkSettings) -> Pending | Failure:

@@ -114,6 +114,13 @@ class Embedder:
         return engine.model
 
     @property
+    def concurrent_tokenizer(self) -> bool:
+        """Whether token_offsets may run in one thread while embed_documents runs in another: the
+        exported runtimes tokenize with two separate, never reconfigured `tokenizers` objects;
+        torch's tokenizer is reconfigured (padding, truncation) on every call."""
+        return self._runtime.exported
+
+    @property
     def dim(self) -> int:
         return self.load()._engine.dim
 

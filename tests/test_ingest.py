@@ -526,3 +526,35 @@ def test_a_store_past_the_flat_limit_is_searched_through_a_trained_ivf_index(sto
     # the trained index survives the round trip through vectors.faiss
     vectors.save(index, store.root, 8)
     assert vectors.load_file(store.root, 8).search(embeddings[7], 1)[0][0] == ids[7]
+
+
+def test_reading_ahead_in_a_thread_builds_the_same_index_as_reading_in_turn(tmp_path):
+    from rag.embedder import get_embedder
+    from ingest.pipeline import LocalReader
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(12):
+        (folder / f"note{i:02}.md").write_text(f"# Note {i}\n\nThe value of item {i} is {i * 7} units.\n" * 3)
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4 broken")
+    embedder = get_embedder("all-MiniLM-L6-v2", "onnx-fp32")
+    stores = {}
+    for ahead in (0, 3):
+        store = Store.open(tmp_path / f"ix{ahead}", create=True)
+        reader = LocalReader(embedder, ChunkSettings(), read_ahead=ahead)
+        assert reader.read_ahead == ahead  # the exported runtime allows a second thread
+        report = run_ingest([folder], store, embedder, ChunkSettings(), reader=reader)
+        assert (report.added, [Path(f.path).name for f in report.failures]) == (12, ["broken.pdf"])
+        stores[ahead] = store
+    rows = {ahead: store.conn.execute(
+        "SELECT d.path, c.ordinal, c.text, c.embedding FROM chunks c JOIN documents d ON d.id = c.document_id "
+        "ORDER BY d.path, c.ordinal").fetchall() for ahead, store in stores.items()}
+    assert [r[:3] for r in rows[0]] == [r[:3] for r in rows[3]]
+    assert all(a[3] == b[3] for a, b in zip(rows[0], rows[3]))
+
+
+def test_torch_embeds_read_in_turn():
+    from rag.embedder import get_embedder
+    from ingest.pipeline import LocalReader
+
+    assert LocalReader(get_embedder("all-MiniLM-L6-v2", "torch"), ChunkSettings()).read_ahead == 0
