@@ -301,6 +301,9 @@ def _onnx_runner(path: Path, threads: int | None):
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads or 0  # 0 = ONNX Runtime's default (all cores)
     options.inter_op_num_threads = 1
+    # Idle worker threads sleep instead of spinning: on a busy 2-core machine spinning threads
+    # steal the core the working one needs (the same trap as two torch threads per query)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     names = {i.name for i in session.get_inputs()}
