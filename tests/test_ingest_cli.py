@@ -274,7 +274,8 @@ def test_kill_9_mid_ingest_leaves_an_index_that_answers_and_completes(tmp_path, 
     folder = make_many_notes(tmp_path / "many", BATCH_CHUNKS + 20)
     expected = clean_run_counts(folder, embedder)
 
-    ingest_and_kill_after_the_first_commit(tmp_path, folder)
+    # torch, as the `embedder` fixture the resume below uses
+    ingest_and_kill_after_the_first_commit(tmp_path, folder, "--embed-backend", "torch")
 
     status = rag_cli("status", "--json", cwd=tmp_path)
     assert status.returncode == 0, status.stderr

@@ -92,7 +92,7 @@ def _read_line(proc: subprocess.Popen, timeout: float) -> str:
 def spec(**changes):
     from ingest.distributed import WorkerSpec
 
-    values = {"model_id": MODEL_ID, "runtime": "torch-fp32", "rag_version": __version__,
+    values = {"model_id": MODEL_ID, "runtime": "torch", "rag_version": __version__,
               "chunking": ChunkSettings()}
     return WorkerSpec(**{**values, **changes})
 
@@ -168,7 +168,8 @@ def test_ray_ingest_stores_what_a_local_ingest_stores(cluster, tmp_path, embedde
     expected = run_ingest([folder], local, embedder, ChunkSettings())
     local.close()
 
-    with Index.open(Settings(index_dir=tmp_path / "indexes"), create=True) as index:
+    # the local run above used the torch `embedder` fixture: the same runtime on the workers
+    with Index.open(Settings(index_dir=tmp_path / "indexes", embed_backend="torch"), create=True) as index:
         report = index.ingest([folder], ray_address=cluster)
 
     assert (report.added, report.chunks) == (expected.added, expected.chunks) == (5, report.chunks)
@@ -277,6 +278,7 @@ class _NoModel:
 
     def __init__(self, model_id: str = MODEL_ID):
         self.id = model_id
+        self.runtime = "torch"  # what the driver records and checks; it never loads the model
 
     def __getattr__(self, name):
         raise AssertionError(f"the driver touched the model ({name})")
@@ -339,8 +341,9 @@ def test_kill_9_of_a_ray_driver_keeps_what_was_committed_and_the_next_run_resume
     # the files back by then must fill a batch, so that one is committed before the kill
     back_before_the_pipe = len(expected) - IN_FLIGHT_PER_WORKER * 2 + 1
     assert back_before_the_pipe * min(expected.values()) >= BATCH_CHUNKS
-    ingest_and_kill_after_the_first_commit(tmp_path, folder, "--ray", cluster, "--chunk-tokens",
-                                           str(SMALL.chunk_tokens), "--overlap-tokens", "0", within=300)
+    ingest_and_kill_after_the_first_commit(tmp_path, folder, "--ray", cluster, "--embed-backend", "torch",
+                                           "--chunk-tokens", str(SMALL.chunk_tokens), "--overlap-tokens", "0",
+                                           within=300)
     committed = committed_chunks(tmp_path / INDEX / "rag.sqlite")
     assert 0 < committed < total
 
