@@ -41,7 +41,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(HERE.parent))
 
 from rag.citations import CitationReport, answer_sentences, check_citations, quote_for_extractive  # noqa: E402
-from rag.generate import SYSTEM_PROMPT as DEFAULT_PROMPT  # noqa: E402
+from rag.generate import NOT_COVERED, SYSTEM_PROMPT as DEFAULT_PROMPT  # noqa: E402
 
 RAG = Path(sys.executable).parent / "rag"
 QUESTIONS = sorted((HERE / "questions").glob("answers_*.jsonl"))
@@ -76,9 +76,12 @@ def norm(text: str) -> str:
     return re.sub(r"\s+", "", text).lower().replace("\u2019", "'")
 
 
-def refused(answer: str) -> bool:
-    """The answer says the documents do not cover the question: one of its sentences does, without
-    citing a passage (a quoted passage that happens to say "not in the manual" is no refusal)."""
+def refused(answer: str, mode: str) -> bool:
+    """The answer says the documents do not cover the question. An extractive answer only quotes
+    passages, so only rag's own "not covered" line counts; a written one refuses in one of its
+    sentences, without citing a passage."""
+    if mode == "extractive" or answer.startswith(NOT_COVERED):
+        return answer.startswith(NOT_COVERED)
     return not answer.strip() or any(s.kind == "refusal" and not s.numbers for s in answer_sentences(answer))
 
 
@@ -132,7 +135,7 @@ def score(question: dict, index: str, mode: str, reply: dict) -> Result:
     details = [{"n": c.n, "supported": c.supported, "reason": c.reason, "quote": c.quote[:120]} for c in report.citations]
     return Result(
         question["id"], index, mode, answerable, answer, found, len(question["facts"]), len(report.citations),
-        sum(c.supported for c in report.citations), labelled, reply["mode"] == "none" or refused(answer),
+        sum(c.supported for c in report.citations), labelled, refused(answer, mode),
         round(reply["wall_s"], 2), reply.get("timings", {}).get("generation_s", 0.0),
         details=details + [{"uncited_sentences": report.uncited_sentences}],
     )
@@ -201,7 +204,7 @@ def main() -> None:
     if args.report:
         saved = [Result(**json.loads(line)) for path in args.report for line in path.read_text().splitlines() if line]
         for r in saved:  # scored again with this version's rule
-            r.refused = r.refused if r.error else refused(r.answer)
+            r.refused = r.refused if r.error else refused(r.answer, r.mode)
         print(table(saved, args.label))
         return
     if args.index_dir is None:
