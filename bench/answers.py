@@ -22,6 +22,9 @@ Each labelled question (bench/questions/answers_*.jsonl; the part of the file na
 prompt without editing the code. `--in-process` runs the command through click's CliRunner in
 this process (same code, same JSON; torch is imported once instead of once per question, which
 matters on a loaded 2-core machine). Never part of the test suite.
+
+One run per server: llama-cpp-python's server returned empty streamed answers to every request
+while two runs shared it (measured 2026-12-01); to compare prompts, start a server for each.
 """
 
 from __future__ import annotations
