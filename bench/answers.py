@@ -130,6 +130,11 @@ def score(question: dict, index: str, mode: str, reply: dict) -> Result:
         return Result(question["id"], index, mode, answerable, "", 0, len(question["facts"]), 0, 0, 0, False,
                       reply["wall_s"], 0.0, error=reply["error"])
     answer, sources = reply["answer"], reply["sources"]
+    if reply["mode"] == "llm" and not answer.strip():
+        # llama-cpp-python's server sometimes ends a stream at once ("Disconnected from client"
+        # in its log): no answer to score, which is not the model refusing
+        reply = {"error": "empty answer from the LLM server", "wall_s": reply["wall_s"]}
+        return score(question, index, mode, reply)
     passages = [s["text"] for s in sources]
     report: CitationReport = (quote_for_extractive if reply["mode"] == "extractive" else check_citations)(answer, passages)
     text = norm(answer)
@@ -154,7 +159,8 @@ def table(results: list[Result], label: str) -> str:
             "|---|---|---|---|---|---|---|---|---|---|"]
     groups: dict[str, list[Result]] = {}
     for r in results:
-        groups.setdefault(r.mode, []).append(r)
+        if not r.error:  # errors are counted below, not scored as wrong answers
+            groups.setdefault(r.mode, []).append(r)
     for mode, rs in groups.items():
         ans = [r for r in rs if r.answerable]
         una = [r for r in rs if not r.answerable]
@@ -207,6 +213,8 @@ def main() -> None:
     if args.report:
         saved = [Result(**json.loads(line)) for path in args.report for line in path.read_text().splitlines() if line]
         for r in saved:  # scored again with this version's rule
+            if r.mode == "llm" and not r.answer.strip() and not r.error:
+                r.error = "empty answer from the LLM server"
             r.refused = r.refused if r.error else refused(r.answer, r.mode)
         print(table(saved, args.label))
         return
