@@ -5,7 +5,11 @@ usage: python bench/answers.py --index-dir DIR [--start-server | --base-url URL]
 
 Each labelled question (bench/questions/answers_*.jsonl; the part of the file name after
 "answers_" names the index to ask, e.g. answers_git.jsonl asks --index git) is put to
-`rag ask --json` in a subprocess, as a user would, and the answer is scored:
+`rag ask --json` in a subprocess, as a user would, and the answer is scored. A line:
+  {"id": "git-12", "question": "...", "facts": [["900", "15 minutes"], ["--timeout"]],
+   "sources": ["git-credential-cache.html"]}           (R-intro lines add "pages": [12, 13])
+  {"id": "git-u1", "question": "...", "answerable": false, "facts": [], "sources": []}
+Each fact lists the spellings that count; every fact was checked to occur in a labelled source.
 - facts: share of the question's facts the answer contains (each fact is a list of accepted
   spellings; matched ignoring case and white space);
 - supported: share of the answer's citations that rag.citations finds supported by the cited
