@@ -5,7 +5,11 @@ usage: python bench/answers.py --index-dir DIR [--start-server | --base-url URL]
 
 Each labelled question (bench/questions/answers_*.jsonl; the part of the file name after
 "answers_" names the index to ask, e.g. answers_git.jsonl asks --index git) is put to
-`rag ask --json` in a subprocess, as a user would, and the answer is scored:
+`rag ask --json` in a subprocess, as a user would, and the answer is scored. A line:
+  {"id": "git-12", "question": "...", "facts": [["900", "15 minutes"], ["--timeout"]],
+   "sources": ["git-credential-cache.html"]}           (R-intro lines add "pages": [12, 13])
+  {"id": "git-u1", "question": "...", "answerable": false, "facts": [], "sources": []}
+Each fact lists the spellings that count; every fact was checked to occur in a labelled source.
 - facts: share of the question's facts the answer contains (each fact is a list of accepted
   spellings; matched ignoring case and white space);
 - supported: share of the answer's citations that rag.citations finds supported by the cited
@@ -22,6 +26,9 @@ Each labelled question (bench/questions/answers_*.jsonl; the part of the file na
 prompt without editing the code. `--in-process` runs the command through click's CliRunner in
 this process (same code, same JSON; torch is imported once instead of once per question, which
 matters on a loaded 2-core machine). Never part of the test suite.
+
+One run per server: llama-cpp-python's server returned empty streamed answers to every request
+while two runs shared it (measured 2026-12-01); to compare prompts, start a server for each.
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(HERE.parent))
 
 from rag.citations import CitationReport, answer_sentences, check_citations, quote_for_extractive  # noqa: E402
-from rag.generate import SYSTEM_PROMPT as DEFAULT_PROMPT  # noqa: E402
+from rag.generate import NOT_COVERED, SYSTEM_PROMPT as DEFAULT_PROMPT  # noqa: E402
 
 RAG = Path(sys.executable).parent / "rag"
 QUESTIONS = sorted((HERE / "questions").glob("answers_*.jsonl"))
@@ -76,9 +83,12 @@ def norm(text: str) -> str:
     return re.sub(r"\s+", "", text).lower().replace("\u2019", "'")
 
 
-def refused(answer: str) -> bool:
-    """The answer says the documents do not cover the question: one of its sentences does, without
-    citing a passage (a quoted passage that happens to say "not in the manual" is no refusal)."""
+def refused(answer: str, mode: str) -> bool:
+    """The answer says the documents do not cover the question. An extractive answer only quotes
+    passages, so only rag's own "not covered" line counts; a written one refuses in one of its
+    sentences, without citing a passage."""
+    if mode == "extractive" or answer.startswith(NOT_COVERED):
+        return answer.startswith(NOT_COVERED)
     return not answer.strip() or any(s.kind == "refusal" and not s.numbers for s in answer_sentences(answer))
 
 
@@ -124,6 +134,11 @@ def score(question: dict, index: str, mode: str, reply: dict) -> Result:
         return Result(question["id"], index, mode, answerable, "", 0, len(question["facts"]), 0, 0, 0, False,
                       reply["wall_s"], 0.0, error=reply["error"])
     answer, sources = reply["answer"], reply["sources"]
+    if reply["mode"] == "llm" and not answer.strip():
+        # llama-cpp-python's server sometimes ends a stream at once ("Disconnected from client"
+        # in its log): no answer to score, which is not the model refusing
+        reply = {"error": "empty answer from the LLM server", "wall_s": reply["wall_s"]}
+        return score(question, index, mode, reply)
     passages = [s["text"] for s in sources]
     report: CitationReport = (quote_for_extractive if reply["mode"] == "extractive" else check_citations)(answer, passages)
     text = norm(answer)
@@ -132,7 +147,7 @@ def score(question: dict, index: str, mode: str, reply: dict) -> Result:
     details = [{"n": c.n, "supported": c.supported, "reason": c.reason, "quote": c.quote[:120]} for c in report.citations]
     return Result(
         question["id"], index, mode, answerable, answer, found, len(question["facts"]), len(report.citations),
-        sum(c.supported for c in report.citations), labelled, reply["mode"] == "none" or refused(answer),
+        sum(c.supported for c in report.citations), labelled, refused(answer, mode),
         round(reply["wall_s"], 2), reply.get("timings", {}).get("generation_s", 0.0),
         details=details + [{"uncited_sentences": report.uncited_sentences}],
     )
@@ -148,7 +163,8 @@ def table(results: list[Result], label: str) -> str:
             "|---|---|---|---|---|---|---|---|---|---|"]
     groups: dict[str, list[Result]] = {}
     for r in results:
-        groups.setdefault(r.mode, []).append(r)
+        if not r.error:  # errors are counted below, not scored as wrong answers
+            groups.setdefault(r.mode, []).append(r)
     for mode, rs in groups.items():
         ans = [r for r in rs if r.answerable]
         una = [r for r in rs if not r.answerable]
@@ -201,7 +217,9 @@ def main() -> None:
     if args.report:
         saved = [Result(**json.loads(line)) for path in args.report for line in path.read_text().splitlines() if line]
         for r in saved:  # scored again with this version's rule
-            r.refused = r.refused if r.error else refused(r.answer)
+            if r.mode == "llm" and not r.answer.strip() and not r.error:
+                r.error = "empty answer from the LLM server"
+            r.refused = r.refused if r.error else refused(r.answer, r.mode)
         print(table(saved, args.label))
         return
     if args.index_dir is None:
