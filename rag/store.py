@@ -90,7 +90,7 @@ class Store:
             conn = sqlite3.connect(db, timeout=30, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout=30000")
             if create or os.access(db, os.W_OK):
-                conn.execute("PRAGMA journal_mode=WAL")
+                _use_wal(conn)
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA synchronous=NORMAL")
             store = cls(root, conn)
@@ -327,6 +327,20 @@ class Store:
 
     def size_on_disk(self) -> int:
         return sum(p.stat().st_size for p in self.root.iterdir() if p.is_file())
+
+
+def _use_wal(conn: sqlite3.Connection, tries: int = 40) -> None:
+    """Switch to WAL. SQLite answers a switch that races another connection's lock with "database is
+    locked" at once, without waiting on the busy timeout (seen with 4 processes opening a fresh
+    index on a loaded machine), so wait and try again here."""
+    for attempt in range(tries):
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == tries - 1:
+                raise
+            time.sleep(min(0.05 * (attempt + 1), 0.5))
 
 
 def _stored(row: tuple, roots: Sequence[str]) -> StoredDocument:
