@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 from rag.errors import ConfigError
+from rag.text import clip
 from rag.types import Chunk, Section
 
 TokenOffsets = Callable[[Sequence[str]], list[list[tuple[int, int]]]]
@@ -57,10 +58,7 @@ def embed_prefix(title: str, heading: Sequence[str]) -> str:
     """The context line the model reads before a chunk: document title and heading path."""
     parts = [title] if title else []
     parts += [h for h in heading if h and h != title]
-    prefix = " > ".join(parts)
-    if len(prefix) > MAX_PREFIX_CHARS:
-        prefix = prefix[: MAX_PREFIX_CHARS].rsplit(" ", 1)[0] + " ..."
-    return prefix
+    return clip(" > ".join(parts), MAX_PREFIX_CHARS)
 
 
 class _Boundaries:

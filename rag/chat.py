@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable, TextIO
 from rag.config import MODES
 from rag.errors import RagError
 from rag.generate import AnswerStream
+from rag.text import clip
 from rag.display import safe
 from rag.render import display_path, hit_block, one_line, show_answer, sources_block
 from rag.types import Answer, Mode, Retrieval
@@ -56,16 +57,12 @@ class Conversation:
         out: list[Message] = []
         for turn in self.recent():
             out.append({"role": "user", "content": turn.standalone})
-            out.append({"role": "assistant", "content": _clip(turn.answer)})
+            out.append({"role": "assistant", "content": clip(turn.answer, TURN_CHARS)})
         return out
 
     def add(self, turn: Turn) -> None:
         self.turns.append(turn)
         del self.turns[: -HISTORY_TURNS * 2]  # keep memory bounded too
-
-
-def _clip(text: str, limit: int = TURN_CHARS) -> str:
-    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
 
 
 class Chat:

@@ -15,7 +15,7 @@ import re
 import time
 from typing import TYPE_CHECKING, Iterator, Sequence
 
-from rag.text import STOPWORDS, WORD, content_words, location, readable
+from rag.text import STOPWORDS, WORD, clip, content_words, location, readable
 from rag.types import Answer, AnswerMode, Citation, Hit, Retrieval, Source, Timings
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ def condense(question: str, history: Sequence[Message], llm: LLM | None) -> str:
         return question
     if llm is not None:
         transcript = "\n".join(
-            f"{'User' if m['role'] == 'user' else 'Assistant'}: {_clip(m['content'], CONDENSE_CHARS)}"
+            f"{'User' if m['role'] == 'user' else 'Assistant'}: {clip(m['content'], CONDENSE_CHARS)}"
             for m in history if m["role"] in ("user", "assistant")
         )
         rewritten = llm.complete([
@@ -157,10 +157,6 @@ def condense(question: str, history: Sequence[Message], llm: LLM | None) -> str:
     if REFERRING.search(question) or len(content_words(question)) <= 1:
         return f"{asked[-1]} {question}"
     return question
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
 
 
 def answer_mode(retrieval: Retrieval, llm: LLM | None) -> AnswerMode:

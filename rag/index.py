@@ -256,10 +256,6 @@ class Index:
 
         return LLM(self.settings) if self.settings.llm_configured else None
 
-    def embedder(self):
-        """The embedding model questions go through (the index's model and runtime), loaded lazily."""
-        return self._embedder_for_query()
-
     def retriever(self) -> Retriever:
         """The retriever, loading the model and the vector file on first use."""
         from rag.retrieve import Retriever
@@ -267,7 +263,7 @@ class Index:
         with self._lock:
             if self._retriever is None:
                 store = self.store
-                self._retriever = Retriever.open(self.settings, store, self._embedder_for_query())
+                self._retriever = Retriever.open(self.settings, store, self.embedder())
             return self._retriever
 
     # -- internals ---------------------------------------------------------------------------------
@@ -278,8 +274,9 @@ class Index:
         if not 1 <= top_k <= MAX_TOP_K:
             raise ConfigError(f"top-k must be between 1 and {MAX_TOP_K} (got {top_k})")
 
-    def _embedder_for_query(self):
-        """The model in the runtime the index was built with (vectors of one runtime only)."""
+    def embedder(self):
+        """The embedding model questions go through: the index's model in the runtime it was built
+        with (vectors of one runtime only), loaded lazily."""
         from rag.embedder import get_embedder
 
         runtime = self._runtime(query=True)

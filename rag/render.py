@@ -18,6 +18,7 @@ import click
 
 from rag import display
 from rag.display import safe
+from rag.text import clip
 from rag.text import location as _location
 from rag.types import Citation, Hit, IndexStatus, IngestReport, Removal, Source, StoredDocument
 
@@ -59,8 +60,7 @@ QUOTE_CHARS = 110
 
 
 def one_line(text: str, limit: int = QUOTE_CHARS) -> str:
-    flat = " ".join(safe(text).split())
-    return flat if len(flat) <= limit else flat[:limit].rsplit(" ", 1)[0] + " ..."
+    return clip(" ".join(safe(text).split()), limit)
 
 
 def sources_block(sources: Sequence[Source], citations: Sequence[Citation] = (), quotes: bool = True) -> str:

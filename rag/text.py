@@ -25,6 +25,11 @@ def readable(text: str) -> str:
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
+def clip(text: str, limit: int) -> str:
+    """`text` cut to at most about `limit` characters at a word boundary, marked with " ..."."""
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
+
+
 def content_words(text: str) -> list[str]:
     return [w for w in WORD.findall(text) if w.lower() not in STOPWORDS]
 
