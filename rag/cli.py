@@ -56,6 +56,12 @@ def embed_option(func):
     return click.option("--embed-model", metavar="NAME|PATH", help="Embedding model. [default: all-MiniLM-L6-v2, bundled]")(func)
 
 
+def rerank_option(func):
+    return click.option("--rerank-model", metavar="PATH",
+                        help="A local sentence-transformers CrossEncoder folder that re-scores the top 50 passages. "
+                             "[RAG_RERANK_MODEL]")(func)
+
+
 def retrieval_options(func, cutoff: bool = True):
     func = click.option("-k", "--top-k", type=click.IntRange(1, MAX_TOP_K),
                         help=f"Passages to retrieve (at most {MAX_TOP_K}). [default: 5, RAG_TOP_K]")(func)
@@ -152,12 +158,13 @@ def ingest(paths, index, index_dir, embed_model, chunk_tokens, overlap_tokens, p
 @click.option("--plain", is_flag=True, help="Print the answer as raw text, not rendered Markdown.")
 @index_options
 @embed_option
-def ask(question, top_k, mode, min_score, llm_model, no_llm, as_json, plain, index, index_dir, embed_model):
+@rerank_option
+def ask(question, top_k, mode, min_score, llm_model, no_llm, as_json, plain, index, index_dir, embed_model, rerank_model):
     """Answer QUESTION from the index, citing the passages used."""
     if not question.strip():
         raise click.BadParameter("the question is empty", param_hint="QUESTION")
     settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model, top_k=top_k,
-                             min_score=min_score, llm_model=llm_model)
+                             min_score=min_score, llm_model=llm_model, rerank_model=rerank_model)
     from rag.index import Index, limit_threads
     from rag.render import err, show_answer, sources_block
 
@@ -198,10 +205,11 @@ def ask(question, top_k, mode, min_score, llm_model, no_llm, as_json, plain, ind
 @click.option("--no-llm", is_flag=True, help="Extractive answers only; never contact a server.")
 @index_options
 @embed_option
-def chat(top_k, mode, min_score, llm_model, no_llm, index, index_dir, embed_model):
+@rerank_option
+def chat(top_k, mode, min_score, llm_model, no_llm, index, index_dir, embed_model, rerank_model):
     """An interactive conversation over the index (/help for commands)."""
     settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model, top_k=top_k,
-                             min_score=min_score, llm_model=llm_model)
+                             min_score=min_score, llm_model=llm_model, rerank_model=rerank_model)
     from rag.chat import run_chat
     from rag.index import Index, limit_threads
 
@@ -275,7 +283,8 @@ def rm(paths, as_json, index, index_dir):
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @index_options
 @embed_option
-def evaluate(questions, beir_dir, split, top_k, mode, as_json, index, index_dir, embed_model):
+@rerank_option
+def evaluate(questions, beir_dir, split, top_k, mode, as_json, index, index_dir, embed_model, rerank_model):
     """Measure retrieval: hit@k, MRR@k, recall@k on QUESTIONS.jsonl, or BEIR metrics with --beir.
 
     \b
@@ -286,7 +295,8 @@ def evaluate(questions, beir_dir, split, top_k, mode, as_json, index, index_dir,
         raise click.UsageError("give either QUESTIONS.jsonl or --beir DIR")
     from rag.index import Index, limit_threads
 
-    settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model, top_k=top_k)
+    settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model, top_k=top_k,
+                             rerank_model=rerank_model)
     with Index.open(settings) as idx:
         limit_threads(settings.query_threads)
         if beir_dir is not None:
@@ -308,12 +318,13 @@ def evaluate(questions, beir_dir, split, top_k, mode, as_json, index, index_dir,
 @main.command()
 @index_options
 @embed_option
-def mcp(index, index_dir, embed_model):
+@rerank_option
+def mcp(index, index_dir, embed_model, rerank_model):
     """Serve the index to AI agents over MCP (stdio): search, ask, list_documents, index_status."""
     from rag.index import Index, limit_threads
     from rag.mcp_server import run_mcp
 
-    settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model)
+    settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model, rerank_model=rerank_model)
     with Index.open(settings) as idx:  # a missing index is an error now, before the client connects
         limit_threads(settings.query_threads)
         run_mcp(idx)
@@ -326,7 +337,8 @@ def mcp(index, index_dir, embed_model):
               help="Require `Authorization: Bearer KEY` on every request.")
 @index_options
 @embed_option
-def serve(host, port, api_key, index, index_dir, embed_model):
+@rerank_option
+def serve(host, port, api_key, index, index_dir, embed_model, rerank_model):
     """Serve an OpenAI-compatible API (/v1/chat/completions, /v1/search) and a web chat at /.
 
     `model` in a request names the index (a folder under --index-dir); --index answers requests naming none.
@@ -334,7 +346,7 @@ def serve(host, port, api_key, index, index_dir, embed_model):
     from rag.index import limit_threads
     from rag.serve import serve as run_server
 
-    settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model)
+    settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model, rerank_model=rerank_model)
     limit_threads(settings.query_threads)
     run_server(settings, host=host, port=port, api_key=api_key or None)
 

@@ -42,6 +42,7 @@ class Settings:
     temperature: float | None = None  # None: not sent, the server's default
     max_tokens: int | None = None  # None: not sent
     query_threads: int = 1  # torch/FAISS threads for answering; see rag.index.limit_threads
+    rerank_model: str | None = None  # a local CrossEncoder folder re-scoring the top candidates (rag.rerank)
     ray_address: str | None = None  # ingest on a Ray cluster: local, auto or HOST:PORT (ingest/distributed.py)
     # chat's readline history: the user's questions stay out of the index folder (which gets shared)
     history_file: Path = Path("~/.local/state/rag/chat_history").expanduser()
@@ -102,6 +103,7 @@ ENV: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "RAG_TEMPERATURE": ("temperature", _float),
     "RAG_MAX_TOKENS": ("max_tokens", _int),
     "RAG_QUERY_THREADS": ("query_threads", _int),
+    "RAG_RERANK_MODEL": ("rerank_model", _text),
     "RAG_RAY_ADDRESS": ("ray_address", _text),
 }
 ENV_KEYS = tuple(ENV)
@@ -172,6 +174,11 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"RAG_TEMPERATURE must be between 0 and 2 (got {settings.temperature})")
     if settings.query_threads < 1:
         raise ConfigError(f"RAG_QUERY_THREADS must be at least 1 (got {settings.query_threads})")
+    if settings.rerank_model and not Path(settings.rerank_model).expanduser().is_dir():
+        raise ConfigError(
+            f"rerank model {settings.rerank_model} is not a folder: set --rerank-model/RAG_RERANK_MODEL to a "
+            f"local sentence-transformers CrossEncoder folder, or leave it unset"
+        )
     name = settings.index
     if not name or "/" in name or "\\" in name or name.startswith("."):
         raise ConfigError(f"index name {name!r} must be a plain folder name such as 'default'")

@@ -99,15 +99,17 @@ def fuse(
 class Retriever:
     """Holds the store, the embedder and the vector index, loaded once for many questions."""
 
-    def __init__(self, store: Store, embedder, vectors, dim: int):
+    def __init__(self, store: Store, embedder, vectors, dim: int, reranker=None):
         self.store = store
         self.embedder = embedder
         self.vectors = vectors
         self.dim = dim
+        self.reranker = reranker  # rag.rerank.CrossEncoderReranker, or None
 
     @classmethod
     def open(cls, settings: Settings, store: Store | None = None, embedder=None) -> "Retriever":
-        """Open for questions; the embedder defaults to the index's model on `settings.query_threads`."""
+        """Open for questions; the embedder defaults to the index's model on `settings.query_threads`,
+        and `settings.rerank_model` adds the second stage."""
         from rag import vectors as vector_index
         from rag.embedder import model_id
 
@@ -125,7 +127,12 @@ class Retriever:
 
             embedder = get_embedder(settings.embed_model, store.get_meta("embed_runtime") or "torch")
         dim = int(store.get_meta("dim") or embedder.dim)
-        return cls(store, embedder, vector_index.open_vectors(store, dim), dim)
+        reranker = None
+        if settings.rerank_model:
+            from rag.rerank import CrossEncoderReranker
+
+            reranker = CrossEncoderReranker(settings.rerank_model, threads=settings.query_threads)
+        return cls(store, embedder, vector_index.open_vectors(store, dim), dim, reranker)
 
     def refresh(self) -> None:
         """Pick up what an ingest committed since we opened (a long chat session)."""
@@ -165,9 +172,13 @@ class Retriever:
         else:
             self._add_similarity(similarity, [cid for cid, _ in keyword], query_vector)
             scored = fuse(dense, keyword, similarity, keyword_complete=len(keyword) < fetch)
-        ranked = sorted(scored, key=lambda cid: -scored[cid])[:top_k]
+        ranked = sorted(scored, key=lambda cid: -scored[cid])
+        if self.reranker is not None:
+            ranked, scored, rows = self._rerank(question, ranked, top_k)
+        else:
+            ranked = ranked[:top_k]
+            rows = self.store.chunks(ranked)
         self._add_similarity(similarity, ranked, query_vector)
-        rows = self.store.chunks(ranked)
         roots = self.store.roots()
         hits = [
             Hit(
@@ -197,4 +208,16 @@ class Retriever:
             best_similarity=best,
             seconds=time.perf_counter() - started,
             min_score=min_score,
+            reranked_by=self.reranker.name if self.reranker is not None else None,
         )
+
+    def _rerank(self, question: str, ranked: list[int], top_k: int):
+        """The cross-encoder's order of the first stage's top candidates, cut to top_k."""
+        from rag.rerank import DEPTH, passage_text
+
+        pool = ranked[:max(top_k, DEPTH)]
+        rows = self.store.chunks(pool)
+        pool = [cid for cid in pool if cid in rows]
+        scores = self.reranker.scores(question, [passage_text(rows[cid].heading, rows[cid].text) for cid in pool])
+        scored = dict(zip(pool, scores))
+        return sorted(pool, key=lambda cid: -scored[cid])[:top_k], scored, rows
