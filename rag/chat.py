@@ -188,7 +188,8 @@ def _line_reader(interactive: bool, history_path: Path) -> Callable[[], str]:
 def run_chat(index: Index, mode: Mode = "hybrid", use_llm: bool = True) -> None:
     llm = index.llm() if use_llm else None
     chat = Chat(index, llm, mode, sys.stdout, sys.stderr)
-    index.retriever()  # load the model before the first prompt, not after the first question
+    index.retriever()  # the vector file, and
+    index.embedder().load()  # the model (lazy until now), before the first prompt, not after the first question
     interactive = sys.stdin.isatty()
     documents = len(index.documents())
     where = display_path(str(index.path))

@@ -195,8 +195,7 @@ def ask(question, top_k, mode, min_score, llm_model, no_llm, as_json, plain, ind
             "for a local server (Ollama, llama.cpp), to get written answers")
     retrieval = stream.retrieval
     if retrieval.below_cutoff:
-        err(f"hint: the best passage scored {retrieval.best_similarity:.2f}, under the cut-off "
-            f"{retrieval.min_score:.2f} (--min-score)")
+        err(f"hint: {retrieval.cutoff_reason}")
 
 
 @main.command()

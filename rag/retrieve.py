@@ -10,7 +10,7 @@ error code, a function name) weighs a lot, a flat list of chunks sharing common 
 weighs little. On six labelled sets (one kept aside while choosing) it beat RRF (k=60) on MRR@5
 on all but Git's, and lost hit@5 on none (bench/quality.py; README, Performance). Each leg
 overfetches (10x top-k, at least 50) before fusing. The relevance cut-off reads the cosine
-similarity of the best hit: below `min_score`, nothing is relevant.
+similarity of the best hit and, in hybrid mode, whether the legs agree (rag.relevance).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import numpy as np
 
 from rag.config import Mode, Settings
 from rag.errors import IndexMismatch, RagError
+from rag.relevance import agreement, judge
 from rag.store import Store, label_for
 from rag.text import STOPWORDS, WORD, readable
 from rag.types import Hit, Retrieval
@@ -31,6 +32,7 @@ from rag.types import Hit, Retrieval
 OVERFETCH = 10
 MIN_FETCH = 50
 FUSION_WINDOW = 50  # hits per leg that set its mean and spread, whatever top-k is
+DOCUMENT_WEIGHT = 0.5  # share of a chunk's hybrid score that is its document's best evidence
 
 # Words joined by - . / are searched as one phrase. When the joined word holds a digit (part
 # numbers, versions: "KX-1187", "3.11") only the phrase counts: the pieces alone would let
@@ -65,13 +67,13 @@ def _mean_and_spread(scores: list[float], pad_to: int = 0) -> tuple[float, float
     return mean, spread or 1.0  # all alike: nothing stands out
 
 
-def fuse(
+def standardize(
     dense: list[tuple[int, float]],
     keyword: list[tuple[int, float]],
     cosine: dict[int, float],
     keyword_complete: bool = False,
-) -> dict[int, float]:
-    """Equal-weight z-score fusion of two best-first (chunk id, score) lists.
+) -> dict[int, tuple[float, float]]:
+    """Each chunk's (dense, keyword) score in standard deviations above its leg's top-results mean.
 
     `cosine` holds the query similarity of every chunk in either list; a chunk without one (deleted
     since the vectors were built) is left out. `keyword_complete` says the keyword list holds every
@@ -85,14 +87,46 @@ def fuse(
             [score for _, score in keyword], pad_to=FUSION_WINDOW if keyword_complete else 0
         )
         floor = 0.0 if keyword_complete else min(bm25.values())  # BM25 outside a cut list is at most its last
-    fused: dict[int, float] = {}
+    parts: dict[int, tuple[float, float]] = {}
     for cid in dict.fromkeys([cid for cid, _ in dense] + [cid for cid, _ in keyword]):
         if cid not in cosine:
             continue
-        score = (cosine[cid] - dense_mean) / dense_spread
-        if keyword:
-            score += (bm25.get(cid, floor) - keyword_mean) / keyword_spread
-        fused[cid] = score / 2
+        keyword_z = (bm25.get(cid, floor) - keyword_mean) / keyword_spread if keyword else 0.0
+        parts[cid] = ((cosine[cid] - dense_mean) / dense_spread, keyword_z)
+    return parts
+
+
+def fuse(
+    dense: list[tuple[int, float]],
+    keyword: list[tuple[int, float]],
+    cosine: dict[int, float],
+    keyword_complete: bool = False,
+    documents: dict[int, int] | None = None,
+) -> dict[int, float]:
+    """Equal-weight z-score fusion of two best-first (chunk id, score) lists.
+
+    With `documents` (chunk id -> document id), each document's best chunk scores half its own and
+    half its document's: the document's best dense score and best keyword score, whichever chunks
+    they come from. A document whose passages both legs find (one by meaning, another by its
+    words) then ranks above one that only a single leg likes; its other chunks keep their own
+    score, so one document does not crowd the others out of the top k.
+    """
+    parts = standardize(dense, keyword, cosine, keyword_complete)
+    fused = {cid: (d + k) / 2 for cid, (d, k) in parts.items()}
+    if not documents:
+        return fused
+    best_dense: dict[int, float] = {}
+    best_keyword: dict[int, float] = {}
+    best_chunk: dict[int, int] = {}
+    for cid, (d, k) in parts.items():
+        doc = documents.get(cid, -cid)  # unknown (deleted since): a document of its own
+        best_dense[doc] = max(best_dense.get(doc, d), d)
+        best_keyword[doc] = max(best_keyword.get(doc, k), k)
+        if doc not in best_chunk or fused[cid] > fused[best_chunk[doc]]:
+            best_chunk[doc] = cid
+    for doc, cid in best_chunk.items():
+        evidence = (best_dense[doc] + best_keyword[doc]) / 2
+        fused[cid] = (1 - DOCUMENT_WEIGHT) * fused[cid] + DOCUMENT_WEIGHT * evidence
     return fused
 
 
@@ -171,7 +205,9 @@ class Retriever:
             scored = dict(keyword)
         else:
             self._add_similarity(similarity, [cid for cid, _ in keyword], query_vector)
-            scored = fuse(dense, keyword, similarity, keyword_complete=len(keyword) < fetch)
+            candidates = list(dict.fromkeys([cid for cid, _ in dense] + [cid for cid, _ in keyword]))
+            scored = fuse(dense, keyword, similarity, keyword_complete=len(keyword) < fetch,
+                          documents=self.store.document_ids(candidates))
         ranked = sorted(scored, key=lambda cid: -scored[cid])
         if self.reranker is not None:
             ranked, scored, rows = self._rerank(question, ranked, top_k)
@@ -199,7 +235,9 @@ class Retriever:
             if cid in rows  # a chunk deleted by a concurrent ingest since the vectors were built
         ]
         best = max((h.similarity for h in hits), default=None)
-        below = bool(hits) and min_score is not None and best is not None and best < min_score
+        shared = agreement([cid for cid, _ in dense], [cid for cid, _ in keyword]) if mode == "hybrid" else None
+        verdict = judge(best, min_score, shared)
+        below = bool(hits) and not verdict.covered
         return Retrieval(
             question=question,
             mode=mode,
@@ -208,6 +246,7 @@ class Retriever:
             best_similarity=best,
             seconds=time.perf_counter() - started,
             min_score=min_score,
+            cutoff_reason=verdict.reason if below else "",
             reranked_by=self.reranker.name if self.reranker is not None else None,
         )
 

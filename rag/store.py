@@ -306,6 +306,15 @@ class Store:
         )
         return {row[0]: StoredChunk(*row) for row in rows}
 
+    def document_ids(self, ids: Sequence[int]) -> dict[int, int]:
+        """chunk id -> its document's id."""
+        if not ids:
+            return {}
+        rows = self.conn.execute(
+            "SELECT id, document_id FROM chunks WHERE id IN (SELECT value FROM json_each(?))", (_id_list(ids),)
+        )
+        return dict(rows.fetchall())
+
     def embeddings(self, ids: Sequence[int], dim: int) -> dict[int, np.ndarray]:
         if not ids:
             return {}

@@ -91,6 +91,7 @@ class Retrieval:
     best_similarity: float | None
     seconds: float
     min_score: float | None = None  # the cut-off the hits passed
+    cutoff_reason: str = ""  # why nothing counted as relevant (below_cutoff), in words
     reranked_by: str | None = None  # the cross-encoder that ordered the hits (rag.rerank), if any
 
 

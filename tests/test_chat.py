@@ -180,3 +180,23 @@ def test_history_stays_bounded_in_long_sessions():
     assert len(messages) == 2 * HISTORY_TURNS
     assert all(len(m["content"]) <= 1600 for m in messages)
     assert len(conversation.turns) <= 2 * HISTORY_TURNS
+
+
+def test_the_model_is_loaded_before_the_first_prompt(workdir, monkeypatch):
+    """The greeting means "ready": the model loads before it, not when the first question arrives
+    (Embedder is lazy, and opening the retriever alone does not load it)."""
+    from rag.embedder import Embedder
+
+    events: list[str] = []
+    real_load = Embedder.load
+
+    def load(self):
+        events.append("model loaded")
+        return real_load(self)
+
+    monkeypatch.setattr(Embedder, "load", load)
+    monkeypatch.setattr("rag.chat.Chat.warn", lambda self, text: events.append(f"said: {text[:20]}"))
+    result = chat_in_process(workdir, [])
+
+    assert result.exit_code == 0, result.output
+    assert events and events[0] == "model loaded", events

@@ -216,6 +216,26 @@ def test_fusion_leaves_out_a_chunk_without_a_vector():
     assert set(fused) == {1}
 
 
+def test_a_documents_best_chunk_gains_from_its_other_chunks_evidence():
+    # document 10 has one chunk the dense leg likes (1) and another the keyword leg likes (2);
+    # document 20's chunk (3) is second in both legs and wins on its own
+    dense = [(1, 0.90), (3, 0.70), (2, 0.45), (4, 0.40), (5, 0.38)]
+    keyword = [(2, 10.0), (3, 7.0), (4, 3.0), (5, 2.0), (1, 1.0)]
+    cosine = dict(dense)
+    documents = {1: 10, 2: 10, 3: 20, 4: 30, 5: 40}
+
+    plain = fuse(dense, keyword, cosine)
+    with_documents = fuse(dense, keyword, cosine, documents=documents)
+
+    assert max(plain, key=plain.get) == 3
+    assert max(with_documents, key=with_documents.get) in (1, 2)  # document 10 first
+    best_of_10 = max((1, 2), key=plain.get)
+    other_of_10 = 2 if best_of_10 == 1 else 1
+    assert with_documents[other_of_10] == pytest.approx(plain[other_of_10])  # only the best chunk moves
+    assert with_documents[3] == pytest.approx(plain[3])  # a one-chunk document is its own best evidence
+    assert with_documents[4] == pytest.approx(plain[4])
+
+
 # -- questions that look like FTS5 syntax ----------------------------------------------------
 
 HOSTILE_AROUND_A_WORD = [
@@ -303,6 +323,36 @@ def test_on_topic_questions_pass_the_default_cut_off(retriever, question):
 
     assert result.hits
     assert not result.below_cutoff
+
+
+def test_the_cut_off_says_why(retriever):
+    result = retriever.search(OFF_TOPIC, top_k=5, mode="hybrid", min_score=DEFAULT_MIN_SCORE)
+
+    assert "under the cut-off" in result.cutoff_reason
+    assert retriever.search("When should I prune roses?", top_k=5, min_score=DEFAULT_MIN_SCORE).cutoff_reason == ""
+
+
+def test_in_the_grey_zone_the_keyword_leg_must_corroborate():
+    from rag.relevance import CORROBORATED, judge
+
+    floor = DEFAULT_MIN_SCORE
+    grey = (floor + CORROBORATED) / 2
+    assert not judge(floor - 0.01, floor, shared=3).covered  # under the floor: nothing helps
+    assert not judge(grey, floor, shared=0).covered  # weak and the legs share nothing
+    assert "top 10" in judge(grey, floor, shared=0).reason
+    assert judge(grey, floor, shared=1).covered  # weak, but one chunk is in both legs' top 10
+    assert judge(CORROBORATED, floor, shared=0).covered  # strong enough alone
+    assert judge(grey, floor, shared=None).covered  # one leg ran (dense or keyword mode): the floor only
+    assert judge(-0.5, 0.0, shared=0).covered  # a floor of 0 turns the cut-off off
+    assert judge(0.1, None, shared=0).covered  # no cut-off asked for (evaluation)
+
+
+def test_agreement_counts_chunks_in_both_legs_top_ten():
+    from rag.relevance import agreement
+
+    assert agreement(list(range(20)), list(range(5, 25))) == 5
+    assert agreement(list(range(20)), list(range(10, 30))) == 0  # shared, but not in both top tens
+    assert agreement([1, 2], []) == 0
 
 
 def test_without_a_cut_off_an_off_topic_question_still_gets_the_nearest_passages(retriever):
