@@ -145,7 +145,25 @@ class Index:
             finally:
                 if reader is not None:
                     reader.close()
+            self._calibrate(embedder)
         return report
+
+    def _calibrate(self, embedder) -> None:
+        """Re-measure the relevance cut-off's calibration (rag.relevance) once the index changed."""
+        from rag.relevance import META_KEY, Calibration
+        from rag.retrieve import Retriever
+
+        store = self.store
+        if store.chunk_count() == 0:
+            return
+        current = Calibration.from_json(store.get_meta(META_KEY))
+        if current is not None and current.generation == store.generation:
+            return
+        calibration = Retriever.open(self.settings, store, embedder).measure_calibration()
+        with store.transaction(bump=False):
+            store.set_meta(META_KEY, calibration.to_json())
+        if self._retriever is not None:
+            self._retriever.calibration = calibration
 
     @staticmethod
     def _ray_reader(address: str, embedder, chunking: ChunkSettings):
@@ -291,12 +309,15 @@ class Index:
         return get_embedder(self.settings.embed_model, self._runtime(query=False).name)
 
     def _runtime(self, query: bool):
-        """The index's recorded runtime once it holds vectors: always for questions, and for an
-        ingest unless another is asked for (which the ingest then refuses); else the setting."""
-        from rag.runtimes import parse_runtime
+        """For an ingest: the index's recorded runtime once it holds vectors, unless another is
+        asked for (which the ingest then refuses); else the setting. For questions: the query
+        runtime for the recorded one (rag.runtimes.query_runtime)."""
+        from rag.runtimes import parse_runtime, query_runtime
 
         if self._store is not None and self._store.chunk_count():
             stored = parse_runtime(self._store.get_meta("embed_runtime") or "torch")  # older indexes: torch
-            if query or self.settings.embed_backend.strip().lower() == "auto":
+            if query:
+                return query_runtime(stored)
+            if self.settings.embed_backend.strip().lower() == "auto":
                 return stored
         return parse_runtime(self.settings.embed_backend)

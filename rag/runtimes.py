@@ -3,7 +3,8 @@
 Owns the names a user types (`--embed-backend` / RAG_EMBED_BACKEND) and what "auto" means. The
 invariant: every name resolves to exactly one `Runtime`, whose `.name` (e.g. "onnx-int8") is what
 an index records beside the model id; two names that resolve to the same runtime produce the same
-vectors, and different runtimes never share an index.
+vectors, and an index's vectors all come from one runtime (an ingest in another is refused).
+Questions are another matter (`query_runtime`): every fp32 runtime embeds them alike.
 """
 
 from __future__ import annotations
@@ -19,17 +20,20 @@ Precision = Literal["fp32", "int8"]
 BACKENDS: tuple[Backend, ...] = ("torch", "onnx", "openvino")
 # torch runs fp32 only: int8 is what the exported runtimes are for.
 RUNTIME_NAMES = ("torch", "onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-int8")
-# What "auto" resolves to: among the runtimes whose hit@5 and MRR@5 stay within 0.01 of torch fp32
-# on every labelled set (measured 2026-12-01, bench/quality.py on rintro_dev and git_dev), the one
-# that answers fastest. Both int8 runtimes fail the bar: on rintro_dev each loses one dense hit@5
-# (0.92 vs 0.96) and onnx-int8 0.02 of hybrid MRR@5; on git_dev openvino-int8 loses one hybrid hit@5
-# (0.775 vs 0.800). onnx-fp32 and openvino-fp32 score exactly as torch. onnx-fp32 meets the query
-# targets (cold `rag ask --no-llm` 0.89 s, warm query 4.8 ms; bench/latency.py) where openvino-fp32
-# does not (1.10 s, 10.9 ms), though OpenVINO embeds documents faster (1.31x torch against 1.06x).
-# Change it only by re-measuring every set.
-AUTO_RUNTIME = "onnx-fp32"
-
-
+# What "auto" resolves to for a new index: among the runtimes whose hit@5 and MRR@5 stay within
+# 0.01 of torch fp32 on every labelled set (measured 2026-12-01, bench/quality.py on rintro_dev
+# and git_dev), the one that ingests fastest. Both int8 runtimes fail the bar: on rintro_dev each
+# loses one dense hit@5 (0.92 vs 0.96) and onnx-int8 0.02 of hybrid MRR@5; on git_dev
+# openvino-int8 loses one hybrid hit@5 (0.775 vs 0.800). onnx-fp32 and openvino-fp32 score exactly
+# as torch. On the Python howto pages (bench/ingest.py, 2026-12-02, one run) `rag ingest` took
+# 43.0 s on openvino-fp32, 76.7 s on onnx-fp32, 77.4 s on torch. Change it only by re-measuring.
+AUTO_RUNTIME = "openvino-fp32"
+# Questions on any fp32 index go through this runtime: fp32 vectors of the same weights agree
+# across runtimes above cosine 0.9999 (tests/test_embedder.py), so the choice is only speed, and
+# ONNX Runtime starts fastest (cold `rag ask --no-llm` 0.89 s against OpenVINO's 1.10 s and
+# torch's 12.4 s; warm query 4.8 ms; bench/latency.py). An int8 index is asked through its own
+# runtime: int8 vectors differ from fp32 ones by up to 0.05 of cosine.
+QUERY_FP32 = "onnx-fp32"
 @dataclass(frozen=True)
 class Runtime:
     backend: Backend
@@ -58,3 +62,8 @@ def parse_runtime(text: str) -> Runtime:
             f"unknown embedding backend {text!r}: use auto, {', '.join(RUNTIME_NAMES)} (RAG_EMBED_BACKEND / --embed-backend)"
         )
     return Runtime(backend, precision)  # type: ignore[arg-type]
+
+
+def query_runtime(built_with: Runtime) -> Runtime:
+    """The runtime questions go through on an index whose vectors `built_with` made."""
+    return parse_runtime(QUERY_FP32) if built_with.precision == "fp32" else built_with

@@ -147,3 +147,34 @@ def test_an_unwritable_model_cache_is_one_clear_error(tmp_path):
         Embedder(MODEL, "onnx-int8", cache_dir=blocker / "models").load()
     assert str(caught.value).startswith(f"cannot write the model cache at {blocker / 'models'} (")
     assert str(caught.value).endswith("set RAG_CACHE_DIR to a writable folder, or use --embed-backend torch")
+
+
+def test_questions_on_any_fp32_index_go_through_onnx_and_int8_indexes_through_their_own():
+    from rag.runtimes import parse_runtime, query_runtime
+
+    for built_with in ("torch", "onnx-fp32", "openvino-fp32"):
+        assert query_runtime(parse_runtime(built_with)).name == "onnx-fp32"
+    for built_with in ("onnx-int8", "openvino-int8"):
+        assert query_runtime(parse_runtime(built_with)).name == built_with
+
+
+def test_an_openvino_index_asked_through_onnx_finds_what_openvino_finds(tmp_path):
+    from rag import Index, Settings
+    from rag.embedder import get_embedder
+    from rag.retrieve import Retriever
+    from tests.conftest import make_corpus
+
+    folder = make_corpus(tmp_path / "corpus")
+    settings = Settings(index_dir=tmp_path / "indexes", embed_backend="openvino-fp32")
+    questions = ["How long do I bake sourdough?", "what's the biggest world orbiting the sun", "grinding fan"]
+    with Index.open(settings, create=True) as idx:
+        idx.ingest([folder])
+        assert idx.status().runtime == "openvino-fp32"
+        assert idx.embedder().runtime == "onnx-fp32"
+        asked = [idx.search(q, top_k=5, mode="dense") for q in questions]
+        own = Retriever.open(settings, idx.store, get_embedder("all-MiniLM-L6-v2", "openvino-fp32"))
+        for question, result in zip(questions, asked):
+            reference = own.search(question, 5, "dense")
+            assert [h.chunk_id for h in result.hits] == [h.chunk_id for h in reference.hits]
+            for a, b in zip(result.hits, reference.hits):
+                assert a.similarity == pytest.approx(b.similarity, abs=1e-4)

@@ -297,7 +297,8 @@ def test_rag_ask_on_an_index_of_the_default_runtime_loads_no_torch(tmp_path):
     result = CliRunner().invoke(main, ["ingest", str(notes), "--index-dir", str(tmp_path / "ix")])
     assert result.exit_code == 0, result.output
     with Index.open(Settings(index_dir=tmp_path / "ix")) as index:
-        assert index.status().runtime == "onnx-fp32"  # what auto means (rag/runtimes.py)
+        assert index.status().runtime == "openvino-fp32"  # what auto means for an ingest (rag/runtimes.py)
+        assert index.embedder().runtime == "onnx-fp32"  # and questions go through ONNX Runtime
 
     asked = subprocess.run([sys.executable, "-c", ASK_AND_LIST_MODULES, str(tmp_path / "ix")], cwd=tmp_path,
                            capture_output=True, text=True, timeout=300)
@@ -305,3 +306,30 @@ def test_rag_ask_on_an_index_of_the_default_runtime_loads_no_torch(tmp_path):
     assert asked.returncode == 0, asked.stderr
     assert "Phobos" in asked.stdout
     assert asked.stdout.strip().endswith("LOADED []")
+
+
+def test_an_ingest_that_changes_the_index_recalibrates_the_cut_off(tmp_path, embedder):
+    from rag import Index, Settings
+    from rag.relevance import META_KEY, PROBES, Calibration
+    from tests.conftest import make_corpus
+
+    folder = make_corpus(tmp_path / "corpus")
+    settings = Settings(index_dir=tmp_path / "indexes", embed_backend="torch")
+    with Index.open(settings, create=True) as idx:
+        idx.ingest([folder])
+        first = Calibration.from_json(idx.store.get_meta(META_KEY))
+        assert first is not None and first.probes == len(PROBES)
+        assert first.generation == idx.store.generation
+        assert 0 < first.spread < first.median < 0.5  # everyday probes barely match kitchen notes and error codes
+        assert idx.retriever().calibration == first  # the searching side reads the same
+
+        idx.ingest([folder])  # unchanged: nothing to re-measure
+        assert Calibration.from_json(idx.store.get_meta(META_KEY)) == first
+
+        (folder / "travel.md").write_text("# Travel\n\nA flight from London to Sydney takes about a day, "
+                                          "with one stop in Singapore or Dubai.\n", encoding="utf-8")
+        idx.ingest([folder])
+        second = Calibration.from_json(idx.store.get_meta(META_KEY))
+        assert second.generation == idx.store.generation > first.generation
+        assert second.median != first.median  # a probe asks about that flight
+        assert idx.retriever().calibration == second

@@ -332,19 +332,48 @@ def test_the_cut_off_says_why(retriever):
     assert retriever.search("When should I prune roses?", top_k=5, min_score=DEFAULT_MIN_SCORE).cutoff_reason == ""
 
 
-def test_in_the_grey_zone_the_keyword_leg_must_corroborate():
-    from rag.relevance import CORROBORATED, judge
+def test_without_a_calibration_the_keyword_leg_must_corroborate_a_weak_match():
+    from rag.relevance import FALLBACK_CORROBORATED, judge
 
     floor = DEFAULT_MIN_SCORE
-    grey = (floor + CORROBORATED) / 2
+    grey = (floor + FALLBACK_CORROBORATED) / 2
     assert not judge(floor - 0.01, floor, shared=3).covered  # under the floor: nothing helps
     assert not judge(grey, floor, shared=0).covered  # weak and the legs share nothing
     assert "top 10" in judge(grey, floor, shared=0).reason
     assert judge(grey, floor, shared=1).covered  # weak, but one chunk is in both legs' top 10
-    assert judge(CORROBORATED, floor, shared=0).covered  # strong enough alone
+    assert judge(FALLBACK_CORROBORATED, floor, shared=0).covered  # strong enough alone
     assert judge(grey, floor, shared=None).covered  # one leg ran (dense or keyword mode): the floor only
     assert judge(-0.5, 0.0, shared=0).covered  # a floor of 0 turns the cut-off off
     assert judge(0.1, None, shared=0).covered  # no cut-off asked for (evaluation)
+
+
+def test_a_calibrated_index_cuts_what_scores_like_its_unrelated_probes():
+    from rag.relevance import CORROBORATED_SPREADS, FLOOR_SPREADS, calibrate, judge
+
+    # a broad corpus: unrelated questions already reach about 0.3
+    calibration = calibrate([0.24, 0.26, 0.28, 0.30, 0.30, 0.32, 0.34, 0.36, 0.60], generation=7)
+    assert calibration.median == pytest.approx(0.30)
+    assert calibration.spread == pytest.approx(1.4826 * 0.04)  # the one covered probe (0.60) hardly counts
+    floor = calibration.cosine(FLOOR_SPREADS)
+    corroborated = calibration.cosine(CORROBORATED_SPREADS)
+
+    assert not judge(floor - 0.01, 0.2, shared=5, calibration=calibration).covered
+    assert "does not cover" in judge(floor - 0.01, 0.2, shared=5, calibration=calibration).reason
+    between = (floor + corroborated) / 2
+    assert not judge(between, 0.2, shared=0, calibration=calibration).covered
+    assert judge(between, 0.2, shared=2, calibration=calibration).covered
+    assert judge(between, 0.2, shared=None, calibration=calibration).covered  # one leg: no agreement asked
+    assert judge(corroborated + 0.01, 0.2, shared=0, calibration=calibration).covered
+    assert not judge(0.15, 0.2, shared=5, calibration=calibration).covered  # the user's floor still holds
+    assert judge(0.1, 0.0, shared=0, calibration=calibration).covered  # --min-score 0: off
+
+
+def test_a_damaged_calibration_is_ignored():
+    from rag.relevance import Calibration
+
+    assert Calibration.from_json("{not json") is None
+    assert Calibration.from_json('{"median": 0.2}') is None
+    assert Calibration.from_json(None) is None
 
 
 def test_agreement_counts_chunks_in_both_legs_top_ten():
