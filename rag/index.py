@@ -145,11 +145,13 @@ class Index:
             finally:
                 if reader is not None:
                     reader.close()
-            self._calibrate(embedder)
+            changed = bool(report.added or report.updated or report.removed)
+            self._calibrate(embedder, changed)
         return report
 
-    def _calibrate(self, embedder) -> None:
-        """Re-measure the relevance cut-off's calibration (rag.relevance) once the index changed."""
+    def _calibrate(self, embedder, changed: bool) -> None:
+        """Re-measure the relevance cut-off's calibration (rag.relevance) when the ingest changed
+        the index, or once for an index that has none (built by an older rag)."""
         from rag.relevance import META_KEY, Calibration
         from rag.retrieve import Retriever
 
@@ -157,7 +159,7 @@ class Index:
         if store.chunk_count() == 0:
             return
         current = Calibration.from_json(store.get_meta(META_KEY))
-        if current is not None and current.generation == store.generation:
+        if current is not None and (not changed or current.generation == store.generation):
             return
         calibration = Retriever.open(self.settings, store, embedder).measure_calibration()
         with store.transaction(bump=False):

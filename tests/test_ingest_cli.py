@@ -31,10 +31,12 @@ def error_lines(stderr: str) -> list[str]:
 
 def build_index(root: Path, embedder) -> Path:
     """The notes corpus under root/notes, indexed in process into root/indexes/default."""
+    from rag import Index, Settings
+
     folder = make_notes(root / "notes")
-    store = Store.open(root / INDEX, create=True)
-    assert run_ingest([folder], store, embedder, ChunkSettings()).ok
-    store.close()
+    with Index.open(Settings(index_dir=(root / INDEX).parent, index=(root / INDEX).name, embed_backend="torch"),
+                    create=True) as idx:
+        assert idx.ingest([folder]).ok  # calibrates the cut-off too, as `rag ingest` does
     return folder
 
 
