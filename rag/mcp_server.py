@@ -76,13 +76,15 @@ def build_server(index: "Index"):
 
         Each passage has `path` (relative to the folder that was ingested), `page` (PDF page, when
         there is one), `heading` (the section path), `score` and `text`. `below_cutoff` true means
-        something was found but nothing relevant enough: the documents probably do not cover it.
+        something was found but nothing relevant enough: the documents probably do not cover it
+        (`cutoff_reason` says why).
         """
         try:
             retrieval = index.search(checked(query, "query"), top_k=k, mode=mode)
         except RagError as exc:
             raise ToolError(str(exc)) from exc
         return {"query": query, "mode": mode, "below_cutoff": retrieval.below_cutoff,
+                "cutoff_reason": retrieval.cutoff_reason,
                 "passages": [passage(n, h) for n, h in enumerate(retrieval.hits, start=1)]}
 
     @server.tool(annotations=_read_only())

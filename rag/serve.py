@@ -136,6 +136,7 @@ def create_app(settings: Settings, api_key: str | None = None, limits: Limits = 
         retrieval = await run_in_threadpool(partial(index.search, query, top_k=top_k, mode=mode))
         return JSONResponse({
             "index": name, "query": query, "mode": mode, "below_cutoff": retrieval.below_cutoff,
+            "cutoff_reason": retrieval.cutoff_reason,
             "seconds": round(retrieval.seconds, 4),
             "hits": [passage(n, h) for n, h in enumerate(retrieval.hits, start=1)],
         })

@@ -87,6 +87,14 @@ def test_search_returns_ranked_passages_with_relative_paths(mcp):
     assert not any(p["path"].startswith("/") for p in passages)
 
 
+def test_an_off_topic_search_says_why_nothing_is_relevant(mcp):
+    data = mcp.data("search", {"query": "What is the capital of Mongolia's cricket team coach?"})
+    assert data["below_cutoff"] and data["passages"] == []
+    assert "scored" in data["cutoff_reason"]
+    covered = mcp.data("search", {"query": "What code means the upload quota is exhausted?"})
+    assert not covered["below_cutoff"] and covered["cutoff_reason"] == ""
+
+
 def test_search_carries_the_pdf_page(mcp):
     passages = mcp.data("search", {"query": "grinding noise from the fan", "k": 1, "mode": "keyword"})["passages"]
     assert passages[0]["path"] == "corpus/manual.pdf"

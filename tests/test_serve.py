@@ -157,6 +157,13 @@ def test_search_returns_ranked_passages_as_json(plain):
     assert "BK-7" in body["hits"][0]["text"]
 
 
+def test_an_off_topic_search_says_why_nothing_is_relevant(plain):
+    reply = httpx.post(f"{plain.url}/v1/search", json={"query": "What is the capital of Mongolia's cricket team coach?"})
+    body = reply.json()
+    assert body["below_cutoff"] and body["hits"] == []
+    assert "scored" in body["cutoff_reason"]
+
+
 def test_health_names_the_default_index(plain):
     reply = httpx.get(f"{plain.url}/health")
     assert reply.json() == {"status": "ok", "default_index": "default", "indexes": ["default", "other"]}
