@@ -168,7 +168,6 @@ class Retriever:
             )
         if embedder is None:
             from rag.embedder import get_embedder
-
             from rag.runtimes import parse_runtime, query_runtime
 
             built_with = parse_runtime(store.get_meta("embed_runtime") or "torch")  # older indexes: torch
@@ -185,8 +184,11 @@ class Retriever:
         """Pick up what an ingest committed since we opened (a long chat session)."""
         from rag import vectors as vector_index
 
-        if self.vectors.generation != self.store.generation:
+        generation = self.store.generation
+        if self.vectors.generation != generation:
             self.vectors = vector_index.open_vectors(self.store, self.dim)
+        if self.calibration is None or self.calibration.generation != generation:
+            # another process's ingest writes its calibration just after its last batch
             self.calibration = Calibration.from_json(self.store.get_meta(META_KEY))
 
     def measure_calibration(self) -> Calibration:
