@@ -240,8 +240,12 @@ def run_ingest(
             if prune and found.roots:
                 _prune(store, found, known, report)
             vectors.refresh_file(store)
+            # a folder, or a named file now in the index: a path that failed (a device, a
+            # corrupt PDF) leaves no root behind for labels to be relative to
+            roots = [p for p in paths if Path(os.path.abspath(p)) in found.roots
+                     or store.document(os.path.abspath(p)) is not None]
             with store.transaction(bump=False):
-                store.add_roots(paths)
+                store.add_roots(roots)
                 store.set_meta("last_ingest", str(time.time()))
         finally:
             progress.finish()  # a live display must never outlive the run, even on Ctrl-C

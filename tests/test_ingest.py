@@ -558,3 +558,22 @@ def test_torch_embeds_read_in_turn():
     from ingest.pipeline import LocalReader
 
     assert LocalReader(get_embedder("all-MiniLM-L6-v2", "torch"), ChunkSettings()).read_ahead == 0
+
+
+def test_a_named_file_that_fails_leaves_no_root_behind(tmp_path, embedder):
+    """Labels are relative to the ingested roots; a path that failed (here a corrupt PDF named on
+    its own, and a device) must not become one, while a folder and a good named file do."""
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "a.md").write_text("# A\n\nThe kettle needs descaling every month.\n", encoding="utf-8")
+    good = tmp_path / "single.md"
+    good.write_text("# Single\n\nThe toaster crumb tray slides out from the bottom.\n", encoding="utf-8")
+    bad = tmp_path / "broken.pdf"
+    bad.write_bytes(b"%PDF-1.4\n" + bytes(range(256)) * 8)
+    store = Store.open(tmp_path / "index", create=True)
+
+    report = run_ingest([folder, good, bad, Path(os.devnull)], store, embedder, ChunkSettings())
+
+    assert report.added == 2 and len(report.failures) == 2
+    assert store.roots() == [str(folder), str(good)]
+    store.close()
