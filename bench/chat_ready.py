@@ -27,8 +27,9 @@ RAG = Path(sys.executable).parent / "rag"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def read_until(fd: int, marker: bytes, seen: bytearray, deadline: float) -> float:
-    while marker not in seen:
+def read_until(fd: int, marker: bytes, seen: bytearray, deadline: float, count: int = 1) -> float:
+    """Read into `seen` until `marker` has appeared `count` times; the time it did."""
+    while seen.count(marker) < count:
         left = deadline - time.perf_counter()
         if left <= 0:
             raise SystemExit(f"timed out waiting for {marker!r}; got:\n{seen.decode(errors='replace')}")
@@ -39,15 +40,6 @@ def read_until(fd: int, marker: bytes, seen: bytearray, deadline: float) -> floa
             except OSError:
                 raise SystemExit(f"rag chat ended early:\n{seen.decode(errors='replace')}") from None
     return time.perf_counter()
-
-
-def read_until_count(fd: int, marker: bytes, count: int, seen: bytearray, deadline: float) -> None:
-    while seen.count(marker) < count:
-        read_until(fd, marker, seen, deadline)
-        if seen.count(marker) < count:
-            left = deadline - time.perf_counter()
-            if select.select([fd], [], [], max(0.0, left))[0]:
-                seen.extend(os.read(fd, 65536))
 
 
 def one_run(args, env) -> tuple[float, float]:
@@ -61,7 +53,7 @@ def one_run(args, env) -> tuple[float, float]:
         ready = read_until(main, b"Type a question", seen, started + 120) - started
         os.write(main, args.question.encode() + b"\n")
         answered = read_until(main, b"Sources", seen, started + 240) - started
-        read_until_count(main, b"you> ", 2, seen, started + 240)  # the second prompt: the answer is all out
+        read_until(main, b"you> ", seen, started + 240, count=2)  # the second prompt: the answer is all out
         os.write(main, b"\x04")
         end = time.perf_counter() + 30
         while proc.poll() is None and time.perf_counter() < end:  # keep draining, or it blocks writing

@@ -163,7 +163,7 @@ def check_settings(store: Store, model_id: str, chunking: ChunkSettings, rebuild
             f"the index at {store.root} was built with {stored_model}, not {model_id}: "
             f"use --embed-model {stored_model}, or another --index"
         )
-    stored_runtime = store.get_meta("embed_runtime") or "torch"  # indexes from before runtimes: torch
+    stored_runtime = store.embed_runtime
     runtime = embedder_runtime
     if runtime != stored_runtime:
         raise IndexMismatch(

@@ -174,11 +174,12 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"RAG_TEMPERATURE must be between 0 and 2 (got {settings.temperature})")
     if settings.query_threads < 1:
         raise ConfigError(f"RAG_QUERY_THREADS must be at least 1 (got {settings.query_threads})")
-    if settings.rerank_model and not Path(settings.rerank_model).expanduser().is_dir():
-        raise ConfigError(
-            f"rerank model {settings.rerank_model} is not a folder: set --rerank-model/RAG_RERANK_MODEL to a "
-            f"local sentence-transformers CrossEncoder folder, or leave it unset"
-        )
+    if settings.rerank_model:
+        from rag.rerank import folder_problem
+
+        problem = folder_problem(settings.rerank_model)
+        if problem:
+            raise ConfigError(problem)
     name = settings.index
     if not name or "/" in name or "\\" in name or name.startswith("."):
         raise ConfigError(f"index name {name!r} must be a plain folder name such as 'default'")

@@ -206,7 +206,7 @@ class Index:
         with self._lock, self.store.snapshot():
             docs = self.store.documents()
             meta = {key: self.store.get_meta(key) for key in
-                    ("embed_model", "embed_runtime", "dim", "chunk_tokens", "overlap_tokens", "last_ingest")}
+                    ("embed_model", "dim", "chunk_tokens", "overlap_tokens", "last_ingest")}
             chunks = self.store.chunk_count()
             roots = self.store.roots()
         bound = chunks > 0  # an index whose first ingest failed is bound to no model yet
@@ -221,7 +221,7 @@ class Index:
             chunks=chunks,
             pages=sum(d.pages or 0 for d in docs),
             model=meta["embed_model"] if bound else None,
-            runtime=(meta["embed_runtime"] or "torch") if bound else None,
+            runtime=self.store.embed_runtime if bound else None,
             dim=number("dim"),
             chunk_tokens=number("chunk_tokens"),
             overlap_tokens=number("overlap_tokens"),
@@ -317,7 +317,7 @@ class Index:
         from rag.runtimes import parse_runtime, query_runtime
 
         if self._store is not None and self._store.chunk_count():
-            stored = parse_runtime(self._store.get_meta("embed_runtime") or "torch")  # older indexes: torch
+            stored = parse_runtime(self._store.embed_runtime)
             if query:
                 return query_runtime(stored)
             if self.settings.embed_backend.strip().lower() == "auto":

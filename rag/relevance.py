@@ -138,7 +138,7 @@ def judge(best_cosine: float | None, min_score: float | None, shared: int | None
         corroborated = calibration.cosine(CORROBORATED_SPREADS)
     else:
         corroborated = FALLBACK_CORROBORATED
-    if shared is not None and shared == 0 and best_cosine < corroborated:
+    if shared == 0 and best_cosine < corroborated:
         return Coverage(False, f"the best passage scored {best_cosine:.2f} (under {corroborated:.2f}) and no "
                                f"passage is among both the meaning and the keyword search's top "
                                f"{AGREEMENT_DEPTH}")

@@ -23,6 +23,14 @@ DEPTH = 50  # first-stage candidates the cross-encoder re-scores
 BATCH = 16
 
 
+def folder_problem(path: str | Path) -> str | None:
+    """Why `path` cannot be a rerank model (None: it is a folder)."""
+    if Path(path).expanduser().is_dir():
+        return None
+    return (f"rerank model {path} is not a folder: set --rerank-model/RAG_RERANK_MODEL to a local "
+            f"sentence-transformers CrossEncoder folder, or leave it unset")
+
+
 def passage_text(heading: str, text: str) -> str:
     """What the cross-encoder reads for a chunk: its heading path, then its text."""
     return f"{heading}\n{text}" if heading else text
@@ -49,11 +57,9 @@ class CrossEncoderReranker:
         return self
 
     def _load(self):
-        if not self.path.is_dir():
-            raise ModelNotFound(
-                f"rerank model {self.path} is not a folder: set --rerank-model/RAG_RERANK_MODEL to a local "
-                f"sentence-transformers CrossEncoder folder, or leave it unset"
-            )
+        problem = folder_problem(self.path)
+        if problem:
+            raise ModelNotFound(problem)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from sentence_transformers import CrossEncoder

@@ -16,8 +16,10 @@ document's evidence (its best dense and best keyword score, from whichever chunk
 its own, so a file that both legs find, by different passages, moves up. Over the six labelled
 sets this raised MRR@5 from 0.850 to 0.863 on average (Git 0.614 to 0.694) and lost no set more
 than 0.004; 0.5 cost Git a hit@5; same-page (PDF) grouping, neighbouring-chunk bonuses and
-question-adaptive leg weights lost on some set and were left out (README, Performance). The relevance cut-off reads the cosine
-similarity of the best hit and, in hybrid mode, whether the legs agree (rag.relevance).
+question-adaptive leg weights lost on some set and were left out (README, Performance).
+
+The relevance cut-off reads the cosine similarity of the best hit and, in hybrid mode, whether
+the legs agree (rag.relevance).
 """
 
 from __future__ import annotations
@@ -113,9 +115,9 @@ def fuse(
 ) -> dict[int, float]:
     """Equal-weight z-score fusion of two best-first (chunk id, score) lists.
 
-    With `documents` (chunk id -> document id), each document's best chunk scores half its own and
-    half its document's: the document's best dense score and best keyword score, whichever chunks
-    they come from. A document whose passages both legs find (one by meaning, another by its
+    With `documents` (chunk id -> document id), each document's best chunk scores `document_weight`
+    of its document's evidence (the document's best dense score and best keyword score, whichever
+    chunks they come from) and the rest its own. A document whose passages both legs find (one by meaning, another by its
     words) then ranks above one that only a single leg likes; its other chunks keep their own
     score, so one document does not crowd the others out of the top k.
     """
@@ -170,8 +172,7 @@ class Retriever:
             from rag.embedder import get_embedder
             from rag.runtimes import parse_runtime, query_runtime
 
-            built_with = parse_runtime(store.get_meta("embed_runtime") or "torch")  # older indexes: torch
-            embedder = get_embedder(settings.embed_model, query_runtime(built_with).name)
+            embedder = get_embedder(settings.embed_model, query_runtime(parse_runtime(store.embed_runtime)).name)
         dim = int(store.get_meta("dim") or embedder.dim)
         reranker = None
         if settings.rerank_model:
@@ -229,9 +230,9 @@ class Retriever:
             scored = dict(keyword)
         else:
             self._add_similarity(similarity, [cid for cid, _ in keyword], query_vector)
-            candidates = list(dict.fromkeys([cid for cid, _ in dense] + [cid for cid, _ in keyword]))
+            # `similarity` now holds every chunk of either leg that still has a vector: what fuse scores
             scored = fuse(dense, keyword, similarity, keyword_complete=len(keyword) < fetch,
-                          documents=self.store.document_ids(candidates), document_weight=self.document_weight)
+                          documents=self.store.document_ids(list(similarity)), document_weight=self.document_weight)
         ranked = sorted(scored, key=lambda cid: -scored[cid])
         if self.reranker is not None:
             ranked, scored, rows = self._rerank(question, ranked, top_k)

@@ -197,6 +197,11 @@ class Store:
     def generation(self) -> int:
         return int(self.get_meta("generation") or 0)
 
+    @property
+    def embed_runtime(self) -> str:
+        """The runtime that embedded this index's vectors; indexes from before runtimes: torch."""
+        return self.get_meta("embed_runtime") or "torch"
+
     # -- documents -------------------------------------------------------------------------
 
     def documents(self) -> list[StoredDocument]:
