@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/rag ingest docs
+	$(BIN)/rag ingest sample-docs
 	$(BIN)/rag ask "$(QUESTION)"
 
 test: install

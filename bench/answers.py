@@ -12,7 +12,7 @@ Each labelled question (bench/questions/answers_*.jsonl; the part of the file na
 Each fact lists the spellings that count; every fact was checked to occur in a labelled source.
 - facts: share of the question's facts the answer contains (each fact is a list of accepted
   spellings; matched ignoring case and white space);
-- supported: share of the answer's citations that rag.citations finds supported by the cited
+- supported: share of the answer's citations that rag.answer.citations finds supported by the cited
   passage's text (sources[].text of the JSON; computed here, so the bench works whether or not
   `rag ask --json` reports citations itself);
 - labelled: share of citations (of answerable questions) pointing at a labelled source
@@ -22,7 +22,7 @@ Each fact lists the spellings that count; every fact was checked to occur in a l
 - seconds per answer: wall time of the `rag ask` process, and the generation time it reports.
 `--modes extractive` (`--no-llm`) is the floor. `--start-server` runs llama.cpp's server
 (bench/llm_server.py: Qwen2.5-Coder-0.5B-Instruct Q4_K_M, one thread) for the run.
-`--system-prompt FILE` runs the same CLI with rag.generate.SYSTEM_PROMPT replaced, to measure a
+`--system-prompt FILE` runs the same CLI with rag.answer.generate.SYSTEM_PROMPT replaced, to measure a
 prompt without editing the code. `--in-process` runs the command through click's CliRunner in
 this process (same code, same JSON; torch is imported once instead of once per question, which
 matters on a loaded 2-core machine). Never part of the test suite.
@@ -47,16 +47,16 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(HERE.parent))
 
-from rag.citations import CitationReport, answer_sentences, check_citations, quote_for_extractive  # noqa: E402
-from rag.generate import NOT_COVERED, SYSTEM_PROMPT as DEFAULT_PROMPT  # noqa: E402
+from rag.answer.citations import CitationReport, answer_sentences, check_citations, quote_for_extractive  # noqa: E402
+from rag.answer.generate import NOT_COVERED, SYSTEM_PROMPT as DEFAULT_PROMPT  # noqa: E402
 
 RAG = Path(sys.executable).parent / "rag"
 QUESTIONS = sorted((HERE / "questions").glob("answers_*.jsonl"))
 MODEL_ALIAS = "qwen2.5-coder-0.5b"
 # the CLI with another system prompt: the same code path, one global swapped before it runs
 WITH_PROMPT = (
-    "import sys, rag.generate as g; g.SYSTEM_PROMPT = open(sys.argv.pop(1), encoding='utf-8').read().strip(); "
-    "from rag.cli import main; sys.argv[0] = 'rag'; main()"
+    "import sys, rag.answer.generate as g; g.SYSTEM_PROMPT = open(sys.argv.pop(1), encoding='utf-8').read().strip(); "
+    "from rag.terminal.cli import main; sys.argv[0] = 'rag'; main()"
 )
 
 
@@ -111,10 +111,10 @@ def ask(question: dict, index: str, mode: str, args, env: dict) -> dict:
     if args.in_process:
         from click.testing import CliRunner
 
-        import rag.generate
-        from rag.cli import main
+        import rag.answer.generate
+        from rag.terminal.cli import main
 
-        rag.generate.SYSTEM_PROMPT = args.system_prompt.read_text(encoding="utf-8").strip() if args.system_prompt \
+        rag.answer.generate.SYSTEM_PROMPT = args.system_prompt.read_text(encoding="utf-8").strip() if args.system_prompt \
             else DEFAULT_PROMPT
         done = CliRunner().invoke(main, cmd, env=env)
         status, stdout, stderr = done.exit_code, done.stdout, done.stderr
@@ -203,7 +203,7 @@ def main() -> None:
     parser.add_argument("--base-url", help="an OpenAI-compatible server already running (e.g. http://127.0.0.1:8089/v1)")
     parser.add_argument("--start-server", action="store_true", help="run llama.cpp's server for the run (one thread)")
     parser.add_argument("--port", type=int, default=8089)
-    parser.add_argument("--system-prompt", type=Path, help="a file whose text replaces rag.generate.SYSTEM_PROMPT")
+    parser.add_argument("--system-prompt", type=Path, help="a file whose text replaces rag.answer.generate.SYSTEM_PROMPT")
     parser.add_argument("-k", "--top-k", type=int)
     parser.add_argument("--limit", type=int, help="only the first N questions of each file")
     parser.add_argument("--out", type=Path, help="write one JSON line per answer here (appended as it goes)")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rag.beir import read_corpus  # noqa: E402
+from rag.evaluation.beir import read_corpus  # noqa: E402
 
 
 def main(source: Path, out: Path) -> None:

@@ -5,7 +5,7 @@ usage: python bench/cutoff.py --index-dir DIR INDEX=QUESTIONS.jsonl[,MORE.jsonl]
 
 For each index: every labelled question of its sets (each must be covered: one cut is a lost
 question) and every off-topic question (each should be cut), searched in hybrid mode with the
-cut-off of rag.relevance, next to the old rule (best cosine under 0.2 alone) from the same
+cut-off of rag.retrieval.relevance, next to the old rule (best cosine under 0.2 alone) from the same
 retrieval. The off-topic set is bench/questions/offtopic.jsonl: 50 questions no corpus here
 covers, written before the cut-off was designed (general knowledge, other tools' how-tos).
 """

@@ -3,7 +3,7 @@
     PYTHONPATH=$PWD python bench/display_cost.py [INDEX_SQLITE] [--baseline /path/to/other/checkout]
 
 CPU time (time.process_time) wherever the figure is work done, so a loaded machine does not
-inflate it; wall time only for the delay to the first visible text. Prints: the import time of rag.render (fresh processes, min of N, also for a baseline checkout);
+inflate it; wall time only for the delay to the first visible text. Prints: the import time of rag.terminal.render (fresh processes, min of N, also for a baseline checkout);
 the display work of an extractive answer (excerpts + markup as text + Sources), cold and warm;
 the import of rich's Markdown stack; rendering a streamed Markdown answer on a terminal; and the
 delay to the first visible text with the LLM's first token after 0 and 300 ms.
@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import re
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -40,7 +38,7 @@ def fresh(code: str, path: str) -> list[float]:
 
 
 def importtime(module: str, path: str) -> list[float]:
-    """CPU time of `import module` in a fresh process, after what rag.cli has already loaded."""
+    """CPU time of `import module` in a fresh process, after what rag.terminal.cli has already loaded."""
     return fresh(f"import time, re, typing, click; t = time.process_time(); import {module}; "
                  f"print((time.process_time() - t) * 1000)", path)
 
@@ -80,19 +78,19 @@ def main() -> None:
     args = parser.parse_args()
     here = os.getcwd()
 
-    show("import rag.render (this checkout)", importtime("rag.render", here))
+    show("import rag.terminal.render (this checkout)", importtime("rag.terminal.render", here))
     if args.baseline:
-        show("import rag.render (baseline)", importtime("rag.render", args.baseline))
-    show("import rag.display", importtime("rag.display", here))
+        show("import rag.terminal.render (baseline)", importtime("rag.terminal.render", args.baseline))
+    show("import rag.safety", importtime("rag.safety", here))
 
     if args.sqlite:
         code = f"""
 import sqlite3, time
-from rag.generate import extractive_answer
-from rag.render import sources_block
+from rag.answer.extractive import extractive_answer
+from rag.answer.sources import sources_block
 from rag.types import Hit, Source
 try:
-    from rag.render import answer_text
+    from rag.terminal.render import answer_text
 except ImportError:  # the baseline printed the answer as it was
     answer_text = lambda text: text
 rows = sqlite3.connect({args.sqlite!r}).execute('select heading, text from chunks').fetchall()
@@ -114,7 +112,7 @@ print((time.process_time() - t) * 1000)
 
     from rich.console import Console
 
-    from rag.render import _stream_raw, stream_markdown
+    from rag.terminal.render import _stream_raw, stream_markdown
 
     renders = []
     for _ in range(5):
@@ -177,7 +175,7 @@ import re
 def llm():
     time.sleep({wait})
     yield from {pieces(ANSWER)!r}
-from rag.render import stream_markdown
+from rag.terminal.render import stream_markdown
 from rich.console import Console
 out = First()
 t = time.perf_counter()

@@ -1,11 +1,11 @@
-"""Compare HTML readers on a labelled set: ours (ingest.html_text), trafilatura, selectolax.
+"""Compare HTML readers on a labelled set: ours (ingest.formats.html), trafilatura, selectolax.
 
 usage: python bench/html_readers.py CORPUS_DIR QUESTIONS.jsonl WORK_DIR [--readers ours,trafilatura,selectolax]
        [--parse-only]
 
 For each reader: the time to turn every .html file of the corpus into sections (parse only, the
 best of --repeat runs), then an index built with that reader in WORK_DIR/<reader> and hit@5 /
-MRR@5 per retrieval mode through `rag.evaluate.run_eval`, the same measure as bench/quality.py.
+MRR@5 per retrieval mode through `rag.evaluation.metrics.run_eval`, the same measure as bench/quality.py.
 The readers differ only in how a page becomes (title, sections); chunking, the model and the
 retrieval are the project's. trafilatura and selectolax are bench-only dependencies.
 """
@@ -22,10 +22,10 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from ingest.html_text import (  # noqa: E402
+from ingest.formats.html import (  # noqa: E402
     BLOCK_TAGS, CHROME_ROLES, CHROME_WORDS, HEADING_TAGS, SKIP_TAGS, html_sections,
 )
-from ingest.text import decode_text, require_text, sections_from_headings  # noqa: E402
+from ingest.formats.text import decode_text, require_text, sections_from_headings  # noqa: E402
 from rag.types import Section  # noqa: E402
 
 TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.S | re.I)
@@ -38,7 +38,7 @@ def read_ours(markup: str) -> tuple[str, list[Section]]:
 def read_trafilatura(markup: str) -> tuple[str, list[Section]]:
     import trafilatura
 
-    from ingest.loaders import markdown_sections
+    from ingest.formats.markdown import markdown_sections
 
     text = trafilatura.extract(markup, output_format="markdown", include_tables=True, include_formatting=True,
                                include_comments=False) or ""
@@ -115,10 +115,10 @@ def main() -> None:
     from ingest.chunk import ChunkSettings
     from ingest.pipeline import run_ingest
     from rag.config import MODES, load_settings
-    from rag.embedder import Embedder
-    from rag.evaluate import load_questions, run_eval
-    from rag.retrieve import Retriever
-    from rag.store import Store
+    from rag.embedding.embedder import Embedder
+    from rag.evaluation.metrics import load_questions, run_eval
+    from rag.retrieval.search import Retriever
+    from rag.storage.store import Store
 
     files = sorted(p for p in args.corpus.rglob("*.htm*"))
     pages = [(p, p.read_bytes()) for p in files]
@@ -152,7 +152,7 @@ def main() -> None:
         retriever = Retriever.open(load_settings({"index_dir": index_dir}), embedder=embedder)
         scores = []
         for mode in MODES:
-            r = run_eval(retriever, items, args.k, mode)
+            r = run_eval(retriever.search, items, args.k, mode)
             scores.append(f"{r.hit_at_k:.3f} / {r.mrr_at_k:.3f}")
         chunks = retriever.store.chunk_count()
         retriever.store.close()

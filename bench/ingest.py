@@ -5,7 +5,7 @@ usage: python bench/ingest.py FOLDER_OR_FILE [...] [--backends torch,onnx-int8,.
 1. The bare encoder (the baseline): every file `rag ingest` would read, loaded by rag's loaders,
    its text cut into plain 254-token windows (no overlap, no heading prefix), encoded by
    sentence-transformers on torch fp32 with rag's batch size.
-2. Embedding alone, per runtime: the same windows through rag.embedder.Embedder (the exported
+2. Embedding alone, per runtime: the same windows through rag.embedding.embedder.Embedder (the exported
    model is built and loaded before the clock starts).
 3. `rag ingest` per runtime (RAG_EMBED_BACKEND), into a fresh index each: wall seconds including
    start-up, the pipeline's own seconds from its summary line, peak RSS of that child; then an
@@ -54,7 +54,7 @@ def run_ingest(paths: list[str], index_dir: Path, backend: str) -> tuple[float, 
 def windows(paths: list[str], embedder) -> list[str]:
     """The documents' text in plain 254-token windows, as a bare encoder would be fed."""
     from ingest.discover import discover
-    from ingest.loaders import loader_for
+    from ingest.formats import loader_for
 
     texts = []
     for path in discover([Path(p) for p in paths]).files:
@@ -81,7 +81,7 @@ def main() -> None:
     scratch = args.keep or Path(tempfile.mkdtemp(prefix="rag-bench-"))
     print(f"load average at start {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
 
-    from rag.embedder import Embedder
+    from rag.embedding.embedder import Embedder
 
     torch_embedder = Embedder(MODEL, "torch")
     texts = windows(args.paths, torch_embedder)

@@ -11,7 +11,7 @@
     embedding alone, which every mode pays (keyword mode too: the cut-off reads cosine similarity).
     Retriever.open runs the query path on one thread (the embedder's `threads=1` and FAISS).
 
-The index: by default the demo corpus (docs/) is ingested into a temporary folder once per
+The index: by default the demo corpus (sample-docs/) is ingested into a temporary folder once per
 runtime with `rag ingest` (an index records the runtime that built it); --index-dir/--index name
 an existing one instead, used for every runtime. Questions: --questions FILE.jsonl (lines with a
 "question" field, as for `rag eval`), or a built-in list about the demo corpus.
@@ -37,11 +37,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DEMO_CORPUS = REPO / "docs"
+DEMO_CORPUS = REPO / "sample-docs"
 DEFAULT_QUESTION = "How many dimensions do all-MiniLM-L6-v2 embeddings have?"
 MODES = ("hybrid", "dense", "keyword")
 
-# About the demo corpus (docs/): embeddings, chunking, retrieval, vector indexes, the RAG guide.
+# About the demo corpus (sample-docs/): embeddings, chunking, retrieval, vector indexes, the RAG guide.
 BUILTIN_QUESTIONS = [
     "How many dimensions do all-MiniLM-L6-v2 embeddings have?",
     "Why does L2 normalisation make cosine similarity and inner product the same?",
@@ -176,7 +176,7 @@ def warm(backend: str, index_dir: Path, index: str, questions: list[str], search
          top_k: int | None) -> tuple[list[str], str]:
     """One retriever under one runtime: p50/p95 ms of embed_query alone and of each search mode."""
     from rag.config import load_settings
-    from rag.retrieve import Retriever
+    from rag.retrieval.search import Retriever
 
     flags = {"index_dir": index_dir, "index": index, "embed_backend": backend}
     if top_k is not None:

@@ -11,7 +11,7 @@ Its neighbourhood figures mean little (a chunk's nearest neighbours are its own 
 times are what a real index of that size costs.
 
 Each projection runs in a fresh process, so its time includes importing it and (UMAP, via
-numba) compiling it, as a user's `rag map` pays. "kept" is rag.projection.neighbourhood_preservation:
+numba) compiling it, as a user's `rag map` pays. "kept" is rag.map.projection.neighbourhood_preservation:
 the share of each point's 10 nearest neighbours in 384-d still among its 10 nearest in 2-D
 (1000 probe points). CPU seconds are printed next to wall seconds because on a shared machine
 the wall time mostly measures the other users. Prints a Markdown table.
@@ -36,7 +36,7 @@ def umap_points(vectors):
     import umap
     from threadpoolctl import threadpool_limits
 
-    numba.set_num_threads(1)  # one thread, as rag.projection.fit runs the others
+    numba.set_num_threads(1)  # one thread, as rag.map.projection.fit runs the others
     with threadpool_limits(limits=1):
         return umap.UMAP(n_components=2, n_neighbors=min(15, len(vectors) - 1), min_dist=0.1, metric="cosine",
                          random_state=0, n_jobs=1, low_memory=True).fit_transform(vectors)
@@ -46,7 +46,7 @@ def landmark_points(vectors, projection: str, landmarks: int):
     """Fit a random subset, then place every other point from its neighbours among them."""
     import numpy as np
 
-    from rag.projection import fit
+    from rag.map.projection import fit
 
     chosen = np.sort(np.random.default_rng(0).choice(len(vectors), size=min(landmarks, len(vectors)), replace=False))
     layout = fit(vectors[chosen], projection)
@@ -61,9 +61,9 @@ def landmark_points(vectors, projection: str, landmarks: int):
 def one(index_dir: Path, method: str, sample: int) -> dict:
     """Runs in the child: sample as `rag map` does, fit, measure."""
     started = time.perf_counter()
-    from rag.map import _read_points, _sample
-    from rag.projection import fit, neighbourhood_preservation
-    from rag.store import Store
+    from rag.map.build import _read_points, _sample
+    from rag.map.projection import fit, neighbourhood_preservation
+    from rag.storage.store import Store
 
     store = Store.open(index_dir)
     chosen, _ = _sample(store, sample, [], 0)
@@ -74,7 +74,7 @@ def one(index_dir: Path, method: str, sample: int) -> dict:
         from sklearn.manifold import TSNE
         from threadpoolctl import threadpool_limits
 
-        with threadpool_limits(limits=1):  # as rag.projection.fit runs the others
+        with threadpool_limits(limits=1):  # as rag.map.projection.fit runs the others
             xy = TSNE(n_components=2, metric="cosine", init="pca", random_state=0,
                       perplexity=min(30.0, (len(points.ids) - 1) / 3.0)).fit_transform(points.vectors)
     elif method == "umap":
@@ -92,7 +92,7 @@ def one(index_dir: Path, method: str, sample: int) -> dict:
 def grow(sources: list[Path], target: Path, chunks: int, noise: float = 0.3) -> None:
     import numpy as np
 
-    from rag.store import Store
+    from rag.storage.store import Store
     from rag.types import Chunk, Document
 
     out = Store.open(target, create=True)

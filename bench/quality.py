@@ -22,10 +22,10 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from rag.beir import run_beir  # noqa: E402
+from rag.evaluation.beir import run_beir  # noqa: E402
 from rag.config import load_settings  # noqa: E402
-from rag.evaluate import load_questions, run_eval  # noqa: E402
-from rag.retrieve import DOCUMENT_WEIGHT, Retriever  # noqa: E402
+from rag.evaluation.metrics import load_questions, run_eval  # noqa: E402
+from rag.retrieval.search import DOCUMENT_WEIGHT, Retriever  # noqa: E402
 
 RANKERS = (("dense", "dense", None), ("keyword", "keyword", None), ("hybrid (chunks)", "hybrid", 0.0),
            ("hybrid", "hybrid", DOCUMENT_WEIGHT))
@@ -62,7 +62,7 @@ def main() -> None:
         for path in map(Path, files):
             items = load_questions(path)
             for ranker in RANKERS:
-                r = run(retriever, ranker, lambda mode: run_eval(retriever, items, args.k, mode))
+                r = run(retriever, ranker, lambda mode: run_eval(retriever.search, items, args.k, mode))
                 averages.setdefault(ranker[0], []).append((r.hit_at_k, r.mrr_at_k, r.recall_at_k))
                 print(f"{f'{path.stem} ({len(items)})':<26} {ranker[0]:<16} {r.hit_at_k:>6.3f} {r.mrr_at_k:>6.3f} "
                       f"{r.recall_at_k:>6.3f} {r.latency_p50_ms:>7.1f} {r.latency_p95_ms:>7.1f}", flush=True)
@@ -76,7 +76,7 @@ def main() -> None:
         folder, _, split = spec.rpartition(":")
         retriever = Retriever.open(load_settings({"index_dir": index_dir, "index": name}))
         for ranker in RANKERS:
-            r = run(retriever, ranker, lambda mode: run_beir(retriever, Path(folder), split, mode))
+            r = run(retriever, ranker, lambda mode: run_beir(retriever.search, Path(folder), split, mode))
             print(f"{f'{Path(folder).name} {split} ({r.queries})':<26} {ranker[0]:<16} {r.ndcg_at_10:>7.3f} "
                   f"{r.recall_at_100:>6.3f} {r.mrr_at_10:>6.3f} {r.latency_p50_ms:>7.1f} {r.latency_p95_ms:>7.1f}",
                   flush=True)

@@ -35,8 +35,8 @@ HOWTO = Path("/usr/share/doc/python3.11/html/_sources/howto")
 def local_run(paths: list[Path]) -> dict:
     from ingest.chunk import ChunkSettings
     from ingest.pipeline import run_ingest
-    from rag.embedder import Embedder
-    from rag.store import Store
+    from rag.embedding.embedder import Embedder
+    from rag.storage.store import Store
 
     started = time.perf_counter()
     embedder = Embedder("all-MiniLM-L6-v2")
@@ -56,8 +56,8 @@ def ray_run(paths: list[Path], workers: int) -> dict:
     from ingest.distributed import RayReader, WorkerSpec
     from ingest.pipeline import run_ingest
     from rag import __version__
-    from rag.embedder import Embedder
-    from rag.store import Store
+    from rag.embedding.embedder import Embedder
+    from rag.storage.store import Store
 
     embedder = Embedder("all-MiniLM-L6-v2")  # the driver's: only its id is read, the model never loads here
     spec = WorkerSpec(embedder.id, "torch-fp32", __version__, ChunkSettings())

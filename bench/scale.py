@@ -1,6 +1,6 @@
 """How FAISS search scales with the number of chunks: flat (exact) against HNSW and IVF.
 
-Measures, for each size (default 10k, 100k and 1M chunks) and each index, as rag.vectors would
+Measures, for each size (default 10k, 100k and 1M chunks) and each index, as rag.storage.vectors would
 use it (IndexIDMap2 around the index, inner product, vectors added in batches of 8192):
 
 - build time (for IVF including the k-means training),
@@ -37,7 +37,7 @@ It ends with a recommendation: the size at which flat search passes 50 ms p50 (w
 threads and with one), and the approximate index with recall@10 >= 0.95 that searches fastest
 at the largest size measured.
 
---edit SIZES measures instead what editing one file costs rag.vectors, in a real Store (SQLite in
+--edit SIZES measures instead what editing one file costs rag.storage.vectors, in a real Store (SQLite in
 a temporary folder, --workdir): the store is filled with SIZE synthetic chunks from the same
 mixture, in documents of 20 chunks, by executemany in one transaction (chunk text left empty: no
 keyword search here), then, in one run:
@@ -76,7 +76,7 @@ CLUSTERS = 1000
 CLUSTER_RANK = 32
 CLUSTER_SPREAD = 0.9  # norm of the rank-32 part of a point's offset from its centroid
 NOISE = 0.35  # norm of the isotropic part
-ADD_BATCH = 8192  # what rag.store.iter_embeddings yields while rag.vectors.build adds
+ADD_BATCH = 8192  # what rag.storage.store.iter_embeddings yields while rag.storage.vectors.build adds
 RECALL_AT = 10
 FLAT_TARGET_MS = 50.0
 RECALL_TARGET = 0.95
@@ -422,8 +422,8 @@ def replace_last_document(store, mixture: Mixture, rng: np.random.Generator, edi
 
 
 def edit_one_file(size: int, mixture: Mixture, seed: int, workdir: Path | None) -> EditRow:
-    from rag import vectors
-    from rag.store import Store
+    from rag.storage import vectors
+    from rag.storage.store import Store
 
     root = Path(tempfile.mkdtemp(prefix="rag-edit-", dir=workdir))
     try:

@@ -6,7 +6,7 @@ of request and each client count runs --requests requests per client level from 
 (each its own HTTP connection), after a few warm-up requests. Prints requests/s, p50 and p95
 latency, and errors (any non-200 answer) per row, and the machine's load average.
 
-The index: --index-dir/--index name an existing one; by default the demo corpus (docs/) is
+The index: --index-dir/--index name an existing one; by default the demo corpus (sample-docs/) is
 ingested into a temporary folder first. Run by hand, never from the tests:
 
     HF_HUB_OFFLINE=1 nice .venv/bin/python bench/serve.py
@@ -120,7 +120,7 @@ def run_level(url: str, kind: str, clients: int, requests: int, index: str) -> d
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--index-dir", type=Path, help="an existing index folder (default: ingest docs/ first)")
+    parser.add_argument("--index-dir", type=Path, help="an existing index folder (default: ingest sample-docs/ first)")
     parser.add_argument("--index", default="default")
     parser.add_argument("--clients", default="1,4,20", help="comma-separated client counts")
     parser.add_argument("--requests", type=int, default=100, help="requests per kind and client count")
@@ -132,9 +132,9 @@ def main() -> None:
         temp = Path(tempfile.mkdtemp(prefix="rag-bench-serve-"))
         index_dir = temp / "indexes"
         started = time.perf_counter()
-        subprocess.run([str(RAG), "ingest", str(ROOT / "docs"), "--index-dir", str(index_dir)], env=server_env(),
+        subprocess.run([str(RAG), "ingest", str(ROOT / "sample-docs"), "--index-dir", str(index_dir)], env=server_env(),
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        print(f"ingested docs/ in {time.perf_counter() - started:.1f} s")
+        print(f"ingested sample-docs/ in {time.perf_counter() - started:.1f} s")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = start_server(index_dir, args.index, port)

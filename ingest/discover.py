@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.loaders import loader_for
+from ingest.formats import loader_for
 
 IGNORE_FILE = ".ragignore"
 

@@ -85,11 +85,11 @@ class IngestWorker:
         self.node = f"{socket.gethostname()} ({_node_address()})"
         self.problem: str | None = None
         try:
-            import rag
-            from rag.embedder import Embedder
+            from rag.config import version
+            from rag.embedding.embedder import Embedder
 
-            if rag.__version__ != spec.rag_version:
-                self.problem = (f"rag {rag.__version__} is installed there, the driver runs {spec.rag_version}: "
+            if version() != spec.rag_version:
+                self.problem = (f"rag {version()} is installed there, the driver runs {spec.rag_version}: "
                                 f"install the same rag on every node")
                 return
             embedder = Embedder(spec.model_id, spec.runtime, threads=spec.threads)

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Iterator, Protocol
 
 from ingest.chunk import ChunkSettings, chunk_sections
 from ingest.discover import Discovery, describe_os_error, discover
-from ingest.loaders import loader_for, page_kind_for
-from rag import vectors
+from ingest.formats import loader_for, page_kind_for
+from rag.storage import vectors
 from rag.errors import IndexMismatch, LoadError
-from rag.store import Store, is_under
+from rag.storage.store import Store, is_under
 from rag.types import Chunk, Document, Failure, IngestReport
 
 if TYPE_CHECKING:

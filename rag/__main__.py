@@ -1,3 +1,3 @@
-from rag.cli import main
+from rag.terminal.cli import main
 
 main()

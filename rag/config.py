@@ -21,9 +21,11 @@ DEFAULT_LLM_MODEL = "gpt-4o-mini"
 DEFAULT_INDEX_DIR = "indexes"
 DEFAULT_INDEX = "default"
 DEFAULT_TOP_K = 5
-MAX_TOP_K = 100  # passages per question; more never fits a prompt, and bounds every SQL query
+MAX_TOP_K = 100  # passages per question an interface accepts (-k, HTTP, MCP); more never fits a prompt
+MAX_SEARCH_K = 1000  # what Index.search accepts (evaluation ranks 300 chunks a query); bounds every SQL query
 # Cosine similarity below which no passage counts as relevant (see README, "The cut-off").
 DEFAULT_MIN_SCORE = 0.2
+NO_CUTOFF = 0.0  # a floor of 0 turns the "not covered" cut-off off (--min-score 0)
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class Settings:
     index_dir: Path = Path(DEFAULT_INDEX_DIR)
     index: str = DEFAULT_INDEX
     embed_model: str = DEFAULT_EMBED_MODEL
-    embed_backend: str = "auto"  # the embedding runtime for a new index (rag.embedder)
+    embed_backend: str = "auto"  # the embedding runtime for a new index (rag.embedding.embedder)
     llm_model: str = DEFAULT_LLM_MODEL
     api_key: str | None = None
     base_url: str | None = None
@@ -42,7 +44,7 @@ class Settings:
     temperature: float | None = None  # None: not sent, the server's default
     max_tokens: int | None = None  # None: not sent
     query_threads: int = 1  # torch/FAISS threads for answering; see rag.index.limit_threads
-    rerank_model: str | None = None  # a local CrossEncoder folder re-scoring the top candidates (rag.rerank)
+    rerank_model: str | None = None  # a local CrossEncoder folder re-scoring the top candidates (rag.retrieval.rerank)
     ray_address: str | None = None  # ingest on a Ray cluster: local, auto or HOST:PORT (ingest/distributed.py)
     # chat's readline history: the user's questions stay out of the index folder (which gets shared)
     history_file: Path = Path("~/.local/state/rag/chat_history").expanduser()
@@ -154,6 +156,15 @@ def model_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     return Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "rag" / "models"
 
 
+def rerank_folder_problem(path: str | Path) -> str | None:
+    """Why `path` cannot be a rerank model (None: it is a folder); the one check for settings and
+    the reranker (rag.retrieval.rerank)."""
+    if Path(path).expanduser().is_dir():
+        return None
+    return (f"rerank model {path} is not a folder: set --rerank-model/RAG_RERANK_MODEL to a local "
+            f"sentence-transformers CrossEncoder folder, or leave it unset")
+
+
 def _validate(settings: Settings) -> None:
     from rag.runtimes import parse_runtime
 
@@ -175,11 +186,20 @@ def _validate(settings: Settings) -> None:
     if settings.query_threads < 1:
         raise ConfigError(f"RAG_QUERY_THREADS must be at least 1 (got {settings.query_threads})")
     if settings.rerank_model:
-        from rag.rerank import folder_problem
-
-        problem = folder_problem(settings.rerank_model)
+        problem = rerank_folder_problem(settings.rerank_model)
         if problem:
             raise ConfigError(problem)
     name = settings.index
     if not name or "/" in name or "\\" in name or name.startswith("."):
         raise ConfigError(f"index name {name!r} must be a plain folder name such as 'default'")
+
+
+def version() -> str:
+    """rag's version, from the installed package's metadata (pyproject.toml is the one source)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("rag")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "0+unknown"

@@ -8,7 +8,7 @@
         stream = index.answer("How do I rotate the keys?")   # iterate for pieces, then:
         answer = stream.result()
 
-This is one of the two composition roots (with rag/cli.py): the only modules in `rag/` that may
+This is one of the two composition roots (with rag/terminal/cli.py): the only modules in `rag/` that may
 import `ingest`. Opening is cheap: the embedding model and the vector file load on the first
 search, so `status`, `ls` and `rm` never import torch or faiss, and neither does importing this
 module. One Index may serve many threads: queries share one SQLite connection under a lock.
@@ -22,17 +22,18 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
-from rag.config import Settings
+from rag.config import NO_CUTOFF, Settings
 from rag.errors import ConfigError, RagError
 from rag.types import IndexStatus, IngestReport, Mode, Removal, Retrieval, StoredDocument
 
 if TYPE_CHECKING:
     from ingest.chunk import ChunkSettings
     from ingest.pipeline import Progress
-    from rag.generate import AnswerStream
-    from rag.llm import LLM, Message
-    from rag.retrieve import Retriever
-    from rag.store import Store
+    from rag.answer.generate import AnswerStream
+    from rag.answer.llm import LLM, Message
+    from rag.map.build import MapOptions, MapReport
+    from rag.retrieval.search import Retriever
+    from rag.storage.store import Store
 
 
 def limit_threads(threads: int) -> None:
@@ -66,7 +67,7 @@ class Index:
     @classmethod
     def open(cls, settings: Settings, *, create: bool = False) -> "Index":
         """The index at `settings.index_path`; `create` makes an empty one when there is none."""
-        from rag.store import DB_NAME, Store
+        from rag.storage.store import DB_NAME, Store
 
         if create and not (settings.index_path / DB_NAME).exists():
             # made by the first ingest, once its settings are known to be valid: a mistyped flag
@@ -79,8 +80,9 @@ class Index:
         return self.settings.index_path
 
     @property
-    def store(self) -> Store:
-        from rag.store import Store
+    def _db(self) -> Store:
+        """The store, made on first use when `create` (the first ingest's settings are valid by then)."""
+        from rag.storage.store import Store
 
         if self._store is None:
             self._store = Store.open(self.path, create=self._create)
@@ -140,7 +142,7 @@ class Index:
             embedder = self._embedder_for_ingest()
             reader = self._ray_reader(ray_address, embedder, chunking) if ray_address else None
             try:  # joined before the store is opened: an unreachable cluster leaves nothing written
-                report = run_ingest(paths, self.store, embedder, chunking, prune=prune, rebuild=rebuild,
+                report = run_ingest(paths, self._db, embedder, chunking, prune=prune, rebuild=rebuild,
                                     progress=progress, reader=reader)
             finally:
                 if reader is not None:
@@ -150,12 +152,12 @@ class Index:
         return report
 
     def _calibrate(self, embedder, changed: bool) -> None:
-        """Re-measure the relevance cut-off's calibration (rag.relevance) when the ingest changed
+        """Re-measure the relevance cut-off's calibration (rag.retrieval.relevance) when the ingest changed
         the index, or once for an index that has none (built by an older rag)."""
-        from rag.relevance import META_KEY, Calibration
-        from rag.retrieve import Retriever
+        from rag.retrieval.relevance import META_KEY, Calibration
+        from rag.retrieval.search import Retriever
 
-        store = self.store
+        store = self._db
         if store.chunk_count() == 0:
             return
         current = Calibration.from_json(store.get_meta(META_KEY))
@@ -170,45 +172,45 @@ class Index:
     @staticmethod
     def _ray_reader(address: str, embedder, chunking: ChunkSettings):
         from ingest.distributed import RayReader, WorkerSpec
-        from rag import __version__
+        from rag.config import version
 
-        spec = WorkerSpec(embedder.id, embedder.runtime, __version__, chunking)
+        spec = WorkerSpec(embedder.id, embedder.runtime, version(), chunking)
         return RayReader.connect(address, spec)
 
     def remove(self, paths: Iterable[str | os.PathLike]) -> Removal:
         """Forget documents; a folder names every document under it. Holds the writer lock."""
-        from rag import vectors
+        from rag.storage import vectors
 
         removed: list[str] = []
         unknown: list[str] = []
-        with self._lock, self.store.writer_lock():
+        with self._lock, self._db.writer_lock():
             doomed: list[str] = []
             for given in paths:
-                matches = self.store.documents_under(os.path.abspath(given))
+                matches = self._db.documents_under(os.path.abspath(given))
                 if not matches:
                     unknown.append(str(given))
                 doomed += [p for p in matches if p not in doomed]
             if doomed:  # nothing to remove: leave the generation (and so the vector file) alone
-                with self.store.transaction():
-                    removed = [path for path in doomed if self.store.delete_document(path)]
-            vectors.refresh_file(self.store)
+                with self._db.transaction():
+                    removed = [path for path in doomed if self._db.delete_document(path)]
+            vectors.refresh_file(self._db)
         return Removal(removed=removed, unknown=unknown)
 
     # -- reading -----------------------------------------------------------------------------------
 
     def documents(self) -> list[StoredDocument]:
         with self._lock:
-            return self.store.documents()
+            return self._db.documents()
 
     def status(self) -> IndexStatus:
         from ingest.pipeline import PARSER_VERSION
 
-        with self._lock, self.store.snapshot():
-            docs = self.store.documents()
-            meta = {key: self.store.get_meta(key) for key in
+        with self._lock, self._db.snapshot():
+            docs = self._db.documents()
+            meta = {key: self._db.get_meta(key) for key in
                     ("embed_model", "dim", "chunk_tokens", "overlap_tokens", "last_ingest")}
-            chunks = self.store.chunk_count()
-            roots = self.store.roots()
+            chunks = self._db.chunk_count()
+            roots = self._db.roots()
         bound = chunks > 0  # an index whose first ingest failed is bound to no model yet
 
         def number(key: str) -> int | None:
@@ -221,11 +223,11 @@ class Index:
             chunks=chunks,
             pages=sum(d.pages or 0 for d in docs),
             model=meta["embed_model"] if bound else None,
-            runtime=self.store.embed_runtime if bound else None,
+            runtime=self._db.embed_runtime if bound else None,
             dim=number("dim"),
             chunk_tokens=number("chunk_tokens"),
             overlap_tokens=number("overlap_tokens"),
-            size_bytes=self.store.size_on_disk(),
+            size_bytes=self._db.size_on_disk(),
             last_ingest=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(float(last))) if last else None,
             outdated_documents=sum(d.parser < PARSER_VERSION for d in docs),
             roots=roots,
@@ -238,16 +240,23 @@ class Index:
         top_k: int | None = None,
         mode: Mode = "hybrid",
         min_score: float | None = None,
+        cutoff: bool = True,
     ) -> Retrieval:
-        """The `top_k` best passages; below the cut-off `min_score` (None: the setting) none."""
+        """The `top_k` best passages (`top_k` None: the setting).
+
+        The "not covered" cut-off (rag.retrieval.relevance) applies with the floor `min_score`
+        (None: the setting); `cutoff=False` turns it off and returns the best passages whatever
+        they score (what evaluation and `rag map` need).
+        """
         if not question or not question.strip():
             raise ConfigError("the question is empty")
         top_k = self.settings.top_k if top_k is None else top_k
         self._check_top_k(top_k)
         with self._lock:
-            retriever = self.retriever()
+            retriever = self._searcher()
             retriever.refresh()  # pick up what an ingest committed since the last question
-            return retriever.search(question, top_k, mode, self.settings.min_score if min_score is None else min_score)
+            floor = self.settings.min_score if min_score is None else min_score
+            return retriever.search(question, top_k, mode, min_score=floor if cutoff else NO_CUTOFF)
 
     def answer(
         self,
@@ -258,46 +267,86 @@ class Index:
         top_k: int | None = None,
         mode: Mode = "hybrid",
         min_score: float | None = None,
+        cutoff: bool = True,
     ) -> AnswerStream:
         """Retrieve and answer; `history` (earlier user/assistant messages) makes it a follow-up.
 
         With an `llm` the answer is written by it; without, it is extractive. A follow-up is
         condensed into a standalone question first (through the LLM when there is one).
         """
-        from rag.generate import AnswerStream, condense
+        from rag.answer.generate import AnswerStream, condense
 
         standalone = condense(question, history, llm) if history else question
-        retrieval = self.search(standalone, top_k=top_k, mode=mode, min_score=min_score)
+        retrieval = self.search(standalone, top_k=top_k, mode=mode, min_score=min_score, cutoff=cutoff)
         return AnswerStream(standalone, retrieval, llm, history)
+
+    def warm_up(self) -> None:
+        """Load what the first question would: the vector file, the calibration and the embedding
+        model, and embed once. Chat, `rag serve` and `rag mcp` call it before they take questions."""
+        with self._lock:
+            searcher = self._searcher()
+            searcher.refresh()
+            searcher.embedder.embed_query("warm up")
+
+    def map(self, options: MapOptions) -> MapReport:
+        """Write a map of the index's embeddings (rag.map); a `query` on it is searched through
+        `search` with the cut-off off, in the model and runtime the index was built with."""
+        from rag.map.build import Query, build_map
+
+        def search(question: str, top_k: int, mode: Mode) -> Retrieval:
+            return self.search(question, top_k=top_k, mode=mode, cutoff=False)
+
+        def embed(question: str):
+            return self._searcher().embedder.embed_query(question)
+
+        with self._lock:
+            return build_map(self._db, Query(search, embed) if options.query else None, options)
+
+    @staticmethod
+    def names(index_dir: str | os.PathLike) -> list[str]:
+        """The indexes under `index_dir`: each folder holding an index database."""
+        from rag.storage.store import DB_NAME
+
+        folder = Path(index_dir)
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if not p.name.startswith(".") and (p / DB_NAME).is_file())
+
+    @staticmethod
+    def reads(path: str | os.PathLike) -> bool:
+        """Whether `rag` reads this kind of file (by its name)."""
+        from ingest.formats import loader_for
+
+        return loader_for(Path(path)) is not None
 
     def llm(self) -> LLM | None:
         """The LLM the settings configure, or None (extractive answers)."""
-        from rag.llm import LLM
+        from rag.answer.llm import LLM
 
         return LLM(self.settings) if self.settings.llm_configured else None
 
-    def retriever(self) -> Retriever:
+    def _searcher(self) -> Retriever:
         """The retriever, loading the model and the vector file on first use."""
-        from rag.retrieve import Retriever
+        from rag.retrieval.search import Retriever
 
         with self._lock:
             if self._retriever is None:
-                store = self.store
-                self._retriever = Retriever.open(self.settings, store, self.embedder())
+                store = self._db
+                self._retriever = Retriever.open(self.settings, store, self._query_embedder())
             return self._retriever
 
     # -- internals ---------------------------------------------------------------------------------
 
     def _check_top_k(self, top_k: int) -> None:
-        from rag.config import MAX_TOP_K
+        from rag.config import MAX_SEARCH_K
 
-        if not 1 <= top_k <= MAX_TOP_K:
-            raise ConfigError(f"top-k must be between 1 and {MAX_TOP_K} (got {top_k})")
+        if not 1 <= top_k <= MAX_SEARCH_K:
+            raise ConfigError(f"top-k must be between 1 and {MAX_SEARCH_K} (got {top_k})")
 
-    def embedder(self):
+    def _query_embedder(self):
         """The embedding model questions go through: the index's model in the runtime it was built
         with (vectors of one runtime only), loaded lazily."""
-        from rag.embedder import get_embedder
+        from rag.embedding.embedder import get_embedder
 
         runtime = self._runtime(query=True)
         # exported runtimes take their thread count per session; torch's is process-wide, the
@@ -306,7 +355,7 @@ class Index:
                             threads=self.settings.query_threads if runtime.exported else None)
 
     def _embedder_for_ingest(self):
-        from rag.embedder import get_embedder
+        from rag.embedding.embedder import get_embedder
 
         return get_embedder(self.settings.embed_model, self._runtime(query=False).name)
 

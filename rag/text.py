@@ -7,6 +7,20 @@ from __future__ import annotations
 
 import re
 
+class LazyPattern:
+    """A regular expression compiled on first use: importing a module of them (which every `rag`
+    command may pay) stays well under a millisecond; compiling all of them costs a few."""
+
+    def __init__(self, pattern: str) -> None:
+        self._pattern = pattern
+        self._compiled: re.Pattern[str] | None = None
+
+    def __getattr__(self, name: str):
+        if self._compiled is None:
+            self._compiled = re.compile(self._pattern)
+        return getattr(self._compiled, name)
+
+
 # Function words carry no topic; OR-ing them in only adds noise matches. Kept short on purpose.
 STOPWORDS = frozenset(
     """a an and are as at be but by can could do does did for from had has have how i if in into is

@@ -92,7 +92,7 @@ class Retrieval:
     seconds: float
     min_score: float | None = None  # the cut-off the hits passed
     cutoff_reason: str = ""  # why nothing counted as relevant (below_cutoff), in words
-    reranked_by: str | None = None  # the cross-encoder that ordered the hits (rag.rerank), if any
+    reranked_by: str | None = None  # the cross-encoder that ordered the hits (rag.retrieval.rerank), if any
 
 
 @dataclass
@@ -110,7 +110,7 @@ class Source:
 
 @dataclass(frozen=True)
 class Citation:
-    """One [n] of an answer checked against passage n (rag.citations)."""
+    """One [n] of an answer checked against passage n (rag.answer.citations)."""
 
     n: int
     path: str  # the cited passage's source ("" when the answer cites a passage never given)

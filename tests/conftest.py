@@ -35,7 +35,7 @@ def clean_environment(monkeypatch, tmp_path):
 
 @pytest.fixture(scope="session")
 def embedder():
-    from rag.embedder import get_embedder
+    from rag.embedding.embedder import get_embedder
 
     # the process-wide instance: every Index in this test process shares the one loaded model
     return get_embedder("all-MiniLM-L6-v2", "torch")
@@ -116,7 +116,7 @@ def built_index(tmp_path_factory, embedder):
     """A read-only index over the corpus, shared by retrieval and ask tests (do not modify)."""
     from ingest.chunk import ChunkSettings
     from ingest.pipeline import run_ingest
-    from rag.store import Store
+    from rag.storage.store import Store
 
     root = tmp_path_factory.mktemp("shared")
     folder = make_corpus(root / "corpus")

@@ -1,4 +1,4 @@
-"""Regenerate docs/rag-guide.pdf, the three-page PDF in the demo corpus.
+"""Regenerate sample-docs/rag-guide.pdf, the three-page PDF in the demo corpus.
 
 The guide covers grounded answers with citations. It is written with the dependency-free
 writer in tests/pdfs.py, so the text on each page is real, extractable PDF text.
@@ -159,7 +159,7 @@ def build_pages() -> list[list[str]]:
 
 
 def main() -> None:
-    out = ROOT / "docs" / "rag-guide.pdf"
+    out = ROOT / "sample-docs" / "rag-guide.pdf"
     pages = build_pages()
     write_pdf(out, pages, title=TITLE)
     print(f"wrote {out.relative_to(ROOT)}: {len(pages)} pages, "

@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from rag.cli import main
+from rag.terminal.cli import main
 
 BREAD = "How long do I bake sourdough bread?"
 

@@ -17,8 +17,8 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from rag.cli import main
-from rag.generate import NOT_COVERED
+from rag.terminal.cli import main
+from rag.answer.generate import NOT_COVERED
 from tests.conftest import CLEAN_KEYS, RAG
 from tests.llm_server import closed_port_url
 
@@ -321,7 +321,7 @@ def test_a_stream_that_fails_half_way_keeps_the_text_and_ends_with_one_error_lin
 def hostile_index(tmp_path_factory, embedder):
     from ingest.chunk import ChunkSettings
     from ingest.pipeline import run_ingest
-    from rag.store import Store
+    from rag.storage.store import Store
 
     root = tmp_path_factory.mktemp("hostile")
     (root / "docs").mkdir()

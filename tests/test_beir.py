@@ -8,8 +8,8 @@ import math
 import pytest
 from click.testing import CliRunner
 
-from rag.beir import documents_of, ndcg, recall, reciprocal_rank
-from rag.cli import main
+from rag.evaluation.beir import documents_of, ndcg, recall, reciprocal_rank
+from rag.terminal.cli import main
 from rag.types import Hit
 
 

@@ -13,7 +13,7 @@ import pexpect
 import pytest
 from click.testing import CliRunner
 
-from rag.cli import main
+from rag.terminal.cli import main
 from tests.conftest import CLEAN_KEYS, RAG
 
 PROMPT = "you> "
@@ -155,8 +155,8 @@ def test_piped_questions_are_answered_in_order(workdir, rag_cli):
 
 
 def test_follow_up_without_llm_carries_the_earlier_subject():
-    from rag.chat import Conversation, Turn
-    from rag.generate import condense
+    from rag.terminal.chat import Conversation, Turn
+    from rag.answer.generate import condense
 
     conversation = Conversation()
     conversation.add(Turn("How do I prune roses?", "How do I prune roses?", "In late winter [1]."))
@@ -171,7 +171,7 @@ def test_follow_up_without_llm_carries_the_earlier_subject():
 
 
 def test_history_stays_bounded_in_long_sessions():
-    from rag.chat import HISTORY_TURNS, Conversation, Turn
+    from rag.terminal.chat import HISTORY_TURNS, Conversation, Turn
 
     conversation = Conversation()
     for i in range(100):
@@ -185,7 +185,7 @@ def test_history_stays_bounded_in_long_sessions():
 def test_the_model_is_loaded_before_the_first_prompt(workdir, monkeypatch):
     """The greeting means "ready": the model loads before it, not when the first question arrives
     (Embedder is lazy, and opening the retriever alone does not load it)."""
-    from rag.embedder import Embedder
+    from rag.embedding.embedder import Embedder
 
     events: list[str] = []
     real_load = Embedder.load
@@ -195,7 +195,7 @@ def test_the_model_is_loaded_before_the_first_prompt(workdir, monkeypatch):
         return real_load(self)
 
     monkeypatch.setattr(Embedder, "load", load)
-    monkeypatch.setattr("rag.chat.Chat.warn", lambda self, text: events.append(f"said: {text[:20]}"))
+    monkeypatch.setattr("rag.terminal.chat.Chat.warn", lambda self, text: events.append(f"said: {text[:20]}"))
     result = chat_in_process(workdir, [])
 
     assert result.exit_code == 0, result.output

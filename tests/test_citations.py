@@ -1,4 +1,4 @@
-"""Citation checking (rag.citations): each [n] of an answer against the text of passage n, the
+"""Citation checking (rag.answer.citations): each [n] of an answer against the text of passage n, the
 quote and its offsets, uncited factual sentences, extractive answers, and a streamed answer from
 the real openai client against the loopback server, checked after its last piece."""
 
@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-from rag.citations import Citation, answer_sentences, check_citations, locate, quote_for_extractive
+from rag.answer.citations import Citation, answer_sentences, check_citations, locate, quote_for_extractive
 from rag.config import Settings
-from rag.generate import AnswerStream, extractive_answer
-from rag.llm import LLM
+from rag.answer.extractive import extractive_answer
+from rag.answer.generate import AnswerStream
+from rag.answer.llm import LLM
 from rag.types import Hit, Retrieval
 
 BREAD = (

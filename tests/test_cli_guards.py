@@ -8,13 +8,13 @@ import sys
 
 import pytest
 
-from rag.cli import main
+from rag.terminal.cli import main
 
 HEAVY = ("torch", "sentence_transformers", "faiss", "openai", "transformers")
 
 
 def test_importing_the_cli_loads_no_heavy_library():
-    code = f"import sys, rag.cli; print([m for m in {HEAVY + ('numpy',)!r} if m in sys.modules])"
+    code = f"import sys, rag.terminal.cli; print([m for m in {HEAVY + ('numpy',)!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -35,7 +35,7 @@ def test_status_without_an_index_says_to_ingest_first(rag_cli, tmp_path):
 
 def test_status_loads_no_heavy_library(built_index):
     code = (
-        "import sys\nfrom click.testing import CliRunner\nfrom rag.cli import main\n"
+        "import sys\nfrom click.testing import CliRunner\nfrom rag.terminal.cli import main\n"
         "r = CliRunner().invoke(main, ['status', '--json'])\n"
         f"print(r.output.strip()); print([m for m in {HEAVY!r} if m in sys.modules])"
     )

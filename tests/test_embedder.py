@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from rag.config import load_settings, model_cache_dir
-from rag.embedder import get_embedder
+from rag.embedding.embedder import get_embedder
 from rag.errors import ConfigError
 from rag.runtimes import AUTO_RUNTIME, parse_runtime
 from tests.conftest import CORPUS, ROOT
@@ -93,7 +93,7 @@ def test_a_corrupt_cached_model_is_rebuilt_the_same(tmp_path):
     data[len(data) // 2] ^= 0xFF  # same size, one byte wrong: only the hash can tell
     model.write_bytes(bytes(data))
 
-    from rag.embedder import Embedder
+    from rag.embedding.embedder import Embedder
 
     rebuilt = Embedder(MODEL, "onnx-int8", cache_dir=cache)
     vector = rebuilt.embed_query("How long does sourdough bake?")
@@ -108,7 +108,7 @@ def test_embedding_a_query_loads_no_torch(runtime, tmp_path):
     get_embedder(MODEL, runtime).load()  # the export exists
     code = (
         "import json, sys\n"
-        "from rag.embedder import Embedder\n"
+        "from rag.embedding.embedder import Embedder\n"
         f"vector = Embedder({MODEL!r}, {runtime!r}, threads=1).embed_query('How do I bake bread?')\n"
         "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers', 'optimum', 'nncf') if m in sys.modules]\n"
         "print(json.dumps({'dim': len(vector), 'heavy': heavy,\n"
@@ -138,8 +138,8 @@ def test_an_unknown_backend_is_a_clear_error(value):
 
 
 def test_an_unwritable_model_cache_is_one_clear_error(tmp_path):
-    from rag.embedder import Embedder
-    from rag.export import ExportError
+    from rag.embedding.embedder import Embedder
+    from rag.embedding.export import ExportError
 
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the cache folder should be")
@@ -160,8 +160,8 @@ def test_questions_on_any_fp32_index_go_through_onnx_and_int8_indexes_through_th
 
 def test_an_openvino_index_asked_through_onnx_finds_what_openvino_finds(tmp_path):
     from rag import Index, Settings
-    from rag.embedder import get_embedder
-    from rag.retrieve import Retriever
+    from rag.embedding.embedder import get_embedder
+    from rag.retrieval.search import Retriever
     from tests.conftest import make_corpus
 
     folder = make_corpus(tmp_path / "corpus")
@@ -170,9 +170,9 @@ def test_an_openvino_index_asked_through_onnx_finds_what_openvino_finds(tmp_path
     with Index.open(settings, create=True) as idx:
         idx.ingest([folder])
         assert idx.status().runtime == "openvino-fp32"
-        assert idx.embedder().runtime == "onnx-fp32"
+        assert idx._query_embedder().runtime == "onnx-fp32"
         asked = [idx.search(q, top_k=5, mode="dense") for q in questions]
-        own = Retriever.open(settings, idx.store, get_embedder("all-MiniLM-L6-v2", "openvino-fp32"))
+        own = Retriever.open(settings, idx._db, get_embedder("all-MiniLM-L6-v2", "openvino-fp32"))
         for question, result in zip(questions, asked):
             reference = own.search(question, 5, "dense")
             assert [h.chunk_id for h in result.hits] == [h.chunk_id for h in reference.hits]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.loaders import loader_for, page_kind_for
+from ingest.formats import loader_for, page_kind_for
 from rag.errors import LoadError
 
 
@@ -563,7 +563,7 @@ QUESTIONS = {
 def formats_index(tmp_path_factory, embedder):
     from ingest.chunk import ChunkSettings
     from ingest.pipeline import run_ingest
-    from rag.store import Store
+    from rag.storage.store import Store
 
     root = tmp_path_factory.mktemp("formats")
     folder = root / "documents"
@@ -588,7 +588,7 @@ def test_a_folder_with_every_format_ingests_without_failures(formats_index):
 @pytest.mark.parametrize("question", QUESTIONS, ids=[name for name, _ in QUESTIONS.values()])
 def test_a_question_answered_in_one_file_finds_that_file_first_with_its_location(formats_index, embedder, question):
     from rag.config import load_settings
-    from rag.retrieve import Retriever
+    from rag.retrieval.search import Retriever
 
     root, _ = formats_index
     name, page = QUESTIONS[question]
@@ -606,7 +606,7 @@ def test_a_file_name_that_is_not_utf8_is_reported_and_the_rest_is_indexed(tmp_pa
 
     from ingest.chunk import ChunkSettings
     from ingest.pipeline import run_ingest
-    from rag.store import Store
+    from rag.storage.store import Store
 
     folder = tmp_path / "notes"
     folder.mkdir()
@@ -632,7 +632,7 @@ def test_ingest_json_and_the_summary_survive_a_name_that_is_not_utf8(tmp_path):
 
     from click.testing import CliRunner
 
-    from rag.cli import main
+    from rag.terminal.cli import main
 
     folder = tmp_path / "notes"
     folder.mkdir()

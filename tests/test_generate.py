@@ -10,7 +10,7 @@ import pytest
 
 from rag.config import Settings
 from rag.errors import LLMError
-from rag.generate import (
+from rag.answer.generate import (
     NOT_COVERED,
     SYSTEM_PROMPT,
     AnswerStream,
@@ -19,7 +19,7 @@ from rag.generate import (
     cited_numbers,
     extractive_answer,
 )
-from rag.llm import LLM
+from rag.answer.llm import LLM
 from rag.types import Hit, Retrieval
 
 MAX_RETRIES = Settings().max_retries

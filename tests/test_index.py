@@ -15,11 +15,11 @@ import pytest
 from click.testing import CliRunner
 
 from rag import Index, load_settings
-from rag.cli import main
+from rag.terminal.cli import main
 from rag.config import Settings
 from rag.errors import ModelNotFound, RagError
-from rag.migrations import STEPS, IndexTooNew, _check_names, migrate
-from rag.store import Store
+from rag.storage.migrations import STEPS, IndexTooNew, _check_names, migrate
+from rag.storage.store import Store
 from tests.conftest import ROOT, copy_index
 from tests.test_ingest import make_notes
 
@@ -42,9 +42,9 @@ def readme_snippet() -> str:
 def test_the_readme_python_snippet_ingests_searches_and_answers(tmp_path):
     snippet = readme_snippet()
     assert len(snippet.strip().splitlines()) <= 12
-    (tmp_path / "docs").mkdir()
+    (tmp_path / "sample-docs").mkdir()
     for name in ("embeddings.md", "chunking.rst"):
-        (tmp_path / "docs" / name).write_text((ROOT / "docs" / name).read_text(encoding="utf-8"), encoding="utf-8")
+        (tmp_path / "sample-docs" / name).write_text((ROOT / "sample-docs" / name).read_text(encoding="utf-8"), encoding="utf-8")
 
     result = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True,
                             timeout=300)
@@ -52,7 +52,7 @@ def test_the_readme_python_snippet_ingests_searches_and_answers(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "2 documents added" in result.stdout
     assert "384" in result.stdout  # the extractive answer quotes the dimension
-    assert "docs/embeddings.md" in result.stdout  # search hits and cited sources, relative to the folder
+    assert "sample-docs/embeddings.md" in result.stdout  # search hits and cited sources, relative to the folder
 
 
 def test_status_and_documents_are_dataclasses_whose_json_is_their_fields(built_index):
@@ -246,7 +246,7 @@ def test_debug_shows_the_cause_of_an_error(built_index, monkeypatch):
 CHUNK_BIG_FILE = """
 import re, sys
 from ingest.chunk import ChunkSettings, chunk_sections
-from rag.embedder import Embedder
+from rag.embedding.embedder import Embedder
 from rag.types import Section
 embedder = Embedder("all-MiniLM-L6-v2", "torch")  # the engine the bug was found on
 text = ("lorem ipsum dolor sit amet consectetur " * 420_000)  # 16 MB, one line
@@ -282,7 +282,7 @@ def test_searching_leaves_the_process_thread_settings_alone(built_index):
 
 ASK_AND_LIST_MODULES = """
 import sys
-from rag.cli import main
+from rag.terminal.cli import main
 sys.argv = ["rag", "ask", "How many moons does Mars have?", "--no-llm", "--index-dir", sys.argv[1]]
 try:
     main()
@@ -298,7 +298,7 @@ def test_rag_ask_on_an_index_of_the_default_runtime_loads_no_torch(tmp_path):
     assert result.exit_code == 0, result.output
     with Index.open(Settings(index_dir=tmp_path / "ix")) as index:
         assert index.status().runtime == "openvino-fp32"  # what auto means for an ingest (rag/runtimes.py)
-        assert index.embedder().runtime == "onnx-fp32"  # and questions go through ONNX Runtime
+        assert index._query_embedder().runtime == "onnx-fp32"  # and questions go through ONNX Runtime
 
     asked = subprocess.run([sys.executable, "-c", ASK_AND_LIST_MODULES, str(tmp_path / "ix")], cwd=tmp_path,
                            capture_output=True, text=True, timeout=300)
@@ -310,26 +310,26 @@ def test_rag_ask_on_an_index_of_the_default_runtime_loads_no_torch(tmp_path):
 
 def test_an_ingest_that_changes_the_index_recalibrates_the_cut_off(tmp_path, embedder):
     from rag import Index, Settings
-    from rag.relevance import META_KEY, PROBES, Calibration
+    from rag.retrieval.relevance import META_KEY, PROBES, Calibration
     from tests.conftest import make_corpus
 
     folder = make_corpus(tmp_path / "corpus")
     settings = Settings(index_dir=tmp_path / "indexes", embed_backend="torch")
     with Index.open(settings, create=True) as idx:
         idx.ingest([folder])
-        first = Calibration.from_json(idx.store.get_meta(META_KEY))
+        first = Calibration.from_json(idx._db.get_meta(META_KEY))
         assert first is not None and first.probes == len(PROBES)
-        assert first.generation == idx.store.generation
+        assert first.generation == idx._db.generation
         assert 0 < first.spread < first.median < 0.5  # everyday probes barely match kitchen notes and error codes
-        assert idx.retriever().calibration == first  # the searching side reads the same
+        assert idx._searcher().calibration == first  # the searching side reads the same
 
         idx.ingest([folder])  # unchanged: nothing to re-measure
-        assert Calibration.from_json(idx.store.get_meta(META_KEY)) == first
+        assert Calibration.from_json(idx._db.get_meta(META_KEY)) == first
 
         (folder / "travel.md").write_text("# Travel\n\nA flight from London to Sydney takes about a day, "
                                           "with one stop in Singapore or Dubai.\n", encoding="utf-8")
         idx.ingest([folder])
-        second = Calibration.from_json(idx.store.get_meta(META_KEY))
-        assert second.generation == idx.store.generation > first.generation
+        second = Calibration.from_json(idx._db.get_meta(META_KEY))
+        assert second.generation == idx._db.generation > first.generation
         assert second.median != first.median  # a probe asks about that flight
-        assert idx.retriever().calibration == second
+        assert idx._searcher().calibration == second

@@ -13,12 +13,12 @@ import pytest
 
 from ingest.chunk import ChunkSettings
 from ingest.pipeline import PARSER_VERSION, IngestReport, SilentProgress, run_ingest
-from rag import vectors
+from rag.storage import vectors
 from rag.errors import IndexBusy, IndexMismatch
 from rag.config import Settings
 from rag.index import Index
-from rag.migrations import STEPS
-from rag.store import Store
+from rag.storage.migrations import STEPS
+from rag.storage.store import Store
 from tests.conftest import CORPUS
 from tests.pdfs import write_pdf
 from tests.test_discover import needs_file_modes
@@ -506,7 +506,7 @@ def test_a_store_past_the_flat_limit_is_searched_through_a_trained_ivf_index(sto
     import faiss
     import numpy as np
 
-    from rag import vectors
+    from rag.storage import vectors
     from rag.types import Chunk, Document
 
     rng = np.random.default_rng(7)
@@ -529,7 +529,7 @@ def test_a_store_past_the_flat_limit_is_searched_through_a_trained_ivf_index(sto
 
 
 def test_reading_ahead_in_a_thread_builds_the_same_index_as_reading_in_turn(tmp_path):
-    from rag.embedder import get_embedder
+    from rag.embedding.embedder import get_embedder
     from ingest.pipeline import LocalReader
 
     folder = tmp_path / "many"
@@ -554,7 +554,7 @@ def test_reading_ahead_in_a_thread_builds_the_same_index_as_reading_in_turn(tmp_
 
 
 def test_torch_embeds_read_in_turn():
-    from rag.embedder import get_embedder
+    from rag.embedding.embedder import get_embedder
     from ingest.pipeline import LocalReader
 
     assert LocalReader(get_embedder("all-MiniLM-L6-v2", "torch"), ChunkSettings()).read_ahead == 0

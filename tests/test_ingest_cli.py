@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from ingest.chunk import ChunkSettings, chunk_sections
-from ingest.loaders import loader_for
+from ingest.formats import loader_for
 from ingest.pipeline import BATCH_CHUNKS, run_ingest
-from rag.store import Store
+from rag.storage.store import Store
 from tests.conftest import CLEAN_KEYS, RAG, make_corpus, run_rag
 from tests.test_ingest import HOSTILE, make_notes, write_hostile
 
@@ -153,7 +153,7 @@ def test_status_says_when_documents_were_read_by_an_older_rag(hostile_run, tmp_p
 def test_reingest_of_unchanged_files_never_loads_the_model(tmp_path, embedder):
     build_index(tmp_path, embedder)
     code = (
-        "import sys\nfrom click.testing import CliRunner\nfrom rag.cli import main\n"
+        "import sys\nfrom click.testing import CliRunner\nfrom rag.terminal.cli import main\n"
         "result = CliRunner().invoke(main, ['ingest', 'notes'])\n"
         "print(result.exit_code, [m for m in ('torch', 'sentence_transformers', 'faiss') if m in sys.modules])\n"
         "print(result.stderr.strip())"

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from ingest.loaders import load_html, load_markdown, load_pdf, load_rst, load_text, loader_for
+from ingest.formats import loader_for
+from ingest.formats.html import load_html
+from ingest.formats.markdown import load_markdown, load_rst, load_text
+from ingest.formats.pdf import load_pdf
 from rag.errors import LoadError
 from tests.pdfs import pdf_bytes
 
@@ -432,7 +435,7 @@ def test_pdf_repair_messages_are_not_printed(caplog):
 
 
 def test_pdf_dot_leaders_are_collapsed(tmp_path):
-    from ingest.loaders import load_pdf
+    from ingest.formats.pdf import load_pdf
     from tests.pdfs import pdf_bytes
 
     data = pdf_bytes([["Contents", "Installing the widget . . . . . . . . . . . . . 12", "Wiring........................ 14"]])

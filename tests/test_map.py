@@ -19,12 +19,12 @@ from click.testing import CliRunner
 
 from ingest.chunk import ChunkSettings
 from ingest.pipeline import run_ingest
-from rag.cli import main
+from rag.terminal.cli import main
 from rag.config import Settings
-from rag.map import MapOptions, build_map
-from rag.projection import fit, neighbourhood_preservation
-from rag.retrieve import Retriever
-from rag.store import Store
+from rag.map.build import MapOptions, build_map
+from rag.map.projection import fit, neighbourhood_preservation
+from rag.retrieval.search import Retriever
+from rag.storage.store import Store
 from tests.conftest import CORPUS, run_rag
 
 BREAD = "How long do I bake sourdough bread?"
@@ -101,7 +101,7 @@ def test_query_rings_exactly_k_hits_the_ones_ask_retrieves(rag_map, built_index,
     data = page_data(out)
     ringed = [data["points"][int(rings.nth(i).get_attribute("data-i"))][7] for i in range(3)]
     store = Store.open(built_index / "indexes" / "default")
-    retrieval = Retriever.open(Settings(), store=store, embedder=embedder).search(BREAD, 3, "hybrid", None)
+    retrieval = Retriever.open(Settings(), store=store, embedder=embedder).search(BREAD, 3, "hybrid")
     store.close()
     assert ringed == [hit.chunk_id for hit in retrieval.hits]
     assert "Sourdough" in browser_page.locator("ol.hits li").first.inner_text()

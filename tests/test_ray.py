@@ -27,7 +27,7 @@ from ingest.pipeline import BATCH_CHUNKS, SilentProgress, run_ingest
 from rag import __version__
 from rag.config import Settings
 from rag.index import Index
-from rag.store import Store
+from rag.storage.store import Store
 from tests.conftest import CLEAN_KEYS, make_corpus
 from tests.test_ingest import make_notes, write_hostile
 from tests.test_ingest_cli import committed_chunks, error_lines, ingest_and_kill_after_the_first_commit
@@ -103,7 +103,7 @@ SMALL = ChunkSettings(48, 0)  # short chunks embed fast: for tests about files, 
 def expected_chunks(folder: Path, embedder, chunking: ChunkSettings) -> dict[str, int]:
     """Chunks per document an uninterrupted ingest stores (the same loader and chunker, no model)."""
     from ingest.chunk import chunk_sections
-    from ingest.loaders import loader_for
+    from ingest.formats import loader_for
 
     counts = {}
     for path in sorted(folder.iterdir()):
@@ -364,7 +364,7 @@ def test_kill_9_of_a_ray_driver_keeps_what_was_committed_and_the_next_run_resume
 def test_a_local_ingest_never_imports_ray(tmp_path):
     make_notes(tmp_path / "notes")
     code = (
-        "import sys\nfrom click.testing import CliRunner\nfrom rag.cli import main\n"
+        "import sys\nfrom click.testing import CliRunner\nfrom rag.terminal.cli import main\n"
         "result = CliRunner().invoke(main, ['ingest', 'notes'])\n"
         "print(result.exit_code, 'ray' in sys.modules)\n"
     )

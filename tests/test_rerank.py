@@ -11,8 +11,8 @@ import pytest
 
 from rag.config import Settings, load_settings
 from rag.errors import ConfigError, ModelNotFound
-from rag.rerank import DEPTH, CrossEncoderReranker, passage_text
-from rag.retrieve import Retriever
+from rag.retrieval.rerank import DEPTH, CrossEncoderReranker, passage_text
+from rag.retrieval.search import Retriever
 from tests.conftest import run_rag
 
 QUESTION = "how long should bread bake in the oven"

@@ -9,7 +9,7 @@ import pytest
 
 from rag.config import DEFAULT_MIN_SCORE, Settings
 from rag.errors import IndexMismatch, IndexMissing
-from rag.retrieve import Retriever, fuse
+from rag.retrieval.search import Retriever, fuse
 
 PARAPHRASE = "what's the biggest world orbiting the sun"  # astronomy.txt: "Jupiter is the largest planet"
 OFF_TOPIC = "What is the capital of Mongolia's cricket team coach?"
@@ -30,7 +30,7 @@ def parts_retriever(tmp_path_factory, embedder):
     """A catalogue of near-identical lines that differ only in their part number."""
     from ingest.chunk import ChunkSettings
     from ingest.pipeline import run_ingest
-    from rag.store import Store
+    from rag.storage.store import Store
 
     root = tmp_path_factory.mktemp("parts")
     folder = root / "corpus"
@@ -79,22 +79,22 @@ def test_keyword_finds_a_part_number_on_its_pdf_page(retriever):
 
 
 def test_dense_confuses_a_part_number_with_its_neighbours_and_keyword_does_not(parts_retriever):
-    dense = parts_retriever.search("KX-1187", top_k=3, mode="dense", min_score=None)
-    keyword = parts_retriever.search("KX-1187", top_k=3, mode="keyword", min_score=None)
+    dense = parts_retriever.search("KX-1187", top_k=3, mode="dense")
+    keyword = parts_retriever.search("KX-1187", top_k=3, mode="keyword")
 
     assert "KX-1187" not in dense.hits[0].text
     assert "KX-1187" in keyword.hits[0].text
 
 
 def test_keyword_search_matches_only_the_part_with_that_exact_number(parts_retriever):
-    result = parts_retriever.search("KX-1187", top_k=5, mode="keyword", min_score=None)
+    result = parts_retriever.search("KX-1187", top_k=5, mode="keyword")
 
     assert len(result.hits) == 1
     assert "The steamer uses replacement part KX-1187" in result.hits[0].text
 
 
 def test_keyword_search_matches_the_pieces_of_a_compound_word_without_digits():
-    from rag.retrieve import fts_query
+    from rag.retrieval.search import fts_query
 
     assert fts_query("read-only mount") == '"read only" OR "mount" OR "read"'
 
@@ -164,7 +164,7 @@ def test_pdf_hits_carry_their_page_number(retriever):
 
 
 def test_top_k_limits_the_number_of_hits(retriever):
-    assert len(retriever.search("bread", top_k=2, mode="dense", min_score=None).hits) == 2
+    assert len(retriever.search("bread", top_k=2, mode="dense").hits) == 2
 
 
 def test_hybrid_scores_are_the_mean_of_both_legs_in_standard_deviations():
@@ -284,7 +284,7 @@ def test_questions_of_only_punctuation_operators_or_stopwords_never_raise(retrie
 def test_a_very_long_question_is_searched(retriever):
     question = "How long do I bake sourdough? " + " ".join(f"word{i}" for i in range(3000))
 
-    result = retriever.search(question, top_k=3, mode="keyword", min_score=None)
+    result = retriever.search(question, top_k=3, mode="keyword")
 
     assert result.hits[0].heading == "Kitchen notes > Bread"
 
@@ -333,7 +333,7 @@ def test_the_cut_off_says_why(retriever):
 
 
 def test_without_a_calibration_the_keyword_leg_must_corroborate_a_weak_match():
-    from rag.relevance import FALLBACK_CORROBORATED, judge
+    from rag.retrieval.relevance import FALLBACK_CORROBORATED, judge
 
     floor = DEFAULT_MIN_SCORE
     grey = (floor + FALLBACK_CORROBORATED) / 2
@@ -348,7 +348,7 @@ def test_without_a_calibration_the_keyword_leg_must_corroborate_a_weak_match():
 
 
 def test_a_calibrated_index_cuts_what_scores_like_its_unrelated_probes():
-    from rag.relevance import CORROBORATED_SPREADS, FLOOR_SPREADS, calibrate, judge
+    from rag.retrieval.relevance import CORROBORATED_SPREADS, FLOOR_SPREADS, calibrate, judge
 
     # a broad corpus: unrelated questions already reach about 0.3
     calibration = calibrate([0.24, 0.26, 0.28, 0.30, 0.30, 0.32, 0.34, 0.36, 0.60], generation=7)
@@ -369,7 +369,7 @@ def test_a_calibrated_index_cuts_what_scores_like_its_unrelated_probes():
 
 
 def test_a_damaged_calibration_is_ignored():
-    from rag.relevance import Calibration
+    from rag.retrieval.relevance import Calibration
 
     assert Calibration.from_json("{not json") is None
     assert Calibration.from_json('{"median": 0.2}') is None
@@ -377,7 +377,7 @@ def test_a_damaged_calibration_is_ignored():
 
 
 def test_agreement_counts_chunks_in_both_legs_top_ten():
-    from rag.relevance import agreement
+    from rag.retrieval.relevance import agreement
 
     assert agreement(list(range(20)), list(range(5, 25))) == 5
     assert agreement(list(range(20)), list(range(10, 30))) == 0  # shared, but not in both top tens
@@ -385,7 +385,7 @@ def test_agreement_counts_chunks_in_both_legs_top_ten():
 
 
 def test_without_a_cut_off_an_off_topic_question_still_gets_the_nearest_passages(retriever):
-    result = retriever.search(OFF_TOPIC, top_k=5, mode="hybrid", min_score=None)
+    result = retriever.search(OFF_TOPIC, top_k=5, mode="hybrid")
 
     assert len(result.hits) == 5
     assert not result.below_cutoff

@@ -28,7 +28,7 @@ class Running:
     """A uvicorn server for `app` in a thread, on a free 127.0.0.1 port."""
 
     def __init__(self, app):
-        from rag.serve import bound_port, make_server
+        from rag.servers.http import bound_port, make_server
 
         self.server = make_server(app, "127.0.0.1", 0, access_log=False)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -45,7 +45,7 @@ class Running:
 
 
 def start(root: Path, api_key: str | None = None, **settings):
-    from rag.serve import create_app, warm_up
+    from rag.servers.http import create_app, warm_up
 
     flags = {"index_dir": root / "indexes", "max_retries": 0, "timeout": 20, **settings}
     app = create_app(load_settings(flags, environ={}, dotenv_path=root / "no.env"), api_key=api_key)
@@ -135,7 +135,7 @@ def test_a_follow_up_is_answered_with_the_conversation_before_it(plain):
         {"role": "user", "content": "and its size?"},
     ]
     response = client(plain).chat.completions.create(model="default", messages=messages)
-    # without an LLM the previous question is carried along (rag.generate.condense)
+    # without an LLM the previous question is carried along (rag.answer.generate.condense)
     assert response.model_extra["question"] == "Which planet has the moons Phobos and Deimos? and its size?"
 
 

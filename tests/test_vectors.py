@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag import vectors
-from rag.store import Store
+from rag.storage import vectors
+from rag.storage.store import Store
 from rag.types import Chunk, Document
 
 DIM = 16

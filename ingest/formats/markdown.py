@@ -1,0 +1,108 @@
+"""Plain text, Markdown and reStructuredText: the text cut at its headings, with heading paths.
+
+Markdown: front matter's title, ATX and setext headings, fenced code never read as headings.
+reST: underlined (and over-and-underlined) titles, their levels in order of first appearance.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ingest.formats.text import Loaded, decode_text, require_text, sections_from_headings
+from rag.types import Section
+
+
+def load_text(path: Path, data: bytes) -> Loaded:
+    text = decode_text(data)
+    return path.stem, require_text([Section(text=text, start=0)]), None
+
+
+# -- Markdown ---------------------------------------------------------------------------------
+
+ATX = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)[ \t#]*$")
+SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
+FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+FRONT_MATTER = re.compile(r"\A---\r?\n(.*?)\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
+
+
+def load_markdown(path: Path, data: bytes) -> Loaded:
+    title, sections = markdown_sections(decode_text(data))
+    return title or path.stem, require_text(sections), None
+
+
+def markdown_sections(text: str) -> tuple[str | None, list[Section]]:
+    """The title (front matter, else the first level-1 heading) and the text cut at its headings."""
+    title = None
+    offset = 0
+    if m := FRONT_MATTER.match(text):
+        if t := re.search(r"^title:\s*[\"']?(.*?)[\"']?\s*$", m.group(1), re.M):
+            title = t.group(1)
+        offset = m.end()
+    headings: list[tuple[int, int, int, str]] = []
+    lines = text[offset:].splitlines(keepends=True)
+    pos = offset
+    in_fence = None  # the opening fence while inside a code block
+    previous: tuple[int, str] | None = None  # (start, text) of the last non-blank paragraph line
+    for line in lines:
+        stripped = line.rstrip("\r\n")
+        fence = FENCE.match(stripped)
+        if in_fence:
+            # only a fence of the same character, at least as long and with no info string, closes
+            if fence and fence.group(1)[0] == in_fence[0] and len(fence.group(1)) >= len(in_fence) \
+                    and not stripped[fence.end():].strip():
+                in_fence = None
+        elif fence:
+            in_fence = fence.group(1)
+            previous = None
+        elif m := ATX.match(stripped):
+            headings.append((pos, pos + len(line), len(m.group(1)), m.group(2).strip()))
+            previous = None
+        elif (m := SETEXT.match(stripped)) and previous and not previous[1].startswith((" ", "\t", "-", "*", ">")):
+            level = 1 if m.group(1)[0] == "=" else 2
+            headings.append((previous[0], pos + len(line), level, previous[1].strip()))
+            previous = None
+        else:
+            previous = (pos, stripped) if stripped.strip() else None
+        pos += len(line)
+    if title is None:
+        title = next((t for _, _, lvl, t in headings if lvl == 1), None)
+    # front matter is metadata, not text to search
+    return title, sections_from_headings(text, headings, body_start=offset)
+
+
+# -- reStructuredText -------------------------------------------------------------------------
+
+RST_ADORNMENT = re.compile(r"^([=\-`:'\"~^_*+#<>.])\1{2,}[ \t]*$")
+
+
+def load_rst(path: Path, data: bytes) -> Loaded:
+    text = decode_text(data)
+    lines = text.splitlines(keepends=True)
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line))
+    styles: list[tuple[str, bool]] = []  # heading styles in order of first use = their level
+    headings: list[tuple[int, int, int, str]] = []
+    i = 0
+    while i < len(lines) - 1:
+        title_line = lines[i].rstrip("\r\n")
+        under = lines[i + 1].rstrip("\r\n")
+        # an overline must repeat the underline exactly; anything else above is not part of it
+        over = i > 0 and lines[i - 1].rstrip() == under.rstrip()
+        if (
+            title_line.strip()
+            and not RST_ADORNMENT.match(title_line)
+            and (m := RST_ADORNMENT.match(under))
+            and len(under.rstrip()) >= len(title_line.rstrip())
+        ):
+            style = (m.group(1), over)
+            if style not in styles:
+                styles.append(style)
+            begin = starts[i - 1] if over else starts[i]
+            headings.append((begin, starts[i + 2], styles.index(style) + 1, title_line.strip()))
+            i += 2
+            continue
+        i += 1
+    title = headings[0][3] if headings else path.stem
+    return title, require_text(sections_from_headings(text, headings)), None

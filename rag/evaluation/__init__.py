@@ -1,0 +1,1 @@
+"""Evaluation: retrieval measured on labelled question sets (metrics) and on BEIR corpora (beir)."""
