@@ -37,8 +37,8 @@ def read_until(fd: int, marker: bytes, seen: bytearray, deadline: float, count: 
         if ready:
             try:
                 seen.extend(os.read(fd, 65536))
-            except OSError:
-                raise SystemExit(f"rag chat ended early:\n{seen.decode(errors='replace')}") from None
+            except OSError as exc:
+                raise SystemExit(f"rag chat ended early:\n{seen.decode(errors='replace')}") from exc
     return time.perf_counter()
 
 

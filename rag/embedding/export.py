@@ -26,7 +26,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from rag.errors import ModelNotFound, RagError
+from rag.errors import ExportError, ModelNotFound
+from rag.extras import require
 from rag.runtimes import Runtime
 
 log = logging.getLogger("rag.embedding.export")
@@ -39,10 +40,6 @@ CALIBRATION = Path(__file__).with_name("calibration.txt")
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 MODEL_FILES = {"onnx": "model.onnx", "openvino": "model.xml"}
 WEIGHT_NAMES = ("model.safetensors", "pytorch_model.bin")
-
-
-class ExportError(RagError):
-    """The model could not be exported to the chosen runtime."""
 
 
 def transformer_folder(model_folder: Path) -> Path:
@@ -139,7 +136,7 @@ def exported_model(model_folder: Path, runtime: Runtime, cache: Path) -> Path:
         raise ExportError(
             f"cannot write the model cache at {cache} ({exc.strerror or exc}): set RAG_CACHE_DIR to a writable folder, "
             f"or use --embed-backend torch"
-        ) from None
+        ) from exc
     return target
 
 
@@ -201,8 +198,8 @@ def _check_loads(folder: Path, runtime: Runtime) -> None:
             import openvino
 
             openvino.Core().read_model(str(model_file(folder, runtime)))
-    except Exception as exc:
-        raise ExportError(f"the exported {runtime.name} model does not load: {exc}") from None
+    except Exception as exc:  # ONNX Runtime's errors derive from Exception only (InvalidProtobuf, Fail...)
+        raise ExportError(f"the exported {runtime.name} model does not load: {exc}") from exc
 
 
 def _export_onnx(model_folder: Path, out: Path) -> None:

@@ -67,7 +67,7 @@ def load_questions(path: Path) -> list[EvalItem]:
             raise RagError(
                 f"{path}:{number}: not a question line ({exc}); expected "
                 f'{{"question": "...", "sources": ["file.md"], "pages": [3]}}'
-            ) from None
+            ) from exc
     if not items:
         raise RagError(f"{path} holds no questions")
     return items
