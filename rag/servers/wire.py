@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from rag.config import MAX_TOP_K, MODES
+from rag.config import HISTORY_CHARS, HISTORY_TURNS, MAX_TOP_K, MODES
 from rag.errors import ApiError, IndexMissing, LLMError, RagError
 from rag.types import Answer, Hit, Source, StoredDocument
 
@@ -19,8 +19,7 @@ if TYPE_CHECKING:
     from rag.answer.llm import Message
 
 # Earlier turns passed on as history: as many as `rag chat` keeps, each clipped the same way.
-HISTORY_MESSAGES = 12
-HISTORY_CHARS = 1500
+HISTORY_MESSAGES = 2 * HISTORY_TURNS  # a question and its answer per turn
 SOURCES_HEADINGS = ("\n\nSources:\n", "\n\nRetrieved passages:\n")
 
 
