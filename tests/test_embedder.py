@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -104,8 +105,10 @@ def test_a_corrupt_cached_model_is_rebuilt_the_same(tmp_path):
 
 
 @pytest.mark.parametrize("runtime", ("onnx-int8", "openvino-int8"))
-def test_embedding_a_query_loads_no_torch(runtime, tmp_path):
+def test_embedding_a_query_loads_no_torch_and_leaves_nothing_in_home(runtime, tmp_path):
     get_embedder(MODEL, runtime).load()  # the export exists
+    home = tmp_path / "home"
+    home.mkdir()
     code = (
         "import json, sys\n"
         "from rag.embedding.embedder import Embedder\n"
@@ -114,9 +117,14 @@ def test_embedding_a_query_loads_no_torch(runtime, tmp_path):
         "print(json.dumps({'dim': len(vector), 'heavy': heavy,\n"
         "                  'telemetry': sys.modules.get('openvino_telemetry') is not None}))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    # ONNX Runtime wrote a device id and a telemetry database under ~/.cache/Microsoft on import
+    env = {**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"), "RAG_CACHE_DIR": str(model_cache_dir())}
+    env.pop("ORT_DISABLE_TELEMETRY", None)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                          env=env)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"dim": 384, "heavy": [], "telemetry": False}
+    assert [str(p.relative_to(home)) for p in home.rglob("*")] == []
 
 
 def test_backend_names_resolve_to_one_runtime():

@@ -303,6 +303,9 @@ def _sentence_config(folder: Path) -> dict:
     from rag.embedding.export import transformer_folder
 
     transformer = transformer_folder(folder)
+    from rag.embedding.export import no_telemetry
+
+    no_telemetry()
     sbert = read(transformer / "sentence_bert_config.json") or read(folder / "sentence_bert_config.json")
     hidden = read(transformer / "config.json").get("hidden_size")
     max_seq = sbert.get("max_seq_length") or read(transformer / "tokenizer_config.json").get("model_max_length", 512)
