@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Callable
 
 import numpy as np
 
-Projection = Literal["pca", "tsne"]
-PROJECTIONS: tuple[Projection, ...] = ("pca", "tsne")
-DEFAULT_PROJECTION: Projection = "tsne"
+from rag.map import DEFAULT_PROJECTION, Projection
 TSNE_ITERATIONS = 250  # after 250 of early exaggeration; openTSNE's default 500 bought nothing here
 NEIGHBOURS = 10  # the neighbourhood the preservation measure and query placement look at
 # Below this many points t-SNE has no neighbourhoods to keep; PCA is exact enough.
