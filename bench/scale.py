@@ -239,7 +239,9 @@ def recall_at(found: np.ndarray, truth: np.ndarray, at: int) -> float:
 
 
 def p95(values: list[float]) -> float:
-    return float(np.percentile(values, 95))
+    from rag.evaluation.metrics import percentile
+
+    return percentile(values, 95)
 
 
 def measure(built: Built, size: int, queries, warmup, k, truth, settings: list[tuple[str, Callable]],

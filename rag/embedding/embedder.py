@@ -200,14 +200,7 @@ class _TorchEngine:
     @staticmethod
     def _load(name: str):
         location, local = _resolve(name)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-        logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
+        SentenceTransformer = quiet_sentence_transformers().SentenceTransformer
         try:
             return SentenceTransformer(location, device="cpu", local_files_only=not local)
         except Exception as exc:  # OSError, ValueError, safetensors' SafetensorError (an Exception): all "not here"
@@ -303,9 +296,6 @@ def _sentence_config(folder: Path) -> dict:
     from rag.embedding.export import transformer_folder
 
     transformer = transformer_folder(folder)
-    from rag.embedding.export import no_telemetry
-
-    no_telemetry()
     sbert = read(transformer / "sentence_bert_config.json") or read(folder / "sentence_bert_config.json")
     hidden = read(transformer / "config.json").get("hidden_size")
     max_seq = sbert.get("max_seq_length") or read(transformer / "tokenizer_config.json").get("model_max_length", 512)
@@ -313,6 +303,9 @@ def _sentence_config(folder: Path) -> dict:
 
 
 def _onnx_runner(path: Path, threads: int | None):
+    from rag.embedding.export import no_telemetry
+
+    no_telemetry()
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
