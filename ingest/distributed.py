@@ -26,7 +26,7 @@ from ingest.chunk import ChunkSettings
 from ingest.pipeline import Changed, Pending, Progress, prepare
 from rag.errors import RagError, RayUnavailable
 from rag.extras import require
-from rag.types import Failure
+from rag.types import Embeds, Failure
 
 IN_FLIGHT_PER_WORKER = 2  # one file working, one queued: a worker never waits for the driver
 MAX_ATTEMPTS = 3  # a file whose worker died this often is reported failed (it may be what kills them)
@@ -78,7 +78,7 @@ class IngestWorker:
 
     def __init__(self, spec: WorkerSpec):
         self.spec = spec
-        self.embedder = None
+        self.embedder: Embeds | None = None
         self.node = f"{socket.gethostname()} ({_node_address()})"
         self.problem: str | None = None
         try:
@@ -109,9 +109,12 @@ class IngestWorker:
 
     def read(self, item: Changed) -> Loaded:
         started = time.perf_counter()
-        result = prepare(item, self.embedder, self.spec.chunking)
+        embedder = self.embedder
+        if embedder is None:  # the driver sends no work to a worker whose hello named a problem
+            raise RayUnavailable(f"this Ray worker cannot ingest: {self.problem}")
+        result = prepare(item, embedder, self.spec.chunking)
         if isinstance(result, Pending):
-            vectors = self.embedder.embed_documents([c.embed_text for c in result.chunks])
+            vectors = embedder.embed_documents([c.embed_text for c in result.chunks])
             # the sections went into the chunks; the driver stores the chunks, so they stay here
             result = Pending(replace(result.doc, sections=[]), result.chunks, result.existed, vectors)
         return Loaded(result, time.perf_counter() - started)
