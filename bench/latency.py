@@ -36,10 +36,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from rag.config import MODES  # hybrid, dense, keyword
+
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CORPUS = REPO / "sample-docs"
 DEFAULT_QUESTION = "How many dimensions do all-MiniLM-L6-v2 embeddings have?"
-MODES = ("hybrid", "dense", "keyword")
 
 # About the demo corpus (sample-docs/): embeddings, chunking, retrieval, vector indexes, the RAG guide.
 BUILTIN_QUESTIONS = [

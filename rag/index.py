@@ -40,7 +40,7 @@ def limit_threads(threads: int) -> None:
     """Pin FAISS (and torch, once loaded) to `threads` threads for answering questions.
 
     One question at a time gains little from a second thread on an idle machine and pays in
-    scheduler waits on a busy one (bench/latency.py: 13 ms vs 49 ms p50 per query under load).
+    scheduler waits on a busy one (bench/latency.py; bench/RESULTS.md, "One thread per question").
     Process-wide, so it is the caller's choice (the CLI makes it), never a side effect of opening.
     """
     import sys
