@@ -178,7 +178,9 @@ def ingest(paths, index, index_dir, embed_model, chunk_tokens, overlap_tokens, p
         print_json(report)
     err(ingest_summary(report))
     if not report.ok:
-        raise PartialFailure(f"{report.failed} file(s) could not be indexed (named above); everything else was")
+        indexed = report.added + report.updated + report.unchanged
+        rest = "; the rest are in the index" if indexed else ""
+        raise PartialFailure(f"could not index {report.failed} of {report.failed + indexed} files (named above){rest}")
 
 
 @main.command()
@@ -280,7 +282,7 @@ def list_documents(as_json, index, index_dir):
     with Index.open(settings_from(index=index, index_dir=index_dir)) as idx:
         docs = idx.documents()
     if as_json:
-        click.echo(json.dumps([asdict(d) for d in docs], ensure_ascii=False))
+        print_json([asdict(d) for d in docs])
         return
     for doc in docs:
         click.echo(document_line(doc))
