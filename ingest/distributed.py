@@ -135,10 +135,8 @@ def connect(address: str, local_cpus: int | None = None) -> bool:
     Called before the index is opened for writing: an unreachable cluster fails here, in bounded
     time, with nothing written. Ray is imported here and nowhere else.
     """
-    try:
-        import ray
-    except ImportError:
-        raise RayUnavailable("--ray needs Ray on this machine: pip install 'rag[ray]'") from None
+    require("ray", "rag ingest --ray", "ray")
+    import ray
 
     if ray.is_initialized():  # the caller manages Ray (a notebook, a bench): use its connection
         return False
