@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet 'pip>=24,<27'
 	$(BIN)/pip install --quiet --retries 0 --timeout 5 --extra-index-url $(TORCH_INDEX) -c constraints.txt torch==2.13.0 \
 		|| $(BIN)/pip install --quiet -c constraints.txt torch==2.13.0
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,ray]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[all,test]'  # every extra but bench (llama.cpp, built from source)
 	touch $(STAMP)
 
 demo: install

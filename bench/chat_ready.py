@@ -5,7 +5,7 @@ usage: python bench/chat_ready.py [--index-dir DIR --index NAME] [--question Q] 
 Runs the installed `rag chat --no-llm` in a pseudo-terminal, as a user would, --runs times:
 "ready" is the wall time from launch until the greeting line ("Type a question") is printed (the
 model and the vector file are loaded before it); "answered" until the first answer's Sources
-block has been printed. Without --index-dir the demo corpus (docs/) is ingested into a temporary
+block has been printed. Without --index-dir the demo corpus (sample-docs/) is ingested into a temporary
 index first. Prints median, min and max of each. Run by hand, never from the tests.
 """
 
@@ -37,8 +37,8 @@ def read_until(fd: int, marker: bytes, seen: bytearray, deadline: float, count: 
         if ready:
             try:
                 seen.extend(os.read(fd, 65536))
-            except OSError:
-                raise SystemExit(f"rag chat ended early:\n{seen.decode(errors='replace')}") from None
+            except OSError as exc:
+                raise SystemExit(f"rag chat ended early:\n{seen.decode(errors='replace')}") from exc
     return time.perf_counter()
 
 
@@ -80,7 +80,7 @@ def main() -> None:
     env = dict(os.environ, XDG_STATE_HOME=tempfile.mkdtemp(prefix="rag-chat-state-"))
     if args.index_dir is None:
         args.index_dir = Path(tempfile.mkdtemp(prefix="rag-chat-bench-"))
-        subprocess.run([str(RAG), "ingest", str(ROOT / "docs"), "--index-dir", str(args.index_dir)], env=env,
+        subprocess.run([str(RAG), "ingest", str(ROOT / "sample-docs"), "--index-dir", str(args.index_dir)], env=env,
                        check=True, capture_output=True)
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; index {args.index_dir / args.index}")
     runs = [one_run(args, env) for _ in range(args.runs)]

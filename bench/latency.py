@@ -36,10 +36,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from rag.config import MODES  # hybrid, dense, keyword
+
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CORPUS = REPO / "sample-docs"
 DEFAULT_QUESTION = "How many dimensions do all-MiniLM-L6-v2 embeddings have?"
-MODES = ("hybrid", "dense", "keyword")
 
 # About the demo corpus (sample-docs/): embeddings, chunking, retrieval, vector indexes, the RAG guide.
 BUILTIN_QUESTIONS = [
@@ -114,9 +115,10 @@ def run_cpu(argv: list[str], cwd: Path, backend: str | None = None) -> tuple[flo
 
 def ms_stats(seconds: list[float]) -> tuple[float, float, float]:
     """p50, p95 and mean, in milliseconds."""
-    ms = sorted(s * 1000 for s in seconds)
-    p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
-    return statistics.median(ms), p95, statistics.fmean(ms)
+    from rag.evaluation.metrics import percentile
+
+    ms = [s * 1000 for s in seconds]
+    return percentile(ms, 50), percentile(ms, 95), statistics.fmean(ms)
 
 
 def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:

@@ -239,7 +239,9 @@ def recall_at(found: np.ndarray, truth: np.ndarray, at: int) -> float:
 
 
 def p95(values: list[float]) -> float:
-    return float(np.percentile(values, 95))
+    from rag.evaluation.metrics import percentile
+
+    return percentile(values, 95)
 
 
 def measure(built: Built, size: int, queries, warmup, k, truth, settings: list[tuple[str, Callable]],
@@ -362,8 +364,8 @@ def parse_sizes(text: str) -> list[int]:
     """Comma-separated positive whole numbers (sizes, efSearch or nprobe values)."""
     try:
         sizes = [int(s.replace("_", "")) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated whole numbers") from None
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated whole numbers") from exc
     if not sizes or min(sizes) < 1:
         raise argparse.ArgumentTypeError("values must be positive")
     return sizes

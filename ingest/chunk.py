@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
+from rag.config import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, MIN_CHUNK_TOKENS
 from rag.errors import ConfigError
 from rag.text import clip
 from rag.types import Chunk, Section
@@ -41,12 +42,13 @@ WINDOW_CHARS = 200_000
 
 @dataclass(frozen=True)
 class ChunkSettings:
-    chunk_tokens: int = 200
-    overlap_tokens: int = 30
+    chunk_tokens: int = DEFAULT_CHUNK_TOKENS
+    overlap_tokens: int = DEFAULT_OVERLAP_TOKENS
 
     def __post_init__(self) -> None:
-        if self.chunk_tokens < 32:
-            raise ConfigError(f"chunk size (--chunk-tokens) must be at least 32 tokens (got {self.chunk_tokens})")
+        if self.chunk_tokens < MIN_CHUNK_TOKENS:
+            raise ConfigError(f"chunk size (--chunk-tokens) must be at least {MIN_CHUNK_TOKENS} tokens "
+                              f"(got {self.chunk_tokens})")
         if not 0 <= self.overlap_tokens < self.chunk_tokens:
             raise ConfigError(
                 f"overlap (--overlap-tokens {self.overlap_tokens}) must be at least 0 and smaller than the "

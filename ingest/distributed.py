@@ -24,18 +24,15 @@ from typing import Iterator
 
 from ingest.chunk import ChunkSettings
 from ingest.pipeline import Changed, Pending, Progress, prepare
-from rag.errors import RagError
-from rag.types import Failure
+from rag.errors import RagError, RayUnavailable
+from rag.extras import require
+from rag.types import Embeds, Failure
 
 IN_FLIGHT_PER_WORKER = 2  # one file working, one queued: a worker never waits for the driver
 MAX_ATTEMPTS = 3  # a file whose worker died this often is reported failed (it may be what kills them)
 PROBE_SECONDS = 10.0  # connecting to an address that does not answer fails within this
 START_SECONDS = 600.0  # a worker that has not loaded the model by then is reported (a busy node is slow)
 LOCAL_OBJECT_STORE = 512 * 2**20  # `--ray local`: the files in flight, not a share of RAM
-
-
-class RayUnavailable(RagError):
-    """The Ray cluster cannot be joined, or its workers cannot ingest."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +78,7 @@ class IngestWorker:
 
     def __init__(self, spec: WorkerSpec):
         self.spec = spec
-        self.embedder = None
+        self.embedder: Embeds | None = None
         self.node = f"{socket.gethostname()} ({_node_address()})"
         self.problem: str | None = None
         try:
@@ -112,9 +109,12 @@ class IngestWorker:
 
     def read(self, item: Changed) -> Loaded:
         started = time.perf_counter()
-        result = prepare(item, self.embedder, self.spec.chunking)
+        embedder = self.embedder
+        if embedder is None:  # the driver sends no work to a worker whose hello named a problem
+            raise RayUnavailable(f"this Ray worker cannot ingest: {self.problem}")
+        result = prepare(item, embedder, self.spec.chunking)
         if isinstance(result, Pending):
-            vectors = self.embedder.embed_documents([c.embed_text for c in result.chunks])
+            vectors = embedder.embed_documents([c.embed_text for c in result.chunks])
             # the sections went into the chunks; the driver stores the chunks, so they stay here
             result = Pending(replace(result.doc, sections=[]), result.chunks, result.existed, vectors)
         return Loaded(result, time.perf_counter() - started)
@@ -135,10 +135,8 @@ def connect(address: str, local_cpus: int | None = None) -> bool:
     Called before the index is opened for writing: an unreachable cluster fails here, in bounded
     time, with nothing written. Ray is imported here and nowhere else.
     """
-    try:
-        import ray
-    except ImportError:
-        raise RayUnavailable("--ray needs Ray on this machine: pip install 'rag[ray]'") from None
+    require("ray", "rag ingest --ray", "ray")
+    import ray
 
     if ray.is_initialized():  # the caller manages Ray (a notebook, a bench): use its connection
         return False
@@ -147,7 +145,7 @@ def connect(address: str, local_cpus: int | None = None) -> bool:
         try:
             ray.init(num_cpus=local_cpus or os.cpu_count() or 1, include_dashboard=False,
                      object_store_memory=LOCAL_OBJECT_STORE, **quiet)
-        except Exception as exc:
+        except Exception as exc:  # Ray raises its own types and plain RuntimeErrors while starting
             raise RayUnavailable(f"cannot start a local Ray cluster: {_first_line(exc)}") from exc
         return True
     target = _resolve(address)
@@ -198,7 +196,7 @@ def _probe(address: str, target: str) -> None:
     except OSError as exc:
         reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc)).lower()
         raise RayUnavailable(f"cannot reach the Ray cluster at {address}: {reason} "
-                             f"(is `ray start --head` running there?)") from None
+                             f"(is `ray start --head` running there?)") from exc
     if len(frame) < 4 or frame[3] != 0x04:
         raise RayUnavailable(f"cannot reach the Ray cluster at {address}: something else answers on that port")
 
@@ -287,17 +285,17 @@ class RayReader:
         actors = [cls.remote(self.spec) for _ in range(count)]
         try:
             infos = ray.get([a.hello.remote() for a in actors], timeout=START_SECONDS)
-        except GetTimeoutError:
+        except GetTimeoutError as exc:
             for a in actors:
                 ray.kill(a)
             cpus = ray.cluster_resources().get("CPU", 0)
             raise RayUnavailable(f"{count} Ray worker(s) did not start within {START_SECONDS:.0f} s "
-                                 f"(the cluster has {cpus:.0f} CPUs; each worker takes {self.spec.threads})") from None
+                                 f"(the cluster has {cpus:.0f} CPUs; each worker takes {self.spec.threads})") from exc
         except RayActorError as exc:
             for a in actors:
                 ray.kill(a)
             raise RayUnavailable(f"a Ray worker could not start (is rag[ray] {self.spec.rag_version} installed on "
-                                 f"every node?): {_first_line(exc)}") from None
+                                 f"every node?): {_first_line(exc)}") from exc
         bad = [info for info in infos if info.problem]
         if bad:
             for a in actors:

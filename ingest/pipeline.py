@@ -23,7 +23,7 @@ from ingest.formats import loader_for, page_kind_for
 from rag.storage import vectors
 from rag.errors import IndexMismatch, LoadError
 from rag.storage.store import Store, is_under
-from rag.types import Chunk, Document, Failure, IngestReport
+from rag.types import Chunk, Document, Embeds, Failure, IngestReport
 
 if TYPE_CHECKING:
     import numpy as np
@@ -103,7 +103,7 @@ class LocalReader:
     sequential.
     """
 
-    def __init__(self, embedder, chunking: ChunkSettings, read_ahead: int = READ_AHEAD):
+    def __init__(self, embedder: Embeds, chunking: ChunkSettings, read_ahead: int = READ_AHEAD):
         self.embedder = embedder
         self.chunking = chunking
         self.read_ahead = read_ahead if getattr(embedder, "concurrent_tokenizer", False) else 0
@@ -126,7 +126,7 @@ class LocalReader:
                 yield waiting.popleft().result()
 
 
-def prepare(item: Changed, embedder, chunking: ChunkSettings) -> Pending | Failure:
+def prepare(item: Changed, embedder: Embeds, chunking: ChunkSettings) -> Pending | Failure:
     """Load and chunk one changed file, wherever it runs; a file that cannot be read is a Failure."""
     data, item.data = item.data, b""
     try:
@@ -179,7 +179,7 @@ def check_settings(store: Store, model_id: str, chunking: ChunkSettings, rebuild
         )
 
 
-def _record_settings(store: Store, embedder, chunking: ChunkSettings, dim: int) -> None:
+def _record_settings(store: Store, embedder: Embeds, chunking: ChunkSettings, dim: int) -> None:
     """Bind the index to its model and chunking; inside the transaction of the first embeddings."""
     store.set_meta("embed_model", embedder.id)
     store.set_meta("embed_runtime", embedder.runtime)
@@ -208,7 +208,7 @@ def load_document(path: Path, data: bytes, st: os.stat_result, digest: str) -> D
 def run_ingest(
     paths: list[Path],
     store: Store,
-    embedder,
+    embedder: Embeds,
     chunking: ChunkSettings,
     prune: bool = True,
     rebuild: bool = False,
@@ -254,7 +254,7 @@ def run_ingest(
     return report
 
 
-def _ingest_files(found: Discovery, known, store: Store, embedder, chunking: ChunkSettings, rebuild: bool,
+def _ingest_files(found: Discovery, known, store: Store, embedder: Embeds, chunking: ChunkSettings, rebuild: bool,
                   report: IngestReport, progress: Progress, reader: Reader) -> None:
     batch: list[Pending] = []
     batch_chunks = 0
@@ -309,7 +309,7 @@ def _diff(path: Path, stored, store: Store, rebuild: bool, report: IngestReport,
     return Changed(path, data, st, digest, stored is not None)
 
 
-def _commit(store: Store, embedder, chunking: ChunkSettings, batch: list[Pending], report: IngestReport,
+def _commit(store: Store, embedder: Embeds, chunking: ChunkSettings, batch: list[Pending], report: IngestReport,
             progress: Progress) -> None:
     texts = [c.embed_text for p in batch for c in p.chunks]
     if all(p.embeddings is not None for p in batch):  # embedded by the reader's workers

@@ -26,6 +26,14 @@ MAX_SEARCH_K = 1000  # what Index.search accepts (evaluation ranks 300 chunks a 
 # Cosine similarity below which no passage counts as relevant (see README, "The cut-off").
 DEFAULT_MIN_SCORE = 0.2
 NO_CUTOFF = 0.0  # a floor of 0 turns the "not covered" cut-off off (--min-score 0)
+# Chunking (ingest.chunk.ChunkSettings), in the embedding model's tokens
+DEFAULT_CHUNK_TOKENS = 200
+DEFAULT_OVERLAP_TOKENS = 30
+MIN_CHUNK_TOKENS = 32
+# The conversation an answer sees (`rag chat`, and the history an HTTP client sends): the last
+# HISTORY_TURNS questions with their answers, each message clipped to HISTORY_CHARS characters.
+HISTORY_TURNS = 6
+HISTORY_CHARS = 1500
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 
 from rag.config import NO_CUTOFF, Settings
 from rag.errors import ConfigError, RagError
-from rag.types import IndexStatus, IngestReport, Mode, Removal, Retrieval, StoredDocument
+from rag.types import Embeds, IndexStatus, IngestReport, Mode, Removal, Retrieval, StoredDocument
 
 if TYPE_CHECKING:
     from ingest.chunk import ChunkSettings
@@ -40,7 +40,7 @@ def limit_threads(threads: int) -> None:
     """Pin FAISS (and torch, once loaded) to `threads` threads for answering questions.
 
     One question at a time gains little from a second thread on an idle machine and pays in
-    scheduler waits on a busy one (bench/latency.py: 13 ms vs 49 ms p50 per query under load).
+    scheduler waits on a busy one (bench/latency.py; bench/RESULTS.md, "One thread per question").
     Process-wide, so it is the caller's choice (the CLI makes it), never a side effect of opening.
     """
     import sys
@@ -151,7 +151,7 @@ class Index:
             self._calibrate(embedder, changed)
         return report
 
-    def _calibrate(self, embedder, changed: bool) -> None:
+    def _calibrate(self, embedder: Embeds, changed: bool) -> None:
         """Re-measure the relevance cut-off's calibration (rag.retrieval.relevance) when the ingest changed
         the index, or once for an index that has none (built by an older rag)."""
         from rag.retrieval.relevance import META_KEY, Calibration
@@ -170,7 +170,7 @@ class Index:
             self._retriever.calibration = calibration
 
     @staticmethod
-    def _ray_reader(address: str, embedder, chunking: ChunkSettings):
+    def _ray_reader(address: str, embedder: Embeds, chunking: ChunkSettings):
         from ingest.distributed import RayReader, WorkerSpec
         from rag.config import version
 
@@ -343,7 +343,7 @@ class Index:
         if not 1 <= top_k <= MAX_SEARCH_K:
             raise ConfigError(f"top-k must be between 1 and {MAX_SEARCH_K} (got {top_k})")
 
-    def _query_embedder(self):
+    def _query_embedder(self) -> Embeds:
         """The embedding model questions go through: the index's model in the runtime it was built
         with (vectors of one runtime only), loaded lazily."""
         from rag.embedding.embedder import get_embedder
@@ -354,7 +354,7 @@ class Index:
         return get_embedder(self.settings.embed_model, runtime.name,
                             threads=self.settings.query_threads if runtime.exported else None)
 
-    def _embedder_for_ingest(self):
+    def _embedder_for_ingest(self) -> Embeds:
         from rag.embedding.embedder import get_embedder
 
         return get_embedder(self.settings.embed_model, self._runtime(query=False).name)

@@ -21,18 +21,14 @@ BACKENDS: tuple[Backend, ...] = ("torch", "onnx", "openvino")
 # torch runs fp32 only: int8 is what the exported runtimes are for.
 RUNTIME_NAMES = ("torch", "onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-int8")
 # What "auto" resolves to for a new index: among the runtimes whose hit@5 and MRR@5 stay within
-# 0.01 of torch fp32 on every labelled set (measured 2026-12-01, bench/quality.py on rintro_dev
-# and git_dev), the one that ingests fastest. Both int8 runtimes fail the bar: on rintro_dev each
-# loses one dense hit@5 (0.92 vs 0.96) and onnx-int8 0.02 of hybrid MRR@5; on git_dev
-# openvino-int8 loses one hybrid hit@5 (0.775 vs 0.800). onnx-fp32 and openvino-fp32 score exactly
-# as torch. On the Python howto pages (bench/ingest.py, 2026-12-02, one run) `rag ingest` took
-# 43.0 s on openvino-fp32, 76.7 s on onnx-fp32, 77.4 s on torch. Change it only by re-measuring.
+# 0.01 of torch fp32 on every labelled set (bench/quality.py; both int8 runtimes miss), the one
+# that ingests fastest (bench/ingest.py). Change it only by re-measuring: bench/RESULTS.md,
+# "Embedding runtimes", has the figures.
 AUTO_RUNTIME = "openvino-fp32"
 # Questions on any fp32 index go through this runtime: fp32 vectors of the same weights agree
 # across runtimes above cosine 0.9999 (tests/test_embedder.py), so the choice is only speed, and
-# ONNX Runtime starts fastest (cold `rag ask --no-llm` 0.89 s against OpenVINO's 1.10 s and
-# torch's 12.4 s; warm query 4.8 ms; bench/latency.py). An int8 index is asked through its own
-# runtime: int8 vectors differ from fp32 ones by up to 0.05 of cosine.
+# ONNX Runtime starts fastest (bench/latency.py). An int8 index is asked through its own runtime:
+# int8 vectors differ from fp32 ones by up to 0.05 of cosine.
 QUERY_FP32 = "onnx-fp32"
 @dataclass(frozen=True)
 class Runtime:

@@ -1,4 +1,5 @@
-"""The dataclasses that travel between stages and out of the library; `--json` is `asdict()` of them.
+"""The dataclasses that travel between stages and out of the library (`--json` is `asdict()` of
+them), and `Embeds`, the one contract for whatever turns text into vectors.
 
 Paths: `Document`/`StoredDocument`/`Hit` carry the absolute path as stored (`path`) and, where a
 reader or a remote LLM sees it, `label`: the path relative to the folder it was ingested from
@@ -9,7 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, Protocol, Sequence
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Mode = Literal["hybrid", "dense", "keyword"]
 AnswerMode = Literal["llm", "extractive", "none"]
@@ -190,3 +194,36 @@ class IndexStatus:
 class Removal:
     removed: list[str]
     unknown: list[str]
+
+
+class Embeds(Protocol):
+    """Whatever embeds for an index: rag.embedding.embedder.Embedder on any runtime, or a stand-in.
+
+    Ingest chunks with its tokenizer (chunks are measured in the model's word pieces and must fit
+    `max_tokens`), embeds the chunks and records `id`, `runtime` and `dim` in the index; retrieval
+    embeds questions with an embedder whose `id` and `dim` match what the index records.
+    """
+
+    name: str  # as the user gave it (a bundled alias, a path)
+    id: str  # the identity an index records: bundled aliases collapse to one id, paths are absolute
+    runtime: str  # the engine and precision that made the vectors (rag.runtimes), e.g. "onnx-fp32"
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int:
+        """The most word pieces the model reads of one text (it silently drops the rest)."""
+        ...
+
+    def embed_documents(self, texts: Sequence[str]) -> "np.ndarray":
+        """(len(texts), dim) float32, L2-normalised, one row per text in input order."""
+        ...
+
+    def embed_query(self, text: str) -> "np.ndarray":
+        """(dim,) float32, L2-normalised: the same vector embed_documents gives the text."""
+        ...
+
+    def token_offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """The character span of every word piece, per text, without special tokens."""
+        ...

@@ -1,28 +1,55 @@
-"""Shared fixtures: the bundled model (loaded once), a small real corpus, a loopback LLM server."""
+"""Shared fixtures: the bundled model (loaded once), a small real corpus, a loopback LLM server, the
+servers of `rag serve`, and a test session that keeps to itself.
+
+Keeping to itself: before any test runs, every cache a test (or a `rag` it starts) may write goes
+to one temporary folder for the session, removed at its end: exported models (RAG_CACHE_DIR; the
+export tests share its one export per runtime), $XDG_CACHE_HOME, $XDG_CONFIG_HOME and
+$XDG_DATA_HOME (Chromium, matplotlib), and chat history ($XDG_STATE_HOME, one per test). Nothing
+lands in the user's home. Helpers that are not fixtures live in tests/helpers.py.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["TRANSFORMERS_OFFLINE"] = "1"
-os.environ["TOKENIZERS_PARALLELISM"] = "false"
+from tests.browser import browser_page, chromium  # noqa: F401  (one browser for the whole session)
+from tests.helpers import CLEAN_KEYS, SERVER_KEY, copy_index, make_corpus, run_rag, start_server
+from tests.llm_server import FakeLLM
 
-from rag.config import ENV_KEYS  # noqa: E402
-from tests.browser import browser_page, chromium  # noqa: E402,F401  (one browser for the whole session)
-from tests.llm_server import FakeLLM  # noqa: E402
-from tests.pdfs import write_pdf  # noqa: E402
+OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
-ROOT = Path(__file__).resolve().parent.parent
-RAG = Path(sys.executable).parent / "rag"
-# Settings a test must not inherit from the developer's shell or .env
-CLEAN_KEYS = ENV_KEYS
+# The variables pointed at the session's folder (the suite's own; a developer's values are put back)
+SESSION_DIRS = {"RAG_CACHE_DIR": "models", "XDG_CACHE_HOME": "cache", "XDG_CONFIG_HOME": "config",
+                "XDG_DATA_HOME": "data", "MPLCONFIGDIR": "matplotlib"}
+
+
+def pytest_configure(config):
+    # pytest_configure, not a fixture: the environment must be in place before the first test
+    # imports a library that reads it, and is inherited by every `rag` subprocess
+    session = Path(tempfile.mkdtemp(prefix="rag-tests-"))
+    config.rag_session_dir = session
+    config.rag_saved_env = {key: os.environ.get(key) for key in [*SESSION_DIRS, *OFFLINE]}
+    for key, name in SESSION_DIRS.items():
+        (session / name).mkdir()
+        os.environ[key] = str(session / name)
+    os.environ.update(OFFLINE)  # the bundled model only: nothing is fetched from a hub
+
+
+def pytest_unconfigure(config):
+    session = getattr(config, "rag_session_dir", None)
+    if session is None:
+        return
+    for key, value in config.rag_saved_env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    shutil.rmtree(session, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
@@ -39,71 +66,6 @@ def embedder():
 
     # the process-wide instance: every Index in this test process shares the one loaded model
     return get_embedder("all-MiniLM-L6-v2", "torch")
-
-
-CORPUS = {
-    "cooking.md": """# Kitchen notes
-
-## Bread
-
-Sourdough bread needs a starter that is fed with flour and water every day. Bake the loaf at
-250 degrees Celsius for forty minutes, with steam for the first twenty. Let the loaf cool on a
-rack for an hour before slicing it, or the crumb turns gummy.
-
-## Soup
-
-A good vegetable stock simmers onions, carrots and celery for an hour before it is strained.
-Season it only at the end, because the liquid reduces and concentrates the salt. Freeze what
-is left in small portions.
-""",
-    "astronomy.txt": """The planet Mars has two small moons, Phobos and Deimos.
-
-Jupiter is the largest planet in the solar system and has a Great Red Spot, a storm larger than Earth.
-
-A light-year is the distance light travels in one year, about 9.46 trillion kilometres.
-""",
-    "errors.rst": """Error codes
-===========
-
-Overview
---------
-
-The service returns error code ZX-4411 when the upload quota is exhausted for the day.
-The quota resets at midnight in the account's home time zone, and the response says when.
-Paid accounts can raise the quota from the billing page.
-
-Retry policy
-------------
-
-Clients should retry with exponential backoff, starting at one second and doubling each time.
-Give up after five attempts and show the person using the client what went wrong. Never
-retry a request that was rejected as malformed.
-""",
-    "garden.html": """<html><head><title>Garden guide</title><style>body { color: red }</style>
-<script>var secret = "javascript should never be indexed";</script></head>
-<body><h1>Garden guide</h1><h2>Tomatoes</h2><p>Tomatoes need six hours of sun and deep watering twice a week. Stake them early, before the
-stems get heavy with fruit, and pinch out the side shoots. Mulch keeps the soil evenly moist in a
-dry summer.</p>
-<h2>Roses</h2><p>Prune roses in late winter, just above an outward-facing bud. Cut away dead and crossing
-canes first, then shorten the rest by about a third. Feed them with compost once the new leaves
-open in spring.</p></body></html>
-""",
-}
-
-
-def make_corpus(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, text in CORPUS.items():
-        (folder / name).write_text(text, encoding="utf-8")
-    write_pdf(
-        folder / "manual.pdf",
-        [
-            ["Installation", "Unpack the archive and run the installer as an administrator."],
-            ["Troubleshooting", "If the fan makes a grinding noise, replace the bearing kit BK-7."],
-        ],
-        title="Widget manual",
-    )
-    return folder
 
 
 @pytest.fixture
@@ -140,19 +102,31 @@ def llm(llm_server):
     return llm_server
 
 
-def run_rag(*args: str, cwd: Path, env: dict | None = None, input: str | None = None, timeout: float = 120):
-    """The installed `rag` command in a subprocess, as a user runs it."""
-    full_env = {k: v for k, v in os.environ.items() if k not in CLEAN_KEYS}
-    full_env.update(env or {})
-    return subprocess.run([str(RAG), *args], cwd=cwd, env=full_env, input=input, capture_output=True,
-                          text=True, timeout=timeout)
-
-
 @pytest.fixture
 def rag_cli():
     return run_rag
 
 
-def copy_index(source: Path, dest: Path) -> Path:
-    shutil.copytree(source, dest)
-    return dest
+# -- `rag serve` for a test module, over copies of the shared index -------------------------------
+
+
+@pytest.fixture(scope="module")
+def plain(built_index, tmp_path_factory):
+    """No key, no LLM (extractive answers); two indexes, `default` and `other`."""
+    root = tmp_path_factory.mktemp("serve-plain")
+    copy_index(built_index / "indexes", root / "indexes")
+    copy_index(built_index / "indexes" / "default", root / "indexes" / "other")
+    running = start_server(root)
+    running.root = root
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def keyed(built_index, tmp_path_factory, llm_server):
+    """An API key (SERVER_KEY), and the loopback fake LLM upstream."""
+    root = tmp_path_factory.mktemp("serve-keyed")
+    copy_index(built_index / "indexes", root / "indexes")
+    running = start_server(root, api_key=SERVER_KEY, base_url=llm_server.url, llm_model="test-model")
+    yield running
+    running.stop()

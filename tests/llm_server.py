@@ -8,7 +8,7 @@ OpenAI-style error body), `fail_times` how many requests fail before it answers 
 (a server busy with a long prompt), `retry_after_ms` a Retry-After-Ms header on error responses
 (the openai client honours it instead of its own 0.5-8 s backoff, which keeps retry tests fast),
 and `stream_error` an error event sent after the streamed reply (as servers do when a stream
-fails half-way).
+fails half-way). `last_piece_at` is when (time.monotonic) the last streamed piece was sent.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ class FakeLLM:
         self.retry_after_ms: int | None = None
         self.stream_error: str | None = None
         self.known_models: set[str] | None = None  # None = any model name works
+        self.last_piece_at: float | None = None
         self._server: ThreadingHTTPServer | None = None
 
     @property
@@ -70,6 +71,7 @@ class FakeLLM:
         self.retry_after_ms = None
         self.stream_error = None
         self.known_models = None
+        self.last_piece_at = None
 
     def start(self) -> "FakeLLM":
         llm = self
@@ -145,6 +147,7 @@ class FakeLLM:
                                  "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
                         self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
                         self.wfile.flush()
+                        llm.last_piece_at = time.monotonic()
                         if llm.delay:
                             time.sleep(llm.delay)
                     if llm.stream_error is not None:

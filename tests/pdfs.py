@@ -6,7 +6,10 @@ becomes '?', which is enough for exercising page numbers, extraction and hostile
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+
+TWO_PAGES = [["Chapter one", "The engine needs oil."], ["Chapter two", "Check the tyres monthly."]]
 
 
 def _escape(line: str) -> str:
@@ -57,3 +60,29 @@ def pdf_bytes(pages: list[list[str]], title: str | None = None) -> bytes:
 def write_pdf(path: Path, pages: list[list[str]], title: str | None = None) -> Path:
     path.write_bytes(pdf_bytes(pages, title))
     return path
+
+
+# -- damaged and locked PDFs, for the tests of what ingest refuses -------------------------------
+
+
+def encrypted_pdf() -> bytes:
+    """TWO_PAGES locked with a user password (RC4-128): pypdf opens it, but cannot read it."""
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_bytes(TWO_PAGES))))
+    writer.encrypt(user_password="secret", owner_password="owner", algorithm="RC4-128")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def truncated_pdf() -> bytes:
+    whole = pdf_bytes(TWO_PAGES)
+    return whole[: len(whole) // 2]
+
+
+def tangled_pdf() -> bytes:
+    """A PDF damaged so that pypdf meets a self-referencing object (it raises LimitReachedError)."""
+    whole = pdf_bytes([["Page one line", "more"], ["Two"]], title="Tit")
+    damaged = whole.replace(b"<< /Type /Catalog", b"<< /T\x84pe /Catalog", 1)
+    return damaged.replace(b"6 0 obj\n<<", b"6 0 obj\nZ<", 1)

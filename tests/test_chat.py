@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from rag.terminal.cli import main
-from tests.conftest import CLEAN_KEYS, RAG
+from tests.helpers import RAG, clean_env
 
 PROMPT = "you> "
 
@@ -28,8 +28,7 @@ def workdir(built_index, tmp_path) -> Path:
 
 
 def spawn_chat(workdir: Path, llm_url: str | None = None, *args: str) -> pexpect.spawn:
-    env = {k: v for k, v in os.environ.items() if k not in CLEAN_KEYS}
-    env["XDG_STATE_HOME"] = str(workdir / "state")
+    env = clean_env(XDG_STATE_HOME=str(workdir / "state"))
     if llm_url:
         env["OPENAI_BASE_URL"] = llm_url
         env["RAG_LLM_MODEL"] = "test-model"

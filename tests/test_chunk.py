@@ -6,11 +6,14 @@ import base64
 import random
 import re
 import string
+import subprocess
+import sys
 
 import pytest
 
 from ingest.chunk import ChunkSettings, chunk_sections
 from rag.types import Section
+from tests.helpers import ROOT
 
 WORDS = (
     "river mountain cloud engine harbor lantern copper meadow signal orbit garden violet "
@@ -52,12 +55,17 @@ def chunk(embedder, text: str, settings: ChunkSettings = ChunkSettings(), title:
                           embedder.max_tokens, settings)
 
 
+def test_the_model_window_is_smaller_than_the_largest_chunk_size_tried_below(embedder):
+    # all-MiniLM-L6-v2 reads 256 word pieces, two of them its own markers: chunks of 1000 tokens
+    # must be cut to fit, or the model silently drops their end
+    assert embedder.max_tokens == 254 < 1000
+
+
 @pytest.mark.parametrize("text", HOSTILE_TEXTS.values(), ids=HOSTILE_TEXTS.keys())
 @pytest.mark.parametrize("chunk_tokens", [200, 1000], ids=["default size", "larger than the model"])
 def test_every_chunk_fits_the_model_window(embedder, text, chunk_tokens):
     chunks = chunk(embedder, text, ChunkSettings(chunk_tokens, 30))
 
-    assert embedder.max_tokens == 254
     assert max(embedder.count_tokens([c.embed_text for c in chunks])) <= embedder.max_tokens
 
 
@@ -204,3 +212,29 @@ def test_small_sections_on_different_pdf_pages_are_not_merged():
 
     sections = [Section("Short page one.", (), 1, 0), Section("Short page two.", (), 2, 16)]
     assert merge_small_sections(sections, chunk_tokens=200) == sections
+
+
+# -- bounded memory per file --------------------------------------------------------------------------
+
+CHUNK_BIG_FILE = """
+import re, sys
+from ingest.chunk import ChunkSettings, chunk_sections
+from rag.embedding.embedder import Embedder
+from rag.types import Section
+embedder = Embedder("all-MiniLM-L6-v2", "torch")  # the engine the bug was found on
+text = ("lorem ipsum dolor sit amet consectetur " * 420_000)  # 16 MB, one line
+chunks = chunk_sections("big", [Section(text)], embedder.token_offsets, embedder.max_tokens, ChunkSettings())
+# VmHWM, not ru_maxrss: Linux carries the parent's peak across fork and exec into ru_maxrss
+peak_kb = int(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1))
+print(len(chunks), peak_kb // 1024)
+"""
+
+
+def test_one_huge_one_line_file_is_chunked_in_bounded_memory(tmp_path):
+    # tokenizing a 15 MB one-line file whole reached 2.3 GB RSS; windows keep it flat
+    result = subprocess.run([sys.executable, "-c", CHUNK_BIG_FILE], cwd=ROOT, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    chunks, peak_mb = map(int, result.stdout.split())
+    assert chunks > 10_000
+    assert peak_mb < 1500, f"peak RSS {peak_mb} MB"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.config import DEFAULT_MIN_SCORE, DEFAULT_TOP_K, Settings, load_settings
+from rag.config import DEFAULT_MIN_SCORE, DEFAULT_TOP_K, ENV, Settings, load_settings, model_cache_dir
 from rag.errors import ConfigError
 
 
@@ -136,8 +136,22 @@ def test_settings_repr_never_shows_the_api_key(tmp_path):
     assert "api_key=set" in repr(settings)
 
 
-def test_settings_are_frozen():
-    settings = Settings()
+def test_exported_models_are_cached_in_rag_cache_dir_else_under_xdg_cache_home_else_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
-    with pytest.raises(AttributeError):
-        settings.top_k = 9  # type: ignore[misc]
+    assert model_cache_dir({"RAG_CACHE_DIR": "~/models", "XDG_CACHE_HOME": "/x"}) == tmp_path / "home" / "models"
+    assert model_cache_dir({"XDG_CACHE_HOME": str(tmp_path / "xdg")}) == tmp_path / "xdg" / "rag" / "models"
+    assert model_cache_dir({"RAG_CACHE_DIR": "", "XDG_CACHE_HOME": ""}) == tmp_path / "home" / ".cache" / "rag" / "models"
+
+
+def test_every_environment_variable_sets_its_setting(tmp_path):
+    samples = {"_int": "7", "_float": "0.5", "_path": str(tmp_path / "somewhere"), "_text": "a-value"}
+    folder = tmp_path / "reranker"
+    folder.mkdir()
+    special = {"RAG_EMBED_BACKEND": "onnx-int8", "RAG_INDEX": "notes", "RAG_RERANK_MODEL": str(folder)}
+    for variable, (field, parse) in ENV.items():
+        raw = special.get(variable, samples[parse.__name__])
+
+        settings = load_settings({}, environ={variable: raw}, dotenv_path=tmp_path / "x")
+
+        assert getattr(settings, field) == parse(variable, raw) != getattr(Settings(), field), variable

@@ -3,28 +3,10 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
-import pytest
-
 from ingest.discover import discover
-
-
-def file_modes_are_enforced() -> bool:
-    """False for root (or any process with CAP_DAC_OVERRIDE): chmod 000 does not stop it reading."""
-    with tempfile.TemporaryDirectory() as folder:
-        probe = Path(folder) / "probe"
-        probe.write_text("x")
-        probe.chmod(0)
-        try:
-            probe.read_text()
-        except PermissionError:
-            return True
-        return False
-
-
-needs_file_modes = pytest.mark.skipif(not file_modes_are_enforced(), reason="this user reads files whatever their mode")
+from tests.helpers import needs_file_modes
 
 
 def make(root: Path, *names: str) -> None:

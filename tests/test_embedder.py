@@ -1,8 +1,12 @@
-"""The embedding runtimes: exported models agree with torch, the cache heals, queries need no torch."""
+"""The embedding runtimes: exported models agree with torch, the cache heals, queries need no torch.
+
+The exports land in the test session's model cache (tests/conftest.py), one per runtime per session;
+the tests that need the int8 exports (NNCF calibration, the slowest) are marked slow."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -15,16 +19,16 @@ from rag.config import load_settings, model_cache_dir
 from rag.embedding.embedder import get_embedder
 from rag.errors import ConfigError
 from rag.runtimes import AUTO_RUNTIME, parse_runtime
-from tests.conftest import CORPUS, ROOT
+from tests.helpers import CORPUS, ROOT, make_corpus
 
 MODEL = "all-MiniLM-L6-v2"
 EXPORTED = ("onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-int8")
 
 
 def passages() -> list[str]:
-    """Real paragraphs: the demo corpus (docs/) and the test corpus, markup and all."""
+    """Real paragraphs: the demo corpus (sample-docs/) and the test corpus, markup and all."""
     texts = []
-    for path in sorted((ROOT / "docs").iterdir()):
+    for path in sorted((ROOT / "sample-docs").iterdir()):
         if path.suffix in (".md", ".rst", ".txt"):
             texts += path.read_text(encoding="utf-8").split("\n\n")
     for text in CORPUS.values():
@@ -37,6 +41,7 @@ def torch_vectors():
     return get_embedder(MODEL, "torch").embed_documents(passages())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runtime", EXPORTED)
 def test_exported_runtime_vectors_agree_with_torch(runtime, torch_vectors):
     embedder = get_embedder(MODEL, runtime)
@@ -50,6 +55,7 @@ def test_exported_runtime_vectors_agree_with_torch(runtime, torch_vectors):
         assert cosines.mean() > 0.99 and cosines.min() > 0.95, (runtime, float(cosines.mean()), float(cosines.min()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runtime", ("onnx-int8", "openvino-fp32"))
 def test_token_offsets_agree_with_the_torch_tokenizer(runtime):
     texts = passages() + ["Crème brûlée, naïve café — 東京 🙂 tab\there", "x" * 3000]
@@ -81,8 +87,9 @@ def test_duplicate_texts_are_embedded_once_and_rows_keep_input_order():
     assert np.allclose(vectors[1], embedder.embed_query("a much longer text about bread"), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_corrupt_cached_model_is_rebuilt_the_same(tmp_path):
-    get_embedder(MODEL, "onnx-int8").load()  # the export exists in the user cache
+    get_embedder(MODEL, "onnx-int8").load()  # the export exists in the session's cache
     cache = tmp_path / "cache"
     source = next(p for p in model_cache_dir().iterdir() if (p / "onnx-int8").is_dir())
     for runtime in ("onnx-fp32", "onnx-int8"):
@@ -103,9 +110,12 @@ def test_a_corrupt_cached_model_is_rebuilt_the_same(tmp_path):
     assert not [p.name for p in model.parent.parent.iterdir() if p.name.startswith((".tmp-", ".stale-"))]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runtime", ("onnx-int8", "openvino-int8"))
-def test_embedding_a_query_loads_no_torch(runtime, tmp_path):
+def test_embedding_a_query_loads_no_torch_and_leaves_nothing_in_home(runtime, tmp_path):
     get_embedder(MODEL, runtime).load()  # the export exists
+    home = tmp_path / "home"
+    home.mkdir()
     code = (
         "import json, sys\n"
         "from rag.embedding.embedder import Embedder\n"
@@ -114,9 +124,14 @@ def test_embedding_a_query_loads_no_torch(runtime, tmp_path):
         "print(json.dumps({'dim': len(vector), 'heavy': heavy,\n"
         "                  'telemetry': sys.modules.get('openvino_telemetry') is not None}))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    # ONNX Runtime wrote a device id and a telemetry database under ~/.cache/Microsoft on import
+    env = {**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"), "RAG_CACHE_DIR": str(model_cache_dir())}
+    env.pop("ORT_DISABLE_TELEMETRY", None)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                          env=env)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"dim": 384, "heavy": [], "telemetry": False}
+    assert [str(p.relative_to(home)) for p in home.rglob("*")] == []
 
 
 def test_backend_names_resolve_to_one_runtime():
@@ -162,7 +177,6 @@ def test_an_openvino_index_asked_through_onnx_finds_what_openvino_finds(tmp_path
     from rag import Index, Settings
     from rag.embedding.embedder import get_embedder
     from rag.retrieval.search import Retriever
-    from tests.conftest import make_corpus
 
     folder = make_corpus(tmp_path / "corpus")
     settings = Settings(index_dir=tmp_path / "indexes", embed_backend="openvino-fp32")

@@ -4,7 +4,6 @@ re-embedded, what is reported, and what survives a bad file."""
 from __future__ import annotations
 
 import os
-import random
 import sqlite3
 from pathlib import Path
 
@@ -19,10 +18,8 @@ from rag.config import Settings
 from rag.index import Index
 from rag.storage.migrations import STEPS
 from rag.storage.store import Store
-from tests.conftest import CORPUS
+from tests.helpers import CORPUS, HOSTILE, make_notes, needs_file_modes, noise, write_hostile
 from tests.pdfs import write_pdf
-from tests.test_discover import needs_file_modes
-from tests.test_loaders import encrypted_pdf, truncated_pdf
 
 CORPUS_FILES = sorted([*CORPUS, "manual.pdf"])
 NOTES_FILES = ["bread.md", "manual.pdf", "moons.txt"]
@@ -35,15 +32,6 @@ def failures(report: IngestReport) -> list[tuple[str, str]]:
 def remove(store: Store, paths: list[Path]) -> tuple[list[str], list[str]]:
     removal = Index(Settings(index_dir=store.root.parent, index=store.root.name), store).remove(paths)
     return removal.removed, removal.unknown
-
-
-def make_notes(folder: Path) -> Path:
-    """Three short documents: cheap to embed, for tests about what happens to files, not formats."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "bread.md").write_text("# Bread\n\nSourdough needs a starter that is fed every day.\n")
-    (folder / "moons.txt").write_text("Mars has two small moons, Phobos and Deimos.\n")
-    write_pdf(folder / "manual.pdf", [["If the fan grinds, replace the bearing kit BK-7."]], title="Widget manual")
-    return folder
 
 
 @pytest.fixture
@@ -249,34 +237,6 @@ def test_removing_an_unknown_path_changes_nothing(store, embedder, notes):
 
 
 # -- hostile files -----------------------------------------------------------------------------
-
-
-def noise(size: int) -> bytes:
-    """Random bytes, the same every run."""
-    return random.Random(size).randbytes(size)
-
-
-def write_hostile(folder: Path, kind: str) -> tuple[Path, str]:
-    """Write one bad file of `kind`; return its path and the reason ingest should give."""
-    if kind == "corrupt pdf":
-        path, data, reason = folder / "corrupt.pdf", b"%PDF-1.4\n" + noise(2000), "unreadable PDF"
-    elif kind == "truncated pdf":
-        path, data, reason = folder / "truncated.pdf", truncated_pdf(), "unreadable PDF"
-    elif kind == "encrypted pdf":
-        path, data, reason = folder / "locked.pdf", encrypted_pdf(), "encrypted PDF: it needs a password"
-    elif kind == "empty pdf":
-        path, data, reason = folder / "empty.pdf", b"", "empty PDF (0 bytes)"
-    elif kind == "random bytes .txt":
-        path, data, reason = folder / "noise.txt", noise(3000), "binary content"
-    elif kind == "empty .txt":
-        path, data, reason = folder / "empty.txt", b"", "no text to index (empty file)"
-    else:
-        raise ValueError(kind)
-    path.write_bytes(data)
-    return path, reason
-
-
-HOSTILE = ["corrupt pdf", "truncated pdf", "encrypted pdf", "empty pdf", "random bytes .txt", "empty .txt"]
 
 
 @pytest.mark.parametrize("kind", HOSTILE)
@@ -494,15 +454,24 @@ def test_vector_file_matches_sqlite_after_ingest(store, embedder, notes):
     assert np.allclose(saved.index.reconstruct_batch(ids), stored)
 
 
-def test_readers_see_committed_work_while_the_writer_lock_is_held(store, embedder, notes):
+def test_readers_see_the_last_commit_without_waiting_while_a_write_is_in_flight(store, embedder, notes):
+    from rag.types import Chunk, Document
+
     ingest(store, embedder, notes)
+    pending = Document(path=Path("/pending.txt"), title="t", sections=[], content_hash="h", mtime=0, size=1)
+    vector = np.full((1, 384), 384 ** -0.5, dtype=np.float32)
 
-    with store.writer_lock():
-        reader = sqlite3.connect(store.root / "rag.sqlite")
-        assert reader.execute("SELECT COUNT(*) FROM documents").fetchone() == (3,)
+    with store.transaction():
+        store.put_document(pending, [Chunk(0, "pending", (), None, 0, 7, "pending")], vector)
+        reader = sqlite3.connect(store.root / "rag.sqlite", timeout=0)  # a read that had to wait fails at once
+        seen = reader.execute("SELECT COUNT(*) FROM documents").fetchone()
+        reader.close()
+
+    assert seen == (3,)  # the batch in flight is invisible until it commits
+    assert store.conn.execute("SELECT COUNT(*) FROM documents").fetchone() == (4,)
 
 
-def test_a_store_past_the_flat_limit_is_searched_through_a_trained_ivf_index(store, monkeypatch):
+def test_a_store_past_the_flat_limit_is_searched_through_a_trained_ivf_index(store):
     import faiss
     import numpy as np
 
@@ -516,9 +485,8 @@ def test_a_store_past_the_flat_limit_is_searched_through_a_trained_ivf_index(sto
     doc = Document(path=Path("/synthetic.txt"), title="t", sections=[], content_hash="h", mtime=0, size=1)
     with store.transaction():
         store.put_document(doc, chunks, embeddings)
-    monkeypatch.setattr(vectors, "FLAT_LIMIT", 100)
 
-    index = vectors.build(store, 8)
+    index = vectors.build(store, 8, flat_limit=100)
 
     assert isinstance(faiss.downcast_index(index.index.index), faiss.IndexIVFFlat)
     ids = [cid for cid, _ in store.conn.execute("SELECT id, ordinal FROM chunks ORDER BY ordinal")]

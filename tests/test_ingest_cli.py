@@ -1,32 +1,27 @@
 """`rag ingest`, `status`, `ls` and `rm` end to end: the installed command in a subprocess, as a
-user runs it. Each subprocess that embeds pays for loading the model, so there are few of them."""
+user runs it (in process where a subprocess buys nothing). Each subprocess that embeds pays for
+loading the model, so there are few of them."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from ingest.chunk import ChunkSettings, chunk_sections
 from ingest.formats import loader_for
 from ingest.pipeline import BATCH_CHUNKS, run_ingest
 from rag.storage.store import Store
-from tests.conftest import CLEAN_KEYS, RAG, make_corpus, run_rag
-from tests.test_ingest import HOSTILE, make_notes, write_hostile
-
-INDEX = Path("indexes") / "default"
-
-
-def error_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if line.startswith("Error:")]
+from rag.terminal.cli import main
+from tests.helpers import (HOSTILE, INDEX, error_lines, ingest_and_kill_after_the_first_commit, make_corpus,
+                           make_notes, run_rag, write_hostile)
 
 
 def build_index(root: Path, embedder) -> Path:
@@ -92,6 +87,13 @@ def test_summary_line_counts_added_and_failed_files(hostile_run):
     _, bad, result = hostile_run
 
     assert f"indexes/default: 5 added, 0 updated, 0 unchanged, 0 removed, {len(bad)} failed" in result.stderr
+
+
+def test_the_last_line_counts_the_failed_files_and_says_the_rest_are_indexed(hostile_run):
+    _, bad, result = hostile_run
+
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: could not index {len(bad)} of {len(bad) + 5} files (named above); the rest are in the index")
 
 
 def test_nothing_but_the_product_goes_to_stdout(hostile_run):
@@ -241,37 +243,7 @@ def clean_run_counts(folder: Path, embedder) -> dict[str, int]:
     return counts
 
 
-def committed_chunks(db: Path) -> int:
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
-            return conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
-    except sqlite3.Error:  # not created yet, or its tables not yet
-        return 0
-
-
-def ingest_and_kill_after_the_first_commit(root: Path, folder: Path, *options: str, within: float = 120) -> None:
-    """`rag ingest folder stall.txt [options]`, killed with SIGKILL once its first batch is committed.
-
-    stall.txt is a named pipe that nobody writes to: reading it, last of all the files, blocks,
-    so the second batch is still in flight whenever the kill lands.
-    """
-    stall = root / "stall.txt"
-    os.mkfifo(stall)
-    env = {k: v for k, v in os.environ.items() if k not in CLEAN_KEYS}
-    proc = subprocess.Popen([str(RAG), "ingest", str(folder), str(stall), *options], cwd=root, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + within
-    try:
-        while committed_chunks(root / INDEX / "rag.sqlite") == 0:
-            assert proc.poll() is None, f"ingest ended before it was killed: {proc.stderr.read()}"
-            assert time.monotonic() < deadline, f"no batch committed within {within:.0f} s"
-            time.sleep(0.02)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        proc.stderr.close()
-
-
+@pytest.mark.slow
 def test_kill_9_mid_ingest_leaves_an_index_that_answers_and_completes(tmp_path, rag_cli, embedder):
     folder = make_many_notes(tmp_path / "many", BATCH_CHUNKS + 20)
     expected = clean_run_counts(folder, embedder)
@@ -293,3 +265,20 @@ def test_kill_9_mid_ingest_leaves_an_index_that_answers_and_completes(tmp_path, 
     assert report.ok, report.failures
     assert report.chunks == sum(expected.values()) - committed  # committed work is kept, not redone
     assert {d.path: d.chunks for d in store.documents()} == expected
+
+
+# -- ingest --json -----------------------------------------------------------------------------
+
+
+def test_ingest_json_reports_every_failure_with_its_reason(tmp_path):
+    notes = make_notes(tmp_path / "notes")
+    (notes / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
+
+    result = CliRunner().invoke(main, ["ingest", str(notes), "--json", "--index-dir", str(tmp_path / "ix")])
+
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["added"] == 3 and report["failed"] == 1
+    assert report["failures"][0]["path"] == str(notes / "broken.pdf")
+    assert report["failures"][0]["reason"].startswith("unreadable PDF")
+

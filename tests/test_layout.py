@@ -110,6 +110,41 @@ def test_the_code_follows_the_layering_rule():
     assert violations(ROOT) == []
 
 
+def misplaced_errors(root: Path) -> list[str]:
+    """Exception classes defined anywhere but rag/errors.py, where every error class lives."""
+    import builtins
+
+    errors = root / "rag" / "errors.py"
+    known = {name for name, value in vars(builtins).items() if isinstance(value, type) and issubclass(value, BaseException)}
+    if errors.exists():
+        known |= {node.name for node in ast.walk(ast.parse(errors.read_text(encoding="utf-8"))) if isinstance(node, ast.ClassDef)}
+    problems = []
+    for path in sorted((root / "rag").rglob("*.py")) + sorted((root / "ingest").rglob("*.py")):
+        if path == errors:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            bases = {base.id if isinstance(base, ast.Name) else getattr(base, "attr", "") for base in node.bases}
+            if bases & known or any(base.endswith(("Error", "Exception")) for base in bases):
+                problems.append(f"{path.relative_to(root).as_posix()}: {node.name} belongs in rag/errors.py")
+    return problems
+
+
+def test_every_error_class_is_in_errors_py():
+    assert misplaced_errors(ROOT) == []
+
+
+@pytest.mark.parametrize("source", ["class Busy(RagError):\n    pass\n", "class Bad(ValueError):\n    pass\n",
+                                    "import click\nclass Odd(click.ClickException):\n    pass\n"])
+def test_an_error_class_outside_errors_py_is_caught(tmp_path, source):
+    (tmp_path / "rag" / "storage").mkdir(parents=True)
+    (tmp_path / "ingest").mkdir()
+    (tmp_path / "rag" / "errors.py").write_text("class RagError(Exception):\n    pass\n", encoding="utf-8")
+    (tmp_path / "rag" / "storage" / "store.py").write_text(source, encoding="utf-8")
+    assert [line.split(":")[0] for line in misplaced_errors(tmp_path)] == ["rag/storage/store.py"]
+
+
 def test_every_stage_is_a_package_with_a_docstring():
     for stage in STAGES:
         init = ROOT / "rag" / stage / "__init__.py"

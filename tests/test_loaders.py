@@ -15,7 +15,7 @@ from ingest.formats.html import load_html
 from ingest.formats.markdown import load_markdown, load_rst, load_text
 from ingest.formats.pdf import load_pdf
 from rag.errors import LoadError
-from tests.pdfs import pdf_bytes
+from tests.pdfs import TWO_PAGES, encrypted_pdf, pdf_bytes, tangled_pdf, truncated_pdf
 
 
 def headings(sections) -> list[tuple[str, ...]]:
@@ -304,9 +304,6 @@ def test_an_unclosed_menu_element_never_swallows_the_page():
 
 # -- PDF ---------------------------------------------------------------------------------------
 
-TWO_PAGES = [["Chapter one", "The engine needs oil."], ["Chapter two", "Check the tyres monthly."]]
-
-
 def test_pdf_text_is_read_page_by_page():
     title, sections, pages = load_pdf(Path("car.pdf"), pdf_bytes(TWO_PAGES, title="Car care"))
 
@@ -384,28 +381,6 @@ def test_a_pdf_without_bookmarks_has_sections_without_headings():
     assert [(s.page, s.heading) for s in sections] == [(1, ()), (2, ()), (3, ())]
 
 
-def encrypted_pdf() -> bytes:
-    from pypdf import PdfReader, PdfWriter
-
-    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_bytes(TWO_PAGES))))
-    writer.encrypt(user_password="secret", owner_password="owner", algorithm="RC4-128")
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
-def truncated_pdf() -> bytes:
-    whole = pdf_bytes(TWO_PAGES)
-    return whole[: len(whole) // 2]
-
-
-def tangled_pdf() -> bytes:
-    """A PDF damaged so that pypdf meets a self-referencing object (it raises LimitReachedError)."""
-    whole = pdf_bytes([["Page one line", "more"], ["Two"]], title="Tit")
-    damaged = whole.replace(b"<< /Type /Catalog", b"<< /T\x84pe /Catalog", 1)
-    return damaged.replace(b"6 0 obj\n<<", b"6 0 obj\nZ<", 1)
-
-
 @pytest.mark.parametrize(
     "data, reason",
     [
@@ -435,9 +410,6 @@ def test_pdf_repair_messages_are_not_printed(caplog):
 
 
 def test_pdf_dot_leaders_are_collapsed(tmp_path):
-    from ingest.formats.pdf import load_pdf
-    from tests.pdfs import pdf_bytes
-
     data = pdf_bytes([["Contents", "Installing the widget . . . . . . . . . . . . . 12", "Wiring........................ 14"]])
     _, sections, _ = load_pdf(tmp_path / "toc.pdf", data)
     text = sections[0].text

@@ -25,7 +25,7 @@ from rag.map.build import MapOptions, build_map
 from rag.map.projection import fit, neighbourhood_preservation
 from rag.retrieval.search import Retriever
 from rag.storage.store import Store
-from tests.conftest import CORPUS, run_rag
+from tests.helpers import CORPUS, run_rag
 
 BREAD = "How long do I bake sourdough bread?"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -57,6 +57,7 @@ def chunk_total(index_root: Path) -> int:
         store.close()
 
 
+@pytest.mark.slow  # Chromium
 def test_map_opens_in_chromium_with_one_point_per_chunk_and_a_legend(rag_map, built_index, tmp_path, browser_page):
     out = tmp_path / "map.html"
     result = rag_map("--out", str(out))
@@ -74,6 +75,7 @@ def test_map_opens_in_chromium_with_one_point_per_chunk_and_a_legend(rag_map, bu
     assert browser_page.errors == []
 
 
+@pytest.mark.slow  # Chromium
 def test_hovering_a_point_shows_its_file_heading_and_first_words(rag_map, tmp_path, browser_page):
     out = tmp_path / "map.html"
     assert rag_map("--out", str(out)).exit_code == 0
@@ -89,6 +91,7 @@ def test_hovering_a_point_shows_its_file_heading_and_first_words(rag_map, tmp_pa
     assert "Sourdough bread needs a starter" in tip.inner_text()
 
 
+@pytest.mark.slow  # Chromium
 def test_query_rings_exactly_k_hits_the_ones_ask_retrieves(rag_map, built_index, tmp_path, browser_page, embedder):
     out = tmp_path / "map.html"
     result = rag_map("--out", str(out), "--query", BREAD, "-k", "3")
@@ -182,6 +185,7 @@ def tricky_index(tmp_path, embedder) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow  # Chromium
 def test_document_text_cannot_inject_script(tricky_index, browser_page):
     store = Store.open(tricky_index / "indexes" / "default")
     out = tricky_index / "map.html"
@@ -197,6 +201,7 @@ def test_document_text_cannot_inject_script(tricky_index, browser_page):
     assert browser_page.errors == []
 
 
+@pytest.mark.slow  # Chromium
 def test_near_duplicates_across_files_are_listed(tricky_index, browser_page):
     store = Store.open(tricky_index / "indexes" / "default")
     out = tricky_index / "map.html"

@@ -20,7 +20,7 @@ from rag.answer.extractive import extractive_answer
 from rag.answer.sources import format_source, sources_block
 from rag.terminal.render import answer_text, hit_block, passage, stream_markdown
 from rag.types import Hit, Source
-from tests.conftest import RAG
+from tests.helpers import RAG
 
 # What must never reach a terminal from a document: ESC, C1, BEL, backspace, NUL..., DEL, a CR
 # that is not part of a line end, bidi overrides.

@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import CLEAN_KEYS, RAG, copy_index
+from tests.helpers import NEW_DOC, RAG, clean_env, copy_index
 
-NEW_DOC = "The lighthouse keeper Orla Quinlan writes the tide times in the harbour logbook at dawn.\n"
 CALL_TIMEOUT = 120  # seconds for one tool call: the first one may wait for the model to load on a busy machine
-
-
-def server_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in CLEAN_KEYS}
-    env.update(extra)
-    return env
 
 
 class McpClient:
@@ -56,7 +48,7 @@ def mcp(index_root, tmp_path_factory):
     from mcp import ClientSession, StdioServerParameters, stdio_client
 
     params = StdioServerParameters(command=str(RAG), args=["mcp", "--index-dir", str(index_root / "indexes")],
-                                   env=server_env(), cwd=str(index_root))
+                                   env=clean_env(), cwd=str(index_root))
     errlog = open(tmp_path_factory.mktemp("mcp-log") / "stderr.txt", "w+")
     with start_blocking_portal() as portal:
         with portal.wrap_async_context_manager(stdio_client(params, errlog=errlog)) as (read, write):
@@ -155,7 +147,7 @@ def test_searches_keep_answering_during_an_ingest_and_then_find_the_new_document
     folder.mkdir()
     (folder / "logbook.txt").write_text(NEW_DOC, encoding="utf-8")
     ingest = subprocess.Popen([str(RAG), "ingest", str(folder), "--index-dir", str(index_root / "indexes")],
-                              cwd=index_root, env=server_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              cwd=index_root, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                               text=True)
     during = 0
     try:
@@ -181,7 +173,7 @@ def test_nothing_but_protocol_reaches_stdout_and_ask_uses_the_configured_llm(bui
          "params": {"name": "ask", "arguments": {"question": "How many moons does Mars have?"}}},
     ]
     proc = subprocess.Popen([str(RAG), "mcp", "--index-dir", str(built_index / "indexes")], cwd=tmp_path,
-                            env=server_env(OPENAI_BASE_URL=llm.url, RAG_LLM_MODEL="test-model"),
+                            env=clean_env(OPENAI_BASE_URL=llm.url, RAG_LLM_MODEL="test-model"),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         for message in messages:

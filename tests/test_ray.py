@@ -4,7 +4,7 @@ ingest, and bounded work in flight.
 
 One cluster (a head with 2 CPUs, so two single-CPU workers) is started for the whole module by a
 holder process and torn down after; every test joins it as a driver, as a user's `rag` would.
-The Ray tests skip only when Ray is not installed (CI installs rag[ray]).
+The Ray tests are marked slow, and skip only when Ray is not installed (`make install` installs rag[ray]).
 """
 
 from __future__ import annotations
@@ -28,13 +28,11 @@ from rag import __version__
 from rag.config import Settings
 from rag.index import Index
 from rag.storage.store import Store
-from tests.conftest import CLEAN_KEYS, make_corpus
-from tests.test_ingest import make_notes, write_hostile
-from tests.test_ingest_cli import committed_chunks, error_lines, ingest_and_kill_after_the_first_commit
+from tests.helpers import (INDEX, clean_env, committed_chunks, error_lines, ingest_and_kill_after_the_first_commit,
+                           make_corpus, make_notes, write_hostile)
 
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed (rag[ray])")
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
-INDEX = Path("indexes") / "default"
 
 HOLDER = """
 import logging, sys
@@ -160,6 +158,7 @@ def many_files(folder: Path, count: int, paragraphs: int = 1) -> Path:
 # -- same result as a local run --------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a Ray cluster: workers load the model
 @needs_ray
 def test_ray_ingest_stores_what_a_local_ingest_stores(cluster, tmp_path, embedder):
     folder = make_corpus(tmp_path / "corpus")
@@ -186,6 +185,7 @@ def test_ray_ingest_stores_what_a_local_ingest_stores(cluster, tmp_path, embedde
         assert np.allclose(vector, local_vector, atol=1e-5), key
 
 
+@pytest.mark.slow  # a Ray cluster: workers load the model
 @needs_ray
 def test_a_ray_reingest_of_an_unchanged_corpus_starts_no_worker(cluster, tmp_path, embedder):
     from ingest.distributed import RayReader
@@ -218,6 +218,7 @@ class KillOneWorker(Recorder):
             os.kill(self.killed, signal.SIGKILL)
 
 
+@pytest.mark.slow  # a Ray cluster: workers load the model
 @needs_ray
 def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(cluster, tmp_path, embedder):
     from ingest.distributed import RayReader
@@ -241,6 +242,7 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(cluster, tmp_path,
     assert all(doc[3] == sum(1 for (path, _) in index["chunks"] if path == p) for p, doc in index["docs"].items())
 
 
+@pytest.mark.slow  # a Ray cluster: workers load the model
 @needs_ray
 def test_workers_with_another_rag_version_are_refused_naming_their_node(cluster, tmp_path):
     from ingest.distributed import RayReader, RayUnavailable
@@ -257,6 +259,7 @@ def test_workers_with_another_rag_version_are_refused_naming_their_node(cluster,
     assert store.chunk_count() == 0
 
 
+@pytest.mark.slow  # a Ray cluster: workers load the model
 @needs_ray
 def test_workers_that_lack_the_model_are_refused_naming_their_node(cluster, tmp_path):
     from ingest.distributed import RayReader, RayUnavailable
@@ -284,6 +287,7 @@ class _NoModel:
         raise AssertionError(f"the driver touched the model ({name})")
 
 
+@pytest.mark.slow  # a Ray cluster: workers load the model
 @needs_ray
 def test_an_unreachable_cluster_is_one_line_and_exit_1_with_nothing_written(tmp_path, rag_cli):
     make_notes(tmp_path / "notes")
@@ -299,6 +303,7 @@ def test_an_unreachable_cluster_is_one_line_and_exit_1_with_nothing_written(tmp_
     assert not (tmp_path / "indexes").exists()
 
 
+@pytest.mark.slow  # a Ray cluster: workers load the model
 @needs_ray
 def test_at_most_two_files_per_worker_are_in_flight(cluster, tmp_path):
     from ingest.distributed import IN_FLIGHT_PER_WORKER, RayReader
@@ -330,6 +335,7 @@ def test_at_most_two_files_per_worker_are_in_flight(cluster, tmp_path):
 # -- kill -9 of the driver -------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a Ray cluster: workers load the model
 @needs_ray
 def test_kill_9_of_a_ray_driver_keeps_what_was_committed_and_the_next_run_resumes(cluster, tmp_path, embedder):
     from ingest.distributed import IN_FLIGHT_PER_WORKER, RayReader
@@ -368,9 +374,7 @@ def test_a_local_ingest_never_imports_ray(tmp_path):
         "result = CliRunner().invoke(main, ['ingest', 'notes'])\n"
         "print(result.exit_code, 'ray' in sys.modules)\n"
     )
-    env = {k: v for k, v in os.environ.items() if k not in CLEAN_KEYS}
-
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env,
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=clean_env(),
                          timeout=300)
 
     assert out.stdout.splitlines()[:1] == ["0 False"], out.stdout + out.stderr

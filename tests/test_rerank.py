@@ -13,7 +13,7 @@ from rag.config import Settings, load_settings
 from rag.errors import ConfigError, ModelNotFound
 from rag.retrieval.rerank import DEPTH, CrossEncoderReranker, passage_text
 from rag.retrieval.search import Retriever
-from tests.conftest import run_rag
+from tests.helpers import run_rag
 
 QUESTION = "how long should bread bake in the oven"
 

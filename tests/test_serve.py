@@ -1,6 +1,6 @@
 """`rag serve` as its clients see it: the real `openai` client and plain HTTP against uvicorn on 127.0.0.1.
 
-Two servers run in threads for the whole module over copies of the shared index: `plain` (no key,
+Two servers (tests/conftest.py) run in threads for the whole module over copies of the shared index: `plain` (no key,
 no LLM: extractive answers) and `keyed` (an API key, and the loopback fake LLM upstream).
 """
 
@@ -11,66 +11,11 @@ import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx2 as httpx
 import pytest
 
-from rag.config import load_settings
-from tests.conftest import RAG, copy_index
-from tests.test_mcp import NEW_DOC, server_env
-
-KEY = "test-key-7f3a9c2e51"
-START_TIMEOUT = 180  # seconds for a server to load the model and listen, on a busy machine
-
-
-class Running:
-    """A uvicorn server for `app` in a thread, on a free 127.0.0.1 port."""
-
-    def __init__(self, app):
-        from rag.servers.http import bound_port, make_server
-
-        self.server = make_server(app, "127.0.0.1", 0, access_log=False)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + START_TIMEOUT
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.05)
-        self.url = f"http://127.0.0.1:{bound_port(self.server)}"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-
-
-def start(root: Path, api_key: str | None = None, **settings):
-    from rag.servers.http import create_app, warm_up
-
-    flags = {"index_dir": root / "indexes", "max_retries": 0, "timeout": 20, **settings}
-    app = create_app(load_settings(flags, environ={}, dotenv_path=root / "no.env"), api_key=api_key)
-    warm_up(app)
-    return Running(app)
-
-
-@pytest.fixture(scope="module")
-def plain(built_index, tmp_path_factory):
-    root = tmp_path_factory.mktemp("serve-plain")
-    copy_index(built_index / "indexes", root / "indexes")
-    copy_index(built_index / "indexes" / "default", root / "indexes" / "other")
-    running = start(root)
-    running.root = root
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def keyed(built_index, tmp_path_factory, llm_server):
-    root = tmp_path_factory.mktemp("serve-keyed")
-    copy_index(built_index / "indexes", root / "indexes")
-    running = start(root, api_key=KEY, base_url=llm_server.url, llm_model="test-model")
-    yield running
-    running.stop()
+from tests.helpers import NEW_DOC, RAG, SERVER_KEY as KEY, START_TIMEOUT, Running, clean_env
 
 
 def client(server: Running, key: str = "unused"):
@@ -268,7 +213,7 @@ def test_searches_keep_answering_during_an_ingest_and_then_find_the_new_document
     folder.mkdir()
     (folder / "logbook.txt").write_text(NEW_DOC, encoding="utf-8")
     ingest = subprocess.Popen([str(RAG), "ingest", str(folder), "--index", "other", "--index-dir",
-                               str(root / "indexes")], cwd=root, env=server_env(), stdout=subprocess.DEVNULL,
+                               str(root / "indexes")], cwd=root, env=clean_env(), stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True)
     during = 0
     try:
@@ -429,7 +374,7 @@ def test_rag_serve_takes_the_key_from_the_environment_and_never_logs_it(built_in
     log = tmp_path / "stderr.txt"
     with open(log, "w") as stderr:
         proc = subprocess.Popen([str(RAG), "serve", "--port", str(port), "--index-dir", str(built_index / "indexes")],
-                                cwd=tmp_path, env=server_env(RAG_API_KEY=KEY), stdout=subprocess.PIPE, stderr=stderr)
+                                cwd=tmp_path, env=clean_env(RAG_API_KEY=KEY), stdout=subprocess.PIPE, stderr=stderr)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT

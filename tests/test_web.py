@@ -1,10 +1,14 @@
-"""The web chat at `/` in a real headless Chromium: ask, watch the answer stream in, open a citation."""
+"""The web chat at `/` in a real headless Chromium: ask, watch the answer stream in, open a citation.
+
+`plain` and `keyed` are the servers of tests/conftest.py."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.test_serve import KEY, keyed, plain  # noqa: F401  (the servers, as fixtures)
+from tests.helpers import SERVER_KEY as KEY
+
+pytestmark = pytest.mark.slow  # Chromium
 
 WAIT_MS = 120_000  # a search on a busy machine; nothing here waits on a fixed delay
 
@@ -27,7 +31,7 @@ def test_a_question_typed_in_the_page_gets_an_answer_whose_citation_opens_the_pd
     assert page.errors == []
 
 
-def test_the_answer_streams_in_and_a_citation_shows_its_file(keyed, llm, chromium):  # noqa: F811
+def test_the_answer_streams_in_and_a_citation_shows_its_file(keyed, llm, chromium):
     llm.reply = "Mars has two small moons, Phobos and Deimos [1]."
     llm.delay = 0.4  # seconds between words, so the page shows part of the answer before the rest
     # the key as the Basic password, as a person would type it into the browser's prompt

@@ -50,7 +50,7 @@ def load_epub(path: Path, data: bytes) -> Loaded:
         toc = _toc_titles(book.toc)
         title = " ".join(str((book.get_metadata("DC", "title") or [("",)])[0][0]).split())
     except Exception as exc:  # ebooklib raises KeyError, lxml errors, EpubException...
-        raise LoadError(f"not a valid .epub ({short(exc)})") from None
+        raise LoadError(f"not a valid .epub ({short(exc)})") from exc
 
     sections: list[Section] = []
     offset = 0

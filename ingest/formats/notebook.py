@@ -20,7 +20,7 @@ def notebook_markdown(data: bytes) -> str:
     try:
         notebook = json.loads(decode_text(data))
     except json.JSONDecodeError as exc:
-        raise LoadError(f"not a valid notebook (invalid JSON at line {exc.lineno})") from None
+        raise LoadError(f"not a valid notebook (invalid JSON at line {exc.lineno})") from exc
     if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
         if isinstance(notebook, dict) and "worksheets" in notebook:
             raise LoadError("an old notebook format (nbformat 3): open and save it in Jupyter to upgrade it")

@@ -37,8 +37,8 @@ def open_zip(data: bytes, kind: str) -> zipfile.ZipFile:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         members = archive.infolist()
-    except Exception:  # BadZipFile, but also NotImplementedError, ValueError, OSError on damage
-        raise LoadError(f"not a valid {kind} (corrupt zip)") from None
+    except Exception as exc:  # BadZipFile, but also NotImplementedError, ValueError, OSError on damage
+        raise LoadError(f"not a valid {kind} (corrupt zip)") from exc
     unpacked = sum(m.file_size for m in members)
     packed = sum(m.compress_size for m in members)
     if unpacked > MAX_UNPACKED_BYTES:
@@ -56,8 +56,8 @@ def read_member(archive: zipfile.ZipFile, name: str, kind: str) -> bytes:
         return archive.read(name)
     except KeyError:
         return b""
-    except Exception:  # zlib.error, EOFError, a bad CRC...
-        raise LoadError(f"not a valid {kind} (corrupt zip)") from None
+    except Exception as exc:  # zlib.error, EOFError, a bad CRC...
+        raise LoadError(f"not a valid {kind} (corrupt zip)") from exc
 
 
 def _read(kind: str, read):
@@ -67,9 +67,9 @@ def _read(kind: str, read):
     except LoadError:
         raise
     except zipfile.BadZipFile as exc:
-        raise LoadError(f"not a valid {kind} (corrupt zip: {short(exc)})") from None
+        raise LoadError(f"not a valid {kind} (corrupt zip: {short(exc)})") from exc
     except Exception as exc:  # the readers raise KeyError, lxml errors, their own types...
-        raise LoadError(f"not a valid {kind} ({short(exc)})") from None
+        raise LoadError(f"not a valid {kind} ({short(exc)})") from exc
 
 
 def _row_text(cells: list[str]) -> str:

@@ -35,9 +35,9 @@ def load_pdf(path: Path, data: bytes) -> Loaded:
         if reader.is_encrypted:
             try:
                 opened = reader.decrypt("")
-            except DependencyError:
-                raise LoadError("encrypted PDF (AES): install the `cryptography` package to read it") from None
-            except Exception:
+            except DependencyError as exc:
+                raise LoadError("encrypted PDF (AES): install the `cryptography` package to read it") from exc
+            except Exception:  # a damaged encryption dictionary: as good as a password we do not have
                 opened = 0
             if not opened:
                 raise LoadError("encrypted PDF: it needs a password; save a decrypted copy and ingest that")
@@ -46,7 +46,7 @@ def load_pdf(path: Path, data: bytes) -> Loaded:
     except LoadError:
         raise
     except Exception as exc:  # pypdf raises many types (and some non-pypdf ones) on damaged files
-        raise LoadError(f"unreadable PDF ({short(exc)})") from None
+        raise LoadError(f"unreadable PDF ({short(exc)})") from exc
     if count == 0:
         raise LoadError("PDF has no pages")
     starting = _outline_by_page(reader)
@@ -78,7 +78,7 @@ def load_pdf(path: Path, data: bytes) -> Loaded:
         meta_title = (reader.metadata or {}).get("/Title")
         if isinstance(meta_title, str) and len(meta_title.strip()) > 3:
             title = meta_title.strip()
-    except Exception:
+    except Exception:  # damaged metadata costs only the title
         pass
     return title, sections, count
 
@@ -97,7 +97,7 @@ def _outline_by_page(reader) -> dict[int, list[tuple[str, ...]]]:
             path = parents + (title,) if title else parents
             try:
                 page = reader.get_destination_page_number(item)
-            except Exception:
+            except Exception:  # a destination pypdf cannot resolve: the entry has no page
                 page = None
             if title and page is not None and page >= 0:
                 starting.setdefault(page, []).append(path)

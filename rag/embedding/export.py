@@ -26,7 +26,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from rag.errors import ModelNotFound, RagError
+from rag.errors import ExportError, ModelNotFound
+from rag.extras import require
 from rag.runtimes import Runtime
 
 log = logging.getLogger("rag.embedding.export")
@@ -39,10 +40,6 @@ CALIBRATION = Path(__file__).with_name("calibration.txt")
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 MODEL_FILES = {"onnx": "model.onnx", "openvino": "model.xml"}
 WEIGHT_NAMES = ("model.safetensors", "pytorch_model.bin")
-
-
-class ExportError(RagError):
-    """The model could not be exported to the chosen runtime."""
 
 
 def transformer_folder(model_folder: Path) -> Path:
@@ -139,7 +136,7 @@ def exported_model(model_folder: Path, runtime: Runtime, cache: Path) -> Path:
         raise ExportError(
             f"cannot write the model cache at {cache} ({exc.strerror or exc}): set RAG_CACHE_DIR to a writable folder, "
             f"or use --embed-backend torch"
-        ) from None
+        ) from exc
     return target
 
 
@@ -191,18 +188,18 @@ def _build(model_folder: Path, runtime: Runtime, cache: Path, key: str, target: 
 
 def _check_loads(folder: Path, runtime: Runtime) -> None:
     """Load what was written (saving into the folder a model was read from once wrote empty files)."""
+    no_telemetry()
     try:
         if runtime.backend == "onnx":
             import onnxruntime
 
             onnxruntime.InferenceSession(str(model_file(folder, runtime)), providers=["CPUExecutionProvider"])
         else:
-            no_telemetry()
             import openvino
 
             openvino.Core().read_model(str(model_file(folder, runtime)))
-    except Exception as exc:
-        raise ExportError(f"the exported {runtime.name} model does not load: {exc}") from None
+    except Exception as exc:  # ONNX Runtime's errors derive from Exception only (InvalidProtobuf, Fail...)
+        raise ExportError(f"the exported {runtime.name} model does not load: {exc}") from exc
 
 
 def _export_onnx(model_folder: Path, out: Path) -> None:
@@ -242,6 +239,7 @@ def _export_onnx(model_folder: Path, out: Path) -> None:
 
 def _quantize_dynamic(source: Path, out: Path) -> None:
     """int8 weights, activations quantized per batch at run time: no calibration needed."""
+    no_telemetry()
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # MatMul only: quantizing the embedding Gather costs accuracy and buys no speed
@@ -274,6 +272,7 @@ def _calibration_inputs(model_folder: Path) -> list[dict]:
 def _quantize_openvino(model_folder: Path, source: Path, out: Path) -> None:
     """int8 weights and activations (NNCF post-training quantization, transformer preset), the
     activation ranges measured on the shipped calibration passages."""
+    require("int8", "exporting the openvino-int8 runtime", "nncf", alternative="use --embed-backend onnx-int8")
     no_telemetry()
     import openvino
 
@@ -288,11 +287,17 @@ def _quantize_openvino(model_folder: Path, source: Path, out: Path) -> None:
 
 
 def no_telemetry() -> None:
-    """openvino_telemetry reports usage unless a consent file says no; with the module marked
-    absent, NNCF and OpenVINO's converter (imported by `import openvino`) fall back to their
-    built-in stubs and send nothing. Call before the first `import openvino` or `import nncf`."""
+    """Call before the first `import onnxruntime`, `import openvino` or `import nncf`.
+
+    openvino_telemetry reports usage unless a consent file says no; with the module marked absent,
+    NNCF and OpenVINO's converter (imported by `import openvino`) fall back to their built-in stubs
+    and send nothing. ONNX Runtime (1.32, Linux) writes a device id and a telemetry database under
+    $XDG_CACHE_HOME/Microsoft/DeveloperTools/.onnxruntime as it is imported, unless
+    ORT_DISABLE_TELEMETRY is set; its C++ reads only the environment, so rag sets the variable
+    (a user's own setting wins)."""
     if "openvino_telemetry" not in sys.modules:
         sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 
 @contextlib.contextmanager

@@ -15,12 +15,11 @@ import csv
 import gzip
 import json
 import math
-import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.errors import RagError
-from rag.evaluation.metrics import Search
+from rag.evaluation.metrics import Search, percentile
 from rag.types import Hit, Mode
 
 NDCG_K, RECALL_K, MRR_K = 10, 100, 10
@@ -142,7 +141,7 @@ def run_beir(search: Search, folder: Path, split: str, mode: Mode) -> BeirReport
             seconds=retrieval.seconds,
             ranked=ranked[:10],
         ))
-    latencies = sorted(r.seconds * 1000 for r in results)
+    latencies = [r.seconds * 1000 for r in results]
     n = len(results)
     return BeirReport(
         dataset=folder.name,
@@ -152,8 +151,8 @@ def run_beir(search: Search, folder: Path, split: str, mode: Mode) -> BeirReport
         ndcg_at_10=sum(r.ndcg_at_10 for r in results) / n,
         recall_at_100=sum(r.recall_at_100 for r in results) / n,
         mrr_at_10=sum(r.mrr_at_10 for r in results) / n,
-        latency_p50_ms=statistics.median(latencies),
-        latency_p95_ms=latencies[min(n - 1, math.ceil(0.95 * n) - 1)],
+        latency_p50_ms=percentile(latencies, 50),
+        latency_p95_ms=percentile(latencies, 95),
         results=results,
     )
 

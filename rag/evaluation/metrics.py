@@ -12,10 +12,11 @@ import json
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from rag.config import Mode
 from rag.errors import RagError
+from rag.text import location
 from rag.types import Hit, Retrieval
 
 # How evaluation searches: (question, top_k, mode) -> Retrieval; the CLI passes Index.search
@@ -67,7 +68,7 @@ def load_questions(path: Path) -> list[EvalItem]:
             raise RagError(
                 f"{path}:{number}: not a question line ({exc}); expected "
                 f'{{"question": "...", "sources": ["file.md"], "pages": [3]}}'
-            ) from None
+            ) from exc
     if not items:
         raise RagError(f"{path} holds no questions")
     return items
@@ -92,10 +93,12 @@ def recall(hits: list[Hit], item: EvalItem) -> float:
     return found / len(targets)
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values: Sequence[float], q: int) -> float:
+    """The q-th percentile (1-99) interpolated between the nearest values, as numpy.percentile does
+    by default: the one definition behind every p50/p95 rag and bench/ report."""
     if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+        return float(values[0])
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
 def run_eval(search: Search, items: list[EvalItem], k: int, mode: Mode) -> EvalReport:
@@ -110,7 +113,7 @@ def run_eval(search: Search, items: list[EvalItem], k: int, mode: Mode) -> EvalR
             rank=rank,
             recall=recall(retrieval.hits, item),
             seconds=retrieval.seconds,
-            retrieved=[(h.label or h.path) + (f", p. {h.page}" if h.page else "") for h in retrieval.hits],
+            retrieved=[location(h.label or h.path, h.page, h.page_kind) for h in retrieval.hits],
         ))
     latencies = [r.seconds * 1000 for r in results]
     n = len(results)
@@ -121,8 +124,8 @@ def run_eval(search: Search, items: list[EvalItem], k: int, mode: Mode) -> EvalR
         hit_at_k=sum(r.rank is not None for r in results) / n,
         mrr_at_k=sum(1 / r.rank for r in results if r.rank) / n,
         recall_at_k=sum(r.recall for r in results) / n,
-        latency_p50_ms=statistics.median(latencies),
-        latency_p95_ms=_percentile(latencies, 95),
+        latency_p50_ms=percentile(latencies, 50),
+        latency_p95_ms=percentile(latencies, 95),
         results=results,
     )
 

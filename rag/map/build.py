@@ -20,19 +20,18 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Callable, Literal, NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from rag.config import Mode
+from rag.config import DEFAULT_TOP_K, Mode
 from rag.errors import RagError
-from rag.map.projection import DEFAULT_PROJECTION, Layout, Projection, fit, neighbourhood_preservation
+from rag.extras import require
+from rag.map import DEFAULT_COLOR, DEFAULT_PROJECTION, DEFAULT_SAMPLE, Color, Projection
+from rag.map.projection import Layout, fit, neighbourhood_preservation
 from rag.storage.store import Store
 from rag.types import Retrieval
 
-Color = Literal["document", "folder", "cluster"]
-COLORS: tuple[Color, ...] = ("document", "folder", "cluster")
-DEFAULT_SAMPLE = 20_000
 DUPLICATE_COSINE = 0.98
 DUPLICATES_LISTED = 100  # the page lists the closest pairs; the count covers them all
 PREVIEW_WORDS = 40
@@ -48,9 +47,9 @@ WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
 @dataclass(frozen=True)
 class MapOptions:
     out: Path = Path("map.html")
-    color: Color = "document"
+    color: Color = DEFAULT_COLOR
     query: str | None = None
-    top_k: int = 5
+    top_k: int = DEFAULT_TOP_K
     mode: Mode = "hybrid"  # the retrieval `rag ask` uses by default, so the rings match its sources
     sample: int = DEFAULT_SAMPLE
     png: Path | None = None
@@ -100,6 +99,10 @@ class Query(NamedTuple):
 
 def build_map(store: Store, query: Query | None, options: MapOptions) -> MapReport:
     """Write the map of `store` to options.out (and options.png); `query` is needed only for options.query."""
+    if options.projection == "tsne":
+        require("map", "rag map's t-SNE projection", "openTSNE", alternative="use --projection pca")
+    if options.png is not None:
+        require("map", "rag map --png", "matplotlib")
     from threadpoolctl import threadpool_limits
 
     # one BLAS/OpenMP thread for k-means and the duplicate search too (see rag.map.projection.fit)

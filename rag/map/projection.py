@@ -7,25 +7,23 @@ new vector with its own linear transform; t-SNE places it at the similarity-weig
 
 t-SNE (openTSNE) is the default, chosen by bench/map.py against PCA, scikit-learn's t-SNE and
 UMAP (umap-learn) on neighbourhood preservation (the share of each point's 10 nearest neighbours
-in 384-d still among its 10 nearest in 2-D) and CPU time, one thread: on the Python docs (3,039
-chunks) and the Git manual (3,327) it kept 0.58 and 0.57 of neighbourhoods (UMAP 0.50 and 0.51,
-PCA 0.06) in 12-16 s (UMAP 26-31 s, most of it numba compiling on every run). 250 iterations
-after the early exaggeration instead of openTSNE's 500 kept the same 0.584 at 38% of the time,
-which brings 20,000 chunks within the minute `rag map` is allowed (README, Map). Fitting only a
-third of the points and placing the rest from their neighbours cut the kept share to 0.34.
+in 384-d still among its 10 nearest in 2-D) and CPU time, one thread: it kept the most
+neighbourhoods per CPU second, and UMAP spends most of its time compiling with numba on every
+run. 250 iterations after the early exaggeration kept as much as openTSNE's 500 in far less time,
+which brings the default sample (rag.map.DEFAULT_SAMPLE) within the minute `rag map` is allowed;
+fitting a sample and placing the rest from their neighbours lost too much. Figures:
+bench/RESULTS.md, "rag map".
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Callable
 
 import numpy as np
 
-Projection = Literal["pca", "tsne"]
-PROJECTIONS: tuple[Projection, ...] = ("pca", "tsne")
-DEFAULT_PROJECTION: Projection = "tsne"
+from rag.map import DEFAULT_PROJECTION, Projection
 TSNE_ITERATIONS = 250  # after 250 of early exaggeration; openTSNE's default 500 bought nothing here
 NEIGHBOURS = 10  # the neighbourhood the preservation measure and query placement look at
 # Below this many points t-SNE has no neighbourhoods to keep; PCA is exact enough.
@@ -44,8 +42,8 @@ def fit(vectors: np.ndarray, projection: Projection = DEFAULT_PROJECTION, seed: 
     """Project L2-normalised `vectors` to 2-D.
 
     One thread by default, BLAS included: on these shared 2-core machines a second thread cost far
-    more in spin-waits than it gained (openTSNE on 60 points: 194 s with two threads at load 19,
-    3.2 s with one), the same finding as the query path's (rag/retrieval/search.py).
+    more in spin-waits than it gained (bench/RESULTS.md, "rag map"), the same finding as the query
+    path's (rag.index.limit_threads).
     """
     from threadpoolctl import threadpool_limits
 
@@ -74,7 +72,7 @@ def _pca(vectors: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarray], np.nda
         axes = np.zeros((vectors.shape[1], 2), dtype=np.float32)
     else:
         # eigenvectors of the d x d covariance: cheaper than an SVD of the n x d data when n >> d
-        # (and with two BLAS threads at load 20 this took 8.8 s instead of 0.09 s: see fit)
+        # (and two BLAS threads made it a hundred times slower on a busy machine: see fit)
         _, eigenvectors = np.linalg.eigh(centred.T @ centred)
         axes = eigenvectors[:, ::-1][:, :2].astype(np.float32)
     return centred @ axes, lambda new: (np.atleast_2d(new) - mean) @ axes

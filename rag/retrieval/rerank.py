@@ -11,9 +11,7 @@ passages does with a model of its size.
 
 from __future__ import annotations
 
-import logging
 import threading
-import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -53,21 +51,16 @@ class CrossEncoderReranker:
         problem = rerank_folder_problem(self.path)
         if problem:
             raise ModelNotFound(problem)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from sentence_transformers import CrossEncoder
-            from transformers.utils import logging as hf_logging
+        from rag.embedding.embedder import quiet_sentence_transformers
 
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-        logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
+        CrossEncoder = quiet_sentence_transformers().CrossEncoder
         if self.threads:
             import torch
 
             torch.set_num_threads(self.threads)
         try:
             return CrossEncoder(str(self.path), device="cpu", local_files_only=True)
-        except Exception as exc:  # transformers raises many types; all mean "not a cross-encoder here"
+        except Exception as exc:  # OSError, ValueError, safetensors' SafetensorError (an Exception): "not one here"
             raise ModelNotFound(
                 f"cannot load rerank model {self.path} as a sentence-transformers CrossEncoder "
                 f"[{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}]: "

@@ -36,7 +36,7 @@ from rag.errors import IndexMismatch, RagError
 from rag.retrieval.relevance import META_KEY, PROBES, Calibration, agreement, calibrate, judge
 from rag.storage.store import Store, label_for
 from rag.text import STOPWORDS, WORD, readable
-from rag.types import Hit, Retrieval
+from rag.types import Embeds, Hit, Retrieval
 
 OVERFETCH = 10
 MIN_FETCH = 50
@@ -143,7 +143,7 @@ def fuse(
 class Retriever:
     """Holds the store, the embedder and the vector index, loaded once for many questions."""
 
-    def __init__(self, store: Store, embedder, vectors, dim: int, reranker=None):
+    def __init__(self, store: Store, embedder: Embeds, vectors, dim: int, reranker=None):
         self.store = store
         self.embedder = embedder
         self.vectors = vectors
@@ -153,7 +153,7 @@ class Retriever:
         self.document_weight = DOCUMENT_WEIGHT  # 0: chunks fused alone (bench/quality.py compares)
 
     @classmethod
-    def open(cls, settings: Settings, store: Store | None = None, embedder=None) -> "Retriever":
+    def open(cls, settings: Settings, store: Store | None = None, embedder: Embeds | None = None) -> "Retriever":
         """Open for questions; the embedder defaults to the index's model on `settings.query_threads`,
         and `settings.rerank_model` adds the second stage."""
         from rag.storage import vectors as vector_index

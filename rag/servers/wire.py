@@ -11,16 +11,15 @@ import json
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from rag.config import MAX_TOP_K, MODES
-from rag.errors import IndexMissing, LLMError, RagError
+from rag.config import HISTORY_CHARS, HISTORY_TURNS, MAX_TOP_K, MODES
+from rag.errors import ApiError, IndexMissing, LLMError, RagError
 from rag.types import Answer, Hit, Source, StoredDocument
 
 if TYPE_CHECKING:
     from rag.answer.llm import Message
 
 # Earlier turns passed on as history: as many as `rag chat` keeps, each clipped the same way.
-HISTORY_MESSAGES = 12
-HISTORY_CHARS = 1500
+HISTORY_MESSAGES = 2 * HISTORY_TURNS  # a question and its answer per turn
 SOURCES_HEADINGS = ("\n\nSources:\n", "\n\nRetrieved passages:\n")
 
 
@@ -28,17 +27,6 @@ SOURCES_HEADINGS = ("\n\nSources:\n", "\n\nRetrieved passages:\n")
 class Limits:
     max_body_bytes: int = 1_000_000  # an OpenAI request with a long conversation fits easily
     max_question_chars: int = 4000  # a question, not a document: longer ones are a mistake or abuse
-
-
-class ApiError(Exception):
-    """An HTTP error answered as OpenAI-style JSON."""
-
-    def __init__(self, status: int, message: str, type: str = "invalid_request_error", code: str | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.type = type
-        self.code = code
 
 
 def error_body(message: str, type: str, code: str | None = None) -> dict:
@@ -111,8 +99,8 @@ async def read_json(request, limits: Limits) -> dict:
             raise ApiError(413, f"the request body is over the limit of {limits.max_body_bytes} bytes")
     try:
         data = json.loads(body)
-    except ValueError:
-        raise ApiError(400, "the request body is not valid JSON") from None
+    except ValueError as exc:
+        raise ApiError(400, "the request body is not valid JSON") from exc
     if not isinstance(data, dict):
         raise ApiError(400, "the request body must be a JSON object")
     return data

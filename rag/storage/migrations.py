@@ -13,7 +13,7 @@ import sqlite3
 import time
 from typing import Callable
 
-from rag.errors import RagError
+from rag.errors import IndexTooNew
 
 FTS_TOKENIZER = "porter unicode61 remove_diacritics 2"
 Step = Callable[[sqlite3.Connection], None]
@@ -89,10 +89,6 @@ STEPS: list[tuple[str, Step]] = [
     ("003_page_kind", _page_kind),
     ("004_vector_log", _vector_log),
 ]
-
-
-class IndexTooNew(RagError):
-    """The index was written by a newer version of rag."""
 
 
 def _check_names(steps: list[tuple[str, Step]]) -> None:

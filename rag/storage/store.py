@@ -154,12 +154,12 @@ class Store:
         with handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            except BlockingIOError as exc:
                 handle.seek(0)
                 holder = handle.read().strip() or "another process"
                 raise IndexBusy(
                     f"another ingest (pid {holder}) is writing to {self.root}: wait for it to finish, then run this again"
-                ) from None
+                ) from exc
             handle.seek(0)
             handle.truncate()
             handle.write(str(os.getpid()))

@@ -6,11 +6,9 @@ is stamped with, keyed by chunk id; readers see the old state or the new one, ne
 Inner product over L2-normalised vectors equals cosine similarity. The index is an IndexIDMap2
 keyed by chunk id, so a hit maps straight back to its SQLite row. Exact (flat) search up to
 FLAT_LIMIT vectors; above that an inverted file (IVF, nlist = 4 sqrt(n), trained on a sample from
-SQLite). bench/scale.py on these 2-core machines, one query at a time on one thread: flat costs
-about 6-8 ms per 100k vectors (59 ms at 1M), so it stays exact up to 500k; at 1M, IVF with nprobe
-128 kept recall@10 >= 0.96 on every data shape tried at under 3 ms and built in about 110 s, where
-HNSW (M=32) took 344-508 s to build and reached only 0.84 recall@10 at efSearch 128 on clustered
-data.
+SQLite). Flat stays fast enough up to FLAT_LIMIT; past it, IVF with IVF_PROBES keeps recall@10
+near flat's at a fraction of the time and builds far faster than HNSW, which also reached a lower
+recall on clustered data (bench/scale.py; figures in bench/RESULTS.md, "Vector index").
 
 Two files, each written to a temporary file, fsynced and moved into place with os.replace:
 
@@ -25,9 +23,8 @@ Why a delta file rather than rewriting the base: at 1M chunks the base is 1.5 GB
 rewriting and fsyncing it costs seconds whatever changed; editing one file should cost what that
 file costs. `refresh_file` appends the change to the delta without reading the base, and folds the
 delta into a new base (load, remove/add, rewrite: "compaction") once it outgrows COMPACT_FRACTION
-of the base. bench/scale.py --edit, replacing a 20-chunk file on a 2-core machine at load ~19:
-at 1M chunks (IVF) the delta took 0.09 s, compaction 12.6 s, a full rebuild 539 s; at 100k
-(flat) 0.05 s, 1.5 s and 1.5 s.
+of the base. At 1M chunks a delta costs a tenth of a second where a rebuild costs minutes
+(bench/scale.py --edit; figures in bench/RESULTS.md and the README's "Vector index updates").
 
 How the change is known: SQLite reuses an INTEGER PRIMARY KEY after the highest rows are deleted,
 so "ids above the file's largest" would miss a re-used id and keep a stale vector. Instead,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TextIO
 
-from rag.config import MODES
+from rag.config import HISTORY_CHARS, HISTORY_TURNS, MAX_TOP_K, MODES
 from rag.errors import RagError
 from rag.answer.generate import AnswerStream
 from rag.text import clip
@@ -27,8 +27,6 @@ if TYPE_CHECKING:
     from rag.index import Index
     from rag.answer.llm import LLM, Message
 
-HISTORY_TURNS = 6
-TURN_CHARS = 1500
 
 HELP = """Ask a question, or:
   /sources        the passages behind the last answer
@@ -58,7 +56,7 @@ class Conversation:
         out: list[Message] = []
         for turn in self.recent():
             out.append({"role": "user", "content": turn.standalone})
-            out.append({"role": "assistant", "content": clip(turn.answer, TURN_CHARS)})
+            out.append({"role": "assistant", "content": clip(turn.answer, HISTORY_CHARS)})
         return out
 
     def add(self, turn: Turn) -> None:
@@ -102,11 +100,11 @@ class Chat:
         elif name == "sources":
             self.show_sources()
         elif name == "k":
-            if arg.isdigit() and 1 <= int(arg) <= 100:
+            if arg.isdigit() and 1 <= int(arg) <= MAX_TOP_K:
                 self.top_k = int(arg)
                 self.say(f"(retrieving {self.top_k} passages per question)")
             else:
-                self.warn("usage: /k N, with N a whole number from 1 to 100")
+                self.warn(f"usage: /k N, with N a whole number from 1 to {MAX_TOP_K}")
         elif name == "mode":
             if arg in MODES:
                 self.mode = arg  # type: ignore[assignment]

@@ -2,22 +2,28 @@
 
 Heavy libraries (torch, sentence-transformers, faiss, openai) are imported inside the commands
 that need them, so `rag --help` and `rag status` start instantly. RagError becomes one line on
-stderr and exit 1; usage errors exit 2; Ctrl-C prints "[stopped]" and exits 130.
+stderr and exit 1 (a PartialFailure exits with its own status); usage errors exit 2; Ctrl-C prints
+"[stopped]" and exits 130. Option defaults shown in --help come from the constants that define
+them (rag.config, rag.runtimes, rag.map), and every option group is built one way (`options`).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
+from typing import Callable
 
 import click
 
-from rag.config import MAX_TOP_K, MODES, load_settings
+from rag.config import (DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, ENV, MAX_TOP_K, MIN_CHUNK_TOKENS, MODES, Settings,
+                        load_settings)
+from rag.errors import PartialFailure, RagError
+from rag.extras import require
+from rag.map import COLORS, DEFAULT_COLOR, DEFAULT_PROJECTION, DEFAULT_SAMPLE, PROJECTIONS
+from rag.runtimes import RUNTIME_NAMES
 from rag.safety import safe
-from rag.errors import RagError
 from rag.text import readable
 
 
@@ -27,6 +33,11 @@ class RagGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except PartialFailure as exc:  # the work that succeeded is kept and reported; the status says the rest failed
+            if ctx.params.get("debug"):
+                raise
+            click.echo(f"Error: {safe(str(exc))}", err=True)
+            ctx.exit(exc.exit_code)
         except RagError as exc:
             if ctx.params.get("debug"):
                 raise
@@ -42,39 +53,60 @@ class RagGroup(click.Group):
             ctx.exit(130)
 
 
-def index_options(func):
-    @click.option("--index", "index", metavar="NAME", help="Index name (folder under --index-dir). [default: default]")
-    @click.option("--index-dir", type=click.Path(file_okay=False, path_type=Path), help="Where indexes live. [default: ./indexes]")
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        return func(*args, **kwargs)
+def options(*decorators: Callable) -> Callable:
+    """One decorator applying `decorators` as if stacked in this order above a command."""
 
-    return wrapper
+    def apply(func):
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
 
-
-def embed_option(func):
-    return click.option("--embed-model", metavar="NAME|PATH", help="Embedding model. [default: all-MiniLM-L6-v2, bundled]")(func)
+    return apply
 
 
-def rerank_option(func):
-    return click.option("--rerank-model", metavar="PATH",
-                        help="A local sentence-transformers CrossEncoder folder that re-scores the top 50 passages. "
-                             "[RAG_RERANK_MODEL]")(func)
+DEFAULTS = Settings()
+SETTING_ENV = {field: key for key, (field, _) in ENV.items()}
 
 
-def retrieval_options(func, cutoff: bool = True):
-    func = click.option("-k", "--top-k", type=click.IntRange(1, MAX_TOP_K),
-                        help=f"Passages to retrieve (at most {MAX_TOP_K}). [default: 5, RAG_TOP_K]")(func)
-    func = click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True, help="Retrieval method.")(func)
-    if cutoff:
-        func = click.option("--min-score", type=click.FloatRange(-1, 1),
-                            help="Relevance cut-off (cosine). [default: 0.2, RAG_MIN_SCORE]")(func)
-    return func
+def setting_help(text: str, field: str, default: object | None = None) -> str:
+    """Help for an option backed by a setting: its default (the Settings field's, unless the option
+    shows it another way) and the environment variable that also sets it."""
+    shown = getattr(DEFAULTS, field) if default is None else default
+    return f"{text} [default: {shown}, {SETTING_ENV[field]}]"
 
 
-def ranking_options(func):
-    """-k and --mode without the cut-off: evaluation measures ranking, not the cut-off."""
-    return retrieval_options(func, cutoff=False)
+def json_option(what: str) -> Callable:
+    return click.option("--json", "as_json", is_flag=True, help=f"Print {what} as JSON.")
+
+
+index_options = options(
+    click.option("--index", "index", metavar="NAME", help=setting_help("Index name (folder under --index-dir).", "index")),
+    click.option("--index-dir", type=click.Path(file_okay=False, path_type=Path),
+                 help=setting_help("Where indexes live.", "index_dir")),
+)
+embed_option = options(
+    click.option("--embed-model", metavar="NAME|PATH",
+                 help=setting_help("Embedding model (the default is bundled).", "embed_model")),
+)
+rerank_option = options(
+    click.option("--rerank-model", metavar="PATH",
+                 help="A local sentence-transformers CrossEncoder folder that re-scores the top 50 passages. "
+                      f"[{SETTING_ENV['rerank_model']}]"),
+)
+llm_option = options(
+    click.option("--model", "llm_model", metavar="NAME", help=setting_help("LLM model name.", "llm_model")),
+)
+top_k_option = click.option("-k", "--top-k", type=click.IntRange(1, MAX_TOP_K),
+                            help=setting_help(f"Passages to retrieve (at most {MAX_TOP_K}).", "top_k"))
+mode_option = click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True,
+                           help="Retrieval method.")
+# -k and --mode without the cut-off: evaluation measures ranking, not the cut-off
+ranking_options = options(top_k_option, mode_option)
+retrieval_options = options(
+    top_k_option,
+    mode_option,
+    click.option("--min-score", type=click.FloatRange(-1, 1), help=setting_help("Relevance cut-off (cosine).", "min_score")),
+)
 
 
 def settings_from(**flags):
@@ -103,17 +135,18 @@ def main(debug: bool) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @index_options
 @embed_option
-@click.option("--chunk-tokens", type=click.IntRange(min=32), help="Chunk size in model tokens. [default: 200]")
-@click.option("--overlap-tokens", type=click.IntRange(min=0), help="Tokens shared by neighbouring chunks. [default: 30]")
+@click.option("--chunk-tokens", type=click.IntRange(min=MIN_CHUNK_TOKENS),
+              help=f"Chunk size in model tokens. [default: {DEFAULT_CHUNK_TOKENS}]")
+@click.option("--overlap-tokens", type=click.IntRange(min=0),
+              help=f"Tokens shared by neighbouring chunks. [default: {DEFAULT_OVERLAP_TOKENS}]")
 @click.option("--prune/--no-prune", default=True, show_default=True, help="Forget files that vanished from a folder given again.")
 @click.option("--rebuild", is_flag=True, help="Re-chunk and re-embed every file given (needed to change chunk sizes).")
 @click.option("--embed-backend", metavar="RUNTIME",
-              help="Embedding runtime for a new index: auto, torch, onnx-fp32, onnx-int8, openvino-fp32, "
-                   "openvino-int8. [default: auto, RAG_EMBED_BACKEND]")
-@click.option("--json", "as_json", is_flag=True, help="Print the report (every failure with its reason) as JSON.")
+              help=setting_help(f"Embedding runtime for a new index: auto, {', '.join(RUNTIME_NAMES)}.", "embed_backend"))
+@json_option("the report (every failure with its reason)")
 @click.option("--ray", "ray_address", metavar="ADDRESS",
               help="Load, chunk and embed on a Ray cluster: HOST:PORT, auto (this machine's) or local "
-                   "(a throwaway one); needs rag[ray]. [RAG_RAY_ADDRESS]")
+                   f"(a throwaway one); needs rag[ray]. [{SETTING_ENV['ray_address']}]")
 def ingest(paths, index, index_dir, embed_model, chunk_tokens, overlap_tokens, prune, rebuild, embed_backend, as_json,
            ray_address):
     """Index files and folders, incrementally.
@@ -145,15 +178,17 @@ def ingest(paths, index, index_dir, embed_model, chunk_tokens, overlap_tokens, p
         print_json(report)
     err(ingest_summary(report))
     if not report.ok:
-        sys.exit(1)
+        indexed = report.added + report.updated + report.unchanged
+        rest = "; the rest are in the index" if indexed else ""
+        raise PartialFailure(f"could not index {report.failed} of {report.failed + indexed} files (named above){rest}")
 
 
 @main.command()
 @click.argument("question")
 @retrieval_options
-@click.option("--model", "llm_model", metavar="NAME", help="LLM model name. [default: gpt-4o-mini, RAG_LLM_MODEL]")
+@llm_option
 @click.option("--no-llm", is_flag=True, help="Answer from the passages alone; never contact a server.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@json_option("the answer, its sources and citations")
 @click.option("--plain", is_flag=True, help="Print the answer as raw text, not rendered Markdown.")
 @index_options
 @embed_option
@@ -200,7 +235,7 @@ def ask(question, top_k, mode, min_score, llm_model, no_llm, as_json, plain, ind
 
 @main.command()
 @retrieval_options
-@click.option("--model", "llm_model", metavar="NAME", help="LLM model name. [default: gpt-4o-mini, RAG_LLM_MODEL]")
+@llm_option
 @click.option("--no-llm", is_flag=True, help="Extractive answers only; never contact a server.")
 @index_options
 @embed_option
@@ -218,7 +253,7 @@ def chat(top_k, mode, min_score, llm_model, no_llm, index, index_dir, embed_mode
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option("what the index holds")
 @index_options
 def status(as_json, index, index_dir):
     """Show what the index holds: documents, chunks, model, size."""
@@ -237,7 +272,7 @@ def status(as_json, index, index_dir):
 
 
 @main.command(name="ls")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@json_option("the list")
 @index_options
 def list_documents(as_json, index, index_dir):
     """List the indexed documents."""
@@ -247,7 +282,7 @@ def list_documents(as_json, index, index_dir):
     with Index.open(settings_from(index=index, index_dir=index_dir)) as idx:
         docs = idx.documents()
     if as_json:
-        click.echo(json.dumps([asdict(d) for d in docs], ensure_ascii=False))
+        print_json([asdict(d) for d in docs])
         return
     for doc in docs:
         click.echo(document_line(doc))
@@ -255,7 +290,7 @@ def list_documents(as_json, index, index_dir):
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print what was removed as JSON.")
+@json_option("what was removed")
 @index_options
 def rm(paths, as_json, index, index_dir):
     """Remove documents (or every document under a folder) from the index."""
@@ -270,7 +305,7 @@ def rm(paths, as_json, index, index_dir):
         for line in removal_lines(removal):
             err(line)
     if removal.unknown:
-        raise click.ClickException("not in the index: " + ", ".join(removal.unknown) + " (see `rag ls`)")
+        raise PartialFailure("not in the index: " + ", ".join(removal.unknown) + " (see `rag ls`)")
 
 
 @main.command(name="eval")
@@ -279,7 +314,7 @@ def rm(paths, as_json, index, index_dir):
               help="A BEIR folder (corpus, queries.jsonl, qrels/): report nDCG@10, recall@100, MRR@10.")
 @click.option("--split", default="test", show_default=True, help="With --beir: the qrels split to score.")
 @ranking_options
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option("the report")
 @index_options
 @embed_option
 @rerank_option
@@ -325,6 +360,7 @@ def ranking(idx):
 @rerank_option
 def mcp(index, index_dir, embed_model, rerank_model):
     """Serve the index to AI agents over MCP (stdio): search, ask, list_documents, index_status."""
+    require("mcp", "rag mcp", "mcp")
     from rag.index import Index, limit_threads
     from rag.servers.mcp import run_mcp
 
@@ -347,6 +383,7 @@ def serve(host, port, api_key, index, index_dir, embed_model, rerank_model):
 
     `model` in a request names the index (a folder under --index-dir); --index answers requests naming none.
     """
+    require("serve", "rag serve", "starlette", "uvicorn")
     from rag.index import limit_threads
     from rag.servers.http import serve as run_server
 
@@ -357,12 +394,14 @@ def serve(host, port, api_key, index, index_dir, embed_model, rerank_model):
 
 @main.command(name="map")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default="map.html", show_default=True, help="The HTML page to write.")
-@click.option("--color", type=click.Choice(["document", "folder", "cluster"]), default="document", show_default=True, help="What the colours show.")
+@click.option("--color", type=click.Choice(COLORS), default=DEFAULT_COLOR, show_default=True, help="What the colours show.")
 @click.option("--query", metavar="QUESTION", help="Place a question on the map and ring its top-k hits.")
-@click.option("-k", "--top-k", type=click.IntRange(min=1), help="Hits to ring for --query. [default: 5, RAG_TOP_K]")
-@click.option("--sample", type=click.IntRange(min=1), default=20000, show_default=True, help="Most chunks to show (stratified by document).")
+@click.option("-k", "--top-k", type=click.IntRange(1, MAX_TOP_K), help=setting_help("Hits to ring for --query.", "top_k"))
+@click.option("--sample", type=click.IntRange(min=1), default=DEFAULT_SAMPLE, show_default=True,
+              help="Most chunks to show (stratified by document).")
 @click.option("--png", type=click.Path(dir_okay=False, path_type=Path), help="Also write a static PNG image.")
-@click.option("--projection", type=click.Choice(["tsne", "pca"]), help="2-D projection: t-SNE keeps neighbourhoods, PCA is instant. [default: tsne]")
+@click.option("--projection", type=click.Choice(PROJECTIONS), default=DEFAULT_PROJECTION, show_default=True,
+              help="2-D projection: t-SNE keeps neighbourhoods, PCA is instant.")
 @index_options
 @embed_option
 def map_command(out, color, query, top_k, sample, png, projection, index, index_dir, embed_model):
@@ -372,7 +411,6 @@ def map_command(out, color, query, top_k, sample, png, projection, index, index_
     settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model, top_k=top_k)
     from rag.index import Index, limit_threads
     from rag.map.build import MapOptions
-    from rag.map.projection import DEFAULT_PROJECTION
     from rag.answer.sources import display_path
     from rag.terminal.render import err
 
@@ -380,7 +418,7 @@ def map_command(out, color, query, top_k, sample, png, projection, index, index_
         if query is not None:
             limit_threads(settings.query_threads)
         report = idx.map(MapOptions(out=out, color=color, query=query, top_k=settings.top_k, sample=sample, png=png,
-                                    projection=projection or DEFAULT_PROJECTION))
+                                    projection=projection))
     err(f"{report.chunks_shown:,} of {report.chunks_total:,} chunks from {report.documents:,} documents, "
         f"{report.projection} ({report.neighbourhood:.0%} of 10 nearest neighbours kept), "
         f"{report.near_duplicates:,} near-duplicate pairs; {report.seconds:.1f} s")
@@ -388,6 +426,3 @@ def map_command(out, color, query, top_k, sample, png, projection, index, index_
     if report.png:
         click.echo(display_path(str(report.png)))
 
-
-if __name__ == "__main__":
-    main()
