@@ -31,3 +31,15 @@ class LoadError(RagError):
 
 class LLMError(RagError):
     """The LLM server refused or failed; the message never carries the API key."""
+
+
+class StorageError(RagError):
+    """The disk, the file system or SQLite refused an index's files (I/O error, read-only, ...)."""
+
+
+class DiskFull(StorageError):
+    """No space left for the index's files; what was committed before is kept."""
+
+
+class IndexDamaged(StorageError):
+    """rag.sqlite fails SQLite's own checks: its contents cannot be trusted."""
