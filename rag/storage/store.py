@@ -430,4 +430,5 @@ def _damaged(db: Path, exc: Exception, error: IndexDamaged) -> RagError:
         verdict = str(check)
     if verdict == "ok":
         return RagError(f"cannot open the index at {db.parent} ({exc}): try again; if it persists, run with --debug")
-    return error
+    return IndexDamaged(f"the index at {db.parent} is damaged ({exc}; SQLite's check: {verdict}): delete that folder "
+                        f"and ingest again")
