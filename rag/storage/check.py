@@ -21,8 +21,8 @@ MAX_PROBLEMS = 5  # of SQLite's integrity check: the first few say enough
 def _database(store: Store) -> str:
     try:
         rows = [r[0] for r in store.conn.execute(f"PRAGMA integrity_check({MAX_PROBLEMS})")]
-    except sqlite3.DatabaseError as exc:
-        return str(exc)
+    except sqlite3.DatabaseError as exc:  # too damaged for the check to run at all
+        return f"damaged: {exc}"
     if rows == ["ok"]:
         return "ok"
     problems = [line.strip() for row in rows for line in str(row).splitlines()

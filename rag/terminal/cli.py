@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sys
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -19,6 +20,19 @@ from rag.config import MAX_TOP_K, MODES, load_settings
 from rag.safety import safe
 from rag.errors import RagError
 from rag.text import readable
+
+
+class StderrLines(logging.Handler):
+    """rag's warnings (a vector file rebuilt, and why) as plain lines on stderr, wherever stderr is now."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(safe(record.getMessage()), err=True)
+
+
+def show_warnings() -> None:
+    log = logging.getLogger("rag")
+    if not any(isinstance(handler, StderrLines) for handler in log.handlers):
+        log.addHandler(StderrLines(logging.WARNING))
 
 
 class RagGroup(click.Group):
@@ -97,6 +111,7 @@ def main(debug: bool) -> None:
     rag ask "question"         answer with citations
     rag chat                   an interactive conversation
     """
+    show_warnings()
 
 
 @main.command()
