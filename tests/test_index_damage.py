@@ -65,13 +65,12 @@ def test_a_question_on_a_damaged_index_is_one_line_naming_it_and_what_to_do(root
                           "run `rag status --check`", "delete that folder and ingest again")
 
 
-def test_removing_from_a_damaged_index_never_shows_a_traceback(root):
-    damage_table(root / "indexes" / "default" / "rag.sqlite", "chunks")
+def test_removing_a_document_from_a_damaged_index_is_one_line_naming_it(root, built_index):
+    damage_table(root / "indexes" / "default" / "rag.sqlite", "sqlite_autoindex_documents_1")  # paths, sorted
 
-    result = rag("rm", str(root / "nowhere.txt"))
+    result = rag("rm", str(built_index / "corpus" / "astronomy.txt"))
 
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output and len(result.stderr.splitlines()) == 1, result.stderr
+    assert_one_error_line(result, "the index at indexes/default is damaged (database disk image is malformed)")
 
 
 def test_status_check_finds_the_damage_and_says_what_to_do(root, built_index):
