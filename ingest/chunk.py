@@ -16,7 +16,7 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from rag.config import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, MIN_CHUNK_TOKENS
 from rag.errors import ConfigError
@@ -38,6 +38,11 @@ MIN_FILL = 0.5
 # 100 MB one-line file tokenized whole took GBs; longer sections are cut into windows first (at
 # a paragraph, line or space in the window's second half) and sections are tokenized in groups.
 WINDOW_CHARS = 200_000
+# A chunk is also bounded in characters: the model's window times this. A word the tokenizer
+# cannot split (over 100 characters) is one [UNK] piece however long, so a 5 MB one-word line
+# made 200,000-character chunks. Real chunks of 200 tokens run to about 1,000 characters (Git
+# manual and R-exts indexes: at most 1,014), so 8 per token never cuts one.
+MAX_CHARS_PER_TOKEN = 8
 
 
 @dataclass(frozen=True)
@@ -207,11 +212,37 @@ def chunk_sections(
     max_tokens: int,
     settings: ChunkSettings,
 ) -> list[Chunk]:
+    return list(iter_chunks(title, sections, token_offsets, max_tokens, settings))
+
+
+def iter_chunks(
+    title: str,
+    sections: Iterable[Section],
+    token_offsets: TokenOffsets,
+    max_tokens: int,
+    settings: ChunkSettings,
+) -> Iterator[Chunk]:
+    """The chunks, one group of windows at a time: a document of any size streams through (the
+    ingest embeds and commits it batch by batch) without all its chunks in memory at once."""
     sections = merge_small_sections([s for s in sections if s.text.strip()], settings.chunk_tokens)
-    chunks: list[Chunk] = []
+    made = 0
     for group in _groups(sections):
-        _chunk_group(title, group, token_offsets, max_tokens, settings, chunks)
-    return chunks
+        chunks: list[Chunk] = []
+        _chunk_group(title, group, token_offsets, max_tokens, settings, chunks, first=made)
+        made += len(chunks)
+        yield from chunks
+
+
+def _capped(text: str, start: int, end: int, max_chars: int) -> Iterator[tuple[int, int]]:
+    """[start, end) cut into spans of at most max_chars, at a space in each span's second half
+    when there is one (only a word longer than that is cut inside)."""
+    while end - start > max_chars:
+        limit = start + max_chars
+        space = max(text.rfind(" ", start + max_chars // 2, limit), text.rfind("\n", start + max_chars // 2, limit))
+        cut = space + 1 if space > start else limit
+        yield start, cut
+        start = cut
+    yield start, end
 
 
 def _chunk_group(
@@ -221,12 +252,14 @@ def _chunk_group(
     max_tokens: int,
     settings: ChunkSettings,
     chunks: list[Chunk],
+    first: int = 0,
 ) -> None:
     prefixes = [embed_prefix(title, s.heading) for s in sections]
     all_offsets = token_offsets([s.text for s in sections] + prefixes)
     section_offsets, prefix_offsets = all_offsets[: len(sections)], all_offsets[len(sections) :]
     del all_offsets
 
+    max_chars = max_tokens * MAX_CHARS_PER_TOKEN
     for section, prefix, offsets, prefix_tokens in zip(sections, prefixes, section_offsets, prefix_offsets):
         # +1 for the newline between prefix and text, which costs no token but keeps a margin
         room = max_tokens - (len(prefix_tokens) + 1 if prefix else 0)
@@ -235,7 +268,8 @@ def _chunk_group(
         while True:
             overlap = min(settings.overlap_tokens, budget // 2)
             pieces = []
-            for start, end in split_section(section.text, offsets, budget, overlap):
+            spans = split_section(section.text, offsets, budget, overlap)
+            for start, end in (piece for span in spans for piece in _capped(section.text, *span, max_chars)):
                 body = section.text[start:end].strip()
                 if body:
                     pieces.append((start, end, body, f"{prefix}\n{body}" if prefix else body))
@@ -246,7 +280,7 @@ def _chunk_group(
         for start, end, body, embed_text in pieces:
             chunks.append(
                 Chunk(
-                    ordinal=len(chunks),
+                    ordinal=first + len(chunks),
                     text=body,
                     heading=section.heading,
                     page=section.page,

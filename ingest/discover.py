@@ -5,12 +5,15 @@ ends). Hidden files and folders are skipped, and so is anything matched by a `.r
 (gitignore syntax) in the folder or any folder above it up to the one named; as in git, the
 deepest file that has a say about a path wins, so a nested `!pattern` can re-include. Files of
 other types inside a folder are counted by suffix, not failed. Problems (a dangling link, a link
-loop, a folder we may not read, a name that is not valid UTF-8) are reported and the walk goes on.
+loop, a folder we may not read, a name that is not valid UTF-8, a FIFO or device named on the
+command line) are reported and the walk goes on. Only regular files are ever listed: FIFOs,
+devices and sockets inside a folder are passed over like other non-files.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,8 +147,19 @@ def describe_os_error(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
+def not_regular(mode: int) -> str | None:
+    """Why a file of this mode is not read: a FIFO blocks a reader forever and a device never ends
+    (`/dev/zero`), so only regular files are ever opened."""
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode)
+            else "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "a special file")
+    return f"not a regular file ({kind}): name a file or a folder"
+
+
 def discover(paths: list[Path]) -> Discovery:
-    """Files to ingest from the paths named on the command line (made absolute, symlinks kept)."""
+    """Files to ingest from the paths named on the command line (made absolute, symlinks kept).
+    A named FIFO, device or socket is reported before anything opens it."""
     found = Discovery()
     for given in paths:
         path = Path(os.path.abspath(given))
@@ -155,7 +169,14 @@ def discover(paths: list[Path]) -> Discovery:
             found.roots.append(path)
             walk(path, found)
         else:
-            found.files.append(path)
+            try:
+                problem = not_regular(path.stat().st_mode)
+            except OSError:  # missing or unreadable: the reader reports it with its reason
+                problem = None
+            if problem:
+                found.problems.append((path, problem))
+            else:
+                found.files.append(path)
     # the same file named twice (or inside two named folders) is read once
     found.files = list(dict.fromkeys(found.files))
     return found

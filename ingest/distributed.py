@@ -116,7 +116,7 @@ class IngestWorker:
         if isinstance(result, Pending):
             vectors = embedder.embed_documents([c.embed_text for c in result.chunks])
             # the sections went into the chunks; the driver stores the chunks, so they stay here
-            result = Pending(replace(result.doc, sections=[]), result.chunks, result.existed, vectors)
+            result = replace(result, doc=replace(result.doc, sections=[]), embeddings=vectors)
         return Loaded(result, time.perf_counter() - started)
 
 

@@ -1,11 +1,16 @@
 """The ingest run: diff files against the store, load and chunk what changed, embed in batches,
 commit each batch in one transaction, prune vanished files, then rebuild the vector file.
 
-Invariants: a document and all its chunks are committed together or not at all; a file that
-fails to load keeps whatever version of it was indexed before; the vector file is replaced only
-after everything is committed (and is rebuilt by readers if a crash leaves it stale). The model
-is touched (and so loaded) only when something is chunked or embedded: a re-ingest of unchanged
-files never imports torch.
+Invariants: a document that fits one batch (almost all) is committed with all its chunks or not
+at all; a larger one streams through the embedder and is committed batch by batch, marked
+partial until its last chunk is in, so memory stays bounded for a file of any size and a kill
+-9 loses at most the batch in flight (the next ingest carries on from its last committed chunk).
+A file that fails to load keeps whatever version of it was indexed before. Every failure of a
+loader (any exception, recursion included) is that file's, named in the report; only the run's
+own faults (the store, the embedder) stop the run. Only regular files are opened. The vector
+file is replaced only after everything is committed (and is rebuilt by readers if a crash
+leaves it stale). The model is touched (and so loaded) only when something is chunked or
+embedded: a re-ingest of unchanged files never imports torch.
 """
 
 from __future__ import annotations
@@ -13,13 +18,15 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Protocol
 
-from ingest.chunk import ChunkSettings, chunk_sections
-from ingest.discover import Discovery, describe_os_error, discover
+from ingest.chunk import ChunkSettings, iter_chunks
+from ingest.discover import Discovery, describe_os_error, discover, not_regular
 from ingest.formats import loader_for, page_kind_for
+from ingest.formats.text import short
 from rag.storage import vectors
 from rag.errors import IndexMismatch, LoadError
 from rag.storage.store import Store, is_under
@@ -35,6 +42,9 @@ if TYPE_CHECKING:
 PARSER_VERSION = 2
 BATCH_CHUNKS = 256  # chunks embedded and committed together: bounds memory and crash loss
 MAX_FILE_BYTES = 512 * 1024 * 1024  # a bigger file is refused before it is read
+# Chunks made as a file is read (in the reader's thread); a document with more streams the rest
+# through the batches as they commit, so it never sits in memory as chunks whole.
+CHUNKS_AHEAD = BATCH_CHUNKS
 
 
 class Progress(Protocol):
@@ -61,9 +71,12 @@ class Pending:
     """A loaded and chunked document waiting for its embeddings."""
 
     doc: Document
-    chunks: list[Chunk]
+    chunks: list[Chunk]  # every chunk when `more` is None; else the first ones
     existed: bool
     embeddings: np.ndarray | None = None  # computed by the reader (a Ray worker); else by _commit
+    more: Iterator[Chunk] | None = None  # the rest of a large document, made as the batches commit
+    resume_from: int = 0  # chunks a stopped ingest committed already: made again, not embedded
+    document_id: int | None = None  # the stored document the chunks go to, once it is begun
 
 
 # -- the reader seam: the driver diffs, a reader loads, chunks (and may embed) what changed -------
@@ -79,6 +92,8 @@ class Changed:
     stat: os.stat_result
     digest: str
     existed: bool
+    resume_from: int = 0  # a partial document of these very bytes: its chunks committed so far
+    document_id: int | None = None  # that partial document's id
 
 
 class Reader(Protocol):
@@ -90,6 +105,7 @@ class Reader(Protocol):
 
 
 READ_AHEAD = 4  # files loaded and chunked ahead of the one being committed
+READ_AHEAD_BYTES = 64 * 1024 * 1024  # and no more of their bytes than this (at least one file)
 
 
 class LocalReader:
@@ -111,41 +127,60 @@ class LocalReader:
     def read(self, changed: Iterator[Changed], progress: Progress) -> Iterator[Pending | Failure]:
         if not self.read_ahead:
             for item in changed:
-                yield prepare(item, self.embedder, self.chunking)
+                yield prepare(item, self.embedder, self.chunking, CHUNKS_AHEAD)
             return
         from collections import deque
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-read") as pool:
             waiting: deque = deque()
+            in_flight = 0
             for item in changed:
-                waiting.append(pool.submit(prepare, item, self.embedder, self.chunking))
-                if len(waiting) > self.read_ahead:
-                    yield waiting.popleft().result()
+                size = len(item.data)
+                waiting.append((size, pool.submit(prepare, item, self.embedder, self.chunking, CHUNKS_AHEAD)))
+                in_flight += size
+                while waiting and (len(waiting) > self.read_ahead or in_flight > READ_AHEAD_BYTES):
+                    done, result = waiting.popleft()
+                    in_flight -= done
+                    yield result.result()
             while waiting:
-                yield waiting.popleft().result()
+                yield waiting.popleft()[1].result()
 
 
-def prepare(item: Changed, embedder: Embeds, chunking: ChunkSettings) -> Pending | Failure:
-    """Load and chunk one changed file, wherever it runs; a file that cannot be read is a Failure."""
+def prepare(item: Changed, embedder: Embeds, chunking: ChunkSettings, chunks_ahead: int | None = None) -> Pending | Failure:
+    """Load and chunk one changed file, wherever it runs; a file that cannot be read is a Failure.
+
+    With `chunks_ahead`, only that many chunks are made here; the rest come from `more` as the
+    ingest commits. Whatever a loader or the chunker raises is this file's failure, named.
+    """
     data, item.data = item.data, b""
     try:
         doc = load_document(item.path, data, item.stat, item.digest)
         del data
-        chunks = chunk_sections(doc.title, doc.sections, embedder.token_offsets, embedder.max_tokens, chunking)
+        stream = iter_chunks(doc.title, doc.sections, embedder.token_offsets, embedder.max_tokens, chunking)
+        chunks = list(stream if chunks_ahead is None else islice(stream, chunks_ahead))
         if not chunks:
             raise LoadError("no text to index")
-    except (LoadError, OSError, UnicodeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a loader's bug or a hostile file costs that file only
         return Failure(str(item.path), _reason(exc))
-    return Pending(doc, chunks, item.existed)
+    more = stream if chunks_ahead is not None and len(chunks) == chunks_ahead else None
+    # the sections live on in `more` while it streams; the Pending itself needs only the metadata
+    return Pending(replace(doc, sections=[]), chunks, item.existed, more=more, resume_from=item.resume_from,
+                   document_id=item.document_id)
 
 
-def _reason(exc: Exception) -> str:
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, LoadError):
+        return str(exc)
     if isinstance(exc, OSError):
         return describe_os_error(exc)
     if isinstance(exc, UnicodeError):  # a name or text the tokenizer or SQLite cannot take
-        return f"cannot read it as text ({exc.reason})"
-    return str(exc)
+        return f"cannot read it as text ({getattr(exc, 'reason', exc)})"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply to read (RecursionError)"
+    if isinstance(exc, MemoryError):
+        return "too large to read in memory (MemoryError)"
+    return f"could not be read ({type(exc).__name__}: {short(exc)})"
 
 
 def check_settings(store: Store, model_id: str, chunking: ChunkSettings, rebuild: bool,
@@ -256,21 +291,15 @@ def run_ingest(
 
 def _ingest_files(found: Discovery, known, store: Store, embedder: Embeds, chunking: ChunkSettings, rebuild: bool,
                   report: IngestReport, progress: Progress, reader: Reader) -> None:
-    batch: list[Pending] = []
-    batch_chunks = 0
+    batch = Batch(store, embedder, chunking, report, progress)
     changed = _changed(found, known, store, rebuild, report, progress)
     for pending in reader.read(changed, progress):
         if isinstance(pending, Failure):
             _fail(report, progress, pending.path, pending.reason)
             progress.file_done()
             continue
-        batch.append(pending)
-        batch_chunks += len(pending.chunks)
-        if batch_chunks >= BATCH_CHUNKS:
-            _commit(store, embedder, chunking, batch, report, progress)
-            batch, batch_chunks = [], 0
-    if batch:
-        _commit(store, embedder, chunking, batch, report, progress)
+        batch.feed(pending)
+    batch.commit()
 
 
 def _changed(found: Discovery, known, store: Store, rebuild: bool, report: IngestReport,
@@ -284,6 +313,23 @@ def _changed(found: Discovery, known, store: Store, rebuild: bool, report: Inges
         yield item
 
 
+def read_regular(path: Path) -> tuple[bytes, os.stat_result]:
+    """A regular file's bytes and its stat, read through one descriptor: opened without blocking
+    (a FIFO swapped in since discovery cannot hang us) and refused unless it is a regular file."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(handle.fileno())
+        problem = not_regular(st.st_mode) or ("a folder" if os.path.isdir(path) else None)
+        if problem:
+            raise LoadError(problem)
+        if st.st_size > MAX_FILE_BYTES:
+            raise LoadError(f"file is {st.st_size / 2**20:.0f} MB, over the {MAX_FILE_BYTES / 2**20:.0f} MB limit")
+        data = handle.read(MAX_FILE_BYTES + 1)  # a file still growing stops at the limit too
+    if len(data) > MAX_FILE_BYTES:
+        raise LoadError(f"file grew past the {MAX_FILE_BYTES / 2**20:.0f} MB limit while it was read")
+    return data, st
+
+
 def _diff(path: Path, stored, store: Store, rebuild: bool, report: IngestReport,
           progress: Progress) -> Changed | None:
     """The file's bytes when it changed, or None when it is unchanged or failed (and so reported)."""
@@ -291,45 +337,133 @@ def _diff(path: Path, stored, store: Store, rebuild: bool, report: IngestReport,
     try:
         st = path.stat()
         current = stored is not None and not rebuild and stored.parser == PARSER_VERSION
-        if current and stored.size == st.st_size and stored.mtime == st.st_mtime:
+        if current and stored.complete and stored.size == st.st_size and stored.mtime == st.st_mtime:
             report.unchanged += 1
             return None
-        if st.st_size > MAX_FILE_BYTES:
-            raise LoadError(f"file is {st.st_size / 2**20:.0f} MB, over the {MAX_FILE_BYTES / 2**20:.0f} MB limit")
-        data = path.read_bytes()
+        data, st = read_regular(path)
         digest = hashlib.sha256(data).hexdigest()
         if current and stored.content_hash == digest:
+            if not stored.complete:  # a stopped ingest committed part of these very bytes: carry on
+                return Changed(path, data, st, digest, True, resume_from=stored.chunks, document_id=stored.id)
             with store.transaction(bump=False):
                 store.touch_document(key, st.st_mtime, st.st_size)
             report.unchanged += 1
             return None
-    except (LoadError, OSError, UnicodeError) as exc:
+    except (LoadError, OSError, UnicodeError, MemoryError) as exc:
         _fail(report, progress, path, _reason(exc))
         return None
     return Changed(path, data, st, digest, stored is not None)
 
 
-def _commit(store: Store, embedder: Embeds, chunking: ChunkSettings, batch: list[Pending], report: IngestReport,
-            progress: Progress) -> None:
-    texts = [c.embed_text for p in batch for c in p.chunks]
-    if all(p.embeddings is not None for p in batch):  # embedded by the reader's workers
-        import numpy as np
+@dataclass
+class Segment:
+    """Some consecutive chunks of one document, committed together with other documents' chunks."""
 
-        embeddings = np.concatenate([p.embeddings for p in batch])
-    else:
-        embeddings = embedder.embed_documents(texts)
-    with store.transaction():
-        _record_settings(store, embedder, chunking, int(embeddings.shape[1]))
-        at = 0
-        for p in batch:
-            store.put_document(p.doc, p.chunks, embeddings[at : at + len(p.chunks)])
-            at += len(p.chunks)
-    for p in batch:
-        report.updated += p.existed
-        report.added += not p.existed
-        report.chunks += len(p.chunks)
-        progress.file_done()
-    progress.embedded(len(texts))
+    pending: Pending
+    chunks: list[Chunk]
+    last: bool  # the document is complete once these are in
+    embeddings: np.ndarray | None = None  # from the reader (a Ray worker), when it embedded
+
+
+class Batch:
+    """Up to BATCH_CHUNKS chunks of one or more documents, embedded and committed in one transaction.
+
+    A document larger than the room left is cut across batches: its chunks are pulled from its
+    stream only as batches fill, so what is in memory is one batch plus the chunker's window.
+    """
+
+    def __init__(self, store: Store, embedder, chunking: ChunkSettings, report: IngestReport, progress: Progress):
+        self.store, self.embedder, self.chunking = store, embedder, chunking
+        self.report, self.progress = report, progress
+        self.segments: list[Segment] = []
+        self.size = 0
+
+    def feed(self, pending: Pending) -> None:
+        stream = iter(pending.chunks) if pending.more is None else _chain(pending.chunks, pending.more)
+        pending.chunks = []  # the stream holds them now
+        try:  # only pulling chunks is this file's risk; a failing commit is the run's and propagates
+            upcoming = _next_to_embed(stream, pending.resume_from)
+        except Exception as exc:  # noqa: BLE001 - the chunker failed on a later part of this file
+            self._drop(pending, _reason(exc))
+            return
+        if upcoming is None:  # everything was committed before the stop; only the mark is missing
+            self._add(Segment(pending, [], True))
+        while upcoming is not None:
+            try:
+                part = [upcoming, *_take(stream, BATCH_CHUNKS - self.size - 1)]
+                upcoming = next(stream, None)
+            except Exception as exc:  # noqa: BLE001
+                self._drop(pending, _reason(exc))
+                return
+            # a reader's embeddings cover every chunk, those committed before a stop included
+            vectors = None if pending.embeddings is None else \
+                pending.embeddings[part[0].ordinal : part[-1].ordinal + 1]
+            self._add(Segment(pending, part, upcoming is None, vectors))
+
+    def _add(self, segment: Segment) -> None:
+        self.segments.append(segment)
+        self.size += len(segment.chunks)
+        if self.size >= BATCH_CHUNKS:
+            self.commit()
+
+    def _drop(self, pending: Pending, reason: str) -> None:
+        """Fail a document part-way: its uncommitted chunks go, and so does what of it was committed."""
+        self.segments = [s for s in self.segments if s.pending is not pending]
+        self.size = sum(len(s.chunks) for s in self.segments)
+        if pending.document_id is not None:
+            with self.store.transaction():
+                self.store.delete_document(str(pending.doc.path))
+        _fail(self.report, self.progress, pending.doc.path, reason)
+        self.progress.file_done()
+
+    def commit(self) -> None:
+        if not self.segments:
+            return
+        segments, self.segments, self.size = self.segments, [], 0
+        texts = [c.embed_text for s in segments for c in s.chunks]
+        if texts and all(s.embeddings is not None or not s.chunks for s in segments):
+            import numpy as np  # embedded by the reader's workers
+
+            embeddings = np.concatenate([s.embeddings for s in segments if s.chunks])
+        else:
+            embeddings = self.embedder.embed_documents(texts) if texts else None
+        with self.store.transaction():
+            if embeddings is not None:
+                _record_settings(self.store, self.embedder, self.chunking, int(embeddings.shape[1]))
+            at = 0
+            for s in segments:
+                p = s.pending
+                if p.document_id is None:  # its first chunks: replace whatever version was stored
+                    p.document_id = self.store.begin_document(p.doc, complete=False)
+                if s.chunks:
+                    self.store.add_chunks(p.document_id, p.doc.title, s.chunks, embeddings[at : at + len(s.chunks)])
+                    at += len(s.chunks)
+                if s.last:
+                    self.store.finish_document(p.document_id)
+        for s in segments:
+            self.report.chunks += len(s.chunks)
+            if s.last:
+                self.report.updated += s.pending.existed
+                self.report.added += not s.pending.existed
+                self.progress.file_done()
+        self.progress.embedded(len(texts))
+
+
+def _chain(first: list[Chunk], rest: Iterator[Chunk]) -> Iterator[Chunk]:
+    yield from first
+    yield from rest
+
+
+def _take(stream: Iterator[Chunk], count: int) -> list[Chunk]:
+    return list(islice(stream, max(0, count)))
+
+
+def _next_to_embed(stream: Iterator[Chunk], resume_from: int) -> Chunk | None:
+    """The first chunk not committed yet (chunking is deterministic: the same bytes, the same chunks)."""
+    for chunk in stream:
+        if chunk.ordinal >= resume_from:
+            return chunk
+    return None
 
 
 def _prune(store: Store, found: Discovery, known, report: IngestReport) -> None:

@@ -78,3 +78,13 @@ class ApiError(Exception):
         self.message = message
         self.type = type
         self.code = code
+class StorageError(RagError):
+    """The disk, the file system or SQLite refused an index's files (I/O error, read-only, ...)."""
+
+
+class DiskFull(StorageError):
+    """No space left for the index's files; what was committed before is kept."""
+
+
+class IndexDamaged(StorageError):
+    """rag.sqlite fails SQLite's own checks: its contents cannot be trusted."""

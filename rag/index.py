@@ -16,15 +16,16 @@ module. One Index may serve many threads: queries share one SQLite connection un
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence, TypeVar
 
 from rag.config import NO_CUTOFF, Settings
 from rag.errors import ConfigError, RagError
-from rag.types import Embeds, IndexStatus, IngestReport, Mode, Removal, Retrieval, StoredDocument
+from rag.types import Embeds, IndexCheck, IndexStatus, IngestReport, Mode, Removal, Retrieval, StoredDocument
 
 if TYPE_CHECKING:
     from ingest.chunk import ChunkSettings
@@ -54,6 +55,23 @@ def limit_threads(threads: int) -> None:
         os.environ["OMP_NUM_THREADS"] = str(threads)
 
 
+Method = TypeVar("Method", bound=Callable)
+
+
+def _storage_boundary(method: Method) -> Method:
+    """SQLite and OS errors on the index's files become one line naming the index and the remedy
+    (rag.storage.problems): the CLI prints it, the servers send it with a clean status."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        from rag.storage.problems import storage_errors
+
+        with storage_errors(self.path):
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 class Index:
     def __init__(self, settings: Settings, store: Store | None, create: bool = False):
         self.settings = settings
@@ -67,13 +85,15 @@ class Index:
     @classmethod
     def open(cls, settings: Settings, *, create: bool = False) -> "Index":
         """The index at `settings.index_path`; `create` makes an empty one when there is none."""
+        from rag.storage.problems import storage_errors
         from rag.storage.store import DB_NAME, Store
 
         if create and not (settings.index_path / DB_NAME).exists():
             # made by the first ingest, once its settings are known to be valid: a mistyped flag
             # must not leave an empty index behind
             return cls(settings, None, create=True)
-        return cls(settings, Store.open(settings.index_path))
+        with storage_errors(settings.index_path):
+            return cls(settings, Store.open(settings.index_path))
 
     @property
     def path(self) -> Path:
@@ -103,6 +123,7 @@ class Index:
 
     # -- writing -----------------------------------------------------------------------------------
 
+    @_storage_boundary
     def ingest(
         self,
         paths: Iterable[str | os.PathLike],
@@ -177,6 +198,7 @@ class Index:
         spec = WorkerSpec(embedder.id, embedder.runtime, version(), chunking)
         return RayReader.connect(address, spec)
 
+    @_storage_boundary
     def remove(self, paths: Iterable[str | os.PathLike]) -> Removal:
         """Forget documents; a folder names every document under it. Holds the writer lock."""
         from rag.storage import vectors
@@ -198,10 +220,12 @@ class Index:
 
     # -- reading -----------------------------------------------------------------------------------
 
+    @_storage_boundary
     def documents(self) -> list[StoredDocument]:
         with self._lock:
             return self._db.documents()
 
+    @_storage_boundary
     def status(self) -> IndexStatus:
         from ingest.pipeline import PARSER_VERSION
 
@@ -231,8 +255,30 @@ class Index:
             last_ingest=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(float(last))) if last else None,
             outdated_documents=sum(d.parser < PARSER_VERSION for d in docs),
             roots=roots,
+            partial_documents=sum(not d.complete for d in docs),
         )
 
+    @_storage_boundary
+    def check(self) -> IndexCheck:
+        """SQLite's integrity check, FTS5's, and the vector file read whole against SQLite; a wrong
+        vector file is rebuilt on the spot (rag.storage.check). Holds the writer lock."""
+        from rag.storage.check import check_store
+
+        import shlex
+
+        from rag.config import DEFAULT_INDEX, DEFAULT_INDEX_DIR
+
+        command = " ".join(["rag ingest", *map(shlex.quote, self._db.roots() or ["PATH"])]
+                           + ([f"--index {shlex.quote(self.settings.index)}"] if self.settings.index != DEFAULT_INDEX else [])
+                           + ([f"--index-dir {shlex.quote(str(self.settings.index_dir))}"]
+                              if self.settings.index_dir != Path(DEFAULT_INDEX_DIR) else []))
+        with self._lock, self._db.writer_lock():
+            report = check_store(self._db, command)
+            if report.repaired:
+                self._retriever = None  # reload what was rebuilt
+            return report
+
+    @_storage_boundary
     def search(
         self,
         question: str,
@@ -280,6 +326,7 @@ class Index:
         retrieval = self.search(standalone, top_k=top_k, mode=mode, min_score=min_score, cutoff=cutoff)
         return AnswerStream(standalone, retrieval, llm, history)
 
+    @_storage_boundary
     def warm_up(self) -> None:
         """Load what the first question would: the vector file, the calibration and the embedding
         model, and embed once. Chat, `rag serve` and `rag mcp` call it before they take questions."""
@@ -288,6 +335,7 @@ class Index:
             searcher.refresh()
             searcher.embedder.embed_query("warm up")
 
+    @_storage_boundary
     def map(self, options: MapOptions) -> MapReport:
         """Write a map of the index's embeddings (rag.map); a `query` on it is searched through
         `search` with the cut-off off, in the model and runtime the index was built with."""

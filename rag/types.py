@@ -68,6 +68,7 @@ class StoredDocument:
     parser: int
     label: str = ""  # the path relative to the folder it was ingested from
     page_kind: str = "page"
+    complete: bool = True  # False while a document too large for one batch is still being committed
 
 
 @dataclass
@@ -188,6 +189,7 @@ class IndexStatus:
     last_ingest: str | None  # ISO 8601, local time
     outdated_documents: int  # read by an older parser version: the next ingest reads them again
     roots: list[str] = field(default_factory=list)  # the folders (and files) ingested
+    partial_documents: int = 0  # committed in part by an ingest that stopped: the next one finishes them
 
 
 @dataclass(frozen=True)
@@ -227,3 +229,14 @@ class Embeds(Protocol):
     def token_offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
         """The character span of every word piece, per text, without special tokens."""
         ...
+@dataclass(frozen=True)
+class IndexCheck:
+    """What `rag status --check` found: each part "ok" or what is wrong with it, and what to do."""
+
+    index: str
+    database: str  # SQLite's integrity check of rag.sqlite
+    keyword_index: str  # FTS5's integrity check of the keyword index
+    vectors: str  # the vector file against rag.sqlite (checksum, state, count, sampled vectors)
+    repaired: list[str] = field(default_factory=list)  # what the check put right (vectors: rebuilt)
+    ok: bool = True  # nothing left wrong
+    advice: str = ""  # what to do when something is

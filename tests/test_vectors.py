@@ -6,6 +6,7 @@ so no model is needed. Every check compares with a full rebuild from SQLite, the
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -295,24 +296,29 @@ def make_as_before_the_change_log(store: Store) -> None:
         store.conn.execute("DELETE FROM schema_migrations WHERE name = '004_vector_log'")
 
 
-def test_an_index_built_before_deltas_still_opens_and_is_upgraded(tmp_path, rng):
+def test_an_index_built_before_deltas_still_opens_and_its_unproven_file_is_rebuilt(tmp_path, rng, caplog):
     import faiss
+    import struct
 
     store = Store.open(tmp_path / "index", create=True)
     make_as_before_the_change_log(store)
     put(store, "a", unit(rng, 20))
     index = vectors.build(store, DIM)
     with open(store.root / vectors.FILE_NAME, "wb") as out:  # the version-1 layout: header, payload
-        out.write(vectors.HEADER_V1.pack(vectors.MAGIC_V1, index.generation, DIM))
+        out.write(struct.pack("<8sqq", b"RAGVEC1\n", index.generation, DIM))
         out.write(faiss.serialize_index(index.index).tobytes())
     store.close()
-    store = Store.open(tmp_path / "index")  # applies the migration
+    store = Store.open(tmp_path / "index")  # applies the migrations
     queries = unit(rng, 8)
-    assert_same_as_rebuild(store, queries, vectors.open_vectors(store, DIM))
+    with caplog.at_level("WARNING", logger="rag.storage.vectors"):
+        assert_same_as_rebuild(store, queries, vectors.open_vectors(store, DIM))
+    assert [r.getMessage() for r in caplog.records] == [
+        f"rag: {store.root / vectors.FILE_NAME} was written by an older rag, without a checksum: rebuilt from "
+        f"rag.sqlite (no re-embedding)"]
 
     put(store, "b", unit(rng, 5))
-    assert vectors.refresh_file(store, compact_fraction=ALWAYS_DELTA) == "compacted"  # its size is unknown
-    assert vectors.read_header(store.root).count == 25
+    assert vectors.refresh_file(store, compact_fraction=ALWAYS_DELTA) == "delta"
+    assert vectors.read_header(store.root).count == 20
     assert_same_as_rebuild(store, queries)
     store.close()
 
@@ -325,3 +331,159 @@ def test_a_change_larger_than_one_fetch_is_applied_in_full(store, rng):
 
     assert vectors.refresh_file(store) == "compacted"
     assert_same_as_rebuild(store, unit(rng, 8))
+
+
+# -- a file proves what it is: checksum and state id (issue 30, cases 1 and 2) ----------------------
+
+
+def rows_offset(store: Store, data: bytes) -> int:
+    """Where the flat index's float rows start in the saved file (found by the first stored vector)."""
+    _, first = next(store.iter_embeddings(DIM, batch=1))
+    offset = data.find(first[0].tobytes())
+    assert offset > 0
+    return offset
+
+
+def permute_rows(root: Path, store: Store) -> None:
+    data = bytearray((root / vectors.FILE_NAME).read_bytes())
+    at, row = rows_offset(store, bytes(data)), DIM * 4
+    rows = [bytes(data[at + i * row : at + (i + 1) * row]) for i in range(store.chunk_count())]
+    rows = rows[1:] + rows[:1]  # the same bytes, the same size, every row in another place
+    data[at : at + len(rows) * row] = b"".join(rows)
+    (root / vectors.FILE_NAME).write_bytes(bytes(data))
+
+
+def random_rows(root: Path, store: Store) -> None:
+    data = bytearray((root / vectors.FILE_NAME).read_bytes())
+    at = rows_offset(store, bytes(data))
+    data[at : at + 4 * DIM * 10] = np.random.default_rng(3).bytes(4 * DIM * 10)  # similarities of 1e37
+    (root / vectors.FILE_NAME).write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", [permute_rows, random_rows], ids=["permuted-rows", "random-rows"])
+def test_a_vector_file_whose_rows_were_changed_on_disk_is_rebuilt_not_searched(store, rng, damage, caplog):
+    put(store, "a", unit(rng, 30))
+    put(store, "b", unit(rng, 30))
+    vectors.refresh_file(store)
+    queries = unit(rng, 8)
+    damage(store.root, store)
+
+    with caplog.at_level("WARNING", logger="rag.storage.vectors"):
+        index = vectors.open_vectors(store, DIM)
+
+    assert_same_as_rebuild(store, queries, index)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"rag: {store.root / vectors.FILE_NAME} does not match its checksum (its vectors were changed or damaged "
+        f"on disk): rebuilt from rag.sqlite (no re-embedding)"]
+    assert vectors.verify(store, DIM) is None  # the rebuilt file was saved
+
+
+def lose_the_last_commits(store: Store, backup: Path) -> Store:
+    """Put back an older copy of rag.sqlite, as a restore from a backup (or a lost WAL) does."""
+    root = store.root
+    store.close()
+    for leftover in root.glob("rag.sqlite*"):
+        leftover.unlink()
+    shutil.copy(backup, root / "rag.sqlite")
+    return Store.open(root)
+
+
+def test_a_vector_file_from_before_lost_commits_is_not_taken_for_the_state_that_reused_its_generation(
+        tmp_path, rng, caplog):
+    store = Store.open(tmp_path / "index", create=True)
+    put(store, "kettle", unit(rng, 10))
+    vectors.refresh_file(store)
+    store.close()
+    backup = tmp_path / "backup.sqlite"
+    shutil.copy(tmp_path / "index" / "rag.sqlite", backup)  # closed: everything is in the main file
+    store = Store.open(tmp_path / "index")
+    toaster = unit(rng, 10)
+    put(store, "toaster", toaster)
+    vectors.refresh_file(store)  # the file now holds the toaster, at generation 2
+    saved = vectors.read_header(store.root)
+
+    store = lose_the_last_commits(store, backup)  # back to generation 1: the toaster never happened
+    kettle = unit(rng, 10)
+    put(store, "kettle", kettle)  # generation 2 again, with other content
+    assert store.generation == saved.generation
+
+    with caplog.at_level("WARNING", logger="rag.storage.vectors"):
+        index = vectors.open_vectors(store, DIM)
+    assert_same_as_rebuild(store, unit(rng, 8), index)
+    assert index.search(kettle[0], 1)[0][1] > 0.999  # the question about kettles gets the kettle
+    assert all(index.search(v, 1)[0][1] < 0.999 for v in toaster)
+    assert "was built from another state of generation 2 than rag.sqlite holds" in caplog.text
+    store.close()
+
+
+def test_the_writer_rebuilds_a_vector_file_from_before_lost_commits_too(tmp_path, rng):
+    store = Store.open(tmp_path / "index", create=True)
+    put(store, "a", unit(rng, 10))
+    vectors.refresh_file(store)
+    store.close()
+    backup = tmp_path / "backup.sqlite"
+    shutil.copy(tmp_path / "index" / "rag.sqlite", backup)
+    store = Store.open(tmp_path / "index")
+    put(store, "b", unit(rng, 10))
+    put(store, "c", unit(rng, 10))
+    vectors.refresh_file(store)  # generation 3
+    store = lose_the_last_commits(store, backup)
+    put(store, "d", unit(rng, 10))
+    put(store, "e", unit(rng, 10))  # generation 3 again
+
+    assert vectors.refresh_file(store) == "rebuilt"
+    assert_same_as_rebuild(store, unit(rng, 8))
+    store.close()
+
+
+def test_a_file_ahead_of_sqlite_is_rebuilt_with_a_line_saying_why(tmp_path, rng, caplog):
+    store = Store.open(tmp_path / "index", create=True)
+    put(store, "a", unit(rng, 10))
+    store.close()
+    backup = tmp_path / "backup.sqlite"
+    shutil.copy(tmp_path / "index" / "rag.sqlite", backup)
+    store = Store.open(tmp_path / "index")
+    put(store, "b", unit(rng, 10))
+    vectors.refresh_file(store)
+    store = lose_the_last_commits(store, backup)
+
+    with caplog.at_level("WARNING", logger="rag.storage.vectors"):
+        assert_same_as_rebuild(store, unit(rng, 8), vectors.open_vectors(store, DIM))
+    assert "is ahead of rag.sqlite (generation 2, rag.sqlite 1)" in caplog.text
+    store.close()
+
+
+def test_verify_names_what_is_wrong_and_nothing_when_all_is_well(store, rng):
+    put(store, "a", unit(rng, 30))
+    vectors.refresh_file(store)
+    assert vectors.verify(store, DIM) is None
+
+    permute_rows(store.root, store)
+    assert "does not match its checksum" in vectors.verify(store, DIM)
+    (store.root / vectors.FILE_NAME).unlink()
+    assert vectors.verify(store, DIM) == "is missing"
+
+
+def test_a_temporary_file_left_by_a_killed_save_is_not_counted_and_is_removed_by_the_next_save(store, rng):
+    put(store, "a", unit(rng, 30))
+    vectors.refresh_file(store)
+    size = store.size_on_disk()
+    # named as a save by a process that no longer runs names it (pid above any pid_max)
+    left = store.root / ".vectors.faiss-99999999-x1y2z3"
+    left.write_bytes(bytes(1 << 20))
+
+    assert store.size_on_disk() == size
+    put(store, "b", unit(rng, 5))
+    vectors.refresh_file(store)
+    assert not left.exists()
+
+
+def test_a_temporary_file_of_a_save_still_running_is_left_alone(store, rng):
+    put(store, "a", unit(rng, 30))
+    vectors.refresh_file(store)
+    running = store.root / f".vectors.faiss-{os.getppid()}-a1b2c3"  # a live process's
+    running.write_bytes(bytes(1024))
+
+    put(store, "b", unit(rng, 5))
+    vectors.refresh_file(store)
+    assert running.exists()

@@ -20,10 +20,32 @@ def load_text(path: Path, data: bytes) -> Loaded:
 
 # -- Markdown ---------------------------------------------------------------------------------
 
-ATX = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)[ \t#]*$")
+# The opening of an ATX heading; the rest of the line is its title, less a closing run of #s
+# (_atx_title). One regex for the whole line (`(.*?)[ \t#]*$`) backtracked quadratically: an
+# 80 KB heading line of #s took 31 s.
+ATX = re.compile(r" {0,3}(#{1,6})[ \t]+")
 SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 FRONT_MATTER = re.compile(r"\A---\r?\n(.*?)\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
+
+
+FRONT_TITLE = re.compile(r"^title:(.*)$", re.M)
+
+
+def _unquoted(value: str) -> str:
+    value = value.strip()
+    value = value[1:] if value[:1] in ("'", '"') else value
+    return (value[:-1] if value[-1:] in ("'", '"') else value).strip()
+
+
+def _atx_title(rest: str) -> str:
+    """An ATX heading's title: the line after its opening, less a closing run of #s, which (as in
+    CommonMark) counts only after a space: `# Learn C#` is about C#."""
+    title = rest.rstrip(" \t")
+    body = title.rstrip("#")
+    if not body or body[-1] in " \t":
+        title = body
+    return title.strip()
 
 
 def load_markdown(path: Path, data: bytes) -> Loaded:
@@ -36,8 +58,8 @@ def markdown_sections(text: str) -> tuple[str | None, list[Section]]:
     title = None
     offset = 0
     if m := FRONT_MATTER.match(text):
-        if t := re.search(r"^title:\s*[\"']?(.*?)[\"']?\s*$", m.group(1), re.M):
-            title = t.group(1)
+        if t := FRONT_TITLE.search(m.group(1)):
+            title = _unquoted(t.group(1))
         offset = m.end()
     headings: list[tuple[int, int, int, str]] = []
     lines = text[offset:].splitlines(keepends=True)
@@ -56,7 +78,7 @@ def markdown_sections(text: str) -> tuple[str | None, list[Section]]:
             in_fence = fence.group(1)
             previous = None
         elif m := ATX.match(stripped):
-            headings.append((pos, pos + len(line), len(m.group(1)), m.group(2).strip()))
+            headings.append((pos, pos + len(line), len(m.group(1)), _atx_title(stripped[m.end():])))
             previous = None
         elif (m := SETEXT.match(stripped)) and previous and not previous[1].startswith((" ", "\t", "-", "*", ">")):
             level = 1 if m.group(1)[0] == "=" else 2
@@ -73,7 +95,16 @@ def markdown_sections(text: str) -> tuple[str | None, list[Section]]:
 
 # -- reStructuredText -------------------------------------------------------------------------
 
-RST_ADORNMENT = re.compile(r"^([=\-`:'\"~^_*+#<>.])\1{2,}[ \t]*$")
+RST_ADORNMENT_CHARS = frozenset("=-`:'\"~^_*+#<>.")
+
+
+def _adornment(line: str) -> str | None:
+    """The character of a reST adornment line (three or more of one punctuation mark), or None.
+    Not a regex: `^(.)\1{2,}[ \t]*$` backtracked quadratically over a long line of one mark."""
+    mark = line.rstrip(" \t")
+    if len(mark) >= 3 and mark[0] in RST_ADORNMENT_CHARS and not mark.strip(mark[0]):
+        return mark[0]
+    return None
 
 
 def load_rst(path: Path, data: bytes) -> Loaded:
@@ -92,11 +123,11 @@ def load_rst(path: Path, data: bytes) -> Loaded:
         over = i > 0 and lines[i - 1].rstrip() == under.rstrip()
         if (
             title_line.strip()
-            and not RST_ADORNMENT.match(title_line)
-            and (m := RST_ADORNMENT.match(under))
+            and not _adornment(title_line)
+            and (mark := _adornment(under))
             and len(under.rstrip()) >= len(title_line.rstrip())
         ):
-            style = (m.group(1), over)
+            style = (mark, over)
             if style not in styles:
                 styles.append(style)
             begin = starts[i - 1] if over else starts[i]

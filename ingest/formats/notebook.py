@@ -21,18 +21,24 @@ def notebook_markdown(data: bytes) -> str:
         notebook = json.loads(decode_text(data))
     except json.JSONDecodeError as exc:
         raise LoadError(f"not a valid notebook (invalid JSON at line {exc.lineno})") from exc
+    except RecursionError as exc:
+        raise LoadError("not a valid notebook (its JSON nests too deeply)") from exc
     if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
         if isinstance(notebook, dict) and "worksheets" in notebook:
             raise LoadError("an old notebook format (nbformat 3): open and save it in Jupyter to upgrade it")
         raise LoadError("not a valid notebook (no list of cells)")
-    metadata = notebook.get("metadata") if isinstance(notebook.get("metadata"), dict) else {}
-    language = (metadata.get("kernelspec") or {}).get("language") or (metadata.get("language_info") or {}).get("name") or ""
+    metadata = _mapping(notebook.get("metadata"))
+    language = _mapping(metadata.get("kernelspec")).get("language") or _mapping(metadata.get("language_info")).get("name")
+    language = language.split()[0] if isinstance(language, str) and language.split() else ""  # one word: a fence's info
     blocks = []
-    for cell in notebook["cells"]:
+    for number, cell in enumerate(notebook["cells"], start=1):
         if not isinstance(cell, dict):
             continue
         source = cell.get("source", "")
-        source = "".join(source) if isinstance(source, list) else str(source)
+        if isinstance(source, list) and all(isinstance(line, str) for line in source):
+            source = "".join(source)
+        elif not isinstance(source, str):
+            raise LoadError(f"not a valid notebook (the source of cell {number} is not text)")
         if not source.strip():
             continue
         if cell.get("cell_type") == "markdown":
@@ -41,6 +47,11 @@ def notebook_markdown(data: bytes) -> str:
             fence = "````" if "```" in source else "```"  # a fence the code itself cannot close
             blocks.append(f"{fence}{language}\n{source.rstrip()}\n{fence}")
     return "\n\n".join(blocks) + "\n"
+
+
+def _mapping(value) -> dict:
+    """A metadata entry that should be an object; anything else (a string, a list) counts as absent."""
+    return value if isinstance(value, dict) else {}
 
 
 def load_notebook(path: Path, data: bytes) -> Loaded:

@@ -15,8 +15,10 @@ from rag.types import Section
 
 
 # Tables of contents and indexes pad entries with dot leaders (". . . . . 80"); dozens of
-# dot tokens per line crowd real words out of a chunk and out of its embedding.
-DOT_LEADER = re.compile(r"[ \t]*(?:\.[ \t]*){4,}")
+# dot tokens per line crowd real words out of a chunk and out of its embedding. The match may
+# start only where a run of blanks starts (the lookbehind): otherwise every blank of a long run
+# started one, and a page of 40,000 spaces took 25 s.
+DOT_LEADER = re.compile(r"(?<![ \t])[ \t]*(?:\.[ \t]*){4,}")
 
 
 def load_pdf(path: Path, data: bytes) -> Loaded:

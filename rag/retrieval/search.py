@@ -186,7 +186,7 @@ class Retriever:
         from rag.storage import vectors as vector_index
 
         generation = self.store.generation
-        if self.vectors.generation != generation:
+        if not self.vectors.current_for(self.store):  # by state id too: a generation number can come back
             self.vectors = vector_index.open_vectors(self.store, self.dim)
         if self.calibration is None or self.calibration.generation != generation:
             # another process's ingest writes its calibration just after its last batch

@@ -111,7 +111,10 @@ def create_app(settings: Settings, api_key: str | None = None, limits: Limits = 
             try:
                 return await handler(request)
             except Exception as exc:  # only ours: api_error re-raises the rest (a real bug -> 500)
-                return error_response(api_error(exc))
+                error = api_error(exc)
+                if error.status >= 500:  # the operator's to fix (a full disk, a damaged index): say so in the log
+                    log.error("rag serve: %s %s: %s", request.method, request.url.path, error.message)
+                return error_response(error)
         return route
 
     async def health(request):
@@ -315,12 +318,17 @@ def log_config() -> dict:
     return config
 
 
-def make_server(app, host: str = "127.0.0.1", port: int = 8000, access_log: bool = True):
-    """A uvicorn server for `app` (port 0: any free port; read it from `bound_port` once started)."""
+def make_server(app, host: str = "127.0.0.1", port: int = 8000, access_log: bool = True, limits: Limits = Limits()):
+    """A uvicorn server for `app` (port 0: any free port; read it from `bound_port` once started),
+    shedding slow and surplus connections (rag.servers.connections)."""
     import uvicorn
 
+    from rag.servers.connections import connection_cap, guarded_protocol
+
     config = uvicorn.Config(app, host=host, port=port, log_config=log_config(), access_log=access_log,
-                            timeout_graceful_shutdown=5)
+                            timeout_graceful_shutdown=5, http=guarded_protocol(limits),
+                            limit_concurrency=connection_cap(limits), timeout_keep_alive=5,
+                            h11_max_incomplete_event_size=16 * 1024)
     return uvicorn.Server(config)
 
 
@@ -350,4 +358,4 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, api_key
     sys.stderr.write(f"rag serve: {len(names)} index(es) in {settings.index_dir} ({', '.join(names)}); web chat at "
                      f"http://{shown}:{port}/, OpenAI base URL http://{shown}:{port}/v1"
                      f"{', API key required' if api_key else ''}\n")
-    make_server(app, host, port).run()
+    make_server(app, host, port, limits=limits).run()

@@ -6,7 +6,10 @@ SDK's worker threads under the Index's lock, and each search picks up what an in
 since the last one. Invariants: stdout carries nothing but protocol messages (the SDK points fd 1
 at stderr while it serves; logs go to stderr); a bad argument or a RagError becomes an MCP error
 result (`isError`) with one line, never a crashed server; passages are named by their path
-relative to the ingested folder.
+relative to the ingested folder; every line the client sends gets an answer: the SDK's stdio
+transport drops a line it cannot parse without a reply (the client waits forever), so
+`ParseErrorReplies` answers it with JSON-RPC's parse error (-32700) or invalid request (-32600),
+and a message that only a lone surrogate kept from parsing is made safe and served.
 """
 
 # No `from __future__ import annotations`: the SDK reads the tools' annotations at run time to
@@ -21,7 +24,8 @@ from pydantic import Field  # already loaded by the SDK; the schemas' constraint
 
 from rag.config import MAX_TOP_K, version
 from rag.errors import RagError
-from rag.servers.wire import ApiError, Limits, check_question, document_record, passage, source_record
+from rag.servers.wire import (ApiError, Limits, check_question, document_record, passage, safe_json, safe_text,
+                             source_record)
 from rag.types import Mode
 
 if TYPE_CHECKING:
@@ -66,7 +70,7 @@ def build_server(index: "Index"):
 
     def checked(text: str, what: str) -> str:
         try:
-            return check_question(text, limits, what)
+            return check_question(safe_text(text), limits, what)
         except ApiError as exc:
             raise ToolError(exc.message) from exc
 
@@ -79,8 +83,9 @@ def build_server(index: "Index"):
         something was found but nothing relevant enough: the documents probably do not cover it
         (`cutoff_reason` says why).
         """
+        query = checked(query, "query")
         try:
-            retrieval = index.search(checked(query, "query"), top_k=k, mode=mode)
+            retrieval = index.search(query, top_k=k, mode=mode)
         except RagError as exc:
             raise ToolError(str(exc)) from exc
         return {"query": query, "mode": mode, "below_cutoff": retrieval.below_cutoff,
@@ -141,4 +146,103 @@ def _warm_up(index: "Index") -> None:
 
 def run_mcp(index: "Index") -> None:
     """Serve `index` over stdin/stdout until the client closes the connection (what `rag mcp` calls)."""
-    build_server(index).run("stdio")
+    import anyio
+
+    anyio.run(_serve_stdio, build_server(index))
+
+
+async def _serve_stdio(server) -> None:
+    """MCPServer.run_stdio_async, with the read side answering what it cannot parse."""
+    from mcp.server.stdio import stdio_server
+
+    lowlevel = server._lowlevel_server  # what run_stdio_async drives; the SDK offers no other seam
+    async with stdio_server() as (read_stream, write_stream):
+        await lowlevel.run(ParseErrorReplies(read_stream, write_stream), write_stream,
+                           lowlevel.create_initialization_options())
+
+
+def _reply_or_message(exc: Exception):
+    """For a line the SDK could not parse: the message it still is (a lone surrogate made safe),
+    or the JSON-RPC error to answer it with."""
+    import json
+
+    import mcp_types as types
+
+    errors = exc.errors() if hasattr(exc, "errors") else []
+    raw = next((e.get("input") for e in errors if e.get("type") == "json_invalid"), None)
+    parsed = None
+    if isinstance(raw, str):
+        try:  # Python's parser takes "\ud800"; the SDK's does not
+            parsed = safe_json(json.loads(raw), max_depth=Limits().max_json_depth)
+        except (ValueError, RecursionError, ApiError):
+            parsed = None
+        if parsed is None:
+            return types.JSONRPCError(jsonrpc="2.0", id=None, error=types.ErrorData(
+                code=types.PARSE_ERROR, message="Parse error: the line is not valid JSON"))
+        try:
+            return types.jsonrpc_message_adapter.validate_python(parsed, by_name=False)
+        except Exception:
+            pass
+    else:
+        parsed = next((e.get("input") for e in errors if isinstance(e.get("input"), dict)), None)
+    request_id = parsed.get("id") if isinstance(parsed, dict) else None
+    if isinstance(request_id, bool) or not isinstance(request_id, (int, str)):
+        request_id = None
+    return types.JSONRPCError(jsonrpc="2.0", id=request_id, error=types.ErrorData(
+        code=types.INVALID_REQUEST, message="Invalid Request: not a JSON-RPC 2.0 message"))
+
+
+class ParseErrorReplies:
+    """The read stream of the stdio transport, answering every line the SDK could not parse.
+
+    The SDK's transport passes such a line on as an exception, which its dispatcher logs at debug
+    level and drops: the client never hears back (reported upstream). Here the exception is
+    turned into a reply on the write stream, or into the message it was when only a lone
+    surrogate kept it from parsing. Everything else passes through untouched.
+    """
+
+    def __init__(self, inner, write_stream):
+        self._inner = inner
+        self._write = write_stream
+
+    @property
+    def last_context(self):  # the SDK restores the sender's context from it
+        return getattr(self._inner, "last_context", None)
+
+    async def receive(self):
+        from mcp.shared.message import SessionMessage
+        import mcp_types as types
+
+        while True:
+            item = await self._inner.receive()
+            if not isinstance(item, Exception):
+                return item
+            outcome = _reply_or_message(item)
+            if isinstance(outcome, types.JSONRPCError):
+                log.warning("rag mcp: answered a line it could not read: %s", outcome.error.message)
+                await self._write.send(SessionMessage(outcome))
+                continue
+            return SessionMessage(outcome)
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        import anyio
+
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    def close(self) -> None:
+        self._inner.close()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()

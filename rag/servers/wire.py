@@ -7,12 +7,14 @@ error is an `ApiError`: a status and one line, sent as OpenAI's `{"error": {...}
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from rag.config import HISTORY_CHARS, HISTORY_TURNS, MAX_TOP_K, MODES
-from rag.errors import ApiError, IndexMissing, LLMError, RagError
+from rag.errors import ApiError, DiskFull, IndexBusy, IndexDamaged, IndexMissing, LLMError, RagError, StorageError
 from rag.types import Answer, Hit, Source, StoredDocument
 
 if TYPE_CHECKING:
@@ -21,12 +23,18 @@ if TYPE_CHECKING:
 # Earlier turns passed on as history: as many as `rag chat` keeps, each clipped the same way.
 HISTORY_MESSAGES = 2 * HISTORY_TURNS  # a question and its answer per turn
 SOURCES_HEADINGS = ("\n\nSources:\n", "\n\nRetrieved passages:\n")
+# JSON may carry "\ud800" alone, which no UTF-8 encoder (the tokenizer's, SQLite's, ours) accepts
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
 class Limits:
     max_body_bytes: int = 1_000_000  # an OpenAI request with a long conversation fits easily
     max_question_chars: int = 4000  # a question, not a document: longer ones are a mistake or abuse
+    max_json_depth: int = 32  # an OpenAI request nests 5 deep (messages, parts); deeper is abuse
+    header_seconds: float = 10.0  # to send the request line and headers (rag.servers.connections)
+    body_seconds: float = 30.0  # to send the body, once the headers are in
+    max_connections: int = 512  # open at once; more are answered 503 and closed (file descriptors are finite)
 
 
 def error_body(message: str, type: str, code: str | None = None) -> dict:
@@ -54,6 +62,10 @@ def api_error(exc: Exception) -> ApiError:
         return ApiError(llm_status(exc), str(exc), type="upstream_error", code="llm_error")
     if isinstance(exc, IndexMissing):
         return ApiError(404, str(exc), code="model_not_found")
+    if isinstance(exc, (StorageError, IndexBusy)):  # the index cannot serve now: ours to fix, not the client's
+        code = ("disk_full" if isinstance(exc, DiskFull) else "index_damaged" if isinstance(exc, IndexDamaged)
+                else "index_busy" if isinstance(exc, IndexBusy) else "index_unavailable")
+        return ApiError(503, str(exc), type="server_error", code=code)
     if isinstance(exc, RagError):
         return ApiError(400, str(exc))
     raise exc
@@ -89,21 +101,68 @@ async def read_json(request, limits: Limits) -> dict:
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limits.max_body_bytes:
         raise ApiError(413, f"the request body is over the limit of {limits.max_body_bytes} bytes")
-    if "json" not in request.headers.get("content-type", ""):
-        # also what makes a cross-site form post need CORS's permission, which this server never gives
-        raise ApiError(415, "send the body as JSON, with `Content-Type: application/json`")
+    check_content_type(request.headers.get("content-type", ""))
     body = bytearray()
-    async for chunk in request.stream():  # a chunked body without a length is counted as it comes
-        body += chunk
-        if len(body) > limits.max_body_bytes:
-            raise ApiError(413, f"the request body is over the limit of {limits.max_body_bytes} bytes")
+    try:
+        async with asyncio.timeout(limits.body_seconds):  # a client trickling its body is let go
+            async for chunk in request.stream():  # a chunked body without a length is counted as it comes
+                body += chunk
+                if len(body) > limits.max_body_bytes:
+                    raise ApiError(413, f"the request body is over the limit of {limits.max_body_bytes} bytes")
+    except TimeoutError as exc:
+        raise ApiError(408, f"the request body took over {limits.body_seconds:g} s to arrive") from exc
+    return parse_json(bytes(body), limits)
+
+
+def check_content_type(header: str) -> None:
+    """Only `application/json` (in UTF-8): also what makes a cross-site form post need CORS's
+    permission, which this server never gives. `text/plain;json` is not JSON."""
+    media_type, _, parameters = header.partition(";")
+    charset = next((value.strip().strip('"').lower() for name, _, value in
+                    (p.partition("=") for p in parameters.split(";")) if name.strip().lower() == "charset"), "utf-8")
+    if media_type.strip().lower() != "application/json" or charset not in ("utf-8", "utf8"):
+        raise ApiError(415, "send the body as JSON, with `Content-Type: application/json`")
+
+
+def parse_json(body: bytes, limits: Limits) -> dict:
+    """A JSON object, at most `limits.max_json_depth` deep, with every string safe to encode."""
     try:
         data = json.loads(body)
+    except RecursionError:  # the decoder's own guard, deep below any depth we accept
+        raise ApiError(400, f"the request body nests deeper than {limits.max_json_depth} levels") from None
     except ValueError as exc:
         raise ApiError(400, "the request body is not valid JSON") from exc
     if not isinstance(data, dict):
         raise ApiError(400, "the request body must be a JSON object")
-    return data
+    return safe_json(data, limits.max_json_depth)
+
+
+def safe_text(text: str) -> str:
+    """`text` with every lone surrogate replaced by U+FFFD, so that it can always be encoded."""
+    return LONE_SURROGATE.sub("\ufffd", text)
+
+
+def safe_json(value: Any, max_depth: int) -> Any:
+    """A parsed JSON value with its strings made safe; deeper than `max_depth` is a 400. Walked
+    with an explicit stack: no recursion on input that someone else shaped."""
+    root = [value]
+    stack = [(root, 0, 0)]
+    while stack:
+        container, key, depth = stack.pop()
+        item = container[key]
+        if isinstance(item, str):
+            container[key] = safe_text(item)
+        elif isinstance(item, (dict, list)):
+            if depth >= max_depth:
+                raise ApiError(400, f"the request body nests deeper than {max_depth} levels")
+            if isinstance(item, dict):
+                if any(LONE_SURROGATE.search(k) for k in item):
+                    item = {safe_text(k): v for k, v in item.items()}
+                    container[key] = item
+                stack.extend((item, k, depth + 1) for k in item)
+            else:
+                stack.extend((item, i, depth + 1) for i in range(len(item)))
+    return root[0]
 
 
 def _text_of(content: Any) -> str:

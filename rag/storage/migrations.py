@@ -83,11 +83,29 @@ def _vector_log(conn: sqlite3.Connection) -> None:
                  "COALESCE((SELECT value FROM meta WHERE key = 'generation'), '0'))")
 
 
+def _states(conn: sqlite3.Connection) -> None:
+    # An identity for each committed state (rag.storage.store.Store.transaction writes a random one
+    # with every generation): a generation number comes back after lost commits (a WAL lost with
+    # the power, an older copy of rag.sqlite restored), a random state id does not, so a vector
+    # file stamped with one is current only for the state it was built from.
+    conn.execute("CREATE TABLE states (generation INTEGER PRIMARY KEY, state TEXT NOT NULL)")
+    conn.execute("INSERT INTO states VALUES (COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE "
+                 "key = 'generation'), 0), lower(hex(randomblob(16))))")
+
+
+def _partial_documents(conn: sqlite3.Connection) -> None:
+    # A document too large for one batch is committed over several (ingest.pipeline): until its
+    # last chunk is in, it is partial (0), and the next ingest carries on from its last chunk.
+    conn.execute("ALTER TABLE documents ADD COLUMN complete INTEGER NOT NULL DEFAULT 1")
+
+
 STEPS: list[tuple[str, Step]] = [
     ("001_initial", _initial),
     ("002_document_parser", _document_parser),
     ("003_page_kind", _page_kind),
     ("004_vector_log", _vector_log),
+    ("005_states", _states),
+    ("006_partial_documents", _partial_documents),
 ]
 
 
@@ -134,5 +152,6 @@ def migrate(conn: sqlite3.Connection, where: str, steps: list[tuple[str, Step]] 
                 conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (name, time.time()))
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite rolls back by itself after some errors (a full disk)
+                conn.execute("ROLLBACK")
             raise

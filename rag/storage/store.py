@@ -2,9 +2,12 @@
 
 One directory per named index holds `rag.sqlite` (WAL mode, so readers see the last committed
 state while an ingest writes), `vectors.faiss` and `ingest.lock`. Every change happens inside
-`transaction()`, which bumps the generation counter that stamps the vector file; a crash loses at
-most the transaction in flight. Schema changes are named migrations, each applied together with
-its record in one transaction.
+`transaction()`, which bumps the generation counter and writes a random state id for the new
+generation (table `states`); the vector file is stamped with both, so it is current only for the
+very state it was built from, even after lost commits bring a generation number back. A crash
+loses at most the transaction in flight. Schema changes are named migrations, each applied
+together with its record in one transaction. A document may be committed over several
+transactions (ingest.pipeline): `complete` is 0 until its last chunk is in.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -21,14 +25,20 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from rag.errors import IndexBusy, IndexMissing, RagError
+from rag.errors import IndexBusy, IndexDamaged, IndexMissing, RagError
 from rag.storage.migrations import migrate
+from rag.storage.problems import storage_error
 from rag.types import Chunk, Document, StoredDocument
 
 DB_NAME = "rag.sqlite"
 LOCK_NAME = "ingest.lock"
 HEADING_SEPARATOR = " > "
-DOCUMENT_COLUMNS = "id, path, content_hash, mtime, size, title, pages, chunks, ingested_at, parser, page_kind"
+DOCUMENT_COLUMNS = ("id, path, content_hash, mtime, size, title, pages, chunks, ingested_at, parser, page_kind, "
+                    "complete")
+STATE_BYTES = 16
+# Files a save writes before it moves them into place (rag.storage.vectors); one left by a killed
+# save is removed by the next writer and never counted in the index's size.
+TEMP_FILE = re.compile(r"^\.(?:vectors\.faiss|vectors\.delta)-")
 
 
 @dataclass(frozen=True)
@@ -95,12 +105,13 @@ class Store:
             conn.execute("PRAGMA synchronous=NORMAL")
             store = cls(root, conn)
             migrate(conn, str(root))
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise IndexBusy(f"the index at {root} is busy ({exc}): try again in a moment") from exc
-            raise RagError(f"cannot open the index at {root}: {exc}") from exc
+        except RagError:
+            raise
         except sqlite3.DatabaseError as exc:
-            raise RagError(_damaged(db, exc)) from exc
+            error = storage_error(exc, root)
+            if isinstance(error, IndexDamaged):
+                error = _damaged(db, exc, error)
+            raise error from exc
         return store
 
     def close(self) -> None:
@@ -114,23 +125,32 @@ class Store:
 
     @contextmanager
     def transaction(self, bump: bool = True) -> Iterator[None]:
-        """One atomic unit of change; `bump` marks the vector file stale."""
+        """One atomic unit of change; `bump` starts a new generation (with a new state id), which
+        marks the vector file stale."""
         try:
             self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise IndexBusy(f"the index at {self.root} is locked by another process ({exc}): try again") from exc
-            if "readonly" in str(exc).replace(" ", "") or "read-only" in str(exc):
-                raise RagError(f"the index at {self.root} is read-only ({exc}): check its permissions") from exc
-            raise RagError(f"cannot write to the index at {self.root}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise storage_error(exc, self.root) from exc
         try:
             yield
             if bump:
-                self.set_meta("generation", str(self.generation + 1))
+                generation = self.generation + 1
+                self.set_meta("generation", str(generation))
+                self.conn.execute("INSERT OR REPLACE INTO states (generation, state) VALUES (?, ?)",
+                                  (generation, os.urandom(STATE_BYTES).hex()))
             self.conn.execute("COMMIT")
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            self.rollback()
             raise
+
+    def rollback(self) -> None:
+        """Undo the open transaction, if SQLite has not already: after a failed COMMIT (a full disk)
+        it may have rolled back by itself, and a second error must never hide the first."""
+        if self.conn.in_transaction:
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -198,6 +218,16 @@ class Store:
         return int(self.get_meta("generation") or 0)
 
     @property
+    def state(self) -> bytes | None:
+        """The id of the committed state at the current generation (read it in a snapshot with it)."""
+        return self.state_at(self.generation)
+
+    def state_at(self, generation: int) -> bytes | None:
+        """The state id that committed `generation`; None once it is older than the kept history."""
+        row = self.conn.execute("SELECT state FROM states WHERE generation = ?", (generation,)).fetchone()
+        return bytes.fromhex(row[0]) if row else None
+
+    @property
     def embed_runtime(self) -> str:
         """The runtime that embedded this index's vectors; indexes from before runtimes: torch."""
         return self.get_meta("embed_runtime") or "torch"
@@ -223,14 +253,23 @@ class Store:
 
     def put_document(self, doc: Document, chunks: Sequence[Chunk], embeddings: np.ndarray) -> None:
         """Insert or replace a document and all its chunks; call inside transaction()."""
+        document_id = self.begin_document(doc, complete=True)
+        self.add_chunks(document_id, doc.title, chunks, embeddings)
+
+    def begin_document(self, doc: Document, complete: bool) -> int:
+        """Replace any stored version of `doc` by an empty one and return its id; chunks follow with
+        add_chunks, in this transaction or later ones. `complete=False` until the last is in."""
         self.delete_document(str(doc.path))
         cur = self.conn.execute(
             "INSERT INTO documents (path, content_hash, mtime, size, title, pages, chunks, ingested_at, parser, "
-            "page_kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (str(doc.path), doc.content_hash, doc.mtime, doc.size, doc.title, doc.pages, len(chunks), time.time(),
-             doc.parser, doc.page_kind),
+            "page_kind, complete) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
+            (str(doc.path), doc.content_hash, doc.mtime, doc.size, doc.title, doc.pages, time.time(),
+             doc.parser, doc.page_kind, int(complete)),
         )
-        document_id = cur.lastrowid
+        return cur.lastrowid
+
+    def add_chunks(self, document_id: int, title: str, chunks: Sequence[Chunk], embeddings: np.ndarray) -> None:
+        """Append chunks to a document begun with begin_document; call inside transaction()."""
         vectors = np.ascontiguousarray(embeddings, dtype=np.float32)
         for chunk, vector in zip(chunks, vectors):
             heading = HEADING_SEPARATOR.join(chunk.heading)
@@ -242,8 +281,13 @@ class Store:
             )
             self.conn.execute(
                 "INSERT INTO chunks_fts (rowid, text, heading, title) VALUES (?, ?, ?, ?)",
-                (cur.lastrowid, chunk.text, heading, doc.title),
+                (cur.lastrowid, chunk.text, heading, title),
             )
+        self.conn.execute("UPDATE documents SET chunks = chunks + ? WHERE id = ?", (len(chunks), document_id))
+
+    def finish_document(self, document_id: int) -> None:
+        """Mark a document complete: its last chunk is in; call inside transaction()."""
+        self.conn.execute("UPDATE documents SET complete = 1 WHERE id = ?", (document_id,))
 
     def touch_document(self, path: str, mtime: float, size: int) -> None:
         """Record a new mtime for a file whose content did not change."""
@@ -288,10 +332,12 @@ class Store:
         return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
     def forget_vector_changes(self, through: int) -> None:
-        """Drop the log up to generation `through`, once vectors.faiss is saved at it."""
+        """Drop the log up to generation `through`, once vectors.faiss is saved at it, and the state
+        ids before it (a file older than the log is rebuilt whatever its state)."""
         with self.transaction(bump=False):
             if int(self.get_meta("vector_log_since") or 0) < through:
                 self.conn.execute("DELETE FROM vector_log WHERE generation <= ?", (through,))
+                self.conn.execute("DELETE FROM states WHERE generation < ?", (through,))
                 self.set_meta("vector_log_since", str(through))
 
     def sample_embeddings(self, dim: int, count: int) -> np.ndarray:
@@ -340,7 +386,17 @@ class Store:
         return [(row[0], float(row[1])) for row in rows]
 
     def size_on_disk(self) -> int:
-        return sum(p.stat().st_size for p in self.root.iterdir() if p.is_file())
+        """Bytes of the index's files; a temporary file of a save in flight (or killed) is not one."""
+        total = 0
+        for entry in os.scandir(self.root):
+            if TEMP_FILE.match(entry.name):
+                continue
+            try:
+                if entry.is_file():
+                    total += entry.stat().st_size
+            except FileNotFoundError:  # removed meanwhile (a save moved it into place)
+                pass
+        return total
 
 
 def _use_wal(conn: sqlite3.Connection, tries: int = 40) -> None:
@@ -358,20 +414,21 @@ def _use_wal(conn: sqlite3.Connection, tries: int = 40) -> None:
 
 
 def _stored(row: tuple, roots: Sequence[str]) -> StoredDocument:
-    *fields, page_kind = row
-    return StoredDocument(*fields, label=label_for(row[1], roots), page_kind=page_kind)
+    *fields, page_kind, complete = row
+    return StoredDocument(*fields, label=label_for(row[1], roots), page_kind=page_kind, complete=bool(complete))
 
 
-def _damaged(db: Path, exc: Exception) -> str:
-    """Advise deleting the index only when SQLite itself says the file is damaged."""
+def _damaged(db: Path, exc: Exception, error: IndexDamaged) -> RagError:
+    """Call the index damaged only when SQLite's own check says so."""
     try:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
         try:
-            verdict = conn.execute("PRAGMA integrity_check").fetchone()[0]
+            verdict = conn.execute("PRAGMA quick_check").fetchone()[0]
         finally:
             conn.close()
     except sqlite3.DatabaseError as check:
         verdict = str(check)
     if verdict == "ok":
-        return f"cannot open the index at {db.parent} ({exc}): try again; if it persists, run with --debug"
-    return f"the index at {db.parent} is damaged ({exc}): delete that folder and ingest again"
+        return RagError(f"cannot open the index at {db.parent} ({exc}): try again; if it persists, run with --debug")
+    return IndexDamaged(f"the index at {db.parent} is damaged ({exc}; SQLite's check: {verdict}): delete that folder "
+                        f"and ingest again")

@@ -1,7 +1,12 @@
 """The vector index: FAISS over the embeddings stored in SQLite, derived and rebuildable.
 
-Invariant: what `load_file` returns holds exactly the embeddings SQLite held at the generation it
-is stamped with, keyed by chunk id; readers see the old state or the new one, never a mix.
+Invariant: what `load_file` returns holds exactly the embeddings SQLite held at the state it is
+stamped with, keyed by chunk id; readers see the old state or the new one, never a mix. A file
+proves what it is: its payload carries a CRC-32 checked as it is read (a permuted or overwritten
+row is found, not searched), and its stamp is the generation *and* the random state id SQLite
+wrote with it (rag.storage.store), so a file from before lost commits is never taken for a later
+state that reached the same generation number. Any mismatch rebuilds from SQLite, with one
+warning line saying why.
 
 Inner product over L2-normalised vectors equals cosine similarity. The index is an IndexIDMap2
 keyed by chunk id, so a hit maps straight back to its SQLite row. Exact (flat) search up to
@@ -12,12 +17,15 @@ recall on clustered data (bench/scale.py; figures in bench/RESULTS.md, "Vector i
 
 Two files, each written to a temporary file, fsynced and moved into place with os.replace:
 
-- `vectors.faiss`, the base: a header (magic, generation, dimension, count, flat or IVF) and the
-  FAISS index, read and written straight from and to the file through FAISS's callback readers
-  (the payload is never held twice in memory).
+- `vectors.faiss`, the base: a header (magic, generation, state id, dimension, count, flat or IVF,
+  payload length, CRC-32 of the payload) and the FAISS index, read and written straight from and
+  to the file through FAISS's callback readers (the payload is never held twice in memory; the
+  CRC is computed on the blocks as they pass: bench/vector_checksum.py measures its cost).
 - `vectors.delta`, the change since the base: the ids to remove from it and the (id, vector)
-  pairs to add, stamped with the base's generation and its own. Applied with `remove_ids` and
-  `add_with_ids` as the base is loaded.
+  pairs to add, stamped with the base's generation and state and its own, with a CRC-32 of its
+  body. Applied with `remove_ids` and `add_with_ids` as the base is loaded.
+
+Files from before checksums (RAGVEC1/2, RAGDLT1) prove nothing and are rebuilt once.
 
 Why a delta file rather than rewriting the base: at 1M chunks the base is 1.5 GB, and reading,
 rewriting and fsyncing it costs seconds whatever changed; editing one file should cost what that
@@ -35,12 +43,14 @@ vectors. That is right however many generations behind the file is, and however 
 and costs a query on an indexed column rather than a scan of every id. The writer prunes the log
 once the files have caught up; a file older than the log (`vector_log_since`) is rebuilt.
 
-A full rebuild from SQLite (no re-embedding) only when the file is missing, unreadable, of another
-dimension, older than the log, or when the flat/IVF choice changes (the store crossed flat_limit).
+A full rebuild from SQLite (no re-embedding) only when the file is missing, unreadable, damaged,
+of another dimension or state, older than the log, or when the flat/IVF choice changes (the store
+crossed flat_limit).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import struct
@@ -52,16 +62,20 @@ from typing import Callable, Literal
 
 import numpy as np
 
-from rag.storage.store import Store
+from rag.storage.store import TEMP_FILE, Store
+
+log = logging.getLogger("rag.storage.vectors")
 
 FILE_NAME = "vectors.faiss"
 DELTA_NAME = "vectors.delta"
-MAGIC_V1 = b"RAGVEC1\n"  # before deltas: magic, generation, dimension (still read)
-HEADER_V1 = struct.Struct("<8sqq")
-MAGIC = b"RAGVEC2\n"
-HEADER = struct.Struct("<8sqqqqq")  # magic, generation, dimension, count, kind (0 flat, 1 IVF), payload bytes
-DELTA_MAGIC = b"RAGDLT1\n"
-DELTA_HEADER = struct.Struct("<8sqqqqqI")  # magic, base generation, generation, dim, removed, added, crc32
+OLD_MAGICS = (b"RAGVEC1\n", b"RAGVEC2\n")  # before checksums and state ids: rebuilt
+MAGIC = b"RAGVEC3\n"
+# magic, generation, state id, dimension, count, kind (0 flat, 1 IVF), payload bytes, CRC-32 of the payload
+HEADER = struct.Struct("<8sq16sqqqqI")
+DELTA_MAGIC = b"RAGDLT2\n"
+# magic, base generation, base state, generation, state, dimension, removed, added, CRC-32 of the body
+DELTA_HEADER = struct.Struct("<8sq16sq16sqqqI")
+NO_STATE = bytes(16)
 FLAT_LIMIT = 500_000
 IVF_PROBES = 128
 TRAIN_PER_LIST = 40  # k-means training points per inverted list
@@ -69,16 +83,22 @@ TRAIN_PER_LIST = 40  # k-means training points per inverted list
 # every reader a little at each load, rewriting the base costs the writer the whole file once.
 COMPACT_FRACTION = 0.05
 FETCH_BATCH = 10_000  # embeddings read from SQLite per query while applying a change
+STALE_TEMP_SECONDS = 3600  # a temporary file without a live owner's pid in its name, older than this
 
 Kind = Literal["flat", "ivf"]
 KINDS: tuple[Kind, ...] = ("flat", "ivf")
 Refresh = Literal["none", "current", "delta", "compacted", "rebuilt"]
 
 
+class Unusable(Exception):
+    """A saved vector file that cannot be used; the message says why, in words for the user."""
+
+
 class VectorIndex:
-    def __init__(self, index, generation: int):
+    def __init__(self, index, generation: int, state: bytes = NO_STATE):
         self.index = index
         self.generation = generation
+        self.state = state  # the SQLite state id (rag.storage.store) it holds the vectors of
 
     def __len__(self) -> int:
         return int(self.index.ntotal)
@@ -88,6 +108,10 @@ class VectorIndex:
         import faiss
 
         return "ivf" if isinstance(faiss.downcast_index(self.index.index), faiss.IndexIVF) else "flat"
+
+    def current_for(self, store: Store) -> bool:
+        """Whether it holds the store's committed state now (read in a snapshot of it)."""
+        return self.generation == store.generation and self.state == store.state
 
     def search(self, query: np.ndarray, limit: int) -> list[tuple[int, float]]:
         if len(self) == 0:
@@ -99,14 +123,16 @@ class VectorIndex:
 @dataclass(frozen=True)
 class BaseHeader:
     generation: int
+    state: bytes
     dim: int
-    count: int | None  # None in a version-1 file
-    kind: Kind | None
-    payload: int | None  # bytes of FAISS index after the header
+    count: int
+    kind: Kind
+    payload: int  # bytes of FAISS index after the header
+    crc: int  # CRC-32 of those bytes
 
     def complete(self, size: int) -> bool:
         """The file is as long as its header says: a truncated base is found without reading it."""
-        return self.payload is None or size == HEADER.size + self.payload
+        return size == HEADER.size + self.payload
 
 
 @dataclass(frozen=True)
@@ -123,11 +149,13 @@ class Change:
 
 @dataclass(frozen=True)
 class Delta:
-    """What turns the base at `base_generation` into the state at `generation`."""
+    """What turns the base at (`base_generation`, `base_state`) into the state at `generation`."""
 
     base_generation: int
     generation: int
     change: Change
+    base_state: bytes = NO_STATE
+    state: bytes = NO_STATE
 
 
 def limit_of(flat_limit: int | None) -> int:
@@ -154,13 +182,35 @@ def new_index(dim: int, expected: int, store: Store | None = None, flat_limit: i
 
 
 def build(store: Store, dim: int, flat_limit: int | None = None) -> VectorIndex:
-    """Build from SQLite in bounded batches, at the generation the store is at now."""
+    """Build from SQLite in bounded batches, at the state the store is at now."""
     with store.snapshot():
-        generation = store.generation
+        generation, state = store.generation, store.state or NO_STATE
         index = new_index(dim, store.chunk_count(), store, flat_limit)
         for ids, vectors in store.iter_embeddings(dim):
             index.add_with_ids(vectors, ids)
-    return VectorIndex(index, generation)
+    return VectorIndex(index, generation, state)
+
+
+def lineage_problem(store: Store, generation: int, state: bytes) -> str | None:
+    """Why a file stamped (generation, state) is not a state of this store's history; None if it is.
+
+    Read inside a snapshot. A file older than the kept history is not a problem here: the change
+    log no longer reaches it, so callers rebuild it quietly (rag.storage.store.forget_vector_changes).
+    """
+    current = store.generation
+    if generation > current:
+        return (f"is ahead of rag.sqlite (generation {generation}, rag.sqlite {current}): rag.sqlite lost its "
+                f"last commits or was restored from an older copy")
+    known = store.state_at(generation)
+    if known is not None and known != state:
+        return (f"was built from another state of generation {generation} than rag.sqlite holds (commits were "
+                f"lost, or rag.sqlite was restored from a copy)")
+    return None
+
+
+def _rebuilt(root: Path, problem: str | None) -> None:
+    if problem:
+        log.warning("rag: %s %s: rebuilt from rag.sqlite (no re-embedding)", root / FILE_NAME, problem)
 
 
 # -- files -------------------------------------------------------------------------------------
@@ -168,8 +218,9 @@ def build(store: Store, dim: int, flat_limit: int | None = None) -> VectorIndex:
 
 def _write_atomically(root: Path, name: str, write: Callable) -> None:
     """write(handle) into a temporary file, then fsync, os.replace and fsync the folder: after a
-    crash the name holds the old file or the new one, never part of one."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}-", dir=root)
+    crash the name holds the old file or the new one, never part of one. The temporary file's name
+    carries our pid, so a later writer knows one left by a killed save (remove_stale_temp_files)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}-{os.getpid()}-", dir=root)
     try:
         with os.fdopen(fd, "wb") as out:
             write(out)
@@ -186,43 +237,104 @@ def _write_atomically(root: Path, name: str, write: Callable) -> None:
         os.close(folder)
 
 
+def _owner_alive(name: str) -> bool | None:
+    """Whether the process named in a temporary file's name still runs; None for an unnamed one."""
+    parts = name.split("-")
+    if len(parts) < 3 or not parts[1].isdigit():
+        return None
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temp_files(root: Path) -> int:
+    """Remove temporary files that killed saves left behind; returns how many."""
+    import time
+
+    removed = 0
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return 0
+    for entry in entries:
+        if not TEMP_FILE.match(entry.name):
+            continue
+        alive = _owner_alive(entry.name)
+        try:
+            if alive is None:  # named by an older rag: judged by its age
+                alive = time.time() - entry.stat().st_mtime < STALE_TEMP_SECONDS
+            if not alive:
+                os.unlink(entry.path)
+                removed += 1
+        except OSError:
+            pass  # gone already, or a read-only folder: it is still never counted in the size
+    return removed
+
+
 def save(vectors: VectorIndex, root: Path, dim: int) -> None:
     """Write a new base; any delta on disk belonged to an older base and is dropped."""
     import faiss
 
     def write(out) -> None:
-        def header(payload: int) -> bytes:
-            return HEADER.pack(MAGIC, vectors.generation, dim, len(vectors), KINDS.index(vectors.kind), payload)
+        crc = 0
+        payload = 0
 
-        out.write(header(0))
-        writer = faiss.PyCallbackIOWriter(out.write)
+        def header() -> bytes:
+            return HEADER.pack(MAGIC, vectors.generation, vectors.state, dim, len(vectors),
+                               KINDS.index(vectors.kind), payload, crc)
+
+        def take(block) -> None:
+            nonlocal crc, payload
+            crc = zlib.crc32(block, crc)
+            payload += len(block)
+            out.write(block)
+
+        out.write(header())
+        writer = faiss.PyCallbackIOWriter(take)
         faiss.write_index(vectors.index, writer)
         del writer  # flushes its buffer into `out`
-        payload = out.tell() - HEADER.size
         out.seek(0)
-        out.write(header(payload))  # streamed, so the length is known only now
+        out.write(header())  # streamed, so the length and checksum are known only now
 
+    remove_stale_temp_files(root)
     _write_atomically(root, FILE_NAME, write)
     (root / DELTA_NAME).unlink(missing_ok=True)
 
 
-def _parse_header(data: bytes) -> BaseHeader | None:
-    if data[:8] == MAGIC and len(data) >= HEADER.size:
-        _, generation, dim, count, kind, payload = HEADER.unpack_from(data)
-        return BaseHeader(generation, dim, count, KINDS[kind], payload) if 0 <= kind < len(KINDS) else None
-    if data[:8] == MAGIC_V1 and len(data) >= HEADER_V1.size:
-        _, generation, dim = HEADER_V1.unpack_from(data)
-        return BaseHeader(generation, dim, None, None, None)
-    return None
+def _parse_header(data: bytes) -> BaseHeader:
+    if data[:8] in OLD_MAGICS:
+        raise Unusable("was written by an older rag, without a checksum")
+    if data[:8] != MAGIC or len(data) < HEADER.size:
+        raise Unusable("is not a vector file of rag's (unknown header)")
+    _, generation, state, dim, count, kind, payload, crc = HEADER.unpack_from(data)
+    if not 0 <= kind < len(KINDS) or min(count, payload) < 0:
+        raise Unusable("has a damaged header")
+    return BaseHeader(generation, state, dim, count, KINDS[kind], payload, crc)
 
 
-def read_header(root: Path) -> BaseHeader | None:
-    """The base's header, or None when it is missing, not ours, or shorter than the header says."""
+def _header_of(handle, dim: int) -> BaseHeader:
+    base = _parse_header(handle.read(HEADER.size))
+    if base.dim != dim:
+        raise Unusable(f"holds {base.dim}-dimensional vectors, not {dim}")
+    if not base.complete(os.fstat(handle.fileno()).st_size):
+        raise Unusable("is truncated (shorter than its header says)")
+    return base
+
+
+def read_header(root: Path, dim: int | None = None) -> BaseHeader | None:
+    """The base's header, or None when it is missing, not ours, of another dimension (when `dim`
+    is given), or shorter than the header says. Cheap: the payload is not read."""
     try:
         with open(root / FILE_NAME, "rb") as handle:
             base = _parse_header(handle.read(HEADER.size))
-            return base if base is not None and base.complete(os.fstat(handle.fileno()).st_size) else None
-    except OSError:
+            if dim is not None and base.dim != dim:
+                return None
+            return base if base.complete(os.fstat(handle.fileno()).st_size) else None
+    except (OSError, Unusable):
         return None
 
 
@@ -234,8 +346,8 @@ def save_delta(delta: Delta, root: Path, dim: int) -> None:
     crc = zlib.crc32(added, zlib.crc32(added_ids, zlib.crc32(removed)))
 
     def write(out) -> None:
-        out.write(DELTA_HEADER.pack(DELTA_MAGIC, delta.base_generation, delta.generation, dim,
-                                    len(change.touched), len(change.ids), crc))
+        out.write(DELTA_HEADER.pack(DELTA_MAGIC, delta.base_generation, delta.base_state, delta.generation,
+                                    delta.state, dim, len(change.touched), len(change.ids), crc))
         for part in (removed, added_ids, added):
             out.write(part)
 
@@ -243,10 +355,10 @@ def save_delta(delta: Delta, root: Path, dim: int) -> None:
 
 
 def read_delta(root: Path, dim: int) -> Delta | None:
-    """The saved delta, or None when it is missing, damaged or of another dimension."""
+    """The saved delta, or None when it is missing, damaged, from an older rag or of another dimension."""
     try:
         data = (root / DELTA_NAME).read_bytes()  # small by construction (COMPACT_FRACTION)
-        magic, base, generation, stored_dim, removed, added, crc = DELTA_HEADER.unpack_from(data)
+        magic, base, base_state, generation, state, stored_dim, removed, added, crc = DELTA_HEADER.unpack_from(data)
     except (OSError, struct.error):
         return None
     body = memoryview(data)[DELTA_HEADER.size:]
@@ -258,12 +370,14 @@ def read_delta(root: Path, dim: int) -> Delta | None:
         np.frombuffer(body[:split], dtype=np.int64),
         np.frombuffer(body[split : split + 8 * added], dtype=np.int64),
         np.frombuffer(body[split + 8 * added :], dtype=np.float32).reshape(added, dim),
-    ))
+    ), base_state, state)
 
 
 def matching_delta(root: Path, base: BaseHeader) -> Delta | None:
     delta = read_delta(root, base.dim)
-    return delta if delta is not None and delta.base_generation == base.generation else None
+    if delta is None or (delta.base_generation, delta.base_state) != (base.generation, base.state):
+        return None
+    return delta
 
 
 def file_generation(root: Path) -> int | None:
@@ -275,36 +389,56 @@ def file_generation(root: Path) -> int | None:
     return base.generation if delta is None else delta.generation
 
 
-def _load_base(handle, dim: int) -> VectorIndex | None:
+def _read_base(handle, dim: int) -> VectorIndex:
+    """The base from an open file, its checksum verified on the way; Unusable says what is wrong."""
     import faiss
 
-    base = _parse_header(handle.read(HEADER.size))
-    if base is None or base.dim != dim:
-        return None
-    if not base.complete(os.fstat(handle.fileno()).st_size):
-        return None
-    handle.seek(HEADER.size if base.count is not None else HEADER_V1.size)
+    base = _header_of(handle, dim)
+    handle.seek(HEADER.size)
+    crc, left = 0, base.payload
+
+    def read(size: int) -> bytes:
+        nonlocal crc, left
+        block = handle.read(min(size, left))
+        crc = zlib.crc32(block, crc)
+        left -= len(block)
+        return block
+
     try:
         # FAISS pulls the payload through this callback block by block: no second copy in memory
-        index = faiss.read_index(faiss.PyCallbackIOReader(handle.read))
+        index = faiss.read_index(faiss.PyCallbackIOReader(read))
     except (RuntimeError, MemoryError, ValueError):  # a damaged payload: FAISS names no finer error
-        return None
-    if index.d != dim or not isinstance(index, faiss.IndexIDMap2):
-        return None
-    return VectorIndex(index, base.generation)
+        raise Unusable("is damaged (FAISS cannot read it)") from None
+    while left:  # what FAISS did not need still belongs to the checksum
+        block = read(1 << 20)
+        if not block:
+            break
+    if crc != base.crc:
+        raise Unusable("does not match its checksum (its vectors were changed or damaged on disk)")
+    if index.d != dim or not isinstance(index, faiss.IndexIDMap2) or index.ntotal != base.count:
+        raise Unusable("holds another index than its header says")
+    return VectorIndex(index, base.generation, base.state)
 
 
-def load_file(root: Path, dim: int) -> VectorIndex | None:
-    """The saved state (base with its delta applied), or None when it is missing or unreadable."""
+def _load_base(handle, dim: int) -> VectorIndex | None:
+    try:
+        return _read_base(handle, dim)
+    except Unusable:
+        return None
+
+
+def read_file(root: Path, dim: int) -> VectorIndex:
+    """The saved state (base with its delta applied); Unusable says why there is none."""
+    vectors = None
     for _ in range(3):
         try:
             with open(root / FILE_NAME, "rb") as handle:
                 opened = os.fstat(handle.fileno()).st_ino
-                vectors = _load_base(handle, dim)
-        except OSError:
-            return None
-        if vectors is None:
-            return None
+                vectors = _read_base(handle, dim)
+        except FileNotFoundError:
+            raise Unusable("is missing") from None
+        except OSError as exc:
+            raise Unusable(f"cannot be read ({exc.strerror or exc})") from None
         delta = read_delta(root, dim)
         try:
             replaced = os.stat(root / FILE_NAME).st_ino != opened
@@ -312,10 +446,18 @@ def load_file(root: Path, dim: int) -> VectorIndex | None:
             replaced = True
         if replaced:
             continue  # a writer put a new base in place meanwhile; its delta is not ours: read again
-        if delta is not None and delta.base_generation == vectors.generation:
-            apply(vectors, delta.change, delta.generation)
+        if delta is not None and (delta.base_generation, delta.base_state) == (vectors.generation, vectors.state):
+            apply(vectors, delta.change, delta.generation, delta.state)
         return vectors
     return vectors  # still consistent: the base we read, without a delta
+
+
+def load_file(root: Path, dim: int) -> VectorIndex | None:
+    """The saved state (base with its delta applied), or None when it is missing or unusable."""
+    try:
+        return read_file(root, dim)
+    except Unusable:
+        return None
 
 
 # -- changes -----------------------------------------------------------------------------------
@@ -331,34 +473,35 @@ def stored_change(store: Store, touched: np.ndarray, dim: int) -> Change:
     return Change(touched, np.concatenate(id_parts), np.concatenate(vector_parts))
 
 
-def apply(vectors: VectorIndex, change: Change, generation: int) -> None:
+def apply(vectors: VectorIndex, change: Change, generation: int, state: bytes) -> None:
     if len(change.touched):
         vectors.index.remove_ids(np.ascontiguousarray(change.touched, dtype=np.int64))
     if len(change.ids):
         vectors.index.add_with_ids(np.ascontiguousarray(change.vectors), np.ascontiguousarray(change.ids))
-    vectors.generation = generation
+    vectors.generation, vectors.state = generation, state
 
 
-def catch_up(vectors: VectorIndex, store: Store, touched: np.ndarray, dim: int, generation: int) -> None:
+def catch_up(vectors: VectorIndex, store: Store, touched: np.ndarray, dim: int, generation: int,
+             state: bytes) -> None:
     """Bring `touched` up to date in place, FETCH_BATCH vectors at a time: a large change (every
     file ingested again) never sits in memory whole."""
-    apply(vectors, Change(touched, touched[:0], np.empty((0, dim), np.float32)), generation)
+    apply(vectors, Change(touched, touched[:0], np.empty((0, dim), np.float32)), generation, state)
     for start in range(0, len(touched), FETCH_BATCH):
         part = stored_change(store, touched[start : start + FETCH_BATCH], dim)
-        apply(vectors, Change(part.touched[:0], part.ids, part.vectors), generation)
+        apply(vectors, Change(part.touched[:0], part.ids, part.vectors), generation, state)
 
 
-def merged(delta: Delta | None, base_generation: int, change: Change, generation: int) -> Delta:
+def merged(delta: Delta | None, base: BaseHeader, change: Change, generation: int, state: bytes) -> Delta:
     """The delta from the base to `generation`: the old delta, then the change on top."""
     if delta is None:
-        return Delta(base_generation, generation, change)
+        return Delta(base.generation, generation, change, base.state, state)
     old = delta.change
     kept = ~np.isin(old.ids, change.touched)  # re-added since: their vectors come from `change`
-    return Delta(base_generation, generation, Change(
+    return Delta(base.generation, generation, Change(
         np.union1d(old.touched, change.touched),
         np.concatenate([old.ids[kept], change.ids]),
         np.concatenate([old.vectors[kept], change.vectors]),
-    ))
+    ), base.state, state)
 
 
 # -- entry points ------------------------------------------------------------------------------
@@ -369,64 +512,111 @@ def refresh_file(store: Store, flat_limit: int | None = None, compact_fraction: 
 
     Appends the change to the delta when it can, folds the delta into the base when it grew past
     compact_fraction of it, rebuilds from SQLite when nothing saved can be brought up to date.
+    Reads the headers only, unless it compacts: a damaged payload is found by the next reader.
     """
     dim_text = store.get_meta("dim")
     if not dim_text:
         return "none"
     dim, root = int(dim_text), store.root
-    base = read_header(root)
-    if base is not None and base.dim != dim:
-        base = None
+    remove_stale_temp_files(root)
+    base = read_header(root, dim)
     delta = matching_delta(root, base) if base is not None else None
     with store.snapshot():
-        generation = store.generation
+        generation, state = store.generation, store.state or NO_STATE
         wanted = kind_for(store.chunk_count(), flat_limit)
-        same_kind = base is not None and base.kind in (None, wanted)  # None: a version-1 file, read to know
-        saved = None if base is None else base.generation if delta is None else delta.generation
-        touched = store.vector_changes(saved) if same_kind and saved < generation else None
+        problem = None
+        if base is not None:
+            saved, saved_state = (base.generation, base.state) if delta is None else (delta.generation, delta.state)
+            problem = lineage_problem(store, saved, saved_state) or lineage_problem(store, base.generation, base.state)
+        usable = base is not None and problem is None and base.kind == wanted
+        touched = store.vector_changes(saved) if usable and saved < generation else None
         outcome: Refresh
-        if same_kind and saved == generation:
+        if usable and saved == generation:
             outcome = "current"
-        elif touched is None:  # no file, another kind, or older than the log
+        elif touched is None:  # no usable file, another kind, or older than the log
             outcome = "rebuilt"
             save(build(store, dim, flat_limit), root, dim)
+            _rebuilt(root, problem)
         else:
             pending = (0 if delta is None else len(delta.change)) + 2 * len(touched)  # at most
-            if base.count is not None and pending <= compact_fraction * base.count:
+            if pending <= compact_fraction * base.count:
                 outcome = "delta"
-                delta = merged(delta, base.generation, stored_change(store, touched, dim), generation)
+                delta = merged(delta, base, stored_change(store, touched, dim), generation, state)
                 save_delta(delta, root, dim)
             else:
                 outcome = "compacted"
-                vectors = load_file(root, dim)
-                if vectors is not None and vectors.generation == saved and vectors.kind == wanted:
-                    catch_up(vectors, store, touched, dim, generation)
-                else:  # the base did not survive being read whole: start again from SQLite
+                try:
+                    vectors = read_file(root, dim)
+                    if (vectors.generation, vectors.state) != (saved, saved_state) or vectors.kind != wanted:
+                        raise Unusable("changed while it was read")
+                    catch_up(vectors, store, touched, dim, generation, state)
+                except Unusable as exc:  # the base did not survive being read whole: start again from SQLite
                     vectors, outcome = build(store, dim, flat_limit), "rebuilt"
+                    _rebuilt(root, str(exc))
                 save(vectors, root, dim)
     store.forget_vector_changes(through=generation)
     return outcome
 
 
 def open_vectors(store: Store, dim: int, flat_limit: int | None = None) -> VectorIndex:
-    """The vector index for the store's current generation.
+    """The vector index for the store's current state.
 
     Behind the store (an ingest still running, or one that died before saving): caught up in
     memory from SQLite's change log, leaving the files to the writer. Rebuilt (and saved, when the
-    folder is writable) only when nothing saved can be brought up to date.
+    folder is writable) when nothing saved can be brought up to date, with a warning line when
+    the file was missing, damaged or of another state.
     """
-    vectors = load_file(store.root, dim)  # before the snapshot: the files never run ahead of SQLite
+    problem = None
+    try:
+        vectors = read_file(store.root, dim)  # before the snapshot: the files never run ahead of SQLite
+    except Unusable as exc:
+        vectors, problem = None, str(exc)
     with store.snapshot():
-        generation, count = store.generation, store.chunk_count()
-        if vectors is not None and vectors.generation <= generation and vectors.kind == kind_for(count, flat_limit):
+        generation, state, count = store.generation, store.state or NO_STATE, store.chunk_count()
+        if vectors is not None:
+            problem = lineage_problem(store, vectors.generation, vectors.state)
+        if vectors is not None and problem is None and vectors.kind == kind_for(count, flat_limit):
             touched = store.vector_changes(vectors.generation) if vectors.generation < generation else None
             if touched is not None:
-                catch_up(vectors, store, touched, dim, generation)
-            if vectors.generation == generation and len(vectors) == count:
-                return vectors
+                catch_up(vectors, store, touched, dim, generation, state)
+            if vectors.generation == generation:
+                if len(vectors) == count:
+                    return vectors
+                problem = f"holds {len(vectors)} vectors for {count} chunks"
         vectors = build(store, dim, flat_limit)
+    _rebuilt(store.root, problem)
     try:
         save(vectors, store.root, dim)
     except OSError:
         pass  # a read-only index folder still answers; the rebuild just repeats next time
     return vectors
+
+
+def verify(store: Store, dim: int, sample: int = 256) -> str | None:
+    """What is wrong with the saved vectors, read whole (`rag status --check`); None when they are
+    exactly the store's current state: checksum, state, count, and a sample compared with SQLite."""
+    try:
+        vectors = read_file(store.root, dim)
+    except Unusable as exc:
+        return str(exc)
+    with store.snapshot():
+        problem = lineage_problem(store, vectors.generation, vectors.state)
+        if problem:
+            return problem
+        if vectors.generation < store.generation:
+            return (f"is behind rag.sqlite (generation {vectors.generation}, rag.sqlite {store.generation}): an "
+                    f"ingest is running or was stopped before it saved")
+        count = store.chunk_count()
+        if len(vectors) != count:
+            return f"holds {len(vectors)} vectors for {count} chunks"
+        ids = [int(i) for i, in store.conn.execute("SELECT id FROM chunks ORDER BY RANDOM() LIMIT ?", (sample,))]
+        stored = store.embeddings(ids, dim)
+    for chunk_id, expected in stored.items():
+        if vectors.kind == "flat":
+            same = np.array_equal(vectors.index.reconstruct(chunk_id), expected)
+        else:  # IVF keeps no id -> vector map; an exact copy of a stored vector finds itself first
+            found = vectors.search(expected, 1)
+            same = bool(found) and abs(found[0][1] - float(expected @ expected)) < 1e-4
+        if not same:
+            return f"does not hold the vector rag.sqlite has for chunk {chunk_id}"
+    return None

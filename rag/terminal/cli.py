@@ -10,6 +10,7 @@ them (rag.config, rag.runtimes, rag.map), and every option group is built one wa
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -25,6 +26,19 @@ from rag.map import COLORS, DEFAULT_COLOR, DEFAULT_PROJECTION, DEFAULT_SAMPLE, P
 from rag.runtimes import RUNTIME_NAMES
 from rag.safety import safe
 from rag.text import readable
+
+
+class StderrLines(logging.Handler):
+    """rag's warnings (a vector file rebuilt, and why) as plain lines on stderr, wherever stderr is now."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(safe(record.getMessage()), err=True)
+
+
+def show_warnings() -> None:
+    log = logging.getLogger("rag")
+    if not any(isinstance(handler, StderrLines) for handler in log.handlers):
+        log.addHandler(StderrLines(logging.WARNING))
 
 
 class RagGroup(click.Group):
@@ -129,6 +143,7 @@ def main(debug: bool) -> None:
     rag ask "question"         answer with citations
     rag chat                   an interactive conversation
     """
+    show_warnings()
 
 
 @main.command()
@@ -254,21 +269,40 @@ def chat(top_k, mode, min_score, llm_model, no_llm, index, index_dir, embed_mode
 
 @main.command()
 @json_option("what the index holds")
+@click.option("--check", is_flag=True,
+              help="Also verify the index: SQLite's integrity check, the keyword index and the vector file "
+                   "(rebuilt from rag.sqlite if wrong); exits 1 and says what to do when something is damaged.")
 @index_options
-def status(as_json, index, index_dir):
+def status(as_json, check, index, index_dir):
     """Show what the index holds: documents, chunks, model, size."""
+    from rag.errors import IndexDamaged
     from rag.index import Index
-    from rag.terminal.render import err, status_table
+    from rag.terminal.render import check_lines, err, status_table
 
     with Index.open(settings_from(index=index, index_dir=index_dir)) as idx:
-        info = idx.status()
+        try:
+            info = idx.status()
+        except IndexDamaged:
+            if not check:
+                raise
+            info = None  # the check says what is damaged, and what to do
+        report = idx.check() if check else None
     if as_json:
-        print_json(info)
-        return
-    click.echo(status_table(info))
-    if info.outdated_documents:
-        err(f"hint: {info.outdated_documents} document(s) were read by an older version of rag; ingesting their "
-            f"folders again reads them the new way")
+        print_json(info if report is None else {"status": info and asdict(info), "check": asdict(report)})
+    else:
+        if info is not None:
+            click.echo(status_table(info))
+        if report is not None:
+            click.echo(check_lines(report))
+    if info is not None and not as_json:
+        if info.outdated_documents:
+            err(f"hint: {info.outdated_documents} document(s) were read by an older version of rag; ingesting "
+                f"their folders again reads them the new way")
+        if info.partial_documents:
+            err(f"hint: {info.partial_documents} document(s) were committed only in part by an ingest that "
+                f"stopped; ingesting them again carries on where it stopped")
+    if report is not None and not report.ok:
+        raise click.ClickException(safe(report.advice))
 
 
 @main.command(name="ls")

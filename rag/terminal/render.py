@@ -17,7 +17,7 @@ import click
 from rag import markup
 from rag.safety import safe, safe_pieces
 from rag.answer.sources import display_path, heading, location
-from rag.types import Hit, IndexStatus, IngestReport, Removal, StoredDocument
+from rag.types import Hit, IndexCheck, IndexStatus, IngestReport, Removal, StoredDocument
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -219,6 +219,13 @@ def status_table(status: IndexStatus) -> str:
         ("last ingest", status.last_ingest or "never"),
     ]
     return "\n".join(f"{name:<12} {value}" for name, value in rows)
+
+
+def check_lines(report: IndexCheck) -> str:
+    """What `rag status --check` found, one line per part."""
+    rows = [("database", report.database), ("keywords", report.keyword_index), ("vectors", report.vectors)]
+    rows += [("repaired", line) for line in report.repaired]
+    return "\n".join(f"{name:<12} {safe(value)}" for name, value in rows)
 
 
 def ingest_summary(report: IngestReport) -> str:
