@@ -21,7 +21,13 @@ def test_word_spaces_written_as_kerning_are_kept():
 
 
 def test_a_word_hyphenated_over_a_line_end_is_read_whole():
-    text = text_of(pdf_bytes([["There are about 25 pack-", "ages supplied with R."]]))
+    text = text_of(pdf_bytes([["There are about 25 pack-", "ages supplied with R."], ["More packages are on CRAN."]]))
 
-    assert "packages supplied" in text
+    assert "25 packages supplied" in text
     assert "pack-" not in text
+
+
+def test_a_real_hyphen_at_a_line_end_is_kept():
+    text = text_of(pdf_bytes([["Run git-", "config to set it."], ["See git-config for the keys."]]))
+
+    assert "Run git-config to set it." in text

@@ -2,8 +2,9 @@
 heading paths.
 
 pypdf opens the file (damage, encryption, bookmarks, metadata: what it does well); the words come
-from PDFium (pypdfium2), which keeps word spaces from glyph positions and joins words hyphenated
-over a line end; bench/pdf_text.py compares the two on the same books. A page with no text layer
+from PDFium (pypdfium2), which keeps word spaces from glyph positions and marks hyphens at line
+ends (a word broken there is joined when the document spells it whole elsewhere);
+bench/pdf_text.py compares the two on the same books. A page with no text layer
 but something drawn on it is a scan: it is rendered at 300 dpi and read by Tesseract
 (ingest.formats.ocr); without Tesseract such pages are counted, never silently empty. Encrypted
 files that need a password, and files with nothing to read, raise LoadError with what to do.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import io
 import re
 import threading
+from collections import Counter
 from pathlib import Path
 
 from ingest.formats import ocr
@@ -24,9 +26,12 @@ from rag.types import Section
 # Tables of contents and indexes pad entries with dot leaders (". . . . . 80"); dozens of
 # dot tokens per line crowd real words out of a chunk and out of its embedding.
 DOT_LEADER = re.compile(r"[ \t]*(?:\.[ \t]*){4,}")
-# PDFium marks a word hyphenated over a line end with U+FFFE and leaves the line joined; other
-# control characters are glyphs without a Unicode meaning.
+# PDFium marks a hyphen at a line end with U+FFFE and joins the two lines. That hyphen is either
+# hyphenation ("pack-ages", to be read "packages") or a real one ("git-config", printed from HTML,
+# which breaks lines at hyphens): the document's own words decide (_dehyphenate).
 SOFT_HYPHEN = "\ufffe"
+BROKEN_WORD = re.compile(r"(\w+)\ufffe(\w+)")
+WORDS = re.compile(r"\w+(?:-\w+)*")
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufeff\uffff]")
 # A page with fewer letters than this in its text layer but with something drawn on it is read
 # by OCR: a scan often carries a stamped page number or a header as real text.
@@ -132,6 +137,7 @@ def _page_texts(data: bytes, pages) -> tuple[list[str | None], int]:
                 except pdfium.PdfiumError:
                     text = None
                 texts.append(text)
+            texts = _dehyphenate(texts)
             if scans and not ocr.available():
                 return texts, len(scans)
             for number in scans:
@@ -155,8 +161,23 @@ def _draws_something(page) -> bool:
 
 
 def _clean(text: str) -> str:
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace(SOFT_HYPHEN, "")
-    return CONTROL.sub(" ", text)
+    return CONTROL.sub(" ", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def _dehyphenate(texts: list[str | None]) -> list[str | None]:
+    """Join a word broken over a line end ("pack-" "ages") when the document spells it whole
+    elsewhere more often than hyphenated; keep the hyphen otherwise ("git-config")."""
+    marked = [t for t in texts if t and SOFT_HYPHEN in t]
+    if not marked:
+        return texts
+    seen = Counter(w.lower() for t in texts if t for w in WORDS.findall(t.replace(SOFT_HYPHEN, " ")))
+
+    def mend(match: re.Match) -> str:
+        left, right = match.groups()
+        whole = (left + right).lower()
+        return left + right if seen[whole] and seen[whole] >= seen[f"{left}-{right}".lower()] else f"{left}-{right}"
+
+    return [BROKEN_WORD.sub(mend, t).replace(SOFT_HYPHEN, "-") if t and SOFT_HYPHEN in t else t for t in texts]
 
 
 def _pypdf_text(page) -> str | None:
