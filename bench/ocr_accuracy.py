@@ -3,7 +3,7 @@
 Each chosen page of the book is rendered at --dpi (300 by default, as ingest renders scans) and read
 by Tesseract through ingest/formats/ocr.py, exactly as a scanned page is read at ingest; the
 reference is the same page's text layer (PDFium). Both sides are normalised alike (NFKC, curly
-quotes made straight) and compared word by word:
+quotes made straight, dot leaders collapsed) and compared word by word:
 
 - word accuracy = 1 - word error rate (Levenshtein distance over the word sequences / reference words),
   on whitespace-separated words (punctuation attached, the strict view);
@@ -31,7 +31,10 @@ TOKEN = re.compile(r"[A-Za-z0-9]+")
 
 
 def normal(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).translate(QUOTES)
+    from ingest.formats.pdf import DOT_LEADER
+
+    # dot leaders of a contents page are collapsed as ingest collapses them ("Intro ... 5")
+    return DOT_LEADER.sub(" ... ", unicodedata.normalize("NFKC", text).translate(QUOTES))
 
 
 def main() -> None:
