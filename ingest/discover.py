@@ -1,8 +1,8 @@
 """Discovery: which files an ingest reads.
 
 Folders are walked recursively (following symlinks, each real folder visited once so a link loop
-ends). Hidden files and folders are skipped, and so is anything matched by a `.ragignore`
-(gitignore syntax) in the folder or any folder above it up to the one named; as in git, the
+ends). Hidden files and folders are skipped, and so is anything matched by a `.gitignore` or
+`.ragignore` (gitignore syntax; .ragignore wins) in the folder or any folder above it up to the one named; as in git, the
 deepest file that has a say about a path wins, so a nested `!pattern` can re-include. Files of
 other types inside a folder are counted by suffix, not failed. Problems (a dangling link, a link
 loop, a folder we may not read, a name that is not valid UTF-8, a FIFO or device named on the
@@ -20,6 +20,8 @@ from pathlib import Path
 from ingest.formats import loader_for
 
 IGNORE_FILE = ".ragignore"
+# A repository's .gitignore keeps build output, vendored code and virtualenvs out as well
+IGNORE_FILES = (".gitignore", IGNORE_FILE)
 
 
 BAD_NAME = "file name is not valid UTF-8: rename it"
@@ -52,12 +54,15 @@ def utf8_name(path: Path | str) -> bool:
 
 
 def _load_ignore(folder: Path):
-    path = folder / IGNORE_FILE
-    try:  # in a folder we may not search, even this check fails; the listing reports it
-        if not path.is_file():
-            return None
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
+    lines: list[str] = []
+    for name in IGNORE_FILES:  # .ragignore last: its rules win over .gitignore's in the same folder
+        path = folder / name
+        try:  # in a folder we may not search, even this check fails; the listing reports it
+            if path.is_file():
+                lines += path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+    if not lines:
         return None
     import pathspec
 

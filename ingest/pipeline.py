@@ -26,11 +26,12 @@ from typing import TYPE_CHECKING, Iterator, Protocol
 from ingest.chunk import ChunkSettings, iter_chunks
 from ingest.discover import Discovery, describe_os_error, discover, not_regular
 from ingest.formats import loader_for, page_kind_for
-from ingest.formats.text import short
+from ingest.formats.ocr import NeedsOCR, unread_message
+from ingest.formats.text import NotContent, short
 from rag.storage import vectors
 from rag.errors import IndexMismatch, LoadError
 from rag.storage.store import Store, is_under
-from rag.types import Chunk, Document, Embeds, Failure, IngestReport
+from rag.types import Chunk, Document, Embeds, Failure, IngestReport, LeftOut
 
 if TYPE_CHECKING:
     import numpy as np
@@ -38,8 +39,9 @@ if TYPE_CHECKING:
 # Bumped whenever the loaders or the chunker turn the same file into different chunks: a document
 # read by an older version is read again on the next ingest even though the file did not change,
 # so upgrading rag improves an index without --rebuild. 2: HTML site chrome left out, PDF
-# bookmarks as heading paths.
-PARSER_VERSION = 2
+# bookmarks as heading paths. 3: PDF words from PDFium (word spaces kept, scans read by OCR),
+# navigation and redirect pages left out.
+PARSER_VERSION = 3
 BATCH_CHUNKS = 256  # chunks embedded and committed together: bounds memory and crash loss
 MAX_FILE_BYTES = 512 * 1024 * 1024  # a bigger file is refused before it is read
 # Chunks made as a file is read (in the reader's thread); a document with more streams the rest
@@ -56,6 +58,7 @@ class Progress(Protocol):
     # Optional, called only when present (a distributed reader reports its workers):
     # def workers(self, busy: int, total: int) -> None: ...
     # def notice(self, message: str) -> None: ...
+    # def partly_read(self, path: str, reason: str) -> None: ...  (indexed, but pages went unread)
 
 
 class SilentProgress:
@@ -97,7 +100,7 @@ class Changed:
 
 
 class Reader(Protocol):
-    """Turns changed files into Pending documents or Failures, yielding each as it finishes (in
+    """Turns changed files into Pending documents, Failures or LeftOuts, yielding each as it finishes (in
     any order). It takes the next file from `changed` only when it can start it: that bounds how
     many files' bytes and results are in flight."""
 
@@ -147,8 +150,10 @@ class LocalReader:
                 yield waiting.popleft()[1].result()
 
 
-def prepare(item: Changed, embedder: Embeds, chunking: ChunkSettings, chunks_ahead: int | None = None) -> Pending | Failure:
-    """Load and chunk one changed file, wherever it runs; a file that cannot be read is a Failure.
+def prepare(item: Changed, embedder: Embeds, chunking: ChunkSettings,
+            chunks_ahead: int | None = None) -> Pending | Failure | LeftOut:
+    """Load and chunk one changed file, wherever it runs; a file that cannot be read is a Failure,
+    one that is not content (navigation, an image without text) is a LeftOut.
 
     With `chunks_ahead`, only that many chunks are made here; the rest come from `more` as the
     ingest commits. Whatever a loader or the chunker raises is this file's failure, named.
@@ -161,6 +166,10 @@ def prepare(item: Changed, embedder: Embeds, chunking: ChunkSettings, chunks_ahe
         chunks = list(stream if chunks_ahead is None else islice(stream, chunks_ahead))
         if not chunks:
             raise LoadError("no text to index")
+    except NotContent as exc:
+        return LeftOut(str(item.path), str(exc))
+    except NeedsOCR as exc:
+        return Failure(str(item.path), str(exc), unread_pages=exc.pages)
     except Exception as exc:  # noqa: BLE001 - a loader's bug or a hostile file costs that file only
         return Failure(str(item.path), _reason(exc))
     more = stream if chunks_ahead is not None and len(chunks) == chunks_ahead else None
@@ -234,10 +243,10 @@ def load_document(path: Path, data: bytes, st: os.stat_result, digest: str) -> D
     loader = loader_for(path)
     if loader is None:
         raise LoadError(f"unsupported file type {path.suffix or '(none)'}")
-    title, sections, pages = loader(path, data)
+    title, sections, pages, *unread = loader(path, data)
     return Document(path=path, title=title, sections=sections, content_hash=digest,
                     mtime=st.st_mtime, size=st.st_size, pages=pages, parser=PARSER_VERSION,
-                    page_kind=page_kind_for(path))
+                    page_kind=page_kind_for(path), unread_pages=sum(unread))
 
 
 def run_ingest(
@@ -295,7 +304,11 @@ def _ingest_files(found: Discovery, known, store: Store, embedder: Embeds, chunk
     changed = _changed(found, known, store, rebuild, report, progress)
     for pending in reader.read(changed, progress):
         if isinstance(pending, Failure):
-            _fail(report, progress, pending.path, pending.reason)
+            _fail(report, progress, pending.path, pending.reason, pending.unread_pages)
+            progress.file_done()
+            continue
+        if isinstance(pending, LeftOut):
+            _leave_out(store, known, pending, report)
             progress.file_done()
             continue
         batch.feed(pending)
@@ -445,6 +458,12 @@ class Batch:
             if s.last:
                 self.report.updated += s.pending.existed
                 self.report.added += not s.pending.existed
+                doc = s.pending.doc
+                if doc.unread_pages:
+                    self.report.unread_pages += doc.unread_pages
+                    partly_read = getattr(self.progress, "partly_read", None)
+                    if partly_read is not None:
+                        partly_read(str(doc.path), unread_message(doc.unread_pages))
                 self.progress.file_done()
         self.progress.embedded(len(texts))
 
@@ -484,7 +503,16 @@ def _prune(store: Store, found: Discovery, known, report: IngestReport) -> None:
         report.removed += len(gone)
 
 
-def _fail(report: IngestReport, progress: Progress, path: Path | str, reason: str) -> None:
-    report.failures.append(Failure(str(path), reason))
+def _leave_out(store: Store, known, left: LeftOut, report: IngestReport) -> None:
+    """Count a file that is not content; forget the version an older parser indexed."""
+    report.left_out[left.reason] = report.left_out.get(left.reason, 0) + 1
+    if left.path in known:
+        with store.transaction():
+            store.delete_document(left.path)
+
+
+def _fail(report: IngestReport, progress: Progress, path: Path | str, reason: str, unread_pages: int = 0) -> None:
+    report.unread_pages += unread_pages
+    report.failures.append(Failure(str(path), reason, unread_pages))
     report.failed = len(report.failures)
     progress.failure(str(path), reason)

@@ -41,6 +41,7 @@ class Document:
     pages: int | None = None
     parser: int = 1  # ingest.pipeline.PARSER_VERSION of the loaders and chunker that read it
     page_kind: PageKind = "page"  # what `pages` counts: PDF pages, slides, e-book chapters
+    unread_pages: int = 0  # scanned pages not read because Tesseract is missing
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,16 @@ class Answer:
 class Failure:
     path: str
     reason: str
+    unread_pages: int = 0  # the file is all scans and Tesseract is missing: how many pages
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """A file read and found not to be content (a navigation or redirect page, an image without
+    text): not indexed, not a failure."""
+
+    path: str
+    reason: str
 
 
 @dataclass
@@ -168,6 +179,8 @@ class IngestReport:
     seconds: float = 0.0
     failures: list[Failure] = field(default_factory=list)
     failed: int = 0  # len(failures), kept as a field so --json shows it
+    left_out: dict[str, int] = field(default_factory=dict)  # files read and left out, by reason
+    unread_pages: int = 0  # scanned pages not read because Tesseract is missing
 
     @property
     def ok(self) -> bool:

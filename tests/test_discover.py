@@ -39,7 +39,7 @@ def test_a_hidden_file_named_explicitly_is_read(tmp_path):
 
 
 def test_other_file_types_in_folders_are_counted_as_skipped_not_failed(tmp_path):
-    make(tmp_path, "keep.md", "photo.jpg", "data.sqlite", "sub/archive.zip", "Makefile")
+    make(tmp_path, "keep.md", "song.mp3", "data.sqlite", "sub/archive.zip", "Makefile")
 
     found = discover([tmp_path])
 
@@ -49,11 +49,11 @@ def test_other_file_types_in_folders_are_counted_as_skipped_not_failed(tmp_path)
 
 
 def test_skipped_files_are_counted_by_type(tmp_path):
-    make(tmp_path, "keep.md", "a.png", "b.PNG", "sub/c.png", "d.zip", "Makefile")
+    make(tmp_path, "keep.md", "a.mp3", "b.MP3", "sub/c.mp3", "d.zip", "Makefile")
 
     found = discover([tmp_path])
 
-    assert found.skipped_types == {".png": 3, ".zip": 1, "(no extension)": 1}
+    assert found.skipped_types == {".mp3": 3, ".zip": 1, "(no extension)": 1}
     assert found.skipped == 5
 
 

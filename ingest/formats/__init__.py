@@ -3,7 +3,8 @@
 LOADERS maps an extension to a loader `(path, data) -> (title, sections, pages)`; PAGE_KINDS says
 what a format's numbered locations are (a slide, a chapter; a page otherwise). One module per
 family: markdown (plain text, Markdown, reST), pdf, html, office (docx, pptx, odt), epub, notebook,
-tabular (CSV/TSV) and mail (whose attachments are read through this same dispatch, passed in).
+tabular (CSV/TSV), mail (whose attachments are read through this same dispatch, passed in), image
+(through OCR, which PDF scans share) and code (source files cut by their syntax).
 Every text format goes through `ingest.formats.text.decode_text`. A loader raises LoadError with a
 reason the user can act on; it never returns an empty document silently.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from ingest.formats import epub, mail, notebook, office, tabular
+from ingest.formats import code, epub, image, mail, notebook, office, tabular
 from ingest.formats.html import load_html
 from ingest.formats.markdown import load_markdown, load_rst, load_text
 from ingest.formats.pdf import load_pdf
@@ -38,6 +39,8 @@ LOADERS: dict[str, Loader] = {
     ".tsv": tabular.load_csv,
     ".eml": partial(mail.load_eml, read_attachment=lambda path: loader_for(path)),
     ".mbox": partial(mail.load_mbox, read_attachment=lambda path: loader_for(path)),
+    **{suffix: image.load_image for suffix in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif")},
+    **{suffix: code.load_code for suffix in code.EXTENSIONS},
 }
 # What a section's `page` counts, by format; every other format counts pages (or has none).
 PAGE_KINDS: dict[str, PageKind] = {".pptx": "slide", ".epub": "chapter"}

@@ -12,7 +12,7 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
-from ingest.formats.text import Loaded, decode_text, require_text, sections_from_headings
+from ingest.formats.text import Loaded, NotContent, decode_text, require_text, sections_from_headings
 from rag.types import Section
 
 # Elements whose content is never visible text. <head> is not one of them: its end tag is optional
@@ -214,5 +214,11 @@ def html_sections(markup: str) -> tuple[str, list[Section]]:
 
 
 def load_html(path: Path, data: bytes) -> Loaded:
-    title, sections = html_sections(decode_text(data))
+    from ingest.formats.chrome import not_content, page_shape  # it builds on this module's chrome rules
+
+    markup = decode_text(data)
+    reason = not_content(page_shape(markup))
+    if reason is not None:  # a contents, index or redirect page: left out and counted by ingest
+        raise NotContent(reason)
+    title, sections = html_sections(markup)
     return title or path.stem, require_text(sections), None

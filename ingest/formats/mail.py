@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from ingest.formats.html import html_sections
-from ingest.formats.text import Loaded, Loader, require_text
+from ingest.formats.text import Loaded, Loader, NotContent, require_text
 from rag.errors import LoadError
 from rag.types import Section
 
@@ -103,7 +103,9 @@ def _attachment(name: str, part: EmailMessage, read_attachment: ReadAttachment) 
     if loader is None:
         return ""
     try:
-        _, sections, _ = loader(Path(name), part.get_payload(decode=True) or b"")
+        _, sections, *_ = loader(Path(name), part.get_payload(decode=True) or b"")
+    except NotContent:  # a picture without text: named like a type we do not read
+        return ""
     except LoadError as exc:
         return f"unreadable: {exc}"
     return sections

@@ -1,24 +1,45 @@
-"""PDF: read page by page with pypdf; bookmarks, when the file has them, split the pages into
-sections with heading paths. Encrypted files that need a password, and files with no text layer,
-raise LoadError with what to do."""
+"""PDF: read page by page; bookmarks, when the file has them, split the pages into sections with
+heading paths.
+
+pypdf opens the file (damage, encryption, bookmarks, metadata: what it does well); the words come
+from PDFium (pypdfium2), which keeps word spaces from glyph positions and marks hyphens at line
+ends (a word broken there is joined when the document spells it whole elsewhere);
+bench/pdf_text.py compares the two on the same books. A page with no text layer
+but something drawn on it is a scan: it is rendered at 300 dpi and read by Tesseract
+(ingest.formats.ocr); without Tesseract such pages are counted, never silently empty. Encrypted
+files that need a password, and files with nothing to read, raise LoadError with what to do.
+"""
 
 from __future__ import annotations
 
 import io
 import re
+import threading
+from collections import Counter
 from pathlib import Path
 
+from ingest.formats import ocr
 from ingest.formats.text import Loaded, short
 from rag.errors import LoadError
 from rag.types import Section
-
-
 
 # Tables of contents and indexes pad entries with dot leaders (". . . . . 80"); dozens of
 # dot tokens per line crowd real words out of a chunk and out of its embedding. The match may
 # start only where a run of blanks starts (the lookbehind): otherwise every blank of a long run
 # started one, and a page of 40,000 spaces took 25 s.
 DOT_LEADER = re.compile(r"(?<![ \t])[ \t]*(?:\.[ \t]*){4,}")
+# PDFium marks a hyphen at a line end with U+FFFE and joins the two lines. That hyphen is either
+# hyphenation ("pack-ages", to be read "packages") or a real one ("git-config", printed from HTML,
+# which breaks lines at hyphens): the document's own words decide (_dehyphenate).
+SOFT_HYPHEN = "\ufffe"
+BROKEN_WORD = re.compile(r"(\w+)\ufffe(\w+)")
+WORDS = re.compile(r"\w+(?:-\w+)*")
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufeff\uffff]")
+# A page with fewer letters than this in its text layer but with something drawn on it is read
+# by OCR: a scan often carries a stamped page number or a header as real text.
+SCANNED_MAX_LETTERS = 20
+# PDFium is not thread-safe: one document at a time per process (ingest reads ahead in a thread).
+_PDFIUM = threading.Lock()
 
 
 def load_pdf(path: Path, data: bytes) -> Loaded:
@@ -51,17 +72,17 @@ def load_pdf(path: Path, data: bytes) -> Loaded:
         raise LoadError(f"unreadable PDF ({short(exc)})") from exc
     if count == 0:
         raise LoadError("PDF has no pages")
+    texts, unread = _page_texts(data, pages)
     starting = _outline_by_page(reader)
     sections: list[Section] = []
     heading: tuple[str, ...] = ()
     offset = 0
     failed = 0
-    for number in range(count):
-        try:
-            text = DOT_LEADER.sub(" ... ", pages[number].extract_text() or "")
-        except Exception:  # a broken page must not cost the rest of the document
+    for number, text in enumerate(texts):
+        if text is None:  # a broken page must not cost the rest of the document
             failed += 1
             continue
+        text = DOT_LEADER.sub(" ... ", text)
         # the page splits where each outline entry that starts on it has its title
         cuts = [(0, heading)]
         for entry in starting.get(number, []):
@@ -73,6 +94,8 @@ def load_pdf(path: Path, data: bytes) -> Loaded:
         heading = cuts[-1][1]
         offset += len(text) + 1
     if not sections:
+        if unread:
+            raise ocr.NeedsOCR(unread)
         reason = "pages could not be read" if failed else "no extractable text (scanned images?)"
         raise LoadError(f"PDF has {reason}")
     title = path.stem
@@ -82,7 +105,88 @@ def load_pdf(path: Path, data: bytes) -> Loaded:
             title = meta_title.strip()
     except Exception:  # damaged metadata costs only the title
         pass
+    if unread:
+        return title, sections, count, unread
     return title, sections, count
+
+
+def _page_texts(data: bytes, pages) -> tuple[list[str | None], int]:
+    """Each page's text (None: unreadable), and how many scanned pages went unread for want of
+    Tesseract. PDFium reads the text layer; a file PDFium cannot open is read by pypdf instead."""
+    import pypdfium2 as pdfium
+
+    texts: list[str | None] = []
+    scans: list[int] = []
+    with _PDFIUM:
+        try:
+            document = pdfium.PdfDocument(data, password="")
+        except pdfium.PdfiumError:
+            document = None
+        if document is None or len(document) != len(pages):
+            if document is not None:
+                document.close()
+            return [_pypdf_text(page) for page in pages], 0
+        try:
+            for number in range(len(document)):
+                try:
+                    page = document[number]
+                    textpage = page.get_textpage()
+                    text = _clean(textpage.get_text_range())
+                    if sum(ch.isalpha() for ch in text) < SCANNED_MAX_LETTERS and _draws_something(page):
+                        scans.append(number)
+                    textpage.close()
+                    page.close()
+                except pdfium.PdfiumError:
+                    text = None
+                texts.append(text)
+            texts = _dehyphenate(texts)
+            if scans and not ocr.available():
+                return texts, len(scans)
+            for number in scans:
+                page = document[number]
+                image = page.render(scale=ocr.DPI / 72, grayscale=True).to_pil()
+                page.close()
+                words, _ = ocr.read_image(image)
+                if len(words.strip()) > len((texts[number] or "").strip()):
+                    texts[number] = words
+        finally:
+            document.close()
+    return texts, 0
+
+
+def _draws_something(page) -> bool:
+    import pypdfium2.raw as pdfium_c
+
+    drawn = (pdfium_c.FPDF_PAGEOBJ_IMAGE, pdfium_c.FPDF_PAGEOBJ_PATH, pdfium_c.FPDF_PAGEOBJ_FORM,
+             pdfium_c.FPDF_PAGEOBJ_SHADING)
+    return any(obj.type in drawn for obj in page.get_objects(max_depth=2))
+
+
+def _clean(text: str) -> str:
+    return CONTROL.sub(" ", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def _dehyphenate(texts: list[str | None]) -> list[str | None]:
+    """Join a word broken over a line end ("pack-" "ages") when the document spells it whole
+    elsewhere more often than hyphenated; keep the hyphen otherwise ("git-config")."""
+    marked = [t for t in texts if t and SOFT_HYPHEN in t]
+    if not marked:
+        return texts
+    seen = Counter(w.lower() for t in texts if t for w in WORDS.findall(t.replace(SOFT_HYPHEN, " ")))
+
+    def mend(match: re.Match) -> str:
+        left, right = match.groups()
+        whole = (left + right).lower()
+        return left + right if seen[whole] and seen[whole] >= seen[f"{left}-{right}".lower()] else f"{left}-{right}"
+
+    return [BROKEN_WORD.sub(mend, t).replace(SOFT_HYPHEN, "-") if t and SOFT_HYPHEN in t else t for t in texts]
+
+
+def _pypdf_text(page) -> str | None:
+    try:
+        return page.extract_text() or ""
+    except Exception:
+        return None
 
 
 def _outline_by_page(reader) -> dict[int, list[tuple[str, ...]]]:

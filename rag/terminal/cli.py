@@ -167,7 +167,9 @@ def ingest(paths, index, index_dir, embed_model, chunk_tokens, overlap_tokens, p
     """Index files and folders, incrementally.
 
     \b
-    Formats: txt md rst html pdf docx odt pptx epub ipynb csv tsv eml mbox.
+    Formats: txt md rst html pdf docx odt pptx epub ipynb csv tsv eml mbox; images (png jpg
+    tiff webp bmp gif) and scanned PDF pages through OCR (tesseract-ocr); source code (py js ts go
+    rs java c h cpp sh rb). Navigation and redirect pages are left out.
     """
     from rag.index import Index
     from rag.terminal.render import TerminalProgress, err, ingest_summary

@@ -234,11 +234,22 @@ def ingest_summary(report: IngestReport) -> str:
         kinds = ", ".join(f"{suffix} {count}" for suffix, count in
                           sorted(report.skipped_types.items(), key=lambda kv: (-kv[1], kv[0])))
         skipped = f", {report.skipped} skipped" + (f" ({kinds})" if kinds else " (other types)")
+    left_out = ""
+    if report.left_out:
+        reasons = ", ".join(f"{reason} {count}" for reason, count in
+                            sorted(report.left_out.items(), key=lambda kv: (-kv[1], kv[0])))
+        left_out = f", {sum(report.left_out.values())} left out ({reasons})"
+    unread = f"; {unread_message(report.unread_pages)}" if report.unread_pages else ""
     return (
         f"{safe(display_path(report.index))}: {report.added} added, {report.updated} updated, "
-        f"{report.unchanged} unchanged, {report.removed} removed, {report.failed} failed{skipped}; "
-        f"{report.chunks} chunks embedded in {report.seconds:.1f} s"
+        f"{report.unchanged} unchanged, {report.removed} removed, {report.failed} failed{skipped}{left_out}; "
+        f"{report.chunks} chunks embedded in {report.seconds:.1f} s{unread}"
     )
+
+
+def unread_message(pages: int) -> str:
+    # the words of ingest.formats.ocr.unread_message (the terminal does not import ingest)
+    return f"install tesseract-ocr to read {pages} scanned page{'s' if pages != 1 else ''}"
 
 
 def removal_lines(removal: Removal) -> list[str]:
@@ -300,6 +311,9 @@ class TerminalProgress:
 
     def failure(self, path: str, reason: str) -> None:
         self.notice(f"failed: {safe(display_path(path))}: {safe(reason)}")
+
+    def partly_read(self, path: str, reason: str) -> None:
+        self.notice(f"partly read: {safe(display_path(path))}: {safe(reason)}")
 
     def notice(self, line: str) -> None:
         if self._bar is not None:
