@@ -23,7 +23,8 @@ from ingest.formats import loader_for, page_kind_for
 from rag.storage import vectors
 from rag.errors import IndexMismatch, LoadError
 from rag.storage.store import Store, is_under
-from rag.types import Chunk, Document, Failure, IngestReport
+from rag.text import text_key
+from rag.types import Change, Chunk, Document, Failure, IngestReport
 
 if TYPE_CHECKING:
     import numpy as np
@@ -79,6 +80,9 @@ class Changed:
     stat: os.stat_result
     digest: str
     existed: bool
+    # embedding-cache keys the index already holds vectors for (this path's old chunks and any
+    # document with the same bytes): a reader that embeds (a Ray worker) may skip those chunks
+    known: frozenset[str] = frozenset()
 
 
 class Reader(Protocol):
@@ -276,8 +280,11 @@ def _ingest_files(found: Discovery, known, store: Store, embedder, chunking: Chu
 def _changed(found: Discovery, known, store: Store, rebuild: bool, report: IngestReport,
              progress: Progress) -> Iterator[Changed]:
     """The files that changed, read one at a time as the reader asks for them."""
+    by_content: dict[str, list[str]] = {}
+    for doc in known.values():
+        by_content.setdefault(doc.content_hash, []).append(doc.path)
     for path in found.files:
-        item = _diff(path, known.get(str(path)), store, rebuild, report, progress)
+        item = _diff(path, known.get(str(path)), store, rebuild, report, progress, by_content)
         if item is None:
             progress.file_done()
             continue
@@ -285,8 +292,9 @@ def _changed(found: Discovery, known, store: Store, rebuild: bool, report: Inges
 
 
 def _diff(path: Path, stored, store: Store, rebuild: bool, report: IngestReport,
-          progress: Progress) -> Changed | None:
-    """The file's bytes when it changed, or None when it is unchanged or failed (and so reported)."""
+          progress: Progress, by_content: dict[str, list[str]]) -> Changed | None:
+    """The file's bytes when it changed, or None when it is unchanged, renamed or failed (and so
+    reported)."""
     key = str(path)
     try:
         st = path.stat()
@@ -303,38 +311,91 @@ def _diff(path: Path, stored, store: Store, rebuild: bool, report: IngestReport,
                 store.touch_document(key, st.st_mtime, st.st_size)
             report.unchanged += 1
             return None
+        if stored is None and not rebuild and (old := _moved_from(by_content.get(digest, []), store)):
+            with store.transaction():
+                store.rename_document(old, key, st.st_mtime, st.st_size)
+            by_content[digest].remove(old)
+            report.renamed += 1
+            report.changes.append(Change(key, "renamed", previous=old))
+            return None
     except (LoadError, OSError, UnicodeError) as exc:
         _fail(report, progress, path, _reason(exc))
         return None
-    return Changed(path, data, st, digest, stored is not None)
+    known = set(store.chunk_keys(key)) if stored is not None else set()
+    for twin in by_content.get(digest, [])[:1]:  # a copy: the same bytes stored under another path
+        known.update(store.chunk_keys(twin))
+    return Changed(path, data, st, digest, stored is not None, frozenset(known))
+
+
+def _moved_from(same_bytes: list[str], store: Store) -> str | None:
+    """A stored document with these bytes whose file is gone, read by the current loaders: the
+    file was renamed or moved, and keeps its chunks and vectors."""
+    for old in same_bytes:
+        doc = store.document(old)
+        if doc is not None and doc.parser == PARSER_VERSION and not os.path.lexists(old):
+            return old
+    return None
 
 
 def _commit(store: Store, embedder, chunking: ChunkSettings, batch: list[Pending], report: IngestReport,
             progress: Progress) -> None:
     texts = [c.embed_text for p in batch for c in p.chunks]
-    if all(p.embeddings is not None for p in batch):  # embedded by the reader's workers
-        import numpy as np
-
-        embeddings = np.concatenate([p.embeddings for p in batch])
-    else:
-        embeddings = embedder.embed_documents(texts)
+    embeddings, fresh = _embeddings(store, embedder, batch, texts)
     with store.transaction():
         _record_settings(store, embedder, chunking, int(embeddings.shape[1]))
         at = 0
         for p in batch:
             store.put_document(p.doc, p.chunks, embeddings[at : at + len(p.chunks)])
             at += len(p.chunks)
+    at = 0
     for p in batch:
         report.updated += p.existed
         report.added += not p.existed
         report.chunks += len(p.chunks)
+        embedded = int(fresh[at : at + len(p.chunks)].sum())
+        at += len(p.chunks)
+        report.reused += len(p.chunks) - embedded
+        report.changes.append(Change(str(p.doc.path), "updated" if p.existed else "added", len(p.chunks), embedded))
         progress.file_done()
     progress.embedded(len(texts))
 
 
+def _embeddings(store: Store, embedder, batch: list[Pending], texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The batch's vectors, and which of them were embedded now: a chunk whose embed text is
+    already in the index (a copied file, the unchanged sections of an edited one) reuses the stored
+    vector instead of being embedded again; a reader's workers may have left those rows as NaN."""
+    import numpy as np
+
+    keys = [text_key(t) for t in texts]
+    if all(p.embeddings is not None for p in batch):  # embedded by the reader's workers
+        embeddings = np.concatenate([p.embeddings for p in batch]).astype(np.float32, copy=False)
+        missing = np.isnan(embeddings).any(axis=1)
+        if missing.any():
+            cached = store.cached_embeddings([k for k, m in zip(keys, missing) if m], embeddings.shape[1])
+            for row in np.flatnonzero(missing):
+                if keys[row] not in cached:  # gone since the driver looked (never with one writer)
+                    embeddings[row] = embedder.embed_documents([texts[row]])[0]
+                    missing[row] = False
+                else:
+                    embeddings[row] = cached[keys[row]]
+        return embeddings, ~missing
+    dim = embedder.dim
+    cached = store.cached_embeddings(keys, dim)
+    todo = [i for i, k in enumerate(keys) if k not in cached]
+    embeddings = np.empty((len(texts), dim), dtype=np.float32)
+    if todo:
+        embeddings[todo] = embedder.embed_documents([texts[i] for i in todo])
+    for i, k in enumerate(keys):
+        if k in cached:
+            embeddings[i] = cached[k]
+    fresh = np.zeros(len(texts), dtype=bool)
+    fresh[todo] = True
+    return embeddings, fresh
+
+
 def _prune(store: Store, found: Discovery, known, report: IngestReport) -> None:
     """Forget documents under a re-ingested folder that are no longer there (or now ignored)."""
-    present = {str(p) for p in found.files}
+    present = {str(p) for p in found.files} | {c.previous for c in report.changes if c.kind == "renamed"}
     # a file that failed keeps its old version, and so does everything under a folder that failed
     failed = [f.path for f in report.failures]
     gone = [
@@ -348,6 +409,7 @@ def _prune(store: Store, found: Discovery, known, report: IngestReport) -> None:
             for path in gone:
                 store.delete_document(path)
         report.removed += len(gone)
+        report.changes.extend(Change(path, "removed") for path in gone)
 
 
 def _fail(report: IngestReport, progress: Progress, path: Path | str, reason: str) -> None:

@@ -83,11 +83,21 @@ def _vector_log(conn: sqlite3.Connection) -> None:
                  "COALESCE((SELECT value FROM meta WHERE key = 'generation'), '0'))")
 
 
+def _chunk_text_hash(conn: sqlite3.Connection) -> None:
+    # the key of the embedding cache: a chunk whose embed text is already in the index reuses its
+    # vector (a copied file, the unchanged sections of an edited one). Chunks written before this
+    # step have none and are simply never reused.
+    conn.execute("ALTER TABLE chunks ADD COLUMN text_hash TEXT")
+    conn.execute("CREATE INDEX chunks_text_hash ON chunks(text_hash)")
+    conn.execute("CREATE INDEX documents_content_hash ON documents(content_hash)")
+
+
 STEPS: list[tuple[str, Step]] = [
     ("001_initial", _initial),
     ("002_document_parser", _document_parser),
     ("003_page_kind", _page_kind),
     ("004_vector_log", _vector_log),
+    ("005_chunk_text_hash", _chunk_text_hash),
 ]
 
 

@@ -17,7 +17,7 @@ import click
 from rag import markup
 from rag.safety import safe, safe_pieces
 from rag.answer.sources import display_path, heading, location
-from rag.types import Hit, IndexStatus, IngestReport, Removal, StoredDocument
+from rag.types import Change, Hit, IndexStatus, IngestReport, Removal, StoredDocument
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -227,11 +227,24 @@ def ingest_summary(report: IngestReport) -> str:
         kinds = ", ".join(f"{suffix} {count}" for suffix, count in
                           sorted(report.skipped_types.items(), key=lambda kv: (-kv[1], kv[0])))
         skipped = f", {report.skipped} skipped" + (f" ({kinds})" if kinds else " (other types)")
+    renamed = f", {report.renamed} renamed" if report.renamed else ""
+    reused = f" ({report.reused} reused, not embedded again)" if report.reused else ""
     return (
-        f"{safe(display_path(report.index))}: {report.added} added, {report.updated} updated, "
+        f"{safe(display_path(report.index))}: {report.added} added, {report.updated} updated{renamed}, "
         f"{report.unchanged} unchanged, {report.removed} removed, {report.failed} failed{skipped}; "
-        f"{report.chunks} chunks embedded in {report.seconds:.1f} s"
+        f"{report.chunks - report.reused} chunks embedded{reused} in {report.seconds:.1f} s"
     )
+
+
+def change_line(change: Change) -> str:
+    """One line per document an ingest changed, as `rag watch` prints them."""
+    path = safe(display_path(change.path))
+    if change.kind == "renamed":
+        return f"renamed {safe(display_path(change.previous))} -> {path} (nothing embedded)"
+    if change.kind == "removed":
+        return f"removed {path}"
+    reused = change.chunks - change.embedded
+    return f"{change.kind} {path}: {change.chunks} chunks" + (f", {reused} reused" if reused else "")
 
 
 def removal_lines(removal: Removal) -> list[str]:
