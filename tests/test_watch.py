@@ -152,7 +152,7 @@ def test_a_file_written_slowly_in_place_is_read_only_when_it_stops_changing(tmp_
 
 def test_ignored_and_hidden_files_are_left_out_exactly_as_ingest_leaves_them(tmp_path, notes):
     (notes / ".ragignore").write_text("drafts/\n", encoding="utf-8")
-    with Index.open(settings_for(tmp_path), create=True) as index, Running(index, [notes]) as running:
+    with Index.open(settings_for(tmp_path), create=True) as index, Running(index, [notes]):
         (notes / "drafts").mkdir()
         (notes / "drafts" / "secret.md").write_text("# Secret\n\nThe safe code is 4411.\n", encoding="utf-8")
         (notes / ".hidden.md").write_text("# Hidden\n\nNothing to see.\n", encoding="utf-8")

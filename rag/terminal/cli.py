@@ -190,6 +190,9 @@ def watch(paths, index, index_dir, embed_model, embed_backend, poll, as_json):
             for failure in report.failures:
                 click.echo(json.dumps(asdict(failure) | {"event": "failed"}) if as_json
                            else f"failed {failure.path}: {failure.reason}")
+            if as_json:  # one line per run too: tools count batches by it
+                click.echo(json.dumps({"event": "ingest"} | {k: v for k, v in asdict(report).items()
+                                                             if k not in ("changes", "failures")}))
 
         def on_notice(message: str) -> None:
             if as_json:
