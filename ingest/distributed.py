@@ -114,10 +114,23 @@ class IngestWorker:
             raise RayUnavailable(f"this Ray worker cannot ingest: {self.problem}")
         result = prepare(item, embedder, self.spec.chunking)
         if isinstance(result, Pending):
-            vectors = embedder.embed_documents([c.embed_text for c in result.chunks])
+            vectors = self._embed([c.embed_text for c in result.chunks], item.known)
             # the sections went into the chunks; the driver stores the chunks, so they stay here
             result = replace(result, doc=replace(result.doc, sections=[]), embeddings=vectors)
         return Loaded(result, time.perf_counter() - started)
+
+    def _embed(self, texts: list[str], known: frozenset[str]):
+        """The texts' vectors; rows whose text the index already holds stay NaN for the driver to
+        fill from SQLite (ingest.pipeline._embeddings): nothing is embedded twice on a cluster either."""
+        import numpy as np
+
+        from rag.text import text_key
+
+        todo = [i for i, text in enumerate(texts) if text_key(text) not in known]
+        vectors = np.full((len(texts), self.embedder.dim), np.nan, dtype=np.float32)
+        if todo:
+            vectors[todo] = self.embedder.embed_documents([texts[i] for i in todo])
+        return vectors
 
 
 def _node_address() -> str:

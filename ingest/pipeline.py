@@ -31,7 +31,8 @@ from ingest.formats.text import NotContent, short
 from rag.storage import vectors
 from rag.errors import IndexMismatch, LoadError
 from rag.storage.store import Store, is_under
-from rag.types import Chunk, Document, Embeds, Failure, IngestReport, LeftOut
+from rag.text import text_key
+from rag.types import Change, Chunk, Document, Embeds, Failure, IngestReport, LeftOut
 
 if TYPE_CHECKING:
     import numpy as np
@@ -80,6 +81,9 @@ class Pending:
     more: Iterator[Chunk] | None = None  # the rest of a large document, made as the batches commit
     resume_from: int = 0  # chunks a stopped ingest committed already: made again, not embedded
     document_id: int | None = None  # the stored document the chunks go to, once it is begun
+    reuse: dict | None = None  # embedding-cache key -> stored vector of its old chunks (an edited file)
+    stored_chunks: int = 0  # written so far, over all its batches
+    embedded_chunks: int = 0  # of them, embedded (not reused)
 
 
 # -- the reader seam: the driver diffs, a reader loads, chunks (and may embed) what changed -------
@@ -97,6 +101,9 @@ class Changed:
     existed: bool
     resume_from: int = 0  # a partial document of these very bytes: its chunks committed so far
     document_id: int | None = None  # that partial document's id
+    # embedding-cache keys the index already holds vectors for (this path's old chunks and any
+    # document with the same bytes): a reader that embeds (a Ray worker) may skip those chunks
+    known: frozenset[str] = frozenset()
 
 
 class Reader(Protocol):
@@ -318,8 +325,11 @@ def _ingest_files(found: Discovery, known, store: Store, embedder: Embeds, chunk
 def _changed(found: Discovery, known, store: Store, rebuild: bool, report: IngestReport,
              progress: Progress) -> Iterator[Changed]:
     """The files that changed, read one at a time as the reader asks for them."""
+    by_content: dict[str, list[str]] = {}
+    for doc in known.values():
+        by_content.setdefault(doc.content_hash, []).append(doc.path)
     for path in found.files:
-        item = _diff(path, known.get(str(path)), store, rebuild, report, progress)
+        item = _diff(path, known.get(str(path)), store, rebuild, report, progress, by_content)
         if item is None:
             progress.file_done()
             continue
@@ -344,8 +354,9 @@ def read_regular(path: Path) -> tuple[bytes, os.stat_result]:
 
 
 def _diff(path: Path, stored, store: Store, rebuild: bool, report: IngestReport,
-          progress: Progress) -> Changed | None:
-    """The file's bytes when it changed, or None when it is unchanged or failed (and so reported)."""
+          progress: Progress, by_content: dict[str, list[str]]) -> Changed | None:
+    """The file's bytes when it changed, or None when it is unchanged, renamed or failed (and so
+    reported)."""
     key = str(path)
     try:
         st = path.stat()
@@ -362,10 +373,30 @@ def _diff(path: Path, stored, store: Store, rebuild: bool, report: IngestReport,
                 store.touch_document(key, st.st_mtime, st.st_size)
             report.unchanged += 1
             return None
+        if stored is None and not rebuild and (old := _moved_from(by_content.get(digest, []), store)):
+            with store.transaction():
+                store.rename_document(old, key, st.st_mtime, st.st_size)
+            by_content[digest].remove(old)
+            report.renamed += 1
+            report.changes.append(Change(key, "renamed", previous=old))
+            return None
     except (LoadError, OSError, UnicodeError, MemoryError) as exc:
         _fail(report, progress, path, _reason(exc))
         return None
-    return Changed(path, data, st, digest, stored is not None)
+    known = set(store.chunk_keys(key)) if stored is not None else set()
+    for twin in by_content.get(digest, [])[:1]:  # a copy: the same bytes stored under another path
+        known.update(store.chunk_keys(twin))
+    return Changed(path, data, st, digest, stored is not None, known=frozenset(known))
+
+
+def _moved_from(same_bytes: list[str], store: Store) -> str | None:
+    """A stored document with these bytes whose file is gone, read by the current loaders: the
+    file was renamed or moved, and keeps its chunks and vectors."""
+    for old in same_bytes:
+        doc = store.document(old)
+        if doc is not None and doc.complete and doc.parser == PARSER_VERSION and not os.path.lexists(old):
+            return old
+    return None
 
 
 @dataclass
@@ -392,6 +423,10 @@ class Batch:
         self.size = 0
 
     def feed(self, pending: Pending) -> None:
+        if pending.existed and pending.reuse is None and pending.document_id is None:
+            # its old chunks' vectors, before its first batch replaces them: unchanged sections reuse them
+            pending.reuse = self.store.cached_embeddings(self.store.chunk_keys(str(pending.doc.path)),
+                                                         self.embedder.dim)
         stream = iter(pending.chunks) if pending.more is None else _chain(pending.chunks, pending.more)
         pending.chunks = []  # the stream holds them now
         try:  # only pulling chunks is this file's risk; a failing commit is the run's and propagates
@@ -434,12 +469,7 @@ class Batch:
             return
         segments, self.segments, self.size = self.segments, [], 0
         texts = [c.embed_text for s in segments for c in s.chunks]
-        if texts and all(s.embeddings is not None or not s.chunks for s in segments):
-            import numpy as np  # embedded by the reader's workers
-
-            embeddings = np.concatenate([s.embeddings for s in segments if s.chunks])
-        else:
-            embeddings = self.embedder.embed_documents(texts) if texts else None
+        embeddings, fresh = self._embeddings(segments, texts) if texts else (None, None)
         with self.store.transaction():
             if embeddings is not None:
                 _record_settings(self.store, self.embedder, self.chunking, int(embeddings.shape[1]))
@@ -453,11 +483,19 @@ class Batch:
                     at += len(s.chunks)
                 if s.last:
                     self.store.finish_document(p.document_id)
+        at = 0
         for s in segments:
             self.report.chunks += len(s.chunks)
+            embedded = int(fresh[at : at + len(s.chunks)].sum()) if s.chunks else 0
+            at += len(s.chunks)
+            self.report.reused += len(s.chunks) - embedded
+            s.pending.stored_chunks += len(s.chunks)
+            s.pending.embedded_chunks += embedded
             if s.last:
                 self.report.updated += s.pending.existed
                 self.report.added += not s.pending.existed
+                self.report.changes.append(Change(str(s.pending.doc.path), "updated" if s.pending.existed else "added",
+                                                  s.pending.stored_chunks, s.pending.embedded_chunks))
                 doc = s.pending.doc
                 if doc.unread_pages:
                     self.report.unread_pages += doc.unread_pages
@@ -466,6 +504,41 @@ class Batch:
                         partly_read(str(doc.path), unread_message(doc.unread_pages))
                 self.progress.file_done()
         self.progress.embedded(len(texts))
+
+
+    def _embeddings(self, segments: list[Segment], texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The batch's vectors, and which of them were embedded now. A chunk whose embed text the
+        index already holds (a copied file, the unchanged sections of an edited one; for an edited
+        document, its own old chunks, read before its first batch replaced them) reuses the stored
+        vector; a reader's workers leave such rows NaN (ingest.distributed), filled here too."""
+        import numpy as np
+
+        keys = [text_key(t) for t in texts]
+        dim = self.embedder.dim
+        known: dict[str, np.ndarray] = {}
+        for s in segments:
+            if s.pending.reuse:
+                known.update(s.pending.reuse)
+        known.update(self.store.cached_embeddings([k for k in keys if k not in known], dim))
+        embeddings = np.empty((len(texts), dim), dtype=np.float32)
+        todo: list[int] = []
+        at = 0
+        for s in segments:
+            for i in range(at, at + len(s.chunks)):
+                if s.embeddings is not None and not np.isnan(s.embeddings[i - at]).any():
+                    embeddings[i] = s.embeddings[i - at]  # embedded by the reader's workers
+                    todo.append(-1 - i)  # fresh, but already done
+                elif keys[i] in known:
+                    embeddings[i] = known[keys[i]]
+                else:
+                    todo.append(i)
+            at += len(s.chunks)
+        fresh = np.zeros(len(texts), dtype=bool)
+        work = [i for i in todo if i >= 0]
+        if work:
+            embeddings[work] = self.embedder.embed_documents([texts[i] for i in work])
+        fresh[[i if i >= 0 else -1 - i for i in todo]] = True
+        return embeddings, fresh
 
 
 def _chain(first: list[Chunk], rest: Iterator[Chunk]) -> Iterator[Chunk]:
@@ -487,7 +560,7 @@ def _next_to_embed(stream: Iterator[Chunk], resume_from: int) -> Chunk | None:
 
 def _prune(store: Store, found: Discovery, known, report: IngestReport) -> None:
     """Forget documents under a re-ingested folder that are no longer there (or now ignored)."""
-    present = {str(p) for p in found.files}
+    present = {str(p) for p in found.files} | {c.previous for c in report.changes if c.kind == "renamed"}
     # a file that failed keeps its old version, and so does everything under a folder that failed
     failed = [f.path for f in report.failures]
     gone = [
@@ -501,6 +574,7 @@ def _prune(store: Store, found: Discovery, known, report: IngestReport) -> None:
             for path in gone:
                 store.delete_document(path)
         report.removed += len(gone)
+        report.changes.extend(Change(path, "removed") for path in gone)
 
 
 def _leave_out(store: Store, known, left: LeftOut, report: IngestReport) -> None:

@@ -51,3 +51,11 @@ def content_words(text: str) -> list[str]:
 def location(path: str, page: int | None, page_kind: str = "page") -> str:
     """Where a passage is: the path, and the page (slide, chapter) when there is one."""
     return path + (f", {page_kind} {page}" if page else "")
+
+
+def text_key(text: str) -> str:
+    """The key a chunk's embed text is stored and looked up by (the embedding cache): 128 bits of
+    BLAKE2b, so two different texts never share a vector in practice."""
+    import hashlib
+
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()

@@ -166,6 +166,20 @@ class LeftOut:
     reason: str
 
 
+ChangeKind = Literal["added", "updated", "renamed", "removed"]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One document an ingest changed: what `rag watch` prints a line for."""
+
+    path: str
+    kind: ChangeKind
+    chunks: int = 0  # chunks stored for it
+    embedded: int = 0  # of them, embedded in this run (the rest reused stored vectors)
+    previous: str = ""  # a rename's old path
+
+
 @dataclass
 class IngestReport:
     index: str = ""
@@ -173,14 +187,17 @@ class IngestReport:
     updated: int = 0
     unchanged: int = 0
     removed: int = 0
+    renamed: int = 0  # moved or renamed files: same bytes, new path, chunks and vectors kept
     skipped: int = 0  # files of other types inside folders
     skipped_types: dict[str, int] = field(default_factory=dict)  # suffix -> files
-    chunks: int = 0  # chunks embedded in this run
+    chunks: int = 0  # chunks written in this run
+    reused: int = 0  # of them, chunks whose vector was already in the index (not embedded again)
     seconds: float = 0.0
     failures: list[Failure] = field(default_factory=list)
     failed: int = 0  # len(failures), kept as a field so --json shows it
     left_out: dict[str, int] = field(default_factory=dict)  # files read and left out, by reason
     unread_pages: int = 0  # scanned pages not read because Tesseract is missing
+    changes: list[Change] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

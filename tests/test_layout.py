@@ -21,7 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE = "core"  # rag/errors, types, text, markup, config, runtimes: vocabulary every stage shares
-STAGES = ("storage", "embedding", "retrieval", "answer", "evaluation", "map", "terminal", "servers")
+STAGES = ("storage", "embedding", "retrieval", "answer", "evaluation", "map", "watch", "terminal", "servers")
 ALLOWED: dict[str, set[str]] = {
     CORE: set(),
     "storage": {CORE},
@@ -34,8 +34,9 @@ ALLOWED: dict[str, set[str]] = {
     "map": {CORE, "storage"},
     "index": {CORE, "storage", "embedding", "retrieval", "answer", "evaluation", "map", "ingest", "ingest.formats"},
     "facade": {CORE, "index"},
-    "terminal": {CORE, "facade", "index", "answer", "evaluation", "map", "servers"},
-    "servers": {CORE, "facade", "index", "answer"},
+    "watch": {CORE, "index"},
+    "terminal": {CORE, "facade", "index", "answer", "evaluation", "map", "watch", "servers"},
+    "servers": {CORE, "facade", "index", "answer", "watch"},
 }
 # The one interface that may reach another: `rag serve` and `rag mcp` are commands of the CLI.
 STARTS_SERVERS = {"rag/terminal/cli.py"}

@@ -346,14 +346,23 @@ def warm_up(app) -> None:
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
-          limits: Limits = Limits()) -> None:
-    """Run the server until Ctrl-C (what `rag serve` calls)."""
+          limits: Limits = Limits(), watch: bool = False, poll: bool = False) -> None:
+    """Run the server until Ctrl-C (what `rag serve` calls); `watch` keeps every index fresh with
+    the folders it was built from (rag.watch), committing batch by batch while it answers."""
     check_exposure(host, api_key)
     import sys
 
     app = create_app(settings, api_key=api_key, limits=limits)
     warm_up(app)
     names = app.state.indexes.names()
+    if watch:
+        from dataclasses import replace
+
+        from rag.watch.watcher import keep_fresh
+
+        for name in names:
+            keep_fresh(replace(settings, index=name), poll=poll, log=lambda line, n=name: sys.stderr.write(
+                f"rag serve: {n}: {line}\n"))
     shown = f"[{host}]" if ":" in host else host
     sys.stderr.write(f"rag serve: {len(names)} index(es) in {settings.index_dir} ({', '.join(names)}); web chat at "
                      f"http://{shown}:{port}/, OpenAI base URL http://{shown}:{port}/v1"

@@ -144,9 +144,15 @@ def _warm_up(index: "Index") -> None:
         log.warning("rag: %s", exc)
 
 
-def run_mcp(index: "Index") -> None:
-    """Serve `index` over stdin/stdout until the client closes the connection (what `rag mcp` calls)."""
+def run_mcp(index: "Index", watch: bool = False, poll: bool = False) -> None:
+    """Serve `index` over stdin/stdout until the client closes the connection (what `rag mcp`
+    calls); `watch` keeps it fresh with the folders it was built from (rag.watch), logging to stderr."""
     import anyio
+
+    if watch:
+        from rag.watch.watcher import keep_fresh
+
+        keep_fresh(index.settings, poll=poll, log=lambda line: log.warning("rag mcp: %s", line))
 
     anyio.run(_serve_stdio, build_server(index))
 

@@ -97,6 +97,13 @@ def _partial_documents(conn: sqlite3.Connection) -> None:
     # A document too large for one batch is committed over several (ingest.pipeline): until its
     # last chunk is in, it is partial (0), and the next ingest carries on from its last chunk.
     conn.execute("ALTER TABLE documents ADD COLUMN complete INTEGER NOT NULL DEFAULT 1")
+def _chunk_text_hash(conn: sqlite3.Connection) -> None:
+    # the key of the embedding cache: a chunk whose embed text is already in the index reuses its
+    # vector (a copied file, the unchanged sections of an edited one). Chunks written before this
+    # step have none and are simply never reused.
+    conn.execute("ALTER TABLE chunks ADD COLUMN text_hash TEXT")
+    conn.execute("CREATE INDEX chunks_text_hash ON chunks(text_hash)")
+    conn.execute("CREATE INDEX documents_content_hash ON documents(content_hash)")
 
 
 STEPS: list[tuple[str, Step]] = [
@@ -106,6 +113,7 @@ STEPS: list[tuple[str, Step]] = [
     ("004_vector_log", _vector_log),
     ("005_states", _states),
     ("006_partial_documents", _partial_documents),
+    ("007_chunk_text_hash", _chunk_text_hash),
 ]
 
 

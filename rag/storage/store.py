@@ -28,6 +28,7 @@ import numpy as np
 from rag.errors import IndexBusy, IndexDamaged, IndexMissing, RagError
 from rag.storage.migrations import migrate
 from rag.storage.problems import storage_error
+from rag.text import text_key
 from rag.types import Chunk, Document, StoredDocument
 
 DB_NAME = "rag.sqlite"
@@ -274,10 +275,10 @@ class Store:
         for chunk, vector in zip(chunks, vectors):
             heading = HEADING_SEPARATOR.join(chunk.heading)
             cur = self.conn.execute(
-                "INSERT INTO chunks (document_id, ordinal, text, page, heading, char_start, char_end, embedding) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO chunks (document_id, ordinal, text, page, heading, char_start, char_end, embedding, "
+                "text_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (document_id, chunk.ordinal, chunk.text, chunk.page, heading, chunk.char_start, chunk.char_end,
-                 vector.tobytes()),
+                 vector.tobytes(), text_key(chunk.embed_text)),
             )
             self.conn.execute(
                 "INSERT INTO chunks_fts (rowid, text, heading, title) VALUES (?, ?, ?, ?)",
@@ -288,6 +289,33 @@ class Store:
     def finish_document(self, document_id: int) -> None:
         """Mark a document complete: its last chunk is in; call inside transaction()."""
         self.conn.execute("UPDATE documents SET complete = 1 WHERE id = ?", (document_id,))
+
+    def cached_embeddings(self, keys: Sequence[str], dim: int) -> dict[str, np.ndarray]:
+        """The stored vectors of chunks whose embed text has one of these keys (rag.text.text_key):
+        what an ingest need not embed again. One model and runtime per index, so the text alone
+        is the key."""
+        found: dict[str, np.ndarray] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), 5000):
+            rows = self.conn.execute(
+                "SELECT text_hash, embedding FROM chunks WHERE text_hash IN (SELECT value FROM json_each(?)) "
+                "GROUP BY text_hash", (json.dumps(unique[start:start + 5000]),)
+            )
+            for key, blob in rows:
+                if len(blob) == dim * 4:
+                    found[key] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def chunk_keys(self, path: str) -> list[str]:
+        """The embedding-cache keys of a stored document's chunks (what a Ray worker may skip)."""
+        return [key for (key,) in self.conn.execute(
+            "SELECT c.text_hash FROM chunks c JOIN documents d ON d.id = c.document_id "
+            "WHERE d.path = ? AND c.text_hash IS NOT NULL", (path,))]
+
+    def rename_document(self, old: str, new: str, mtime: float, size: int) -> None:
+        """Move a document to another path, its chunks and vectors unchanged (a rename or a move:
+        the same bytes, so the same content hash); call inside transaction()."""
+        self.conn.execute("UPDATE documents SET path = ?, mtime = ?, size = ? WHERE path = ?", (new, mtime, size, old))
 
     def touch_document(self, path: str, mtime: float, size: int) -> None:
         """Record a new mtime for a file whose content did not change."""

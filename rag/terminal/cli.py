@@ -201,6 +201,77 @@ def ingest(paths, index, index_dir, embed_model, chunk_tokens, overlap_tokens, p
 
 
 @main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@index_options
+@embed_option
+@click.option("--embed-backend", metavar="RUNTIME", help="Embedding runtime for a new index (see `rag ingest --help`).")
+@click.option("--poll", is_flag=True,
+              help="Poll for changes instead of waiting for file-system events: for network mounts (NFS, SMB) "
+                   "and other file systems that send none.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per line: each change, failure and notice.")
+def watch(paths, index, index_dir, embed_model, embed_backend, poll, as_json):
+    """Keep an index fresh: ingest PATHS, then follow them and ingest every change.
+
+    File-system events are batched (a burst of saves or a `git checkout` becomes a few ingests)
+    and a file is read only once it has stopped changing; editors' temporary, swap and backup
+    files and partial downloads are ignored, and `.ragignore` and hidden files are handled
+    exactly as `rag ingest` handles them. Renamed and moved files keep their vectors; copies and
+    unchanged sections reuse them. Without PATHS, the folders the index was built from are
+    watched. Where a file system sends no events (network mounts), use --poll. Ctrl-C or
+    SIGTERM stops after the batch in flight.
+    """
+    import signal
+    import threading
+
+    from rag.index import Index
+    from rag.terminal.render import change_line, err
+    from rag.watch.watcher import Watcher
+
+    for path in paths:
+        if not path.exists():
+            raise click.BadParameter(f"{path} does not exist", param_hint="PATHS")
+    settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model, embed_backend=embed_backend)
+    with Index.open(settings, create=True) as idx:
+        targets = list(paths) or (idx.status().roots if (settings.index_path / "rag.sqlite").exists() else [])
+        if not targets:
+            raise click.UsageError("give the folders to watch (the index has none recorded yet)")
+
+        def on_report(report) -> None:
+            for change in report.changes:
+                click.echo(json.dumps(asdict(change) | {"event": change.kind}) if as_json else change_line(change))
+            for failure in report.failures:
+                click.echo(json.dumps(asdict(failure) | {"event": "failed"}) if as_json
+                           else f"failed {failure.path}: {failure.reason}")
+            if as_json:  # one line per run too: tools count batches by it
+                click.echo(json.dumps({"event": "ingest"} | {k: v for k, v in asdict(report).items()
+                                                             if k not in ("changes", "failures")}))
+
+        def on_notice(message: str) -> None:
+            if as_json:
+                click.echo(json.dumps({"event": "notice", "message": message}))
+            else:
+                err(message)
+
+        watcher = Watcher(idx, targets, poll=poll, on_report=on_report, on_notice=on_notice)
+        stop = threading.Event()
+
+        def stop_watching(signum, frame) -> None:
+            stop.set()
+            if watcher.ingesting:  # a long run stops now: what it committed stays
+                raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, stop_watching)
+        signal.signal(signal.SIGINT, stop_watching)
+        on_notice(f"watching {', '.join(str(t) for t in targets)}" + (" (polling)" if poll else "")
+                  + ": Ctrl-C stops")
+        try:
+            stats = watcher.run(stop)
+        except KeyboardInterrupt:
+            stats = watcher.stats
+        on_notice(f"stopped after {stats.runs} ingest(s)")
+
+
+@main.command()
 @click.argument("question")
 @retrieval_options
 @llm_option
@@ -394,7 +465,9 @@ def ranking(idx):
 @index_options
 @embed_option
 @rerank_option
-def mcp(index, index_dir, embed_model, rerank_model):
+@click.option("--watch", is_flag=True, help="Keep the index fresh with the folders it was built from (see `rag watch`).")
+@click.option("--poll", is_flag=True, help="With --watch: poll instead of file-system events (network mounts).")
+def mcp(index, index_dir, embed_model, rerank_model, watch, poll):
     """Serve the index to AI agents over MCP (stdio): search, ask, list_documents, index_status."""
     require("mcp", "rag mcp", "mcp")
     from rag.index import Index, limit_threads
@@ -403,7 +476,7 @@ def mcp(index, index_dir, embed_model, rerank_model):
     settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model, rerank_model=rerank_model)
     with Index.open(settings) as idx:  # a missing index is an error now, before the client connects
         limit_threads(settings.query_threads)
-        run_mcp(idx)
+        run_mcp(idx, watch=watch, poll=poll)
 
 
 @main.command()
@@ -414,7 +487,9 @@ def mcp(index, index_dir, embed_model, rerank_model):
 @index_options
 @embed_option
 @rerank_option
-def serve(host, port, api_key, index, index_dir, embed_model, rerank_model):
+@click.option("--watch", is_flag=True, help="Keep every index fresh with the folders it was built from (see `rag watch`).")
+@click.option("--poll", is_flag=True, help="With --watch: poll instead of file-system events (network mounts).")
+def serve(host, port, api_key, index, index_dir, embed_model, rerank_model, watch, poll):
     """Serve an OpenAI-compatible API (/v1/chat/completions, /v1/search) and a web chat at /.
 
     `model` in a request names the index (a folder under --index-dir); --index answers requests naming none.
@@ -425,7 +500,7 @@ def serve(host, port, api_key, index, index_dir, embed_model, rerank_model):
 
     settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model, rerank_model=rerank_model)
     limit_threads(settings.query_threads)
-    run_server(settings, host=host, port=port, api_key=api_key or None)
+    run_server(settings, host=host, port=port, api_key=api_key or None, watch=watch, poll=poll)
 
 
 @main.command(name="map")

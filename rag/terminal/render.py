@@ -17,7 +17,7 @@ import click
 from rag import markup
 from rag.safety import safe, safe_pieces
 from rag.answer.sources import display_path, heading, location
-from rag.types import Hit, IndexCheck, IndexStatus, IngestReport, Removal, StoredDocument
+from rag.types import Change, Hit, IndexCheck, IndexStatus, IngestReport, Removal, StoredDocument
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -240,11 +240,24 @@ def ingest_summary(report: IngestReport) -> str:
                             sorted(report.left_out.items(), key=lambda kv: (-kv[1], kv[0])))
         left_out = f", {sum(report.left_out.values())} left out ({reasons})"
     unread = f"; {unread_message(report.unread_pages)}" if report.unread_pages else ""
+    renamed = f", {report.renamed} renamed" if report.renamed else ""
+    reused = f" ({report.reused} reused, not embedded again)" if report.reused else ""
     return (
-        f"{safe(display_path(report.index))}: {report.added} added, {report.updated} updated, "
+        f"{safe(display_path(report.index))}: {report.added} added, {report.updated} updated{renamed}, "
         f"{report.unchanged} unchanged, {report.removed} removed, {report.failed} failed{skipped}{left_out}; "
-        f"{report.chunks} chunks embedded in {report.seconds:.1f} s{unread}"
+        f"{report.chunks - report.reused} chunks embedded{reused} in {report.seconds:.1f} s{unread}"
     )
+
+
+def change_line(change: Change) -> str:
+    """One line per document an ingest changed, as `rag watch` prints them."""
+    path = safe(display_path(change.path))
+    if change.kind == "renamed":
+        return f"renamed {safe(display_path(change.previous))} -> {path} (nothing embedded)"
+    if change.kind == "removed":
+        return f"removed {path}"
+    reused = change.chunks - change.embedded
+    return f"{change.kind} {path}: {change.chunks} chunks" + (f", {reused} reused" if reused else "")
 
 
 def unread_message(pages: int) -> str:
