@@ -150,7 +150,8 @@ def reembedding(document: Path, work: Path, pythonpath: Path, label: str) -> dic
     shutil.copy(document, folder / document.name)
 
     def ingest() -> dict:
-        result = subprocess.run([str(RAG), "ingest", str(folder), "--index-dir", str(index_dir), "--json"],
+        # `python -m rag`: an older checkout has its own entry point (rag.cli before the subpackages)
+        result = subprocess.run([sys.executable, "-m", "rag", "ingest", str(folder), "--index-dir", str(index_dir), "--json"],
                                 env=env_for(pythonpath), capture_output=True, text=True, timeout=3600)
         if result.returncode:
             raise SystemExit(result.stderr)

@@ -20,7 +20,7 @@ import pytest
 
 from rag import Index, Settings
 from rag.watch.watcher import Watcher, is_temporary
-from tests.conftest import CLEAN_KEYS, RAG
+from tests.helpers import RAG, clean_env
 
 TIMEOUT_S = 120  # a busy 2-core machine; only a failure ever waits this long
 
@@ -273,23 +273,41 @@ def test_a_ray_worker_skips_chunks_the_index_already_holds_and_the_driver_fills_
 
 
 def watch_process(tmp_path: Path, folder: Path, *extra: str) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k not in CLEAN_KEYS}
+    env = clean_env()
     return subprocess.Popen([str(RAG), "watch", str(folder), "--embed-backend", "torch", "--json", *extra],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def read_events(process: subprocess.Popen, until, timeout: float = TIMEOUT_S) -> list[dict]:
-    """JSON lines from the watcher until `until(events)` holds."""
+    """JSON lines from the watcher until `until(events)` holds (read on a thread: a silent watcher
+    fails the test after `timeout` instead of hanging it)."""
+    import queue
+
+    lines: queue.Queue = queue.Queue()
+    reader = getattr(process, "_lines", None)
+    if reader is None:
+        def pump() -> None:
+            for line in process.stdout:
+                lines.put(line)
+            lines.put(None)
+
+        process._lines = lines
+        threading.Thread(target=pump, daemon=True).start()
+    else:
+        lines = reader
     events: list[dict] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
+        try:
+            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        if line is None:
             break
         events.append(json.loads(line))
         if until(events):
             return events
-    raise AssertionError(f"the watcher stopped or timed out; got {events}; stderr: {process.stderr.read()[-2000:]}")
+    raise AssertionError(f"the watcher stopped or timed out; got {events}")
 
 
 @pytest.mark.slow
@@ -301,7 +319,7 @@ def test_sigterm_stops_the_watcher_cleanly_and_keeps_what_it_committed(tmp_path,
         read_events(process, lambda ev: any(e["event"] == "added" and e["path"].endswith("late.md") for e in ev))
         process.send_signal(signal.SIGTERM)
         assert process.wait(TIMEOUT_S) == 0
-        assert "stopped after" in process.stdout.read()
+        read_events(process, lambda ev: any("stopped after" in e.get("message", "") for e in ev))
     finally:
         process.kill()
     with Index.open(settings_for(tmp_path)) as index:
@@ -335,7 +353,7 @@ def test_a_manual_ingest_beside_a_watcher_waits_its_turn_or_is_refused_in_one_li
         read_events(process, lambda ev: sum(e["event"] == "added" for e in ev) == 2)
         extra = tmp_path / "extra"
         write_notes(extra)
-        env = {k: v for k, v in os.environ.items() if k not in CLEAN_KEYS}
+        env = clean_env()
         manual = subprocess.run([str(RAG), "ingest", str(extra), "--embed-backend", "torch"], cwd=tmp_path, env=env,
                                 capture_output=True, text=True, timeout=TIMEOUT_S)
         if manual.returncode:  # the watcher held the lock at that moment

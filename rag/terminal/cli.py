@@ -237,6 +237,12 @@ def watch(paths, index, index_dir, embed_model, embed_backend, poll, as_json):
             raise click.UsageError("give the folders to watch (the index has none recorded yet)")
 
         def on_report(report) -> None:
+            try:
+                _report(report)
+            finally:
+                sys.stdout.flush()  # one line per change, as it happens, also into a pipe
+
+        def _report(report) -> None:
             for change in report.changes:
                 click.echo(json.dumps(asdict(change) | {"event": change.kind}) if as_json else change_line(change))
             for failure in report.failures:
@@ -249,6 +255,7 @@ def watch(paths, index, index_dir, embed_model, embed_backend, poll, as_json):
         def on_notice(message: str) -> None:
             if as_json:
                 click.echo(json.dumps({"event": "notice", "message": message}))
+                sys.stdout.flush()
             else:
                 err(message)
 
