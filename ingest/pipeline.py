@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Iterator, Protocol
 from ingest.chunk import ChunkSettings, iter_chunks
 from ingest.discover import Discovery, describe_os_error, discover, not_regular
 from ingest.formats import loader_for, page_kind_for
-from ingest.formats.ocr import NeedsOCR, unread_message
-from ingest.formats.text import NotContent, short
+from rag.errors import NeedsOCR, NotContent, unread_message
+from ingest.formats.text import short
 from rag.storage import vectors
 from rag.errors import IndexMismatch, LoadError
 from rag.storage.store import Store, is_under

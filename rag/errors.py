@@ -88,3 +88,26 @@ class DiskFull(StorageError):
 
 class IndexDamaged(StorageError):
     """rag.sqlite fails SQLite's own checks: its contents cannot be trusted."""
+
+
+class NotContent(LoadError):
+    """The file was read, and is not content: a page of navigation links, a redirect, an image
+    without text. Ingest leaves it out and counts it by this reason; it is not a failure."""
+
+
+def unread_message(pages: int) -> str:
+    """What to do about scanned pages nobody could read (ingest.formats.ocr, the ingest summary)."""
+    return f"install tesseract-ocr to read {pages} scanned page{'s' if pages != 1 else ''}"
+
+
+class NeedsOCR(LoadError):
+    """Every page with content is a scanned image, and Tesseract is not installed."""
+
+    def __init__(self, pages: int):
+        self.pages = pages
+        super().__init__(unread_message(pages))
+
+
+class Unusable(Exception):
+    """A saved vector file that cannot be used (rag.storage.vectors); the message says why, in
+    words for the user. Not a RagError: the store rebuilds the file from rag.sqlite instead."""

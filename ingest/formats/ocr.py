@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from rag.errors import LoadError
+from rag.errors import LoadError, NeedsOCR, unread_message  # noqa: F401  (NeedsOCR: raised here, caught by ingest)
 
 DPI = 300  # what Tesseract is trained for; PDF pages are rendered at this resolution
 FIX = "install tesseract-ocr (apt-get install tesseract-ocr)"
@@ -20,18 +20,6 @@ FIX = "install tesseract-ocr (apt-get install tesseract-ocr)"
 # index (pypdfium2 joins such words in text layers the same way). Only lower-case on both sides,
 # so "S-\nPlus" and list dashes stay.
 LINE_HYPHEN = re.compile(r"(?<=[a-z])-\n(?=[a-z])")
-
-
-class NeedsOCR(LoadError):
-    """Every page with content is a scanned image, and Tesseract is not installed."""
-
-    def __init__(self, pages: int):
-        self.pages = pages
-        super().__init__(unread_message(pages))
-
-
-def unread_message(pages: int) -> str:
-    return f"install tesseract-ocr to read {pages} scanned page{'s' if pages != 1 else ''}"
 
 
 @lru_cache(maxsize=1)

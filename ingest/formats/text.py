@@ -13,18 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from rag.errors import LoadError
+from rag.errors import LoadError, NotContent  # noqa: F401  (NotContent: raised by the formats)
 from rag.types import Section
 
 # title, sections, page (slide, chapter) count; a loader that reads scans adds a fourth item, the
 # pages it could not read because Tesseract is missing (ingest.formats.ocr)
 Loaded = tuple[str, list[Section], int | None] | tuple[str, list[Section], int | None, int]
 Loader = Callable[[Path, bytes], Loaded]
-
-
-class NotContent(LoadError):
-    """The file was read, and is not content: a page of navigation links, a redirect, an image
-    without text. Ingest leaves it out and counts it by this reason; it is not a failure."""
 
 
 def decode_text(data: bytes) -> str:

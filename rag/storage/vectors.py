@@ -63,6 +63,7 @@ from typing import Callable, Literal
 import numpy as np
 
 from rag.storage.store import TEMP_FILE, Store
+from rag.errors import Unusable
 
 log = logging.getLogger("rag.storage.vectors")
 
@@ -88,10 +89,6 @@ STALE_TEMP_SECONDS = 3600  # a temporary file without a live owner's pid in its 
 Kind = Literal["flat", "ivf"]
 KINDS: tuple[Kind, ...] = ("flat", "ivf")
 Refresh = Literal["none", "current", "delta", "compacted", "rebuilt"]
-
-
-class Unusable(Exception):
-    """A saved vector file that cannot be used; the message says why, in words for the user."""
 
 
 class VectorIndex:

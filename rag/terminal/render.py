@@ -17,6 +17,7 @@ import click
 from rag import markup
 from rag.safety import safe, safe_pieces
 from rag.answer.sources import display_path, heading, location
+from rag.errors import unread_message
 from rag.types import Change, Hit, IndexCheck, IndexStatus, IngestReport, Removal, StoredDocument
 
 if TYPE_CHECKING:
@@ -260,9 +261,6 @@ def change_line(change: Change) -> str:
     return f"{change.kind} {path}: {change.chunks} chunks" + (f", {reused} reused" if reused else "")
 
 
-def unread_message(pages: int) -> str:
-    # the words of ingest.formats.ocr.unread_message (the terminal does not import ingest)
-    return f"install tesseract-ocr to read {pages} scanned page{'s' if pages != 1 else ''}"
 
 
 def removal_lines(removal: Removal) -> list[str]:
