@@ -29,7 +29,7 @@ from ingest.formats import loader_for, page_kind_for
 from rag.errors import NeedsOCR, NotContent, unread_message
 from ingest.formats.text import short
 from rag.storage import vectors
-from rag.errors import IndexMismatch, LoadError
+from rag.errors import IndexMismatch, LoadError, RagError
 from rag.storage.store import Store, is_under
 from rag.text import text_key
 from rag.types import Change, Chunk, Document, Embeds, Failure, IngestReport, LeftOut
@@ -177,6 +177,10 @@ def prepare(item: Changed, embedder: Embeds, chunking: ChunkSettings,
         return LeftOut(str(item.path), str(exc))
     except NeedsOCR as exc:
         return Failure(str(item.path), str(exc), unread_pages=exc.pages)
+    except LoadError as exc:
+        return Failure(str(item.path), _reason(exc))
+    except RagError:  # the run's own fault (the model cannot load, say): no file is to blame
+        raise
     except Exception as exc:  # noqa: BLE001 - a loader's bug or a hostile file costs that file only
         return Failure(str(item.path), _reason(exc))
     more = stream if chunks_ahead is not None and len(chunks) == chunks_ahead else None

@@ -240,14 +240,15 @@ def test_a_rename_a_move_a_copy_and_an_edit_embed_only_what_changed(tmp_path, em
 
 def test_a_ray_worker_skips_chunks_the_index_already_holds_and_the_driver_fills_them(tmp_path, embedder):
     """The worker's half of nothing-embedded-twice under --ray, without a cluster: rows it skips
-    come back NaN, and the commit fills them from SQLite."""
+    come back NaN, and the batch's commit fills them from SQLite."""
     import numpy as np
 
+    from ingest.chunk import ChunkSettings
     from ingest.distributed import IngestWorker
-    from ingest.pipeline import Pending, _embeddings
+    from ingest.pipeline import Batch, Pending, Segment, SilentProgress
     from rag.storage.store import Store
     from rag.text import text_key
-    from rag.types import Chunk, Document
+    from rag.types import Chunk, Document, IngestReport
 
     store = Store.open(tmp_path / "index", create=True)
     texts = ["The kettle descales with vinegar.", "The toaster tray slides out.", "A brand new sentence."]
@@ -263,9 +264,12 @@ def test_a_ray_worker_skips_chunks_the_index_already_holds_and_the_driver_fills_
 
     doc = Document(path=tmp_path / "b.md", title="b", sections=[], content_hash="y", mtime=0, size=1, pages=None,
                    parser=1)
-    filled, fresh = _embeddings(store, embedder, [Pending(doc, chunks, False, vectors)], texts)
+    batch = Batch(store, embedder, ChunkSettings(), IngestReport(), SilentProgress())
+    segment = Segment(Pending(doc, [], False), chunks, True, vectors)
+    filled, fresh = batch._embeddings([segment], texts)
     assert fresh.tolist() == [False, False, True]
     np.testing.assert_allclose(filled[:2], stored, atol=1e-6)
+    np.testing.assert_allclose(filled[2], vectors[2], atol=1e-6)
     store.close()
 
 
