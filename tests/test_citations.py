@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-from rag.answer.citations import Citation, answer_sentences, check_citations, locate, quote_for_extractive
+from rag.answer.citations import answer_sentences, check_citations, locate, quote_for_extractive
 from rag.config import Settings
 from rag.answer.extractive import extractive_answer
 from rag.answer.generate import AnswerStream
 from rag.answer.llm import LLM
-from rag.types import Hit, Retrieval
+from rag.types import Citation, Hit, Retrieval
 
 BREAD = (
     "Sourdough bread needs a starter that is fed with flour and water every day. Bake the loaf at\n"
@@ -166,7 +166,10 @@ def test_the_report_is_plain_json():
 
     assert data["unsupported"] == 1
     assert data["uncited_sentences"] == 0
-    assert set(data["citations"][0]) == {"n", "sentence", "quote", "start", "end", "supported", "reason"}
+    # one Citation type (rag.types): the checker leaves the source to rag.answer.generate, which knows it
+    assert set(data["citations"][0]) == {"n", "path", "page", "heading", "sentence", "quote", "start", "end",
+                                         "supported", "reason"}
+    assert (data["citations"][0]["path"], data["citations"][0]["page"]) == ("", None)
 
 
 def test_extractive_answers_quote_their_passages_exactly():

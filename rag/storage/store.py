@@ -339,6 +339,21 @@ class Store:
         )
         return [(row[0], float(row[1])) for row in rows]
 
+    def term_statistics(self, phrases: Sequence[str], among: Sequence[int]) -> tuple[int, dict[str, tuple[int, set[int]]]]:
+        """(passages in the index, {phrase: (passages holding it, which of `among` hold it)}), counted
+        by FTS5 with the keyword leg's own tokenizer (the relevance cut-off's keyword evidence)."""
+        total = self.chunk_count()
+        stats: dict[str, tuple[int, set[int]]] = {}
+        for phrase in phrases:
+            match = '"' + phrase.replace('"', '""') + '"'
+            (count,) = self.conn.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (match,)).fetchone()
+            held = self.conn.execute(
+                "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid IN (SELECT value FROM json_each(?))",
+                (match, _id_list(among)),
+            ) if count and among else []
+            stats[phrase] = (int(count), {row[0] for row in held})
+        return total, stats
+
     def size_on_disk(self) -> int:
         return sum(p.stat().st_size for p in self.root.iterdir() if p.is_file())
 
