@@ -95,14 +95,14 @@ FRAMING = frozenset(
 CLAIM_STOPWORDS = STOPWORDS | FRAMING
 # words (an apostrophe kept: "don't"), and numbers: 1,000 / 3.11 / .5
 WORDS = re.compile(r"[A-Za-z][A-Za-z'\u2019]*|\d+(?:[.,]\d+)*|(?<![\w.])\.\d+")
-HUMP = re.compile(r"(?<=[a-z])(?=[A-Z])")  # camelCase: tokenUrlsafe -> token Urlsafe
+HUMP = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z]{2,})")  # tokenUrlsafe, HTTPServer; not URLs
 PARTS = re.compile(r"[A-Za-z0-9]+")  # an identifier's parts, between its separators
 NOT_A_NAME = re.compile(r"\d+(?:[.,]\d+)*|[A-Za-z](?:\.[A-Za-z])+")  # 3.5, e.g
 PROSE_TOKENS = re.compile(r"[A-Za-z][\w'\u2019]*|\S")
 # --option and -x, .dotfile, then a word and whatever joins it to the next (snake_case, file.name,
 # a/b, BK-7, http://x, link=probit, by=); `__init__` stays whole
 IDENTIFIER = re.compile(r"(?<![\w-])-{1,2}[A-Za-z][\w-]*|(?<![\w.])\.[A-Za-z_]\w*|\w+(?:[-./:=]+\w+)*=?")
-CALL = re.compile(r"([A-Za-z_][\w.]*)\(")  # a call, with or without its arguments: unattach(lentils)
+CALL = re.compile(r"([A-Za-z_][\w.]*)\(([^()]*)\)?")  # a call, with or without its arguments: unattach(lentils)
 
 NUMBER_WORDS = {
     w: i for i, w in enumerate(
@@ -242,7 +242,9 @@ def names(claim: str) -> set[str]:
         found.update(t.strip(".:/") for t in IDENTIFIER.findall(span.strip("`")) if len(t) > 1 and not t.isdigit())
         found.discard("=")
     prose = CODE_SPAN.sub(" ", claim)
-    found.update(name for name in CALL.findall(prose) if len(name) > 1)
+    for name, arguments in CALL.findall(prose):  # a call's name, and the names it is given: detach(lentils)
+        given = re.findall(r"(?<![\w.'\"])[A-Za-z_]\w+(?![\w'\"(])", arguments)
+        found.update(n for n in [name, *given] if len(n) > 1 and n.lower() not in CLAIM_STOPWORDS)
     for token in IDENTIFIER.findall(prose):
         token = token.rstrip(".:/-")
         if len(token) < 2 or NOT_A_NAME.fullmatch(token):
@@ -288,8 +290,9 @@ def _spellings(key: str) -> set[str]:
 
 def name_found(name: str, passage_lower: str, passage_parts: Sequence[str]) -> bool:
     """Whether the passage mentions `name` (see the module docstring for the rules)."""
-    if name.startswith("-"):
-        return name.lower() in passage_lower  # an option only as written
+    if name.startswith("-"):  # an option only as written, or in the --[no-]name form
+        return name.lower() in passage_lower or name.lower() in passage_lower.replace("[no-]", "") \
+            or name.lower() in passage_lower.replace("[no-]", "no-")
     if name.endswith("="):  # a keyword argument: by=, step=
         return re.search(r"(?<![\w.])" + re.escape(name[:-1].lower()) + r"\s*=", passage_lower) is not None
     pieces = [parts(piece) for piece in re.split(r"(?<=\w)\.(?=[A-Za-z_])", name)]
