@@ -70,6 +70,8 @@ def test_no_words_to_look_up_is_no_evidence():
 
     assert not found.covers
     assert found.describe() == "it has no words to look up"
+    # "What is it?": the keyword leg searched the stopwords and found passages, the cut-off weighs nothing
+    assert not keyword_evidence(PASSAGES, {}, [3, 4]).covers
 
 
 def test_keyword_evidence_covers_a_question_under_every_cosine_rule():

@@ -188,6 +188,8 @@ def keyword_evidence(passages: int, statistics: Mapping[str, tuple[int, set[int]
     weighs its inverse document frequency, a word the index lacks the most."""
     weights = {word: idf(holding, passages) for word, (holding, _) in statistics.items()}
     total = sum(weights.values())
+    if not total:  # no words to weigh ("what is it?" searches its stopwords): no evidence
+        return KeywordEvidence(0.0, (), tuple(weights), ())
     order = list(dict.fromkeys([*candidates, *sorted({c for _, held in statistics.values() for c in held})]))
     shares = {chunk: sum(w for word, w in weights.items() if chunk in statistics[word][1]) / total for chunk in order}
     by_weight = sorted(weights, key=lambda word: -weights[word])
