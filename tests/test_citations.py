@@ -317,7 +317,7 @@ def test_a_changed_number_is_caught_and_named(sentence, missing):
 @pytest.mark.parametrize("sentence,name", [
     ("The sink() function diverts the output to record.txt [1].", "record.txt"),  # a file name
     ("The history file is named by R_HISTORY_FILE [1].", "R_HISTORY_FILE"),  # snake_case
-    ("Use unattach(lentils) to take it off the search path [1].", "unattach"),  # a call
+    ("Use unattach(lentils) to take it off the search path [1].", "unattach()"),  # a call
     ("It is safer to call detach(beans) by name [1].", "beans"),  # a call's argument
     ("The --vanilla option also implies --no-echo [1].", "--no-echo"),  # an option
     ("A virtual environment usually lives in .virtualenv here [1].", ".virtualenv"),  # a dotfile
@@ -325,7 +325,8 @@ def test_a_changed_number_is_caught_and_named(sentence, missing):
     ("The output then goes to Ganymede [1].", "Ganymede"),  # a capitalised word inside the sentence
     ("The step size is the `step=` argument of seq() [1].", "step="),  # a keyword argument
     ("Replace the bearing kit BK-77 when the fan grinds [1].", "BK-77"),  # digits
-    ("Make one with secrets.token_hex() [1].", "secrets.token_hex"),  # a dotted name: each part must be found
+    ("Make one with secrets.token_hex() [1].", "secrets.token_hex()"),  # a dotted name: each part must be found
+    ("Assignment can also be made with assign() [1].", "assign()"),  # a function, not the word "assigns"
 ])
 def test_an_invented_name_is_caught_and_named(sentence, name):
     passage = ("The function sink(\"record.lis\") diverts the output; R_HISTFILE names the history file. "

@@ -244,7 +244,9 @@ def names(claim: str) -> set[str]:
     prose = CODE_SPAN.sub(" ", claim)
     for name, arguments in CALL.findall(prose):  # a call's name, and the names it is given: detach(lentils)
         given = re.findall(r"(?<![\w.'\"])[A-Za-z_]\w+(?![\w'\"(])", arguments)
-        found.update(n for n in [name, *given] if len(n) > 1 and n.lower() not in CLAIM_STOPWORDS)
+        found.update(n for n in given if len(n) > 1 and n.lower() not in CLAIM_STOPWORDS)
+        if len(name) > 1:
+            found.add(name + "()")  # a function is named exactly: assign() is not "assigns"
     for token in IDENTIFIER.findall(prose):
         token = token.rstrip(".:/-")
         if len(token) < 2 or NOT_A_NAME.fullmatch(token):
@@ -295,8 +297,10 @@ def name_found(name: str, passage_lower: str, passage_parts: Sequence[str]) -> b
             or name.lower() in passage_lower.replace("[no-]", "no-")
     if name.endswith("="):  # a keyword argument: by=, step=
         return re.search(r"(?<![\w.])" + re.escape(name[:-1].lower()) + r"\s*=", passage_lower) is not None
-    pieces = [parts(piece) for piece in re.split(r"(?<=\w)\.(?=[A-Za-z_])", name)]
-    return all(any(_has_run(key, passage_parts) for key in _spellings("".join(p))) for p in pieces if p)
+    exact = name.endswith("()")
+    pieces = [parts(piece) for piece in re.split(r"(?<=\w)\.(?=[A-Za-z_])", name.removesuffix("()"))]
+    return all(any(_has_run(key, passage_parts) for key in ({"".join(p)} if exact else _spellings("".join(p))))
+               for p in pieces if p)
 
 
 # -- splitting text into sentences --------------------------------------------------------------
