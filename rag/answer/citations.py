@@ -265,7 +265,7 @@ def names(claim: str) -> set[str]:
                 and not HUMP.search(bare):
             found.add(bare)
         first = False
-    return found
+    return {name for name in found if name + "()" not in found}  # a call is named once, as a call
 
 
 def _has_run(key: str, words: Sequence[str]) -> bool:
