@@ -327,11 +327,13 @@ def test_a_changed_number_is_caught_and_named(sentence, missing):
     ("Replace the bearing kit BK-77 when the fan grinds [1].", "BK-77"),  # digits
     ("Make one with secrets.token_hex() [1].", "secrets.token_hex()"),  # a dotted name: each part must be found
     ("Assignment can also be made with assign() [1].", "assign()"),  # a function, not the word "assigns"
+    ('On success the pragma returns the string "ok" [1].', "ok"),  # what the sentence quotes
 ])
 def test_an_invented_name_is_caught_and_named(sentence, name):
     passage = ("The function sink(\"record.lis\") diverts the output; R_HISTFILE names the history file. "
                "To detach a data frame use detach(lentils) or detach(\"lentils\"). --vanilla implies --no-save. "
                "A common location is .venv in the project. The step size of seq() is set by by=value. "
+               "On success the pragma returns the string \"wal\". Assignment assigns the value. "
                "If the fan grinds, replace the bearing kit BK-7. Make a token with secrets.token_urlsafe(); "
                "hex digits are also possible.")
 

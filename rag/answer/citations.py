@@ -102,6 +102,7 @@ PROSE_TOKENS = re.compile(r"[A-Za-z][\w'\u2019]*|\S")
 # --option and -x, .dotfile, then a word and whatever joins it to the next (snake_case, file.name,
 # a/b, BK-7, http://x, link=probit, by=); `__init__` stays whole
 IDENTIFIER = re.compile(r"(?<![\w-])-{1,2}[A-Za-z][\w-]*|(?<![\w.])\.[A-Za-z_]\w*|\w+(?:[-./:=]+\w+)*=?")
+QUOTED = re.compile(r'"([^"\n]{1,40})"|\u201c([^\u201d\n]{1,40})\u201d')
 CALL = re.compile(r"([A-Za-z_][\w.]*)\(([^()]*)\)?")  # a call, with or without its arguments: unattach(lentils)
 
 NUMBER_WORDS = {
@@ -242,6 +243,9 @@ def names(claim: str) -> set[str]:
         found.update(t.strip(".:/") for t in IDENTIFIER.findall(span.strip("`")) if len(t) > 1 and not t.isdigit())
         found.discard("=")
     prose = CODE_SPAN.sub(" ", claim)
+    for quoted in (a or b for a, b in QUOTED.findall(prose)):  # what it quotes: "wal", "division by zero!"
+        if re.search(r"[A-Za-z0-9]", quoted):
+            found.add(quoted.strip())
     for name, arguments in CALL.findall(prose):  # a call's name, and the names it is given: detach(lentils)
         given = re.findall(r"(?<![\w.'\"])[A-Za-z_]\w+(?![\w'\"(])", arguments)
         found.update(n for n in given if len(n) > 1 and n.lower() not in CLAIM_STOPWORDS)
