@@ -116,9 +116,10 @@ class Source:
 
 @dataclass(frozen=True)
 class Citation:
-    """One [n] of an answer checked against passage n (rag.answer.citations)."""
+    """One [n] of an answer checked against passage n: made by rag.answer.citations from the passages'
+    texts, then given the cited passage's source by rag.answer.generate."""
 
-    n: int
+    n: int  # the passage number as written in the answer, [n]
     path: str  # the cited passage's source ("" when the answer cites a passage never given)
     page: int | None
     heading: str

@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-from rag.answer.citations import Citation, answer_sentences, check_citations, locate, quote_for_extractive
+import pytest
+
+from rag.answer.citations import answer_sentences, check_citations, locate, quote_for_extractive
 from rag.config import Settings
 from rag.answer.extractive import extractive_answer
 from rag.answer.generate import AnswerStream
 from rag.answer.llm import LLM
-from rag.types import Hit, Retrieval
+from rag.types import Citation, Hit, Retrieval
 
 BREAD = (
     "Sourdough bread needs a starter that is fed with flour and water every day. Bake the loaf at\n"
@@ -166,7 +168,10 @@ def test_the_report_is_plain_json():
 
     assert data["unsupported"] == 1
     assert data["uncited_sentences"] == 0
-    assert set(data["citations"][0]) == {"n", "sentence", "quote", "start", "end", "supported", "reason"}
+    # one Citation type (rag.types): the checker leaves the source to rag.answer.generate, which knows it
+    assert set(data["citations"][0]) == {"n", "path", "page", "heading", "sentence", "quote", "start", "end",
+                                         "supported", "reason"}
+    assert (data["citations"][0]["path"], data["citations"][0]["page"]) == ("", None)
 
 
 def test_extractive_answers_quote_their_passages_exactly():
@@ -215,3 +220,144 @@ def test_a_streamed_answer_is_checked_against_the_retrieved_passages_after_its_l
     assert [(c.n, c.supported, c.reason) for c in answer.citations] == [
         (c.n, c.supported, c.reason) for c in report.citations]
     assert answer.unsupported == 1
+
+
+# -- what folds and what stays strict (rag.answer.citations, module docstring) ----------------------
+
+SECRETS = (
+    "Generate a hard-to-guess temporary URL containing a security token\n"
+    "suitable for password recovery applications:\n\n.. testcode::\n\n   import secrets\n"
+    "   url = 'https://example.com/reset=' + secrets.token_urlsafe()"
+)  # library/secrets.rst of the Python docs
+
+
+def verdict(sentence: str, passage: str) -> Citation:
+    return only(check_citations(sentence, [passage]))
+
+
+def test_an_identifiers_parts_are_found_in_it_url_safe_in_token_urlsafe():
+    citation = verdict("Use secrets.token_urlsafe() to generate a hard-to-guess URL-safe token for password recovery [1].",
+                       SECRETS)
+
+    assert citation.supported, citation.reason
+
+
+def test_a_hyphenated_plain_word_is_words_not_a_name():
+    citation = verdict("A temporary password-reset link is built by appending secrets.token_urlsafe() to the URL [1].",
+                       SECRETS)
+
+    assert citation.supported, citation.reason
+
+
+@pytest.mark.parametrize("sentence,passage", [
+    ("Results are cached by `lru cache` [1].", "The lru_cache decorator caches results."),
+    ("Call tokenUrlsafe to make the token [1].", "Call token_urlsafe to make the token."),
+    ("The HTTP server answers each request [1].", "HTTPServer answers each request."),
+])
+def test_identifier_parts_fold_across_underscores_humps_and_spaces(sentence, passage):
+    assert verdict(sentence, passage).supported
+
+
+@pytest.mark.parametrize("sentence,passage", [
+    ("Fortran entry points are mapped to lower case [1].", "Fortran entry points are mapped to lowercase."),
+    ("Avoid hard-coding the path to the interpreter [1].", "If you do not wish to hardcode the path to the interpreter."),
+    ("The data is kept readonly on the mounted disk [1].", "The data is kept read-only on the mounted disk."),
+])
+def test_two_neighbouring_words_are_also_read_as_one(sentence, passage):
+    assert verdict(sentence, passage).supported
+
+
+def test_case_never_matters():
+    assert verdict("Add /usr/local/bin to the PATH of the shell [1].", "add /usr/local/bin to their path in the shell").supported
+
+
+def test_inflections_fold_for_words_and_plurals_fold_for_names():
+    assert verdict("The recovered passwords were reset by the admins [1].",
+                   "The admin resets the password during recovery.").supported
+    assert verdict("is.nan() is TRUE only for NaNs [1].", "is.nan(xx) is only TRUE for NaN values.").supported
+    assert verdict("Quote the URL in the request [1].", "Quote URLs in requests.").supported
+
+
+def test_word_order_never_matters():
+    assert verdict("Whether the history file is restored at startup is controlled by --no-restore-history [1].",
+                   "--no-restore-history Control whether the history file should be restored at startup or not.").supported
+
+
+def test_a_dunder_name_survives_markdown_cleaning():
+    passage = "Since the name of the main module is always \"__main__\", use absolute imports."
+
+    assert verdict('The main module is always named "__main__" [1].', passage).supported
+    assert verdict('The main module is always named "__init__" [1].', passage).reason == \
+        "passage 1 does not mention __init__"
+
+
+def test_an_option_written_with_no_in_brackets_is_found_both_ways():
+    passage = "git stash [push [-p | --patch] [-k | --[no-]keep-index] [-q | --quiet]"
+
+    assert verdict("git stash push accepts --keep-index and --no-keep-index [1].", passage).supported
+    assert verdict("git stash push accepts --keep-staged [1].", passage).reason == \
+        "passage 1 does not mention --keep-staged"
+
+
+@pytest.mark.parametrize("sentence,missing", [
+    ("GCC 4.9 provides essentially complete C++14 support [1].", "4.9"),
+    ("The vector steps by .5 from -5 to 5 [1].", "0.5"),
+    ("The reduction factor is 0.75 in that layout [1].", "0.75"),
+])
+def test_a_changed_number_is_caught_and_named(sentence, missing):
+    passage = ("GCC 5 provides essentially complete C++14 support. seq(-5, 5, by=.2) generates the vector. "
+               "In that layout the reduction factor is 0.83.")
+
+    citation = verdict(sentence, passage)
+
+    assert not citation.supported
+    assert missing in citation.reason
+
+
+@pytest.mark.parametrize("sentence,name", [
+    ("The sink() function diverts the output to record.txt [1].", "record.txt"),  # a file name
+    ("The history file is named by R_HISTORY_FILE [1].", "R_HISTORY_FILE"),  # snake_case
+    ("Use unattach(lentils) to take it off the search path [1].", "unattach()"),  # a call
+    ("It is safer to call detach(beans) by name [1].", "beans"),  # a call's argument
+    ("The --vanilla option also implies --no-echo [1].", "--no-echo"),  # an option
+    ("A virtual environment usually lives in .virtualenv here [1].", ".virtualenv"),  # a dotfile
+    ("Calling sink(FALSE) restores the output [1].", "FALSE"),  # ALL-CAPS
+    ("The output then goes to Ganymede [1].", "Ganymede"),  # a capitalised word inside the sentence
+    ("The step size is the `step=` argument of seq() [1].", "step="),  # a keyword argument
+    ("Replace the bearing kit BK-77 when the fan grinds [1].", "BK-77"),  # digits
+    ("Make one with secrets.token_hex() [1].", "secrets.token_hex()"),  # a dotted name: each part must be found
+    ("Assignment can also be made with assign() [1].", "assign()"),  # a function, not the word "assigns"
+    ('On success the pragma returns the string "ok" [1].', "ok"),  # what the sentence quotes
+])
+def test_an_invented_name_is_caught_and_named(sentence, name):
+    passage = ("The function sink(\"record.lis\") diverts the output; R_HISTFILE names the history file. "
+               "To detach a data frame use detach(lentils) or detach(\"lentils\"). --vanilla implies --no-save. "
+               "A common location is .venv in the project. The step size of seq() is set by by=value. "
+               "On success the pragma returns the string \"wal\". Assignment assigns the value. "
+               "If the fan grinds, replace the bearing kit BK-7. Make a token with secrets.token_urlsafe(); "
+               "hex digits are also possible.")
+
+    citation = verdict(sentence, passage)
+
+    assert not citation.supported
+    assert citation.reason == f"passage 1 does not mention {name}"
+
+
+def test_a_names_parts_must_stand_together_as_whole_parts():
+    from rag.answer.citations import name_found, parts
+
+    passage = "Call token_urlsafe() for a link; hex digits and BK-77 parts are elsewhere."
+    lower, pieces = passage.lower(), parts(passage)
+
+    assert name_found("URL-safe", lower, pieces)
+    assert not name_found("token_hex", lower, pieces)  # both parts occur, not together
+    assert not name_found("BK-7", lower, pieces)  # not the first part of BK-77
+    assert not name_found("safe", lower, pieces)  # not a whole part of token_urlsafe
+
+
+def test_a_sentence_that_shares_too_few_words_says_which_are_missing():
+    citation = verdict("Mars has moons that astronomers photograph every winter from observatories [1].", MARS)
+
+    assert not citation.supported
+    assert citation.reason == ("passage 1 holds only 2 of the sentence's 7 content words "
+                               "(not astronomers, photograph, every, winter and 1 more)")

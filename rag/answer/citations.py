@@ -8,6 +8,26 @@ needs no model and no second LLM call; a typical answer takes about a millisecon
 `quote_for_extractive` gives the extractive answer (which quotes passages verbatim) the same
 structure.
 
+What counts as the same word (a correct citation rewords; measured on the labelled pairs of
+bench/questions/citations.jsonl by bench/citations.py):
+- case never matters ("url" is "URL");
+- identifiers are compared by their parts, split at _ - . / and camelCase humps, so "URL-safe"
+  is found in `token_urlsafe`, "lru cache" in `lru_cache`, "read only" in "read-only";
+- two neighbouring words are also read as one ("lower case" is "lowercase", "hard-coding" is
+  "hardcode"), and hyphenated lowercase words ("password-reset") are ordinary words, not names;
+- inflections fold: content words by a light stem ("recovered" is "recovery"), names by their
+  plural and possessive ("NaNs" is "NaN");
+- word order never matters, and half of a sentence's content words are enough (a paraphrase).
+What stays strict (a wrong citation invents these):
+- every number of the sentence, in digits or words ("forty-five" is 45, ".5" is 0.5; 40 is not
+  45 and 2.10.0 is not 2.14.0);
+- every name: words capitalised inside a sentence, ALL-CAPS words, code spans, --options,
+  .dotfiles, calls ("unattach(...)"), snake_case, camelCase, dotted and digit-bearing
+  identifiers ("BK-7", "x6"). A name's parts must stand together in the passage, in order, as
+  whole parts: `token_hex` is not in "token_urlsafe ... hex", BK-7 is not BK-77. A dotted name is
+  found when each of its dotted parts is ("MappingSubclass.update"), an --option only as written.
+The reason of an unsupported citation names the missing number, name or content words.
+
 Invariant: every `Citation.quote` is exactly `passages[n - 1][start:end]` (an empty quote with
 start == end == 0 when there is nothing to quote, such as a citation to a passage never given),
 so a reader or a UI can always point at the very characters that back a claim.
@@ -23,19 +43,9 @@ from typing import Iterator, Literal, Sequence
 from rapidfuzz import fuzz
 
 from rag.text import STOPWORDS
+from rag.types import Citation
 
 Kind = Literal["fact", "heading", "question", "refusal", "short"]
-
-
-@dataclass(frozen=True)
-class Citation:
-    n: int  # the passage number as written in the answer, [n]
-    sentence: str  # the answer's sentence that carries the citation, as written
-    quote: str  # passages[n - 1][start:end]: the span that best supports the sentence
-    start: int
-    end: int
-    supported: bool
-    reason: str  # why, in a few words, for people and for the JSON
 
 
 @dataclass(frozen=True)
@@ -83,12 +93,17 @@ FRAMING = frozenset(
     ways here simply basically specifically""".split()
 )
 CLAIM_STOPWORDS = STOPWORDS | FRAMING
-WORDS = re.compile(r"[A-Za-z][A-Za-z'\u2019]*|\d+(?:[.,]\d+)*")
-# snake_case and --options are caught before this: call(), camelCase, BK-7 / utf8, file.name
-IDENTIFIER_LIKE = re.compile(r"\(\)$|[a-z][A-Z]|[A-Za-z]\d|\d[A-Za-z]|\w[-./:]\w")
+# words (an apostrophe kept: "don't"), and numbers: 1,000 / 3.11 / .5
+WORDS = re.compile(r"[A-Za-z][A-Za-z'\u2019]*|\d+(?:[.,]\d+)*|(?<![\w.])\.\d+")
+HUMP = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z]{2,})")  # tokenUrlsafe, HTTPServer; not URLs
+PARTS = re.compile(r"[A-Za-z0-9]+")  # an identifier's parts, between its separators
 NOT_A_NAME = re.compile(r"\d+(?:[.,]\d+)*|[A-Za-z](?:\.[A-Za-z])+")  # 3.5, e.g
 PROSE_TOKENS = re.compile(r"[A-Za-z][\w'\u2019]*|\S")
-IDENTIFIER = re.compile(r"-{1,2}[A-Za-z][\w-]*|[A-Za-z_][\w]*(?:[-./:][\w]+)+|[A-Za-z_]\w*\(\)|\w+")
+# --option and -x, .dotfile, then a word and whatever joins it to the next (snake_case, file.name,
+# a/b, BK-7, http://x, link=probit, by=); `__init__` stays whole
+IDENTIFIER = re.compile(r"(?<![\w-])-{1,2}[A-Za-z][\w-]*|(?<![\w.])\.[A-Za-z_]\w*|\w+(?:[-./:=]+\w+)*=?")
+QUOTED = re.compile(r'"([^"\n]{1,40})"|\u201c([^\u201d\n]{1,40})\u201d')
+CALL = re.compile(r"([A-Za-z_][\w.]*)\(([^()]*)\)?")  # a call, with or without its arguments: unattach(lentils)
 
 NUMBER_WORDS = {
     w: i for i, w in enumerate(
@@ -140,9 +155,9 @@ def numbers(words: list[str], claim: bool = False) -> set[str]:
         run = []
 
     for word in words:
-        if word[0].isdigit():
+        if word[0].isdigit() or word[0] == ".":
             flush()
-            found.add(word.replace(",", "") if "," in word and THOUSANDS.fullmatch(word) else word)
+            found.add(_number(word))
             continue
         w = word.lower()
         if w in NUMBER_WORDS:
@@ -169,45 +184,127 @@ def numbers(words: list[str], claim: bool = False) -> set[str]:
 
 
 def _words(text: str) -> list[str]:
-    # "forty-five" is two number words; "git-rebase" is two words here and one name elsewhere
-    return WORDS.findall(text.replace("-", " "))
+    # "forty-five" is two number words; "password-reset" two words; "tokenUrlsafe" two words too
+    return [w for word in WORDS.findall(text.replace("-", " ")) for w in HUMP.split(word)]
+
+
+def parts(text: str) -> list[str]:
+    """The lowercase parts of text's words and identifiers, split at separators and camelCase
+    humps: `token_urlsafe` is token, urlsafe; "URL-safe" is url, safe; "NaN" is na, n."""
+    return [p.lower() for piece in PARTS.findall(text) for p in HUMP.split(piece) if p]
+
+
+def _number(word: str) -> str:
+    if "," in word and THOUSANDS.fullmatch(word):
+        return word.replace(",", "")
+    return "0" + word if word.startswith(".") else word
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a sentence claims, ready to be checked against passages."""
+
+    words: dict[str, str]  # content-word stem -> the word as written (the first one with that stem)
+    joins: tuple[tuple[str, str, str], ...]  # neighbouring words (stem, stem, stem of the two as one word)
+    numbers: frozenset[str]
+    names: frozenset[str]
+
+
+def read_claim(claim: str) -> Claim:
+    text = CODE_SPAN.sub(lambda m: m.group(0).strip("`"), claim)
+    words = _words(text)
+    wanted: dict[str, str] = {}
+    joins = []
+    content = [w for w in words if not w[0].isdigit() and not w.startswith(".")]
+    for word in content:
+        if word.lower() not in CLAIM_STOPWORDS and len(word) > 1:
+            wanted.setdefault(stem(word), word)
+    for a, b in zip(content, content[1:]):
+        if a.lower() not in CLAIM_STOPWORDS and b.lower() not in CLAIM_STOPWORDS:
+            joins.append((stem(a), stem(b), stem(a + b)))
+    return Claim(words=wanted, joins=tuple(joins), numbers=frozenset(numbers(words, claim=True)), names=frozenset(names(claim)))
 
 
 def content_stems(text: str) -> set[str]:
+    """A passage's content-word stems, numbers, and the stems of neighbouring words read as one."""
     words = _words(text)
-    stems = {stem(w) for w in words if not w[0].isdigit() and w.lower() not in CLAIM_STOPWORDS and len(w) > 1}
+    content = [w for w in words if not w[0].isdigit() and not w.startswith(".")]
+    stems = {stem(w) for w in content if w.lower() not in CLAIM_STOPWORDS and len(w) > 1}
+    stems |= {stem(a + b) for a, b in zip(content, content[1:])}
     return stems | numbers(words)
 
 
 def names(claim: str) -> set[str]:
-    """What must occur verbatim (ignoring case) in the passage: code spans' tokens, identifiers
-    (snake_case, camelCase, --options, file.names, part numbers like BK-7), ALL-CAPS words and
-    capitalised words that do not start the sentence."""
+    """What must occur in the passage (compared by parts, ignoring case; see the module's rules):
+    code spans' tokens, --options, .dotfiles, calls, identifiers (snake_case, camelCase, dotted,
+    slashed, with digits), ALL-CAPS words and capitalised words that do not start the sentence."""
     found: set[str] = set()
     for span in CODE_SPAN.findall(claim):
-        found.update(t for t in IDENTIFIER.findall(span.strip("`")) if len(t) > 1)
+        found.update(t.strip(".:/") for t in IDENTIFIER.findall(span.strip("`")) if len(t) > 1 and not t.isdigit())
+        found.discard("=")
     prose = CODE_SPAN.sub(" ", claim)
+    for quoted in (a or b for a, b in QUOTED.findall(prose)):  # what it quotes: "wal", "division by zero!"
+        if re.search(r"[A-Za-z0-9]", quoted):
+            found.add(quoted.strip())
+    for name, arguments in CALL.findall(prose):  # a call's name, and the names it is given: detach(lentils)
+        given = re.findall(r"(?<![\w.'\"])[A-Za-z_]\w+(?![\w'\"(])", arguments)
+        found.update(n for n in given if len(n) > 1 and n.lower() not in CLAIM_STOPWORDS)
+        if len(name) > 1:
+            found.add(name + "()")  # a function is named exactly: assign() is not "assigns"
     for token in IDENTIFIER.findall(prose):
-        if len(token) > 1 and (token[0] == "-" or "_" in token or IDENTIFIER_LIKE.search(token)) \
-                and not NOT_A_NAME.fullmatch(token):
-            found.add(token.removesuffix("()"))
+        token = token.rstrip(".:/-")
+        if len(token) < 2 or NOT_A_NAME.fullmatch(token):
+            continue
+        letters_only = re.fullmatch(r"[A-Za-z]+(?:-[A-Za-z]+)*", token)
+        if token[0] in "-." or "_" in token or re.search(r"[./:=]\w|=$", token) or HUMP.search(token) \
+                or (not letters_only and re.search(r"[A-Za-z]", token)):
+            found.add(token)  # hyphenated plain words ("password-reset") are words, not names
     first = True
     for word in PROSE_TOKENS.findall(prose):
         if not word[0].isalpha():
             first = first or word in ".!?:"  # a colon starts a new clause too
             continue
         bare = re.sub(r"['\u2019]s$", "", word)
-        if len(bare) > 1 and bare.lower() not in CLAIM_STOPWORDS and (bare.isupper() or (bare[0].isupper() and not first)):
+        if len(bare) > 1 and bare.lower() not in CLAIM_STOPWORDS and (bare.isupper() or (bare[0].isupper() and not first)) \
+                and not HUMP.search(bare):
             found.add(bare)
         first = False
+    return {name for name in found if name + "()" not in found}  # a call is named once, as a call
+
+
+def _has_run(key: str, words: Sequence[str]) -> bool:
+    """Whether some run of consecutive `words` spells `key` exactly."""
+    for i, word in enumerate(words):
+        joined = word
+        j = i
+        while key.startswith(joined) and len(joined) < len(key) and j + 1 < len(words):
+            j += 1
+            joined += words[j]
+        if joined == key:
+            return True
+    return False
+
+
+def _spellings(key: str) -> set[str]:
+    found = {key, key + "s", key + "es"}  # the passage's plural ...
+    if key.endswith("s") and len(key) > 2:
+        found.add(key[:-1])  # ... or the claim's
+    if key.endswith("es") and len(key) > 4:
+        found.add(key[:-2])
     return found
 
 
-def _in_passage(name: str, passage_lower: str, passage_tokens: set[str]) -> bool:
-    name = name.lower()
-    if re.fullmatch(r"\w+", name) and len(name) <= 3:
-        return name in passage_tokens  # a short word ("R", "ls") is a whole word, not a substring of one
-    return name in passage_lower
+def name_found(name: str, passage_lower: str, passage_parts: Sequence[str]) -> bool:
+    """Whether the passage mentions `name` (see the module docstring for the rules)."""
+    if name.startswith("-"):  # an option only as written, or in the --[no-]name form
+        return name.lower() in passage_lower or name.lower() in passage_lower.replace("[no-]", "") \
+            or name.lower() in passage_lower.replace("[no-]", "no-")
+    if name.endswith("="):  # a keyword argument: by=, step=
+        return re.search(r"(?<![\w.])" + re.escape(name[:-1].lower()) + r"\s*=", passage_lower) is not None
+    exact = name.endswith("()")
+    pieces = [parts(piece) for piece in re.split(r"(?<=\w)\.(?=[A-Za-z_])", name.removesuffix("()"))]
+    return all(any(_has_run(key, passage_parts) for key in ({"".join(p)} if exact else _spellings("".join(p))))
+               for p in pieces if p)
 
 
 # -- splitting text into sentences --------------------------------------------------------------
@@ -354,7 +451,10 @@ def clean_claim(text: str) -> str:
     text = LINK.sub(r"\1", text)
     text = CITATION.sub(" ", text)
     text = re.sub(r"^\s*#{1,6}\s+", "", text)
-    text = re.sub(r"\*\*|__|(?<!\w)[*_]|[*_](?!\w)", "", text)
+    text = re.sub(r"\*\*|(?<!\w)\*|\*(?!\w)", "", text)
+    # __emphasis__ and _emphasis_ lose their marks; one word in them (__init__, _private_) is a name
+    text = re.sub(r"(?<![\w`])(__?)(?=\S)(.+?)(?<=\S)\1(?!\w)",
+                  lambda m: m.group(0) if re.fullmatch(r"_*\w+", m.group(0)) else m.group(2), text)
     return " ".join(text.split())
 
 
@@ -382,17 +482,17 @@ class _Match:
 
 
 class _Passage:
-    """A passage prepared once per check: its units, their stems, its words and names."""
+    """A passage prepared once per check: its units, their stems, its words, parts and numbers."""
 
     def __init__(self, text: str):
         self.text = text
         self.lower = text.lower()
-        self.tokens = set(re.findall(r"\w+", self.lower))
+        self.parts = parts(text)
         self.units = passage_units(text)
         self.unit_stems = [content_stems(text[s:e]) for s, e in self.units]
         self.numbers = numbers(_words(text))
 
-    def best_span(self, claim: str, wanted: set[str]) -> _Match:
+    def best_span(self, claim: str, wanted: Claim) -> _Match:
         # most claim words first, then the shortest run, then (fuzzy, only among the ties) the
         # closest wording
         best_key, ties = None, []
@@ -400,7 +500,7 @@ class _Passage:
             stems: set[str] = set()
             for j in range(i, min(i + MAX_WINDOW, len(self.units))):
                 stems |= self.unit_stems[j]
-                matched = wanted & stems
+                matched = _matched(wanted, stems)
                 key = (len(matched), i - j)
                 if best_key is None or key > best_key:
                     best_key, ties = key, [(i, j, matched)]
@@ -409,7 +509,16 @@ class _Passage:
         if not ties or not best_key[0]:
             return _Match(0, 0, frozenset(), 0.0)
         i, j, matched = max(ties, key=lambda t: fuzz.token_set_ratio(claim, self.text[self.units[t[0]][0]:self.units[t[1]][1]]))
-        return _Match(self.units[i][0], self.units[j][1], frozenset(matched), len(matched) / len(wanted))
+        return _Match(self.units[i][0], self.units[j][1], frozenset(matched), len(matched) / len(wanted.words))
+
+
+def _matched(claim: Claim, stems: set[str]) -> set[str]:
+    """The claim's content words found among `stems`, two neighbouring words also as one."""
+    found = claim.words.keys() & stems
+    for a, b, joined in claim.joins:
+        if joined in stems:
+            found |= {a, b} & claim.words.keys()
+    return found
 
 
 def check_citations(answer: str, passages: Sequence[str]) -> CitationReport:
@@ -430,29 +539,35 @@ def _report(citations: list[Citation], uncited: int) -> CitationReport:
                           uncited_sentences=uncited)
 
 
+def _missing_words(claim: Claim, matched: frozenset[str], most: int = 4) -> str:
+    words = [word for key, word in claim.words.items() if key not in matched]
+    return ", ".join(words[:most]) + (f" and {len(words) - most} more" if len(words) > most else "")
+
+
 def _check_sentence(sentence: Sentence, passages: Sequence[str], prepared: dict[int, _Passage]) -> list[Citation]:
-    claim = clean_claim(sentence.text)
-    wanted = content_stems(CODE_SPAN.sub(lambda m: m.group(0).strip("`"), claim))
-    claim_numbers = numbers(_words(claim), claim=True)
-    claim_names = names(claim)
+    claim_text = clean_claim(sentence.text)
+    claim = read_claim(claim_text)
+    wanted = claim.words
     given = [n for n in sentence.numbers if 1 <= n <= len(passages)]
     for n in given:
         if n not in prepared:
             prepared[n] = _Passage(passages[n - 1])
-    matches = {n: prepared[n].best_span(claim, wanted) for n in given}
+    matches = {n: prepared[n].best_span(claim_text, claim) for n in given}
     together = frozenset().union(*(m.matched for m in matches.values())) if matches else frozenset()
     # several citations may share a sentence's facts between them: numbers and names must occur
     # in one of them, and together they must cover the sentence
-    missing_numbers = sorted(claim_numbers - set().union(*(prepared[n].numbers for n in given)))
+    missing_numbers = sorted(claim.numbers - set().union(*(prepared[n].numbers for n in given)))
     missing_names = sorted(
-        name for name in claim_names
-        if not any(_in_passage(name, prepared[n].lower, prepared[n].tokens) for n in given)
+        name for name in claim.names
+        if not any(name_found(name, prepared[n].lower, prepared[n].parts) for n in given)
     )
     out = []
     for n in sentence.numbers:
         if n not in matches:
             given_text = f"{len(passages)} passage" + ("" if len(passages) == 1 else "s")
-            out.append(Citation(n, sentence.text, "", 0, 0, False, f"there is no passage [{n}]: the answer was given {given_text}"))
+            out.append(Citation(n=n, path="", page=None, heading="", quote="", start=0, end=0, supported=False,
+                                sentence=sentence.text,
+                                reason=f"there is no passage [{n}]: the answer was given {given_text}"))
             continue
         match = matches[n]
         passage = prepared[n]
@@ -465,15 +580,18 @@ def _check_sentence(sentence: Sentence, passages: Sequence[str], prepared: dict[
         elif missing_numbers or missing_names:
             supported, reason = False, f"no cited passage contains {', '.join(missing_numbers + missing_names)}"
         elif len(given) > 1 and match.coverage < SHARE:
-            supported, reason = False, f"passage {n} holds only {len(match.matched)} of the sentence's {len(wanted)} content words"
+            supported, reason = False, (f"passage {n} holds only {len(match.matched)} of the sentence's {len(wanted)} "
+                                        f"content words (not {_missing_words(claim, match.matched)})")
         elif len(together) / len(wanted) < COVERAGE:
             of = "the cited passages hold" if len(given) > 1 else f"passage {n} holds"
-            supported, reason = False, f"{of} only {len(together)} of the sentence's {len(wanted)} content words"
+            supported, reason = False, (f"{of} only {len(together)} of the sentence's {len(wanted)} content words "
+                                        f"(not {_missing_words(claim, together)})")
         else:
             supported, reason = True, f"{len(match.matched)} of {len(wanted)} content words, numbers and names found"
         quote = passage.text[match.start:match.end] if match.matched else ""
         start, end = (match.start, match.end) if match.matched else (0, 0)
-        out.append(Citation(n, sentence.text, quote, start, end, supported, reason))
+        out.append(Citation(n=n, path="", page=None, heading="", quote=quote, start=start, end=end,
+                            supported=supported, sentence=sentence.text, reason=reason))
     return out
 
 
@@ -507,6 +625,6 @@ def quote_for_extractive(answer: str, passages: Sequence[str]) -> CitationReport
             citations += _check_sentence(Sentence(paragraph, (n,), "fact"), passages, prepared)
             continue
         start, end = span
-        citations.append(Citation(n, paragraph, passages[n - 1][start:end], start, end, True,
-                                  f"quoted verbatim from passage {n}"))
+        citations.append(Citation(n=n, path="", page=None, heading="", quote=passages[n - 1][start:end], start=start,
+                                  end=end, supported=True, sentence=paragraph, reason=f"quoted verbatim from passage {n}"))
     return _report(citations, 0)

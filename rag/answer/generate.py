@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 from rag.answer.extractive import extractive_answer
@@ -122,13 +123,10 @@ def check_answer(text: str, hits: Sequence[Hit], mode: AnswerMode) -> tuple[list
     passages = [h.text for h in hits]
     report = check_citations(text, passages) if mode == "llm" else quote_for_extractive(text, passages)
     citations = []
-    for c in report.citations:
+    for c in report.citations:  # the checker reads texts; the source of each cited passage is known here
         hit = hits[c.n - 1] if 1 <= c.n <= len(hits) else None
-        citations.append(Citation(
-            n=c.n, path=(hit.label or os.path.basename(hit.path)) if hit else "", page=hit.page if hit else None,
-            heading=hit.heading if hit else "", quote=c.quote, start=c.start, end=c.end, supported=c.supported,
-            sentence=c.sentence, reason=c.reason,
-        ))
+        citations.append(replace(c, path=hit.label or os.path.basename(hit.path), page=hit.page, heading=hit.heading)
+                         if hit else c)
     return citations, report.unsupported, report.uncited_sentences
 
 

@@ -15,23 +15,40 @@ cosines are stored. A question is not covered when its best cosine is
 
 An index without a calibration (built by an older rag; any ingest adds it) falls back to the
 floor and a fixed band [min_score, FALLBACK_CORROBORATED) that needs the legs to agree. A floor of
-0 or below turns the whole cut-off off. Measured by bench/cutoff.py on six labelled sets over
-five corpora and 50 off-topic questions per corpus (bench/questions/offtopic.jsonl, written
-before this rule and never part of PROBES).
+0 or below turns the whole cut-off off.
+
+Before any of that, the keyword leg's evidence: cosine similarity cannot see a one-line fact in a
+passage about something else (a name, an invoice number, a password hint dropped into unrelated
+notes), so a question is covered, whatever its cosine, when one of the keyword leg's hits holds
+at least HELD_SHARE of the question's word weight, a rare word among them. Each word weighs its
+inverse document frequency (FTS5's own BM25 weight, counted by Store.term_statistics), so
+common words weigh little and words the index lacks the most; a word is rare when at most
+RARE_SHARE of the passages hold it (or RARE_MIN, in a small index). Off-topic questions fail it:
+their words are common in the index or absent from it. That passage is also put first when the
+passage ranked first holds less of the question (lead_with_evidence): the fusion ranks a fact
+that fills one line of a page below passages that merely resemble the question.
+
+Measured by bench/cutoff.py on six labelled sets over five corpora, needles planted in the
+Python tutorial, identifier questions, and 50 off-topic questions per corpus
+(bench/questions/offtopic.jsonl, written before these rules and never part of PROBES).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import statistics
-from dataclasses import asdict, dataclass
-from typing import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Mapping, Sequence
 
 FLOOR_SPREADS = 2.5
 CORROBORATED_SPREADS = 3.0
 FALLBACK_CORROBORATED = 0.4  # without a calibration: from here up the cosine alone says "relevant"
 AGREEMENT_DEPTH = 10  # how deep in each leg's list a shared chunk counts
 META_KEY = "relevance_calibration"
+RARE_SHARE = 0.01  # a word held by at most this share of the passages is rare ...
+RARE_MIN = 3  # ... or by at most this many (a small index has no 1%)
+HELD_SHARE = 0.5  # of the question's word weight, what one passage must hold (with a rare word)
 
 # Everyday questions, far from any technical corpus; the calibration's null sample. (The off-topic
 # questions the cut-off is measured with are a separate set, bench/questions/offtopic.jsonl.)
@@ -122,24 +139,120 @@ def agreement(dense_ids: Sequence[int], keyword_ids: Sequence[int], depth: int =
     return len(set(dense_ids[:depth]) & set(keyword_ids[:depth]))
 
 
+@dataclass(frozen=True)
+class KeywordEvidence:
+    """The keyword hit that holds the largest share of the question's word weight, and which words."""
+
+    share: float  # of the question's word weight (inverse document frequencies), what that hit holds
+    held: tuple[str, ...]  # the question's words it holds, heaviest first
+    missing: tuple[str, ...]  # those it lacks, heaviest (absent from the index) first
+    rare: tuple[str, ...]  # the held words that are rare in the index
+    chunk_id: int | None = None
+    shares: Mapping[int, float] = field(default_factory=dict, compare=False, repr=False)  # every hit's share
+
+    @property
+    def covers(self) -> bool:
+        return bool(self.rare) and self.share >= HELD_SHARE
+
+    def share_of(self, chunk_id: int) -> float:
+        return self.shares.get(chunk_id, 0.0)
+
+    def describe(self) -> str:
+        """Why it does not cover the question, in words."""
+        if not self.held:
+            return "no passage holds any of its words" if self.missing else "it has no words to look up"
+        if not self.rare:
+            return f"its words found together ({_listed(self.held)}) are common in this index"
+        return (f"no passage holds its words together: the best holds {_listed(self.held)} but not "
+                f"{_listed(self.missing)}")
+
+
+def _listed(words: Sequence[str], most: int = 4) -> str:
+    shown = ", ".join(f'"{w}"' for w in words[:most])
+    return shown + (f" and {len(words) - most} more" if len(words) > most else "")
+
+
+def idf(holding: int, passages: int) -> float:
+    """A word's inverse document frequency as SQLite FTS5's bm25() weighs it (never below 1e-6)."""
+    return max(math.log((passages - holding + 0.5) / (holding + 0.5)), 1e-6)
+
+
+def is_rare(holding: int, passages: int) -> bool:
+    return 0 < holding <= max(RARE_MIN, RARE_SHARE * passages)
+
+
+def keyword_evidence(passages: int, statistics: Mapping[str, tuple[int, set[int]]],
+                     candidates: Sequence[int] = ()) -> KeywordEvidence:
+    """`statistics` maps each question word to how many of the index's `passages` hold it and which
+    of the keyword leg's hits (`candidates`, best first) do (Store.term_statistics). Each word
+    weighs its inverse document frequency, a word the index lacks the most."""
+    weights = {word: idf(holding, passages) for word, (holding, _) in statistics.items()}
+    total = sum(weights.values())
+    if not total:  # no words to weigh ("what is it?" searches its stopwords): no evidence
+        return KeywordEvidence(0.0, (), tuple(weights), ())
+    order = list(dict.fromkeys([*candidates, *sorted({c for _, held in statistics.values() for c in held})]))
+    shares = {chunk: sum(w for word, w in weights.items() if chunk in statistics[word][1]) / total for chunk in order}
+    by_weight = sorted(weights, key=lambda word: -weights[word])
+    if not shares:
+        return KeywordEvidence(0.0, (), tuple(by_weight), ())
+    best = max(order, key=lambda chunk: shares[chunk])  # the first of equals: the keyword leg's order
+    held = tuple(word for word in by_weight if best in statistics[word][1])
+    return KeywordEvidence(
+        share=shares[best], held=held, missing=tuple(word for word in by_weight if word not in held),
+        rare=tuple(word for word in held if is_rare(statistics[word][0], passages)), chunk_id=best, shares=shares,
+    )
+
+
+def lead_with_evidence(ranked: list[int], evidence: KeywordEvidence | None) -> list[int]:
+    """`ranked` with the passage that holds the question's rare words first, when the evidence
+    covers the question and the passage ranked first holds less of it: a one-line fact inside a
+    page about something else matches the question's meaning too little to win the fusion."""
+    if evidence is None or not evidence.covers or not ranked or evidence.chunk_id == ranked[0] \
+            or evidence.share_of(ranked[0]) >= evidence.share:
+        return ranked
+    return [evidence.chunk_id] + [c for c in ranked if c != evidence.chunk_id][:len(ranked) - 1]
+
+
 def judge(best_cosine: float | None, min_score: float | None, shared: int | None,
-          calibration: Calibration | None = None) -> Coverage:
-    """`shared` is the legs' agreement (None when only one leg ran)."""
+          calibration: Calibration | None = None, evidence: KeywordEvidence | None = None) -> Coverage:
+    """`shared` is the legs' agreement (None when only one leg ran); `evidence` the keyword leg's
+    (keyword_evidence; None when it did not run), which covers the question whatever its cosine."""
     if best_cosine is None or min_score is None or min_score <= 0:
         return Coverage(True)
+    if evidence is not None and evidence.covers:
+        return Coverage(True)
+    verdict = _judge_cosine(best_cosine, min_score, shared, calibration)
+    if verdict.covered or evidence is None:
+        return verdict
+    return Coverage(False, f"{verdict.reason}; {evidence.describe()}")
+
+
+def _judge_cosine(best_cosine: float, min_score: float, shared: int | None,
+                  calibration: Calibration | None) -> Coverage:
     if best_cosine < min_score:
-        return Coverage(False, f"the best passage scored {best_cosine:.2f}, under the cut-off {min_score:.2f} "
-                               f"(--min-score)")
+        best, floor = _apart(best_cosine, min_score)
+        return Coverage(False, f"the best passage scored {best}, under the cut-off {floor} (--min-score)")
     if calibration is not None:
         floor = calibration.cosine(FLOOR_SPREADS)
         if best_cosine < floor:
-            return Coverage(False, f"the best passage scored {best_cosine:.2f}, no better than questions this "
-                                   f"index does not cover (under {floor:.2f})")
+            best, under = _apart(best_cosine, floor)
+            return Coverage(False, f"the best passage scored {best}, no better than questions this "
+                                   f"index does not cover (under {under})")
         corroborated = calibration.cosine(CORROBORATED_SPREADS)
     else:
         corroborated = FALLBACK_CORROBORATED
     if shared == 0 and best_cosine < corroborated:
-        return Coverage(False, f"the best passage scored {best_cosine:.2f} (under {corroborated:.2f}) and no "
+        best, under = _apart(best_cosine, corroborated)
+        return Coverage(False, f"the best passage scored {best} (under {under}) and no "
                                f"passage is among both the meaning and the keyword search's top "
                                f"{AGREEMENT_DEPTH}")
     return Coverage(True)
+
+
+def _apart(score: float, limit: float) -> tuple[str, str]:
+    """Both to two decimals, or as many more as it takes not to print a score under its limit as
+    equal to it ("0.199, under the cut-off 0.200", never "0.20, under the cut-off 0.20")."""
+    digits = 2
+    while digits < 6 and f"{score:.{digits}f}" == f"{limit:.{digits}f}":
+        digits += 1
+    return f"{score:.{digits}f}", f"{limit:.{digits}f}"

@@ -18,8 +18,9 @@ sets this raised MRR@5 from 0.850 to 0.863 on average (Git 0.614 to 0.694) and l
 than 0.004; 0.5 cost Git a hit@5; same-page (PDF) grouping, neighbouring-chunk bonuses and
 question-adaptive leg weights lost on some set and were left out (README, Performance).
 
-The relevance cut-off reads the cosine similarity of the best hit and, in hybrid mode, whether
-the legs agree (rag.retrieval.relevance).
+The relevance cut-off reads the cosine similarity of the best hit, in hybrid mode whether the
+legs agree, and whether one of the keyword leg's hits holds the question's rare words together
+(rag.retrieval.relevance).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ import numpy as np
 
 from rag.config import NO_CUTOFF, Mode, Settings
 from rag.errors import IndexMismatch, RagError
-from rag.retrieval.relevance import META_KEY, PROBES, Calibration, agreement, calibrate, judge
+from rag.retrieval.relevance import (META_KEY, PROBES, Calibration, agreement, calibrate, judge, keyword_evidence,
+                                     lead_with_evidence)
 from rag.storage.store import Store, label_for
 from rag.text import STOPWORDS, WORD, readable
 from rag.types import Embeds, Hit, Retrieval
@@ -57,16 +59,32 @@ def _meaningful(words: list[str]) -> bool:
     return word not in STOPWORDS and (len(word) > 1 or word.isdigit())  # drop the "s" of "what's"
 
 
+def _term_groups(question: str) -> list[list[str]]:
+    groups = [[w.lower() for w in WORD.findall(term)] for term in TERM.findall(readable(question))]
+    return [g for g in groups if _meaningful(g)] or groups
+
+
 def fts_query(question: str) -> str | None:
     """An FTS5 MATCH expression for free text: every term quoted, OR-ed, never raw syntax."""
-    groups = [[w.lower() for w in WORD.findall(term)] for term in TERM.findall(readable(question))]
-    chosen = [g for g in groups if _meaningful(g)] or groups
+    chosen = _term_groups(question)
     pieces = [[w] for g in chosen if len(g) > 1 and not any(c.isdigit() for c in "".join(g))
               for w in g if _meaningful([w])]
     phrases = list(dict.fromkeys(" ".join(g) for g in chosen + pieces))
     if not phrases:
         return None
     return " OR ".join('"' + p.replace('"', '""') + '"' for p in phrases)
+
+
+def key_terms(question: str) -> list[str]:
+    """The question's words as the cut-off weighs them (rag.retrieval.relevance): the keyword
+    leg's terms, a compound counted by its pieces unless it holds a digit ("KX-1187" stays one)."""
+    terms = []
+    for group in _term_groups(question):
+        if len(group) > 1 and any(c.isdigit() for c in "".join(group)):
+            terms.append(" ".join(group))
+        else:
+            terms += [w for w in group if _meaningful([w])]
+    return list(dict.fromkeys(terms))
 
 
 def _mean_and_spread(scores: list[float], pad_to: int = 0) -> tuple[float, float]:
@@ -236,9 +254,13 @@ class Retriever:
             # `similarity` now holds every chunk of either leg that still has a vector: what fuse scores
             scored = fuse(dense, keyword, similarity, keyword_complete=len(keyword) < fetch,
                           documents=self.store.document_ids(list(similarity)), document_weight=self.document_weight)
-        ranked = sorted(scored, key=lambda cid: -scored[cid])
+        candidates = [cid for cid, _ in keyword]
+        evidence = keyword_evidence(*self.store.term_statistics(key_terms(question), candidates), candidates) \
+            if mode != "dense" else None
+        ranked = lead_with_evidence(sorted(scored, key=lambda cid: -scored[cid]), evidence)
         if self.reranker is not None:
             ranked, scored, rows = self._rerank(question, ranked, top_k)
+            ranked = lead_with_evidence(ranked, evidence)  # the cross-encoder misreads a one-line fact too
         else:
             ranked = ranked[:top_k]
             rows = self.store.chunks(ranked)
@@ -264,7 +286,7 @@ class Retriever:
         ]
         best = max((h.similarity for h in hits), default=None)
         shared = agreement([cid for cid, _ in dense], [cid for cid, _ in keyword]) if mode == "hybrid" else None
-        verdict = judge(best, min_score, shared, self.calibration)
+        verdict = judge(best, min_score, shared, self.calibration, evidence)
         below = bool(hits) and not verdict.covered
         return Retrieval(
             question=question,

@@ -26,7 +26,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from rag.errors import IndexBusy, IndexDamaged, IndexMissing, RagError
-from rag.storage.migrations import migrate
+from rag.storage.migrations import FTS_TOKENIZER, migrate
 from rag.storage.problems import storage_error
 from rag.text import text_key
 from rag.types import Chunk, Document, StoredDocument
@@ -412,6 +412,28 @@ class Store:
             (match, limit),
         )
         return [(row[0], float(row[1])) for row in rows]
+
+    def term_statistics(self, phrases: Sequence[str], among: Sequence[int]) -> tuple[int, dict[str, tuple[int, set[int]]]]:
+        """(passages in the index, {phrase: (passages holding it, which of `among` hold it)}), counted
+        by FTS5 with the keyword leg's own tokenizer (the relevance cut-off's keyword evidence)."""
+        # Which of `among` hold a phrase: asked of a small FTS5 table of just those passages on this
+        # connection's temp schema (same tokenizer), because FTS5 walks a common word's whole match
+        # before a rowid filter applies (15 ms a word on 5,000 passages; about 3 ms a question here).
+        self.conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.candidates USING fts5(text, heading, title, "
+                          f"tokenize = '{FTS_TOKENIZER}')")
+        self.conn.execute("DELETE FROM temp.candidates")
+        if among:
+            self.conn.execute(
+                "INSERT INTO temp.candidates (rowid, text, heading, title) SELECT f.rowid, f.text, f.heading, f.title "
+                "FROM chunks_fts f WHERE f.rowid IN (SELECT value FROM json_each(?))", (_id_list(among),)
+            )
+        stats: dict[str, tuple[int, set[int]]] = {}
+        for phrase in phrases:
+            match = '"' + phrase.replace('"', '""') + '"'
+            (count,) = self.conn.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (match,)).fetchone()
+            held = self.conn.execute("SELECT rowid FROM temp.candidates WHERE candidates MATCH ?", (match,)) if count else []
+            stats[phrase] = (int(count), {row[0] for row in held})
+        return self.chunk_count(), stats
 
     def size_on_disk(self) -> int:
         """Bytes of the index's files; a temporary file of a save in flight (or killed) is not one."""

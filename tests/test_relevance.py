@@ -1,0 +1,123 @@
+"""The relevance cut-off's keyword evidence (rag.retrieval.relevance): a passage that holds the
+question's rare words together covers it whatever its cosine, and is put first; questions whose
+words are common in the index or absent from it get no such help."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.retrieval.relevance import (HELD_SHARE, RARE_MIN, Calibration, KeywordEvidence, idf, is_rare, judge,
+                                     keyword_evidence, lead_with_evidence)
+from rag.retrieval.search import key_terms
+
+PASSAGES = 500
+CALIBRATED = Calibration(median=0.20, spread=0.06, probes=40, generation=1)  # floor 0.35, band to 0.38
+
+
+def evidence(**words: tuple[int, set[int]]) -> KeywordEvidence:
+    """Keyword evidence for question words given as word=(passages holding it, hits holding it)."""
+    hits = sorted({c for _, held in words.values() for c in held})
+    return keyword_evidence(PASSAGES, words, hits)
+
+
+def test_a_passage_holding_all_of_the_questions_rare_words_covers_it():
+    found = evidence(zanzibar=(1, {7}), quokkas=(1, {7}))
+
+    assert found.covers
+    assert found.chunk_id == 7
+    assert found.share == pytest.approx(1.0)
+    assert set(found.rare) == {"zanzibar", "quokkas"}
+
+
+def test_common_words_found_together_are_no_evidence():
+    # "How do I get a raise?" over a corpus where raise is everywhere
+    found = evidence(**{"raise": (300, {1, 2, 3})})
+
+    assert found.share == pytest.approx(1.0)
+    assert not found.rare
+    assert not found.covers
+    assert "common in this index" in found.describe()
+
+
+def test_a_word_the_index_lacks_weighs_more_than_any_word_it_holds():
+    assert idf(0, PASSAGES) > idf(1, PASSAGES) > idf(50, PASSAGES) > idf(400, PASSAGES)
+    # "What is the capital of Australia?": capital occurs once, australia nowhere
+    found = evidence(capital=(1, {4}), australia=(0, set()))
+
+    assert found.share < HELD_SHARE
+    assert not found.covers
+    assert found.missing == ("australia",)
+    assert found.describe() == 'no passage holds its words together: the best holds "capital" but not "australia"'
+
+
+def test_a_paraphrase_that_keeps_most_of_the_weight_is_covered():
+    # "Which animals prefer semantic search?" for "Zanzibar quokkas prefer semantic search over grep."
+    found = evidence(animals=(1, {9}), prefer=(4, {7}), semantic=(8, {7}), search=(25, {7, 8}))
+
+    assert found.chunk_id == 7  # not the passage about animals, which holds less of the question
+    assert found.covers
+    assert found.missing == ("animals",)
+
+
+def test_rare_means_at_most_one_percent_of_the_passages_or_a_few_in_a_small_index():
+    assert is_rare(50, 5000) and not is_rare(51, 5000)
+    assert is_rare(RARE_MIN, 20) and not is_rare(RARE_MIN + 1, 20)
+    assert not is_rare(0, 20)  # absent is not "found"
+
+
+def test_no_words_to_look_up_is_no_evidence():
+    found = keyword_evidence(PASSAGES, {}, [])
+
+    assert not found.covers
+    assert found.describe() == "it has no words to look up"
+    # "What is it?": the keyword leg searched the stopwords and found passages, the cut-off weighs nothing
+    assert not keyword_evidence(PASSAGES, {}, [3, 4]).covers
+
+
+def test_keyword_evidence_covers_a_question_under_every_cosine_rule():
+    found = evidence(garage=(1, {3}), keypad=(1, {3}))
+
+    assert judge(0.05, 0.2, shared=0, calibration=CALIBRATED, evidence=found).covered  # under the floor too
+    assert judge(0.30, 0.2, shared=0, calibration=CALIBRATED, evidence=found).covered
+    assert judge(0.05, 0.2, shared=0, calibration=None, evidence=found).covered
+
+
+def test_without_keyword_evidence_the_cosine_rules_still_cut_and_say_both_reasons():
+    weak = evidence(capital=(1, {4}), australia=(0, set()))
+
+    verdict = judge(0.30, 0.2, shared=0, calibration=CALIBRATED, evidence=weak)
+
+    assert not verdict.covered
+    assert verdict.reason == ('the best passage scored 0.30, no better than questions this index does not cover '
+                              '(under 0.35); no passage holds its words together: the best holds "capital" but not '
+                              '"australia"')
+    assert judge(0.30, 0.0, shared=0, calibration=CALIBRATED, evidence=weak).covered  # --min-score 0: off
+
+
+def test_the_passage_holding_the_rare_words_is_put_first_when_the_first_holds_less():
+    found = evidence(zanzibar=(1, {7}), quokkas=(1, {7}))
+
+    assert lead_with_evidence([3, 5, 7, 9], found) == [7, 3, 5, 9]
+    assert lead_with_evidence([3, 5, 9], found) == [7, 3, 5]  # from beyond the top k: the last one makes room
+
+
+def test_the_order_stays_when_the_first_passage_holds_as_much():
+    found = evidence(lru=(3, {3, 7}), cache=(4, {3, 7}))
+
+    assert lead_with_evidence([3, 5, 7], found) == [3, 5, 7]
+    assert lead_with_evidence([5, 3, 7], evidence(common=(400, {7}))) == [5, 3, 7]  # no evidence: no change
+    assert lead_with_evidence([5, 3], None) == [5, 3]
+
+
+def test_key_terms_are_the_keyword_legs_words_with_compounds_by_their_pieces():
+    assert key_terms("What does PYTHONDONTWRITEBYTECODE do?") == ["pythondontwritebytecode"]
+    assert key_terms("How do I use functools.lru_cache?") == ["use", "functools", "lru_cache"]
+    assert key_terms("Who is Marguerite Okonkwo-Lindqvist?") == ["marguerite", "okonkwo", "lindqvist"]
+    assert key_terms("Which part is KX-1187?") == ["part", "kx 1187"]  # a part number stays one phrase
+    assert key_terms("What is it?") == []
+
+
+def test_a_score_just_under_its_limit_is_not_printed_as_equal_to_it():
+    assert judge(0.199, 0.2, shared=3).reason == "the best passage scored 0.199, under the cut-off 0.200 (--min-score)"
+    assert judge(0.1996, 0.2, shared=3).reason == "the best passage scored 0.1996, under the cut-off 0.2000 (--min-score)"
+    assert judge(0.15, 0.2, shared=3).reason == "the best passage scored 0.15, under the cut-off 0.20 (--min-score)"
