@@ -27,7 +27,7 @@ import numpy as np
 
 from rag.errors import RagError
 from rag.filters import Filters, document_type
-from rag.storage.store import Store, label_for
+from rag.storage.store import Store, labels_for
 
 BROAD = 0.25  # share of the index from which a leg searches unfiltered and keeps what is in scope
 SLACK = 2.0  # how much deeper than limit / share a broad search looks
@@ -97,7 +97,7 @@ class Scopes:
     def __init__(self, store: Store):
         self.store = store
         self._generation: int | None = None
-        self._facts: list[tuple[int, str, str, str, float, int]] = []  # id, label, in-root, type, mtime, chunks
+        self._facts: list[tuple[int, str, str, str, float, int]] = []  # id, label, in-root label, path, mtime, chunks
         self._total = 0
         self._kept: OrderedDict[Filters, Scope] = OrderedDict()
 
@@ -118,14 +118,13 @@ class Scopes:
         return scope
 
     def _load(self) -> None:
-        roots = self.store.roots()
+        rows = self.store.document_facts()
         facts = []
         total = 0
-        for doc_id, path, mtime, chunks in self.store.document_facts():
-            label = label_for(path, roots)
+        for (doc_id, path, mtime, chunks), label in zip(rows, labels_for([row[1] for row in rows], self.store.roots())):
             # the path below the ingested folder too, so `library/**` works as well as `pydocs/library/**`
             inner = label.split("/", 1)[1] if "/" in label else ""
-            facts.append((doc_id, label, inner, document_type(path), float(mtime), int(chunks)))
+            facts.append((doc_id, label, inner, path, float(mtime), int(chunks)))
             total += int(chunks)
         self._facts = facts
         self._total = total
@@ -136,10 +135,9 @@ class Scopes:
             import pathspec
 
             spec = pathspec.GitIgnoreSpec.from_lines(filters.paths)
-            # a document is in when the last pattern matching it includes it (as in a .gitignore)
-            chosen = [f for f in chosen if spec.match_file(f[1]) or (f[2] and spec.match_file(f[2]))]
+            chosen = [f for f in chosen if _included(spec, f[1], f[2])]
         if filters.types:
-            chosen = [f for f in chosen if f[3] in filters.types]
+            chosen = [f for f in chosen if document_type(f[3]) in filters.types]
         since, before = filters.since_timestamp, filters.before_timestamp
         if since is not None:
             chosen = [f for f in chosen if f[4] >= since]
@@ -163,3 +161,12 @@ class Scopes:
             if not len(listed):
                 scope.reason = f"no passage of {chosen[0][1]} lies on pages {filters.pages}"
         return scope
+
+
+def _included(spec, label: str, inner: str) -> bool:
+    """As in a .gitignore, the last pattern that matches decides; a pattern may match the label
+    (`pydocs/library/os.rst.txt`) or the path below the ingested folder (`library/os.rst.txt`), so
+    `library/**` then `!library/os*` keeps the library but os."""
+    results = [spec.check_file(label)] + ([spec.check_file(inner)] if inner else [])
+    decided = [result for result in results if result.include is not None]
+    return bool(max(decided, key=lambda result: result.index).include) if decided else False
