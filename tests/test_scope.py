@@ -3,7 +3,7 @@ through Index and every interface (CLI, chat, MCP, HTTP), over real indexes of r
 
 The corpus is the shared one plus files whose names need care in a glob (spaces, brackets, non-ASCII),
 with modification times set before ingesting. A second index is built with a tiny embedding model
-made here (a one-layer BERT of width 32 behind mean pooling, random weights), so that two indexes
+made here (random word-piece vectors of width 64, averaged: a bag of words), so that two indexes
 of different models and dimensions are searched together: each must embed the question itself.
 """
 
@@ -27,6 +27,7 @@ from rag.retrieval import scope as scope_module
 from tests.conftest import make_corpus, run_rag
 
 QUESTION = "How long should sourdough bread bake?"
+DIM_TINY = 64  # the second model's width (the bundled one's is 384)
 JANUARY = datetime(2024, 1, 15, 12, 0).timestamp()
 JUNE = datetime(2024, 6, 15, 12, 0).timestamp()
 SPECIAL = {
@@ -279,23 +280,31 @@ def tiny_model(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-embedder")
     torch.manual_seed(20261206)
     tokenizer = AutoTokenizer.from_pretrained(str(get_model_path()))
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=512)
-    BertModel(config).save_pretrained(folder / "bert")
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=DIM_TINY, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512)
+    bert = BertModel(config)
+    with torch.no_grad():  # a bag of words: each word piece's random vector, averaged (nothing mixes them)
+        bert.embeddings.position_embeddings.weight.zero_()
+        bert.embeddings.token_type_embeddings.weight.zero_()
+        for layer in bert.encoder.layer:
+            for dense in (layer.attention.output.dense, layer.output.dense):
+                dense.weight.zero_()
+                dense.bias.zero_()
+    bert.save_pretrained(folder / "bert")
     tokenizer.save_pretrained(folder / "bert")
     transformer = models.Transformer(str(folder / "bert"), max_seq_length=256)
-    SentenceTransformer(modules=[transformer, models.Pooling(32, "mean")], device="cpu").save(str(folder / "model"))
+    SentenceTransformer(modules=[transformer, models.Pooling(DIM_TINY, "mean")], device="cpu").save(str(folder / "model"))
     # the pooling config as published models write it (questions go through the ONNX export, whose
     # reader knows only these keys; sentence-transformers 5 writes `pooling_mode: mean` instead)
     (folder / "model" / "1_Pooling" / "config.json").write_text(json.dumps(
-        {"word_embedding_dimension": 32, "pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True,
+        {"word_embedding_dimension": DIM_TINY, "pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True,
          "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False}), encoding="utf-8")
     return folder / "model"
 
 
 @pytest.fixture(scope="module")
 def two_models(root, tiny_model):
-    """`default` (all-MiniLM-L6-v2, 384-d) and `harbour` (the tiny model, 32-d) under one index folder."""
+    """`default` (all-MiniLM-L6-v2, 384-d) and `harbour` (the tiny model, 64-d) under one index folder."""
     from rag.embedding.embedder import get_embedder
 
     notes = root / "harbour-notes"
@@ -304,8 +313,7 @@ def two_models(root, tiny_model):
                                       "the harbour logbook at dawn.\n", encoding="utf-8")
     (notes / "boats.md").write_text("# Boats\n\nThe fishing boats return to the harbour before the storm.\n",
                                     encoding="utf-8")
-    # uncalibrated: the fallback cut-off lets a random model's passages through, so they show up
-    ingest(notes, root / "indexes", "harbour", get_embedder(str(tiny_model), "torch"), calibrate=False)
+    ingest(notes, root / "indexes", "harbour", get_embedder(str(tiny_model), "torch"))
     indexes = Index.open_together(Settings(index_dir=root / "indexes"), ["default", "harbour"])
     yield indexes
     for opened in indexes:
@@ -323,9 +331,9 @@ def test_two_indexes_of_different_models_are_searched_together_each_in_its_own_m
     scores = [h.score for h in result.hits]
     assert scores == sorted(scores, reverse=True)
     logbook = next(h for h in result.hits if h.index == "harbour" and h.label == "harbour-notes/logbook.md")
-    # its cosine is the tiny model's: the question was embedded in that model, 32-d
+    # its cosine is the tiny model's: the question was embedded in that model, 64-d
     tiny = get_embedder(str(tiny_model), "torch")
-    stored = harbour._db.embeddings([logbook.chunk_id], 32)[logbook.chunk_id]
+    stored = harbour._db.embeddings([logbook.chunk_id], DIM_TINY)[logbook.chunk_id]
     assert logbook.similarity == pytest.approx(float(np.dot(tiny.embed_query(question), stored)), abs=1e-3)
     assert harbour.settings.embed_model == str(tiny_model.resolve())
 
@@ -473,16 +481,16 @@ def served(root, two_models):
 def test_http_search_takes_filters_and_several_indexes(served):
     import httpx2 as httpx
 
-    reply = httpx.post(f"{served.url}/v1/search", json={"query": "harbour boats", "k": 10, "mode": "keyword",
-                                                        "indexes": ["default", "harbour"], "type": "md",
-                                                        "path": ["boats.md", "my notes/"]})
+    reply = httpx.post(f"{served.url}/v1/search", json={
+        "query": "When does the lighthouse keeper write the tide times?", "k": 10, "indexes": ["default", "harbour"],
+        "type": "md", "path": ["logbook.md", "my notes/"]})
     assert reply.status_code == 200, reply.text
     body = reply.json()
     assert body["index"] == ["default", "harbour"]
     assert {(h["index"], h["path"]) for h in body["hits"]} <= {
-        ("harbour", "harbour-notes/boats.md"), ("default", "corpus/my notes/plain notes.md"),
+        ("harbour", "harbour-notes/logbook.md"), ("default", "corpus/my notes/plain notes.md"),
         ("default", "corpus/my notes/ünïcode [draft].md")}
-    assert any(h["index"] == "harbour" for h in body["hits"])
+    assert ("harbour", "harbour-notes/logbook.md") in {(h["index"], h["path"]) for h in body["hits"]}
     nothing = httpx.post(f"{served.url}/v1/search", json={"query": "boats", "path": "nowhere/**"}).json()
     assert nothing["hits"] == [] and nothing["no_match"] == "no indexed document matches --path 'nowhere/**'"
     bad = httpx.post(f"{served.url}/v1/search", json={"query": "boats", "modified_since": "soon"})

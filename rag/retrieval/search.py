@@ -154,6 +154,7 @@ class Retriever:
         self.calibration = Calibration.from_json(store.get_meta(META_KEY))  # the cut-off's (rag.retrieval.relevance)
         self.document_weight = DOCUMENT_WEIGHT  # 0: chunks fused alone (bench/quality.py compares)
         self.scopes = Scopes(store)  # filters resolved against this index (rag.retrieval.scope)
+        self._measured: Calibration | None = None  # for an index whose ingest stored no calibration
 
     @classmethod
     def open(cls, settings: Settings, store: Store | None = None, embedder: Embeds | None = None) -> "Retriever":
@@ -194,6 +195,15 @@ class Retriever:
         if self.calibration is None or self.calibration.generation != generation:
             # another process's ingest writes its calibration just after its last batch
             self.calibration = Calibration.from_json(self.store.get_meta(META_KEY))
+
+    def current_calibration(self) -> Calibration:
+        """The stored calibration or, for an index whose ingest stored none (an older rag), one
+        measured now and kept for this generation (rag.retrieval.together ranks by it)."""
+        if self.calibration is not None:
+            return self.calibration
+        if self._measured is None or self._measured.generation != self.store.generation:
+            self._measured = self.measure_calibration()
+        return self._measured
 
     def measure_calibration(self) -> Calibration:
         """Search the relevance PROBES: how well questions this index does not cover match it."""
