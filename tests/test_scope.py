@@ -24,7 +24,7 @@ from rag.errors import ConfigError, RagError
 from rag.filters import Filters, PageRange, document_type
 from rag.index import Index
 from rag.retrieval import scope as scope_module
-from tests.conftest import make_corpus, run_rag
+from tests.helpers import make_corpus, mcp_client, run_rag, start_server
 
 QUESTION = "How long should sourdough bread bake?"
 DIM_TINY = 64  # the second model's width (the bundled one's is 384)
@@ -471,9 +471,7 @@ def test_chat_changes_scope_with_path_and_index_and_shows_it_in_the_prompt(root,
 
 @pytest.fixture(scope="module")
 def served(root, two_models):
-    from tests.test_serve import start
-
-    running = start(root)
+    running = start_server(root)
     yield running
     running.stop()
 
@@ -515,22 +513,9 @@ def test_http_chat_takes_filters_as_request_fields(served):
 
 @pytest.fixture(scope="module")
 def mcp_two(root, two_models, tmp_path_factory):
-    from anyio.from_thread import start_blocking_portal
-    from mcp import ClientSession, StdioServerParameters, stdio_client
-
-    from tests.conftest import RAG
-    from tests.test_mcp import McpClient, server_env
-
-    params = StdioServerParameters(command=str(RAG), args=["mcp", "--index-dir", str(root / "indexes"), "--index",
-                                                           "default", "--index", "harbour"],
-                                   env=server_env(), cwd=str(root))
-    errlog = open(tmp_path_factory.mktemp("mcp-scope-log") / "stderr.txt", "w+")
-    with start_blocking_portal() as portal:
-        with portal.wrap_async_context_manager(stdio_client(params, errlog=errlog)) as (read, write):
-            with portal.wrap_async_context_manager(ClientSession(read, write)) as session:
-                portal.call(session.initialize)
-                yield McpClient(portal, session)
-    errlog.close()
+    args = ["--index-dir", str(root / "indexes"), "--index", "default", "--index", "harbour"]
+    with mcp_client(args, root, tmp_path_factory.mktemp("mcp-scope-log")) as client:
+        yield client
 
 
 def test_mcp_search_and_ask_take_filters_and_indexes(mcp_two):
