@@ -197,7 +197,11 @@ def _validate(settings: Settings) -> None:
         problem = rerank_folder_problem(settings.rerank_model)
         if problem:
             raise ConfigError(problem)
-    name = settings.index
+    check_index_name(settings.index)
+
+
+def check_index_name(name: str) -> None:
+    """An index is a folder under the index folder, never a path that leaves it."""
     if not name or "/" in name or "\\" in name or name.startswith("."):
         raise ConfigError(f"index name {name!r} must be a plain folder name such as 'default'")
 

@@ -7,6 +7,8 @@
         for hit in index.search("How do I rotate the keys?").hits: ...
         stream = index.answer("How do I rotate the keys?")   # iterate for pieces, then:
         answer = stream.result()
+        index.search("...", filters=Filters.build(paths=["notes/**"], types="md"))  # one folder's Markdown
+        index.search("...", also=[other])   # this index and `other` together (Index.open_together)
 
 This is one of the two composition roots (with rag/terminal/cli.py): the only modules in `rag/` that may
 import `ingest`. Opening is cheap: the embedding model and the vector file load on the first
@@ -20,11 +22,14 @@ import functools
 import os
 import threading
 import time
+from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence, TypeVar
 
-from rag.config import NO_CUTOFF, Settings
+from rag.config import NO_CUTOFF, Settings, check_index_name
 from rag.errors import ConfigError, RagError
+from rag.filters import Filters, document_type
 from rag.types import Embeds, IndexCheck, IndexStatus, IngestReport, Mode, Removal, Retrieval, StoredDocument
 
 if TYPE_CHECKING:
@@ -83,8 +88,12 @@ class Index:
     # -- opening and closing --------------------------------------------------------------------
 
     @classmethod
-    def open(cls, settings: Settings, *, create: bool = False) -> "Index":
-        """The index at `settings.index_path`; `create` makes an empty one when there is none."""
+    def open(cls, settings: Settings, *, create: bool = False, own_model: bool = False) -> "Index":
+        """The index at `settings.index_path`; `create` makes an empty one when there is none.
+
+        `own_model` asks questions in the embedding model the index was built with, whatever
+        `settings.embed_model` says (what searching several indexes together needs: one setting
+        cannot name each index's model)."""
         from rag.storage.problems import storage_errors
         from rag.storage.store import DB_NAME, Store
 
@@ -93,11 +102,38 @@ class Index:
             # must not leave an empty index behind
             return cls(settings, None, create=True)
         with storage_errors(settings.index_path):
-            return cls(settings, Store.open(settings.index_path))
+            store = Store.open(settings.index_path)
+            built_with = store.get_meta("embed_model") if own_model else None
+        return cls(replace(settings, embed_model=built_with) if built_with else settings, store)
+
+    @classmethod
+    def open_together(cls, settings: Settings, names: Sequence[str]) -> list["Index"]:
+        """The indexes `names` under `settings.index_dir`, to search together (the first one's
+        `search(..., also=rest)`): each asks in its own embedding model. One name opens as `open`."""
+        names = list(dict.fromkeys(names))
+        if not names:
+            raise ConfigError("name at least one index to search")
+        for name in names:
+            check_index_name(name)
+        if len(names) == 1:
+            return [cls.open(replace(settings, index=names[0]))]
+        opened: list[Index] = []
+        try:
+            for name in names:
+                opened.append(cls.open(replace(settings, index=name), own_model=True))
+        except BaseException:
+            for index in opened:
+                index.close()
+            raise
+        return opened
 
     @property
     def path(self) -> Path:
         return self.settings.index_path
+
+    @property
+    def name(self) -> str:
+        return self.settings.index
 
     @property
     def _db(self) -> Store:
@@ -287,22 +323,46 @@ class Index:
         mode: Mode = "hybrid",
         min_score: float | None = None,
         cutoff: bool = True,
+        filters: Filters | None = None,
+        also: Sequence["Index"] = (),
     ) -> Retrieval:
         """The `top_k` best passages (`top_k` None: the setting).
 
         The "not covered" cut-off (rag.retrieval.relevance) applies with the floor `min_score`
         (None: the setting); `cutoff=False` turns it off and returns the best passages whatever
         they score (what evaluation and `rag map` need).
+
+        `filters` (rag.filters) keep the search to the documents and pages they match; when they
+        match none, nothing is searched and `Retrieval.no_match` says so. `also` searches other
+        indexes together with this one, each in its own model and with its own cut-off, on one
+        scale (rag.retrieval.together); every hit then names its index.
         """
         if not question or not question.strip():
             raise ConfigError("the question is empty")
         top_k = self.settings.top_k if top_k is None else top_k
         self._check_top_k(top_k)
-        with self._lock:
-            retriever = self._searcher()
-            retriever.refresh()  # pick up what an ingest committed since the last question
-            floor = self.settings.min_score if min_score is None else min_score
-            return retriever.search(question, top_k, mode, min_score=floor if cutoff else NO_CUTOFF)
+        self._check_filters(filters)
+        floor = self.settings.min_score if min_score is None else min_score
+        floor = floor if cutoff else NO_CUTOFF
+        together = [self] + [other for other in also if other.path != self.path]
+        if len(together) == 1:
+            with self._lock:
+                retriever = self._searcher()
+                retriever.refresh()  # pick up what an ingest committed since the last question
+                return retriever.search(question, top_k, mode, min_score=floor, filters=filters)
+        from rag.retrieval.together import search_together
+        from rag.storage.problems import storage_errors
+
+        with ExitStack() as held:
+            for index in sorted(together, key=lambda index: str(index.path)):  # one order: no deadlock
+                held.enter_context(index._lock)
+            searchers = []
+            for index in together:
+                with storage_errors(index.path):  # a problem with another index names that index
+                    retriever = index._searcher()
+                    retriever.refresh()
+                searchers.append((index.name, retriever))
+            return search_together(searchers, question, top_k, mode, min_score=floor, filters=filters)
 
     def answer(
         self,
@@ -314,16 +374,21 @@ class Index:
         mode: Mode = "hybrid",
         min_score: float | None = None,
         cutoff: bool = True,
+        filters: Filters | None = None,
+        also: Sequence["Index"] = (),
     ) -> AnswerStream:
         """Retrieve and answer; `history` (earlier user/assistant messages) makes it a follow-up.
 
         With an `llm` the answer is written by it; without, it is extractive. A follow-up is
         condensed into a standalone question first (through the LLM when there is one).
+        `filters` and `also` are search's: the answer is made from the passages they keep.
         """
         from rag.answer.generate import AnswerStream, condense
 
+        self._check_filters(filters)  # before the LLM is asked to condense anything
         standalone = condense(question, history, llm) if history else question
-        retrieval = self.search(standalone, top_k=top_k, mode=mode, min_score=min_score, cutoff=cutoff)
+        retrieval = self.search(standalone, top_k=top_k, mode=mode, min_score=min_score, cutoff=cutoff,
+                                filters=filters, also=also)
         return AnswerStream(standalone, retrieval, llm, history)
 
     @_storage_boundary
@@ -384,6 +449,19 @@ class Index:
             return self._retriever
 
     # -- internals ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_filters(filters: Filters | None) -> None:
+        """Types `rag` never reads are a mistake to name, not a filter that quietly matches nothing."""
+        if filters is None or not filters.types:
+            return
+        from ingest.formats import LOADERS
+
+        known = {document_type("file" + suffix) for suffix in LOADERS} | {"rst"}
+        unknown = [kind for kind in filters.types if kind not in known]
+        if unknown:
+            raise ConfigError(f"--type {','.join(unknown)}: rag reads no such files; it reads "
+                              f"{', '.join(sorted(known))}")
 
     def _check_top_k(self, top_k: int) -> None:
         from rag.config import MAX_SEARCH_K

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Literal, Protocol, Sequence
 if TYPE_CHECKING:
     import numpy as np
 
+from rag.filters import Filters
+
 Mode = Literal["hybrid", "dense", "keyword"]
 AnswerMode = Literal["llm", "extractive", "none"]
 PageKind = Literal["page", "slide", "chapter"]
@@ -86,6 +88,7 @@ class Hit:
     keyword_rank: int | None = None
     label: str = ""  # path relative to its ingested folder: what the prompt and --json show
     page_kind: str = "page"
+    index: str = ""  # the index it came from, when several were searched together
 
 
 @dataclass
@@ -99,6 +102,9 @@ class Retrieval:
     min_score: float | None = None  # the cut-off the hits passed
     cutoff_reason: str = ""  # why nothing counted as relevant (below_cutoff), in words
     reranked_by: str | None = None  # the cross-encoder that ordered the hits (rag.retrieval.rerank), if any
+    filters: Filters | None = None  # what the search was kept to (rag.filters)
+    indexes: list[str] = field(default_factory=list)  # the indexes searched together, when several were
+    no_match: str = ""  # the filters match nothing, so nothing was searched: why, in one line
 
 
 @dataclass
@@ -112,6 +118,7 @@ class Source:
     cited: bool = False
     file: str = ""  # the absolute path on this machine
     page_kind: str = "page"
+    index: str = ""  # the index it came from, when several were searched together
 
 
 @dataclass(frozen=True)
@@ -149,6 +156,9 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     unsupported: int = 0  # citations the passage they name does not support
     uncited_sentences: int = 0  # sentences that state a fact without any citation
+    filters: Filters | None = None  # what the search was kept to (rag.filters)
+    indexes: list[str] = field(default_factory=list)  # the indexes searched together, when several were
+    no_match: str = ""  # the filters match nothing, so nothing was searched: why, in one line
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ each other or from conftest.py, which holds only fixtures.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -16,7 +17,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -249,3 +252,43 @@ def start_server(root: Path, api_key: str | None = None, **settings) -> Running:
     app = create_app(load_settings(flags, environ={}, dotenv_path=root / "no.env"), api_key=api_key)
     warm_up(app)
     return Running(app)
+
+
+# -- `rag mcp` in a subprocess, through the SDK's client (tests/test_mcp.py, tests/test_scope.py) ---
+
+CALL_TIMEOUT = 120  # seconds for one tool call: the first one may wait for the model to load on a busy machine
+
+
+class McpClient:
+    """A synchronous face on an SDK ClientSession running in a blocking portal's event loop."""
+
+    def __init__(self, portal, session):
+        self.portal = portal
+        self.session = session
+
+    def tools(self) -> dict:
+        result = self.portal.call(self.session.list_tools)
+        return {tool.name: tool for tool in result.tools}
+
+    def call(self, name: str, arguments: dict | None = None):
+        return self.portal.call(lambda: self.session.call_tool(name, arguments or {},
+                                                               read_timeout_seconds=CALL_TIMEOUT))
+
+    def data(self, name: str, arguments: dict | None = None) -> dict:
+        result = self.call(name, arguments)
+        assert not result.is_error, result.content[0].text
+        return json.loads(result.content[0].text)
+
+
+@contextmanager
+def mcp_client(args: list[str], cwd: Path, log_folder: Path) -> Iterator[McpClient]:
+    """`rag mcp ARGS` as a subprocess in `cwd`, initialised; its stderr goes to log_folder/stderr.txt."""
+    from anyio.from_thread import start_blocking_portal
+    from mcp import ClientSession, StdioServerParameters, stdio_client
+
+    params = StdioServerParameters(command=str(RAG), args=["mcp", *args], env=clean_env(), cwd=str(cwd))
+    with open(log_folder / "stderr.txt", "w+") as errlog, start_blocking_portal() as portal:
+        with portal.wrap_async_context_manager(stdio_client(params, errlog=errlog)) as (read, write):
+            with portal.wrap_async_context_manager(ClientSession(read, write)) as session:
+                portal.call(session.initialize)
+                yield McpClient(portal, session)

@@ -104,12 +104,13 @@ def test_json_output_has_the_answer_its_sources_and_timings(ask, llm):
 
     answer = json.loads(result.stdout)
     assert set(answer) == {"question", "answer", "mode", "model", "sources", "timings", "stopped", "citations",
-                           "unsupported", "uncited_sentences"}
+                           "unsupported", "uncited_sentences", "filters", "indexes", "no_match"}
+    assert (answer["filters"], answer["indexes"], answer["no_match"]) == (None, [], "")
     assert answer["stopped"] is False
     assert (answer["question"], answer["answer"], answer["mode"], answer["model"]) == (
         BREAD, "Forty minutes [1].", "llm", "test-model")
     first = answer["sources"][0]
-    assert set(first) == {"rank", "path", "page", "heading", "score", "text", "cited", "file", "page_kind"}
+    assert set(first) == {"rank", "path", "page", "heading", "score", "text", "cited", "file", "page_kind", "index"}
     assert (first["rank"], first["path"], first["page"], first["heading"], first["cited"]) == (
         1, "corpus/cooking.md", None, "Kitchen notes > Bread", True)
     assert "forty minutes" in first["text"] and first["score"] > 0

@@ -8,31 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import NEW_DOC, RAG, clean_env, copy_index
-
-CALL_TIMEOUT = 120  # seconds for one tool call: the first one may wait for the model to load on a busy machine
-
-
-class McpClient:
-    """A synchronous face on an SDK ClientSession running in a blocking portal's event loop."""
-
-    def __init__(self, portal, session):
-        self.portal = portal
-        self.session = session
-
-    def tools(self) -> dict:
-        result = self.portal.call(self.session.list_tools)
-        return {tool.name: tool for tool in result.tools}
-
-    def call(self, name: str, arguments: dict | None = None):
-        return self.portal.call(lambda: self.session.call_tool(name, arguments or {},
-                                                               read_timeout_seconds=CALL_TIMEOUT))
-
-    def data(self, name: str, arguments: dict | None = None) -> dict:
-        result = self.call(name, arguments)
-        assert not result.is_error, result.content[0].text
-        return json.loads(result.content[0].text)
-
+from tests.helpers import NEW_DOC, RAG, clean_env, copy_index, mcp_client
 
 @pytest.fixture(scope="module")
 def index_root(built_index, tmp_path_factory) -> Path:
@@ -44,18 +20,9 @@ def index_root(built_index, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def mcp(index_root, tmp_path_factory):
-    from anyio.from_thread import start_blocking_portal
-    from mcp import ClientSession, StdioServerParameters, stdio_client
-
-    params = StdioServerParameters(command=str(RAG), args=["mcp", "--index-dir", str(index_root / "indexes")],
-                                   env=clean_env(), cwd=str(index_root))
-    errlog = open(tmp_path_factory.mktemp("mcp-log") / "stderr.txt", "w+")
-    with start_blocking_portal() as portal:
-        with portal.wrap_async_context_manager(stdio_client(params, errlog=errlog)) as (read, write):
-            with portal.wrap_async_context_manager(ClientSession(read, write)) as session:
-                portal.call(session.initialize)
-                yield McpClient(portal, session)
-    errlog.close()
+    with mcp_client(["--index-dir", str(index_root / "indexes")], index_root, tmp_path_factory.mktemp("mcp-log")) \
+            as client:
+        yield client
 
 
 def test_the_server_lists_its_four_tools_with_described_arguments(mcp):

@@ -57,6 +57,7 @@ def format_passages(hits: Sequence[Hit]) -> str:
     for n, hit in enumerate(hits, start=1):
         # relative to the ingested folder: stable, and the LLM never learns where the files live
         source = location(hit.label or os.path.basename(hit.path), hit.page, hit.page_kind)
+        source = f"{hit.index}: {source}" if hit.index else source  # several indexes searched together
         heading = f' heading="{_attribute(hit.heading)}"' if hit.heading else ""
         blocks.append(f'<passage id="{n}" source="{_attribute(source)}"{heading}>\n{_escape(hit.text)}\n</passage>')
     return "\n\n".join(blocks)
@@ -135,7 +136,7 @@ def build_answer(question: str, retrieval: Retrieval, text: str, llm: LLM | None
     cited = cited_numbers(text, len(retrieval.hits))
     sources = [
         Source(rank=n, path=h.label or os.path.basename(h.path), page=h.page, heading=h.heading, score=round(h.score, 6),
-               text=h.text, cited=n in cited, file=h.path, page_kind=h.page_kind)
+               text=h.text, cited=n in cited, file=h.path, page_kind=h.page_kind, index=h.index)
         for n, h in enumerate(retrieval.hits, start=1)
     ]
     mode = answer_mode(retrieval, llm)
@@ -151,6 +152,9 @@ def build_answer(question: str, retrieval: Retrieval, text: str, llm: LLM | None
         citations=citations,
         unsupported=unsupported,
         uncited_sentences=uncited,
+        filters=retrieval.filters,
+        indexes=retrieval.indexes,
+        no_match=retrieval.no_match,
     )
 
 
@@ -178,7 +182,9 @@ class AnswerStream:
         return answer_mode(self.retrieval, self.llm)
 
     def _generate(self) -> Iterator[str]:
-        if not self.retrieval.hits:
+        if self.retrieval.no_match:
+            yield f"Nothing was searched: {self.retrieval.no_match}."
+        elif not self.retrieval.hits:
             yield NOT_COVERED
         elif self.llm is None:
             yield extractive_answer(self.question, self.retrieval.hits, self.retrieval.min_score)

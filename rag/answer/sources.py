@@ -37,6 +37,7 @@ def heading(text: str) -> str:
 
 def format_source(source: Source) -> str:
     where = location(source.file or source.path, source.page, source.page_kind)
+    where = f"{safe(source.index)}: {where}" if source.index else where  # several indexes searched together
     return f"[{source.rank}] {where}{heading(source.heading)}"
 
 

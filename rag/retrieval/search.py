@@ -34,8 +34,10 @@ import numpy as np
 
 from rag.config import NO_CUTOFF, Mode, Settings
 from rag.errors import IndexMismatch, RagError
+from rag.filters import Filters
 from rag.retrieval.relevance import (META_KEY, PROBES, Calibration, agreement, calibrate, judge, keyword_evidence,
                                      lead_with_evidence)
+from rag.retrieval.scope import Scope, Scopes
 from rag.storage.store import Store, label_for
 from rag.text import STOPWORDS, WORD, readable
 from rag.types import Embeds, Hit, Retrieval
@@ -169,6 +171,8 @@ class Retriever:
         self.reranker = reranker  # rag.retrieval.rerank.CrossEncoderReranker, or None
         self.calibration = Calibration.from_json(store.get_meta(META_KEY))  # the cut-off's (rag.retrieval.relevance)
         self.document_weight = DOCUMENT_WEIGHT  # 0: chunks fused alone (bench/quality.py compares)
+        self.scopes = Scopes(store)  # filters resolved against this index (rag.retrieval.scope)
+        self._measured: Calibration | None = None  # for an index whose ingest stored no calibration
 
     @classmethod
     def open(cls, settings: Settings, store: Store | None = None, embedder: Embeds | None = None) -> "Retriever":
@@ -210,6 +214,15 @@ class Retriever:
             # another process's ingest writes its calibration just after its last batch
             self.calibration = Calibration.from_json(self.store.get_meta(META_KEY))
 
+    def current_calibration(self) -> Calibration:
+        """The stored calibration or, for an index whose ingest stored none (an older rag), one
+        measured now and kept for this generation (rag.retrieval.together ranks by it)."""
+        if self.calibration is not None:
+            return self.calibration
+        if self._measured is None or self._measured.generation != self.store.generation:
+            self._measured = self.measure_calibration()
+        return self._measured
+
     def measure_calibration(self) -> Calibration:
         """Search the relevance PROBES: how well questions this index does not cover match it."""
         best = []
@@ -218,12 +231,29 @@ class Retriever:
             best.append(hits[0][1] if hits else 0.0)
         return calibrate(best, self.store.generation)
 
-    def dense(self, query_vector: np.ndarray, limit: int) -> list[tuple[int, float]]:
-        return self.vectors.search(query_vector, limit)
+    def dense(self, query_vector: np.ndarray, limit: int, scope: Scope | None = None) -> list[tuple[int, float]]:
+        if scope is None:
+            return self.vectors.search(query_vector, limit)
+        if scope.broad:  # deep enough unfiltered, then what is in scope (rag.retrieval.scope)
+            depth = min(scope.depth(limit), len(self.vectors))
+            kept = scope.keep(self.store, self.vectors.search(query_vector, depth))
+            if len(kept) >= limit:
+                return kept[:limit]
+        return self.vectors.search(query_vector, limit, within=scope.selection(self.store))
 
-    def keyword(self, question: str, limit: int) -> list[tuple[int, float]]:
+    def keyword(self, question: str, limit: int, scope: Scope | None = None) -> list[tuple[int, float]]:
         match = fts_query(question)
-        return self.store.keyword_search(match, limit) if match else []
+        if not match:
+            return []
+        if scope is None:
+            return self.store.keyword_search(match, limit)
+        if scope.broad:
+            depth = scope.depth(limit)
+            found = self.store.keyword_search(match, depth)
+            kept = scope.keep(self.store, found)
+            if len(kept) >= limit or len(found) < depth:  # enough, or every match was read
+                return kept[:limit]
+        return self.store.keyword_search(match, limit, within=scope.ids_json(self.store))
 
     def _add_similarity(self, similarity: dict[int, float], ids: list[int], query_vector: np.ndarray) -> None:
         """The cosine of chunks the dense leg did not return, from their stored vectors."""
@@ -231,24 +261,46 @@ class Retriever:
         for cid, vector in self.store.embeddings(missing, self.dim).items():
             similarity[cid] = float(np.dot(vector, query_vector))
 
-    def search(self, question: str, top_k: int, mode: Mode = "hybrid", min_score: float = NO_CUTOFF) -> Retrieval:
+    def search(self, question: str, top_k: int, mode: Mode = "hybrid", min_score: float = NO_CUTOFF,
+               filters: Filters | None = None, query_vector: np.ndarray | None = None,
+               comparable: bool = False) -> Retrieval:
         """The `top_k` best chunks for `question`, fused from both legs in hybrid mode, and the
         "not covered" verdict (rag.retrieval.relevance) against the floor `min_score`; the default,
-        NO_CUTOFF, returns the best chunks whatever they score. Index.search is the public door."""
+        NO_CUTOFF, returns the best chunks whatever they score. Index.search is the public door.
+
+        `filters` keep both legs to the chunks they match before the top k is taken; a filter that
+        matches nothing searches nothing (`no_match` says why). `comparable` scores dense and
+        keyword mode as hybrid's are, in standard deviations above the leg's mean over its top
+        results, so that indexes searched together rank on one scale (rag.retrieval.together).
+        """
         started = time.perf_counter()
         question = readable(question)
+        scope = None
+        if filters is not None and not filters.empty:
+            scope = self.scopes.resolve(filters)
+            if scope.chunks == 0:
+                return Retrieval(question=question, mode=mode, hits=[], below_cutoff=False, best_similarity=None,
+                                 seconds=time.perf_counter() - started, min_score=min_score, filters=filters,
+                                 no_match=scope.reason)
+            if scope.everything:
+                scope = None
         fetch = max(top_k * OVERFETCH, MIN_FETCH)
-        query_vector = self.embedder.embed_query(question)
-        dense = self.dense(query_vector, fetch) if mode in ("hybrid", "dense") else []
-        keyword = self.keyword(question, fetch) if mode in ("hybrid", "keyword") else []
+        if query_vector is None:
+            query_vector = self.embedder.embed_query(question)
+        dense = self.dense(query_vector, fetch, scope) if mode in ("hybrid", "dense") else []
+        keyword = self.keyword(question, fetch, scope) if mode in ("hybrid", "keyword") else []
         dense_rank = {cid: r for r, (cid, _) in enumerate(dense, start=1)}
         keyword_rank = {cid: r for r, (cid, _) in enumerate(keyword, start=1)}
         similarity = dict(dense)
 
         if mode == "dense":
-            scored = dict(dense)
+            scored = {cid: z for cid, (z, _) in standardize(dense, [], similarity).items()} if comparable \
+                else dict(dense)
         elif mode == "keyword":
             scored = dict(keyword)
+            if comparable:
+                parts = standardize([], keyword, dict.fromkeys(scored, 0.0), keyword_complete=len(keyword) < fetch)
+                scored = {cid: z for cid, (_, z) in parts.items()}
         else:
             self._add_similarity(similarity, [cid for cid, _ in keyword], query_vector)
             # `similarity` now holds every chunk of either leg that still has a vector: what fuse scores
@@ -298,6 +350,7 @@ class Retriever:
             min_score=min_score,
             cutoff_reason=verdict.reason if below else "",
             reranked_by=self.reranker.name if self.reranker is not None else None,
+            filters=filters,
         )
 
     def _rerank(self, question: str, ranked: list[int], top_k: int):

@@ -34,7 +34,7 @@ from rag.config import Settings
 from rag.errors import ConfigError, IndexMissing, RagError
 from rag.types import Answer, Source
 from rag.servers.wire import (ApiError, Limits, answer_extras, api_error, check_question, completion_chunk, error_body,
-                      mode_of, parse_messages, passage, read_json, top_k_of)
+                      filters_of, index_names_of, mode_of, parse_messages, passage, read_json, top_k_of)
 
 if TYPE_CHECKING:
     from rag.index import Index
@@ -79,7 +79,8 @@ class Indexes:
                 known = ", ".join(self.names()) or "none yet: run `rag ingest PATH`"
                 raise ApiError(404, f"no index named {name!r} in {self.settings.index_dir} (indexes: {known})",
                                code="model_not_found")
-            index = Index.open(replace(self.settings, index=name))
+            # each index asks in the model it was built with: one server answers for indexes of several
+            index = Index.open(replace(self.settings, index=name), own_model=True)
             self._open[name] = (index, index.llm())
             return self._open[name]
 
@@ -130,26 +131,28 @@ def create_app(settings: Settings, api_key: str | None = None, limits: Limits = 
     async def search(request):
         body = await read_json(request, limits)
         query = check_question(body.get("query"), limits, what="query")
-        top_k, mode = top_k_of(body, settings.top_k), mode_of(body)
-        name = body.get("index") or body.get("model") or indexes.default
-        index, _ = await run_in_threadpool(indexes.get, str(name))
-        retrieval = await run_in_threadpool(partial(index.search, query, top_k=top_k, mode=mode))
+        top_k, mode, filters = top_k_of(body, settings.top_k), mode_of(body), filters_of(body)
+        names = index_names_of(body, str(body.get("model") or indexes.default))
+        (index, _), *others = [await run_in_threadpool(indexes.get, name) for name in names]
+        retrieval = await run_in_threadpool(partial(index.search, query, top_k=top_k, mode=mode, filters=filters,
+                                                    also=[other for other, _ in others]))
         return JSONResponse({
-            "index": name, "query": query, "mode": mode, "below_cutoff": retrieval.below_cutoff,
-            "cutoff_reason": retrieval.cutoff_reason,
-            "seconds": round(retrieval.seconds, 4),
+            "index": names[0] if len(names) == 1 else names, "query": query, "mode": mode,
+            "below_cutoff": retrieval.below_cutoff, "cutoff_reason": retrieval.cutoff_reason,
+            "no_match": retrieval.no_match, "seconds": round(retrieval.seconds, 4),
             "hits": [passage(n, h) for n, h in enumerate(retrieval.hits, start=1)],
         })
 
     async def chat_completions(request):
         body = await read_json(request, limits)
         question, history = parse_messages(body.get("messages"), limits)
-        top_k, mode = top_k_of(body, settings.top_k), mode_of(body)
-        name = str(body.get("model") or indexes.default)
+        top_k, mode, filters = top_k_of(body, settings.top_k), mode_of(body), filters_of(body)
+        names = index_names_of(body, str(body.get("model") or indexes.default), key="model")
+        name = "+".join(names)
         with_block = body.get("sources_in_content", True) is not False  # the web page shows sources itself
-        index, llm = await run_in_threadpool(indexes.get, name)
+        (index, llm), *others = [await run_in_threadpool(indexes.get, each) for each in names]
         stream = await run_in_threadpool(partial(index.answer, question, llm=llm, history=history, top_k=top_k,
-                                                 mode=mode))
+                                                 mode=mode, filters=filters, also=[other for other, _ in others]))
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
 
         def content_of(answer: Answer) -> str:

@@ -18,14 +18,14 @@ import logging
 import threading
 from contextlib import asynccontextmanager
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Optional, Sequence
 
 from pydantic import Field  # already loaded by the SDK; the schemas' constraints come from it
 
 from rag.config import MAX_TOP_K, version
 from rag.errors import RagError
-from rag.servers.wire import (ApiError, Limits, check_question, document_record, passage, safe_json, safe_text,
-                             source_record)
+from rag.servers.wire import (ApiError, Limits, check_question, document_record, filters_of, index_names_of, passage,
+                              safe_json, safe_text, source_record)
 from rag.types import Mode
 
 if TYPE_CHECKING:
@@ -47,21 +47,49 @@ SearchMode = Annotated[Mode,
                        Field(description="hybrid (default): meaning and keywords fused; dense: meaning only; "
                                          "keyword: BM25 over the words")]
 
+Paths = Annotated[Optional[list[str]],
+                  Field(description="Only documents matching these gitignore-style globs, relative to the ingested "
+                                    "folder as list_documents shows paths (e.g. ['api/**', '*.pdf', '!drafts/']).")]
+Types = Annotated[Optional[list[str]], Field(description="Only these document types, by extension (e.g. ['pdf', 'md']).")]
+Since = Annotated[Optional[str], Field(description="Only documents modified at or after this date: 2025-01-31, "
+                                                   "2025-01-31T18:00, or 7d / 36h / 2w for that long ago.")]
+Before = Annotated[Optional[str], Field(description="Only documents modified before this date (same forms).")]
+Pages = Annotated[Optional[str], Field(description="Only these pages ('12' or '12-20') of the one document the "
+                                                   "other filters name.")]
+Indexes = Annotated[Optional[list[str]],
+                    Field(description="Which of the served indexes to search (default: all of them, together).")]
+
 EXTRACTIVE_NOTE = ("extractive answer: no LLM is configured for rag (set OPENAI_API_KEY or OPENAI_BASE_URL), "
                    "so these are the most relevant sentences from the passages, cited")
 
 
-def build_server(index: "Index"):
-    """The MCP server for `index`, its tools registered."""
+def build_server(index: "Index", also: Sequence["Index"] = ()):
+    """The MCP server for `index` (and `also`, searched together with it), its tools registered."""
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
 
     llm = index.llm()
+    served = {each.name: each for each in (index, *also)}
+
+    def scope(indexes, path, type, modified_since, modified_before, pages):
+        """(first index, the others, filters) for a call's arguments; a bad one is a ToolError."""
+        try:
+            filters = filters_of({"path": path, "type": type, "modified_since": modified_since,
+                                  "modified_before": modified_before, "pages": pages})
+            names = index_names_of({"indexes": indexes}, "") if indexes else list(served)
+        except ApiError as exc:
+            raise ToolError(exc.message) from exc
+        unknown = [name for name in names if name not in served]
+        if unknown:
+            raise ToolError(f"no index {', '.join(unknown)} here: this server searches {', '.join(served)}")
+        first, *others = [served[name] for name in names]
+        return first, others, filters
 
     @asynccontextmanager
     async def lifespan(server):
         # load the model and vectors while the client initialises, not on its first call
-        threading.Thread(target=_warm_up, args=(index,), name="rag-warm-up", daemon=True).start()
+        for each in served.values():
+            threading.Thread(target=_warm_up, args=(each,), name="rag-warm-up", daemon=True).start()
         yield {}
 
     server = MCPServer("rag", version=version(), instructions=INSTRUCTIONS, lifespan=lifespan, log_level="WARNING")
@@ -75,38 +103,47 @@ def build_server(index: "Index"):
             raise ToolError(exc.message) from exc
 
     @server.tool(annotations=_read_only())
-    def search(query: Query, k: TopK = 5, mode: SearchMode = "hybrid") -> dict[str, Any]:
+    def search(query: Query, k: TopK = 5, mode: SearchMode = "hybrid", path: Paths = None, type: Types = None,
+               modified_since: Since = None, modified_before: Before = None, pages: Pages = None,
+               indexes: Indexes = None) -> dict[str, Any]:
         """Search the indexed documents and return the best passages, best first.
 
         Each passage has `path` (relative to the folder that was ingested), `page` (PDF page, when
-        there is one), `heading` (the section path), `score` and `text`. `below_cutoff` true means
-        something was found but nothing relevant enough: the documents probably do not cover it
-        (`cutoff_reason` says why).
+        there is one), `heading` (the section path), `score` and `text`, and `index` when several
+        indexes were searched. `below_cutoff` true means something was found but nothing relevant
+        enough: the documents probably do not cover it (`cutoff_reason` says why). The filters
+        (`path`, `type`, `modified_since`, `modified_before`, `pages`) narrow the search before it
+        ranks; `no_match` says when they match no document (then nothing was searched).
         """
         query = checked(query, "query")
+        first, others, filters = scope(indexes, path, type, modified_since, modified_before, pages)
         try:
-            retrieval = index.search(query, top_k=k, mode=mode)
+            retrieval = first.search(query, top_k=k, mode=mode, filters=filters, also=others)
         except RagError as exc:
             raise ToolError(str(exc)) from exc
         return {"query": query, "mode": mode, "below_cutoff": retrieval.below_cutoff,
-                "cutoff_reason": retrieval.cutoff_reason,
+                "cutoff_reason": retrieval.cutoff_reason, "no_match": retrieval.no_match,
                 "passages": [passage(n, h) for n, h in enumerate(retrieval.hits, start=1)]}
 
     @server.tool(annotations=_read_only())
-    def ask(question: Question, k: TopK = 5) -> dict[str, Any]:
+    def ask(question: Question, k: TopK = 5, path: Paths = None, type: Types = None, modified_since: Since = None,
+            modified_before: Before = None, pages: Pages = None, indexes: Indexes = None) -> dict[str, Any]:
         """Answer a question from the indexed documents, citing passages as [1], [2]...
 
         `citations` lists the passages behind the numbers (path, page, heading, text; `cited` marks
         those the answer uses). `mode` is "llm" when rag's configured LLM wrote the answer,
         "extractive" when no LLM is configured (the answer is then the most relevant sentences,
-        quoted), or "none" when nothing in the index matched.
+        quoted), or "none" when nothing in the index matched. The filters are search's; `no_match`
+        says when they match no document.
         """
+        first, others, filters = scope(indexes, path, type, modified_since, modified_before, pages)
         try:
-            answer = index.answer(checked(question, "question"), llm=llm, top_k=k).result()
+            answer = first.answer(checked(question, "question"), llm=llm, top_k=k, filters=filters,
+                                  also=others).result()
         except RagError as exc:
             raise ToolError(str(exc)) from exc
         result = {"answer": answer.answer, "mode": answer.mode, "model": answer.model,
-                  "citations": [source_record(s) for s in answer.sources]}
+                  "citations": [source_record(s) for s in answer.sources], "no_match": answer.no_match}
         if answer.mode == "extractive":
             result["note"] = EXTRACTIVE_NOTE
         return result
@@ -144,17 +181,19 @@ def _warm_up(index: "Index") -> None:
         log.warning("rag: %s", exc)
 
 
-def run_mcp(index: "Index", watch: bool = False, poll: bool = False) -> None:
-    """Serve `index` over stdin/stdout until the client closes the connection (what `rag mcp`
-    calls); `watch` keeps it fresh with the folders it was built from (rag.watch), logging to stderr."""
+def run_mcp(index: "Index", also: Sequence["Index"] = (), watch: bool = False, poll: bool = False) -> None:
+    """Serve `index` (and `also`, searched together with it) over stdin/stdout until the client
+    closes the connection (what `rag mcp` calls); `watch` keeps each fresh with the folders it was
+    built from (rag.watch), logging to stderr."""
     import anyio
 
     if watch:
         from rag.watch.watcher import keep_fresh
 
-        keep_fresh(index.settings, poll=poll, log=lambda line: log.warning("rag mcp: %s", line))
+        for each in (index, *also):
+            keep_fresh(each.settings, poll=poll, log=lambda line: log.warning("rag mcp: %s", line))
 
-    anyio.run(_serve_stdio, build_server(index))
+    anyio.run(_serve_stdio, build_server(index, also))
 
 
 async def _serve_stdio(server) -> None:

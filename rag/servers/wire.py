@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from rag.config import HISTORY_CHARS, HISTORY_TURNS, MAX_TOP_K, MODES
 from rag.errors import ApiError, DiskFull, IndexBusy, IndexDamaged, IndexMissing, LLMError, RagError, StorageError
+from rag.filters import Filters
 from rag.types import Answer, Hit, Source, StoredDocument
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ def api_error(exc: Exception) -> ApiError:
 def passage(rank: int, hit: Hit) -> dict:
     return {"rank": rank, "path": hit.label, "page": hit.page, "page_kind": hit.page_kind, "heading": hit.heading,
             "title": hit.title, "score": round(hit.score, 6), "similarity": round(hit.similarity, 6),
-            "text": hit.text}
+            "text": hit.text, **({"index": hit.index} if hit.index else {})}
 
 
 def source_record(source: Source) -> dict:
@@ -221,6 +222,27 @@ def top_k_of(body: dict, default: int) -> int:
     return value
 
 
+def filters_of(body: dict) -> Filters | None:
+    """The request's filters (rag.filters): `path` (a glob or a list), `type` ("pdf,md" or a list),
+    `modified_since`, `modified_before` (dates) and `pages` ("3-7"); a bad one is a 400."""
+    try:
+        filters = Filters.build(paths=body.get("path"), types=body.get("type"),
+                                modified_since=body.get("modified_since"), modified_before=body.get("modified_before"),
+                                pages=body.get("pages"))
+    except RagError as exc:
+        raise ApiError(400, str(exc), code="invalid_filter") from None
+    return None if filters.empty else filters
+
+
+def index_names_of(body: dict, default: str, key: str = "index") -> list[str]:
+    """The indexes a request names: `indexes` (a list), else `key` (a name or a list), else the default."""
+    names = body.get("indexes") or body.get(key) or default
+    names = [names] if isinstance(names, str) else names
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+        raise ApiError(400, "`indexes` must be a list of index names", code="invalid_index")
+    return list(dict.fromkeys(names))
+
+
 def mode_of(body: dict) -> str:
     mode = body.get("mode", "hybrid")
     if mode not in MODES:
@@ -239,4 +261,4 @@ def completion_chunk(cid: str, created: int, model: str, delta: dict, finish: st
 
 def answer_extras(answer: Answer) -> dict:
     return {"sources": [source_record(s) for s in answer.sources], "answer_mode": answer.mode,
-            "question": answer.question}
+            "question": answer.question, **({"no_match": answer.no_match} if answer.no_match else {})}

@@ -110,11 +110,45 @@ class VectorIndex:
         """Whether it holds the store's committed state now (read in a snapshot of it)."""
         return self.generation == store.generation and self.state == store.state
 
-    def search(self, query: np.ndarray, limit: int) -> list[tuple[int, float]]:
-        if len(self) == 0:
+    def search(self, query: np.ndarray, limit: int, within: Selection | None = None) -> list[tuple[int, float]]:
+        """The `limit` nearest chunks, best first; `within` keeps the search to those chunk ids.
+
+        Restricted searches go through FAISS's ID selector, which skips every other vector before
+        scoring it (bench/filters.py: 1% of 100k chunks costs a seventh of a full flat search). An
+        IVF index probes its usual lists first; when they hold fewer than `limit` of the allowed
+        chunks it probes them all, so a narrow filter never gets fewer hits than it has chunks.
+        """
+        if len(self) == 0 or (within is not None and within.count == 0):
             return []
-        scores, ids = self.index.search(query.reshape(1, -1).astype(np.float32), min(limit, len(self)))
+        query = query.reshape(1, -1).astype(np.float32)
+        if within is None:
+            scores, ids = self.index.search(query, min(limit, len(self)))
+        else:
+            import faiss
+
+            want = min(limit, within.count, len(self))
+            inner = faiss.downcast_index(self.index.index)
+            if isinstance(inner, faiss.IndexIVF):
+                params = faiss.SearchParametersIVF(sel=within.selector, nprobe=inner.nprobe)
+                scores, ids = self.index.search(query, want, params=params)
+                if int((ids[0] != -1).sum()) < want:
+                    params = faiss.SearchParametersIVF(sel=within.selector, nprobe=inner.nlist)
+                    scores, ids = self.index.search(query, want, params=params)
+            else:
+                scores, ids = self.index.search(query, want, params=faiss.SearchParameters(sel=within.selector))
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
+
+
+class Selection:
+    """A set of chunk ids as FAISS's ID selector (IDSelectorBatch: a hash set behind a bloom
+    filter, checked per vector before it is scored). Built once per filter (rag.retrieval.scope)."""
+
+    def __init__(self, ids: np.ndarray):
+        import faiss
+
+        self.ids = np.ascontiguousarray(ids, dtype=np.int64)
+        self.count = len(self.ids)
+        self.selector = faiss.IDSelectorBatch(self.ids)
 
 
 @dataclass(frozen=True)

@@ -10,17 +10,18 @@ Ctrl-C stops the current answer and returns to the prompt; Ctrl-D or /exit leave
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, TextIO
+from typing import TYPE_CHECKING, Callable, Sequence, TextIO
 
-from rag.config import HISTORY_CHARS, HISTORY_TURNS, MAX_TOP_K, MODES
+from rag.config import HISTORY_CHARS, HISTORY_TURNS, MAX_TOP_K, MODES, check_index_name
 from rag.errors import RagError
 from rag.answer.generate import AnswerStream
 from rag.text import clip
 from rag.safety import safe
 from rag.answer.sources import display_path, one_line, sources_block
 from rag.terminal.render import hit_block, show_answer
+from rag.filters import Filters
 from rag.types import Answer, Mode, Retrieval
 
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ HELP = """Ask a question, or:
   /reset          forget the conversation
   /k N            passages to retrieve per question
   /mode M         retrieval: hybrid, dense or keyword
+  /path GLOB ...  only documents matching these globs ('notes/**', "my docs/*.pdf"); /path alone: all
+  /index NAME ... search these indexes (together when several); /index alone lists them
   /help           this text
   /exit           leave (or Ctrl-D); Ctrl-C stops an answer"""
 
@@ -65,9 +68,13 @@ class Conversation:
 
 
 class Chat:
-    def __init__(self, index: Index, llm: LLM | None, mode: Mode, out: TextIO, err: TextIO):
+    def __init__(self, index: Index, llm: LLM | None, mode: Mode, out: TextIO, err: TextIO,
+                 filters: Filters | None = None, also: Sequence[Index] = ()):
         self.index = index
         self.llm = llm
+        self.filters = filters  # the scope questions are asked in: /path changes it
+        self.searched: list[Index] = [index, *also]  # /index changes it; the first answers
+        self.opened: dict[str, Index] = {}  # indexes /index opened, closed when the chat ends
         self.top_k = index.settings.top_k
         self.mode: Mode = mode
         self.out = out
@@ -111,9 +118,73 @@ class Chat:
                 self.say(f"(retrieval mode: {arg})")
             else:
                 self.warn(f"usage: /mode {'|'.join(MODES)}")
+        elif name == "path":
+            self.set_paths(arg)
+        elif name == "index":
+            self.set_indexes(arg)
         else:
             self.warn(f"unknown command /{name}: try /help")
         return True
+
+    def prompt(self) -> str:
+        """`you> `, or the scope when it is not the whole of one index: `you [a+b · notes/**]> `."""
+        shown = []
+        if len(self.searched) > 1 or self.searched[0] is not self.index:
+            shown.append("+".join(index.name for index in self.searched))
+        if self.filters is not None:
+            only_paths = self.filters == Filters(paths=self.filters.paths)
+            shown.append(" ".join(self.filters.paths) if only_paths else self.filters.describe())
+        return f"you [{safe(' · '.join(shown))}]> " if shown else "you> "
+
+    def set_paths(self, arg: str) -> None:
+        import shlex
+
+        try:
+            globs = shlex.split(arg)
+        except ValueError as exc:
+            self.warn(f"usage: /path GLOB ... (quote a glob holding spaces: {exc})")
+            return
+        current = self.filters or Filters()
+        try:
+            self.filters = replace(current, paths=Filters.build(paths=globs).paths)
+        except RagError as exc:
+            self.warn(f"Error: {safe(str(exc))}")
+            return
+        if self.filters.empty:
+            self.filters = None
+        self.say(f"(searching {'only ' + ' '.join(globs) if globs else 'every document'})")
+
+    def set_indexes(self, arg: str) -> None:
+        from rag.index import Index
+
+        names = arg.replace(",", " ").split()
+        if not names:
+            known = Index.names(self.index.settings.index_dir)
+            searched = ", ".join(index.name for index in self.searched)
+            self.say(f"(searching {searched}; indexes in {display_path(str(self.index.settings.index_dir))}: "
+                     f"{', '.join(known) or 'none'})")
+            return
+        chosen = []
+        try:
+            for name in dict.fromkeys(names):
+                if name == self.index.name:
+                    chosen.append(self.index)
+                elif name in self.opened:
+                    chosen.append(self.opened[name])
+                else:
+                    check_index_name(name)
+                    self.opened[name] = Index.open(replace(self.index.settings, index=name), own_model=True)
+                    chosen.append(self.opened[name])
+        except RagError as exc:
+            self.warn(f"Error: {safe(str(exc))}")
+            return
+        self.searched = chosen
+        self.say(f"(searching {', '.join(index.name for index in chosen)})")
+
+    def close(self) -> None:
+        for index in self.opened.values():
+            index.close()
+        self.opened.clear()
 
     def show_sources(self) -> None:
         if self.last is None or not self.last.hits:
@@ -129,10 +200,15 @@ class Chat:
                 self.say(f'    cited for: "{one_line(checked[0].sentence)}"')
 
     def ask(self, question: str) -> None:
-        stream: AnswerStream = self.index.answer(
-            question, llm=self.llm, history=self.conversation.messages(), top_k=self.top_k, mode=self.mode
+        first, *also = self.searched
+        stream: AnswerStream = first.answer(
+            question, llm=self.llm, history=self.conversation.messages(), top_k=self.top_k, mode=self.mode,
+            filters=self.filters, also=also,
         )
         self.last = stream.retrieval
+        if stream.retrieval.no_match:
+            self.warn(f"{safe(stream.retrieval.no_match)}: nothing was searched (/path to change it)")
+            return
         try:  # made safe; Markdown on a terminal; extractive markup shown as text
             show_answer(stream, streamed=stream.mode == "llm", out=self.out)
             self.out.flush()
@@ -150,9 +226,10 @@ class Chat:
         self.conversation.add(Turn(question, stream.question, text))
 
 
-def _line_reader(interactive: bool, history_path: Path) -> Callable[[], str]:
+def _line_reader(interactive: bool, history_path: Path) -> Callable[[str], str]:
+    """read(prompt): a line typed at the prompt (no prompt when stdin is not a terminal)."""
     if not interactive:
-        def read() -> str:
+        def read(prompt: str) -> str:
             line = sys.stdin.readline()
             if not line:
                 raise EOFError
@@ -162,7 +239,7 @@ def _line_reader(interactive: bool, history_path: Path) -> Callable[[], str]:
     try:
         import readline
     except ImportError:  # no line editing on this platform; input() still works
-        return lambda: input("you> ")
+        return input
     readline.set_history_length(1000)
     try:
         history_path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,8 +250,8 @@ def _line_reader(interactive: bool, history_path: Path) -> Callable[[], str]:
     except OSError:
         pass
 
-    def read() -> str:
-        line = input("you> ")
+    def read(prompt: str) -> str:
+        line = input(prompt)
         try:
             readline.write_history_file(history_path)
         except OSError:
@@ -184,10 +261,19 @@ def _line_reader(interactive: bool, history_path: Path) -> Callable[[], str]:
     return read
 
 
-def run_chat(index: Index, mode: Mode = "hybrid", use_llm: bool = True) -> None:
+def run_chat(index: Index, mode: Mode = "hybrid", use_llm: bool = True, filters: Filters | None = None,
+             also: Sequence[Index] = ()) -> None:
     llm = index.llm() if use_llm else None
-    chat = Chat(index, llm, mode, sys.stdout, sys.stderr)
-    index.warm_up()  # the vector file and the model, before the first prompt, not after the first question
+    chat = Chat(index, llm, mode, sys.stdout, sys.stderr, filters=filters, also=also)
+    try:
+        _converse(chat, index, llm, use_llm)
+    finally:
+        chat.close()
+
+
+def _converse(chat: Chat, index: Index, llm: LLM | None, use_llm: bool) -> None:
+    for searched in chat.searched:  # the vector files and models, before the first prompt, not after the first question
+        searched.warm_up()
     interactive = sys.stdin.isatty()
     documents = len(index.documents())
     where = display_path(str(index.path))
@@ -201,7 +287,7 @@ def run_chat(index: Index, mode: Mode = "hybrid", use_llm: bool = True) -> None:
     read = _line_reader(interactive, index.settings.history_file)
     while True:
         try:
-            line = read().strip()
+            line = read(chat.prompt()).strip()
         except EOFError:
             if interactive:
                 chat.say("")

@@ -82,6 +82,37 @@ DEFAULTS = Settings()
 SETTING_ENV = {field: key for key, (field, _) in ENV.items()}
 
 
+def filters_from(paths=(), types=(), modified_since=None, modified_before=None, pages=None):
+    """The filters the flags give (None: no filter); a malformed one is a usage error (exit 2)."""
+    from rag.errors import ConfigError
+    from rag.filters import Filters
+
+    try:
+        filters = Filters.build(paths=paths, types=types, modified_since=modified_since,
+                                modified_before=modified_before, pages=pages)
+    except ConfigError as exc:
+        raise click.UsageError(safe(str(exc))) from None
+    return None if filters.empty else filters
+
+
+def open_indexes(settings, indexes: tuple[str, ...]):
+    """The indexes to search: the first answers (its LLM, its settings), the rest are searched with it."""
+    from rag.index import Index
+
+    return Index.open_together(settings, list(indexes) or [settings.index])
+
+
+def no_match_exit(retrieval, as_json: bool, value) -> None:
+    """A filter that matches no document: one line (or the JSON, which says so too), exit 1."""
+    from rag.terminal.render import err
+
+    if as_json:
+        print_json(value)
+    else:
+        err(f"Error: {safe(retrieval.no_match)} (see `rag ls`)")
+    sys.exit(1)
+
+
 def setting_help(text: str, field: str, default: object | None = None) -> str:
     """Help for an option backed by a setting: its default (the Settings field's, unless the option
     shows it another way) and the environment variable that also sets it."""
@@ -120,6 +151,25 @@ retrieval_options = options(
     top_k_option,
     mode_option,
     click.option("--min-score", type=click.FloatRange(-1, 1), help=setting_help("Relevance cut-off (cosine).", "min_score")),
+)
+# ask, chat, search and mcp take several indexes at once
+search_index_options = options(
+    click.option("--index", "indexes", metavar="NAME", multiple=True,
+                 help=setting_help("Index name (folder under --index-dir); repeat to search several together.", "index")),
+    click.option("--index-dir", type=click.Path(file_okay=False, path_type=Path),
+                 help=setting_help("Where indexes live.", "index_dir")),
+)
+# which part of the index to search (rag.filters): folders and files, types, dates, pages
+filter_options = options(
+    click.option("--path", "paths", metavar="GLOB", multiple=True,
+                 help="Only documents matching this gitignore-style glob, relative to the ingested folder as "
+                      "`rag ls --json` labels them (e.g. 'notes/**', '*.pdf', '!drafts/'); repeatable."),
+    click.option("--type", "types", metavar="TYPES", multiple=True,
+                 help="Only these document types, by extension: pdf,md (repeatable)."),
+    click.option("--modified-since", metavar="DATE",
+                 help="Only documents modified at or after DATE: 2025-01-31, 2025-01-31T18:00, or 7d/36h/2w ago."),
+    click.option("--modified-before", metavar="DATE", help="Only documents modified before DATE (same forms)."),
+    click.option("--pages", metavar="N[-M]", help="Only these pages of the one document the other filters name."),
 )
 
 
@@ -282,26 +332,34 @@ def watch(paths, index, index_dir, embed_model, embed_backend, poll, as_json):
 @click.argument("question")
 @retrieval_options
 @llm_option
+@filter_options
 @click.option("--no-llm", is_flag=True, help="Answer from the passages alone; never contact a server.")
 @json_option("the answer, its sources and citations")
 @click.option("--plain", is_flag=True, help="Print the answer as raw text, not rendered Markdown.")
-@index_options
+@search_index_options
 @embed_option
 @rerank_option
-def ask(question, top_k, mode, min_score, llm_model, no_llm, as_json, plain, index, index_dir, embed_model, rerank_model):
+def ask(question, top_k, mode, min_score, paths, types, modified_since, modified_before, pages, llm_model, no_llm,
+        as_json, plain, indexes, index_dir, embed_model, rerank_model):
     """Answer QUESTION from the index, citing the passages used."""
     if not question.strip():
         raise click.BadParameter("the question is empty", param_hint="QUESTION")
-    settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model, top_k=top_k,
-                             min_score=min_score, llm_model=llm_model, rerank_model=rerank_model)
-    from rag.index import Index, limit_threads
+    filters = filters_from(paths, types, modified_since, modified_before, pages)
+    settings = settings_from(index=indexes[0] if indexes else None, index_dir=index_dir, embed_model=embed_model,
+                             top_k=top_k, min_score=min_score, llm_model=llm_model, rerank_model=rerank_model)
+    from contextlib import ExitStack
+
+    from rag.index import limit_threads
     from rag.answer.sources import sources_block
     from rag.terminal.render import err, show_answer
 
-    with Index.open(settings) as idx:
+    with ExitStack() as opened:
+        idx, *others = [opened.enter_context(i) for i in open_indexes(settings, indexes)]
         limit_threads(settings.query_threads)
         llm = None if no_llm else idx.llm()
-        stream = idx.answer(question, llm=llm, mode=mode)
+        stream = idx.answer(question, llm=llm, mode=mode, filters=filters, also=others)
+        if stream.retrieval.no_match:
+            no_match_exit(stream.retrieval, as_json, stream.result() if as_json else None)
         try:
             if as_json:
                 for _ in stream:
@@ -331,20 +389,62 @@ def ask(question, top_k, mode, min_score, llm_model, no_llm, as_json, plain, ind
 @main.command()
 @retrieval_options
 @llm_option
+@filter_options
 @click.option("--no-llm", is_flag=True, help="Extractive answers only; never contact a server.")
-@index_options
+@search_index_options
 @embed_option
 @rerank_option
-def chat(top_k, mode, min_score, llm_model, no_llm, index, index_dir, embed_model, rerank_model):
-    """An interactive conversation over the index (/help for commands)."""
-    settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model, top_k=top_k,
-                             min_score=min_score, llm_model=llm_model, rerank_model=rerank_model)
-    from rag.terminal.chat import run_chat
-    from rag.index import Index, limit_threads
+def chat(top_k, mode, min_score, paths, types, modified_since, modified_before, pages, llm_model, no_llm, indexes,
+         index_dir, embed_model, rerank_model):
+    """An interactive conversation over the index (/help for commands; /path and /index change the scope)."""
+    filters = filters_from(paths, types, modified_since, modified_before, pages)
+    settings = settings_from(index=indexes[0] if indexes else None, index_dir=index_dir, embed_model=embed_model,
+                             top_k=top_k, min_score=min_score, llm_model=llm_model, rerank_model=rerank_model)
+    from contextlib import ExitStack
 
-    with Index.open(settings) as idx:
+    from rag.terminal.chat import run_chat
+    from rag.index import limit_threads
+
+    with ExitStack() as opened:
+        idx, *others = [opened.enter_context(i) for i in open_indexes(settings, indexes)]
         limit_threads(settings.query_threads)
-        run_chat(idx, mode=mode, use_llm=not no_llm)
+        run_chat(idx, mode=mode, use_llm=not no_llm, filters=filters, also=others)
+
+
+@main.command()
+@click.argument("query")
+@retrieval_options
+@filter_options
+@json_option("the passages, their scores and the filters")
+@click.option("--plain", is_flag=True, help="Print passages as raw text, markup kept.")
+@search_index_options
+@embed_option
+@rerank_option
+def search(query, top_k, mode, min_score, paths, types, modified_since, modified_before, pages, as_json, plain,
+           indexes, index_dir, embed_model, rerank_model):
+    """Print the passages that best match QUERY, best first, with their scores (no answer)."""
+    if not query.strip():
+        raise click.BadParameter("the query is empty", param_hint="QUERY")
+    filters = filters_from(paths, types, modified_since, modified_before, pages)
+    settings = settings_from(index=indexes[0] if indexes else None, index_dir=index_dir, embed_model=embed_model,
+                             top_k=top_k, min_score=min_score, rerank_model=rerank_model)
+    from contextlib import ExitStack
+
+    from rag.index import limit_threads
+    from rag.terminal.render import err, hit_block
+
+    with ExitStack() as opened:
+        idx, *others = [opened.enter_context(i) for i in open_indexes(settings, indexes)]
+        limit_threads(settings.query_threads)
+        retrieval = idx.search(query, mode=mode, filters=filters, also=others)
+    if retrieval.no_match:
+        no_match_exit(retrieval, as_json, retrieval)
+    if as_json:
+        print_json(retrieval)
+    else:
+        click.echo("\n\n".join(hit_block(n, hit, plain=plain) for n, hit in enumerate(retrieval.hits, start=1)))
+    if retrieval.below_cutoff:
+        err(f"hint: {retrieval.cutoff_reason}")
 
 
 @main.command()
@@ -469,21 +569,28 @@ def ranking(idx):
 
 
 @main.command()
-@index_options
+@search_index_options
 @embed_option
 @rerank_option
 @click.option("--watch", is_flag=True, help="Keep the index fresh with the folders it was built from (see `rag watch`).")
 @click.option("--poll", is_flag=True, help="With --watch: poll instead of file-system events (network mounts).")
-def mcp(index, index_dir, embed_model, rerank_model, watch, poll):
-    """Serve the index to AI agents over MCP (stdio): search, ask, list_documents, index_status."""
+def mcp(indexes, index_dir, embed_model, rerank_model, watch, poll):
+    """Serve the index to AI agents over MCP (stdio): search, ask, list_documents, index_status.
+
+    Several --index are searched together by `search` and `ask` (their `indexes` argument picks some).
+    """
     require("mcp", "rag mcp", "mcp")
-    from rag.index import Index, limit_threads
+    from contextlib import ExitStack
+
+    from rag.index import limit_threads
     from rag.servers.mcp import run_mcp
 
-    settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model, rerank_model=rerank_model)
-    with Index.open(settings) as idx:  # a missing index is an error now, before the client connects
+    settings = settings_from(index=indexes[0] if indexes else None, index_dir=index_dir, embed_model=embed_model,
+                             rerank_model=rerank_model)
+    with ExitStack() as opened:  # a missing index is an error now, before the client connects
+        idx, *others = [opened.enter_context(i) for i in open_indexes(settings, indexes)]
         limit_threads(settings.query_threads)
-        run_mcp(idx, watch=watch, poll=poll)
+        run_mcp(idx, others, watch=watch, poll=poll)
 
 
 @main.command()

@@ -46,7 +46,8 @@ def indent(text: str, prefix: str = "    ") -> str:
 
 def hit_block(n: int, hit: Hit, plain: bool = False) -> str:
     """One retrieved passage for chat `/sources`: where it is, its scores, then its text indented."""
-    head = (f"[{n}] {location(hit.path, hit.page, hit.page_kind)}{heading(hit.heading)}  "
+    where = f"{safe(hit.index)}: " if hit.index else ""  # several indexes searched together
+    head = (f"[{n}] {where}{location(hit.path, hit.page, hit.page_kind)}{heading(hit.heading)}  "
             f"score {hit.score:.2f}  similarity {hit.similarity:.2f}")
     return head + "\n" + indent(passage(hit.text, plain=plain))
 
