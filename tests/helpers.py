@@ -292,3 +292,17 @@ def mcp_client(args: list[str], cwd: Path, log_folder: Path) -> Iterator[McpClie
             with portal.wrap_async_context_manager(ClientSession(read, write)) as session:
                 portal.call(session.initialize)
                 yield McpClient(portal, session)
+
+
+def damage_table(db: Path, table: str) -> None:
+    """Overwrite most of the root page of `table` with noise, as a bad sector would."""
+    import sqlite3
+
+    import numpy as np
+
+    with sqlite3.connect(db) as conn:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        (root_page,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+    with open(db, "r+b") as handle:
+        handle.seek((root_page - 1) * page_size + 16)
+        handle.write(np.random.default_rng(7).bytes(page_size - 32))

@@ -15,7 +15,7 @@ from ingest.chunk import ChunkSettings, chunk_sections
 from ingest.pipeline import SilentProgress, run_ingest
 from rag.storage.store import Store
 from rag.types import Section
-from tests.conftest import run_rag
+from tests.helpers import run_rag
 
 GOOD = {"bread.md": "# Bread\n\nSourdough needs a starter that is fed every day.\n",
         "moons.txt": "Mars has two small moons, Phobos and Deimos.\n"}

@@ -10,12 +10,11 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from rag.terminal.cli import main
-from tests.conftest import CLEAN_KEYS, RAG, copy_index, make_corpus
+from tests.helpers import CLEAN_KEYS, RAG, copy_index, damage_table, make_corpus
 
 MOONS = "How many moons does Mars have?"
 
@@ -41,16 +40,6 @@ def assert_one_error_line(result, *fragments: str) -> str:
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     return lines[0]
-
-
-def damage_table(db: Path, table: str) -> None:
-    """Overwrite most of the root page of `table` with noise, as a bad sector would."""
-    with sqlite3.connect(db) as conn:
-        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-        (root_page,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()
-    with open(db, "r+b") as handle:
-        handle.seek((root_page - 1) * page_size + 16)
-        handle.write(np.random.default_rng(7).bytes(page_size - 32))
 
 
 # -- a damaged SQLite page ----------------------------------------------------------------------

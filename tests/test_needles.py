@@ -13,7 +13,7 @@ import pytest
 
 from rag.config import Settings
 from rag.index import Index
-from tests.conftest import RAG, ROOT, make_corpus
+from tests.helpers import RAG, ROOT, make_corpus
 
 # page -> the fact planted in its middle; none of these pages is about anything like its fact
 FACTS = {

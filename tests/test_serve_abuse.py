@@ -18,9 +18,7 @@ import pytest
 
 from rag.config import load_settings
 from rag.servers.wire import Limits
-from tests.conftest import RAG, copy_index
-from tests.test_index_damage import damage_table
-from tests.test_mcp import server_env
+from tests.helpers import RAG, clean_env as server_env, copy_index, damage_table
 
 LIMITS = Limits(header_seconds=1.0, body_seconds=1.0, max_connections=4)
 WAIT = 30  # seconds a test waits for what a bound says should happen within a second or two
