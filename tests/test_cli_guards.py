@@ -66,7 +66,7 @@ def test_the_chunk_and_runtime_help_shows_the_values_ingest_uses():
 def test_every_json_flag_is_spelled_alike():
     flags = [(name, param) for name, command in main.commands.items() for param in command.params
              if "--json" in param.opts]
-    assert len(flags) == 6
+    assert len(flags) == 8  # ingest, watch, ask, search, status, ls, rm, eval
     for name, param in flags:
         assert (param.name, param.is_flag, param.opts) == ("as_json", True, ["--json"]), name
         assert re.fullmatch(r"Print .+ as JSON\.", param.help), (name, param.help)

@@ -173,6 +173,21 @@ def test_globs_combine_as_one_gitignore_file(index):
     assert "corpus/my notes/plain notes.md" in labels(index.search("notes", top_k=50, cutoff=False, filters=filters))
 
 
+@pytest.mark.parametrize("globs", [
+    ["*.md"], ["docs/"], ["/docs/a*"], ["src/**", "!src/vendor/**"], ["!*.md", "*.txt"], ["**/b?.txt", "!root/docs/"],
+    ["docs/", "!*draft*", "docs/keep draft.md"], ["[rs]*/**"], ["*", "!*.pdf"],
+])
+def test_the_fast_glob_pass_decides_as_pathspec_does_file_by_file(globs):
+    import pathspec
+
+    labels = ["root/docs/a.md", "root/docs/b1.txt", "root/docs/keep draft.md", "root/src/x.py.txt", "root/src/vendor/y.md",
+              "root/src/vendor/deep/z.txt", "root/a.pdf", "notes.md", "root/docs/sub/b2.txt", "root/ünï [x].md"]
+    facts = [(n, label, label.split("/", 1)[1] if "/" in label else "", label, 0.0, 1) for n, label in enumerate(labels)]
+    spec = pathspec.GitIgnoreSpec.from_lines(globs)
+    expected = [f for f in facts if scope_module._included(spec, f[1], f[2])]
+    assert scope_module._matching(spec, facts) == expected
+
+
 def test_types_dates_and_globs_narrow_together(index):
     pdf = index.search(QUESTION, top_k=50, cutoff=False, filters=Filters.build(types="pdf"))
     assert labels(pdf) == {"corpus/manual.pdf"}

@@ -135,7 +135,7 @@ class Scopes:
             import pathspec
 
             spec = pathspec.GitIgnoreSpec.from_lines(filters.paths)
-            chosen = [f for f in chosen if _included(spec, f[1], f[2])]
+            chosen = _matching(spec, chosen)
         if filters.types:
             chosen = [f for f in chosen if document_type(f[3]) in filters.types]
         since, before = filters.since_timestamp, filters.before_timestamp
@@ -161,6 +161,20 @@ class Scopes:
             if not len(listed):
                 scope.reason = f"no passage of {chosen[0][1]} lies on pages {filters.pages}"
         return scope
+
+
+def _matching(spec, facts: list) -> list:
+    """The documents the globs keep. Each pattern's regular expression runs over every label first
+    (10,000 documents: a few milliseconds a pattern, a twentieth of asking pathspec per file); only
+    when some pattern excludes (`!`) are the documents any pattern touched decided one by one."""
+    patterns = [pattern for pattern in spec.patterns if pattern.include is not None]
+    touched: set[int] = set()
+    for pattern in patterns:
+        match = pattern.regex.match
+        touched.update(i for i, f in enumerate(facts) if match(f[1]) or (f[2] and match(f[2])))
+    if all(pattern.include for pattern in patterns):
+        return [facts[i] for i in sorted(touched)]
+    return [facts[i] for i in sorted(touched) if _included(spec, facts[i][1], facts[i][2])]
 
 
 def _included(spec, label: str, inner: str) -> bool:
