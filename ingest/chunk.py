@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 from rag.errors import ConfigError
+from rag.markup import LABELLED_ROW, PIPE_ROW
 from rag.text import clip
 from rag.types import Chunk, Section
 
@@ -81,9 +82,6 @@ PROSE_DIRECTIVES = {"note", "warning", "tip", "hint", "important", "caution", "a
                     "deprecated-removed", "versionremoved", "index", "toctree", "only", "rubric", "topic",
                     "sidebar", "impl-detail", "centered", "glossary", "table", "list-table", "csv-table"}
 PROMPT_LINE = re.compile(r"^[ \t]*(?:>>>|\.\.\.|\$|sqlite>|[A-Za-z]:\\[^>\n]*>)(?:[ \t]|$)")
-PIPE_ROW = re.compile(r"^[ \t]*\|.*\|[ \t]*$|\S[ \t]+\|[ \t]+\S.*\S[ \t]+\|[ \t]+\S")
-# a row written by ingest.formats.tables: two or more "label: value" pairs joined by "; "
-LABELLED_ROW = re.compile(r"^[ \t]*[^\n:;]{1,80}: [^\n]*?; [^\n:;]{1,80}: ")
 SIMPLE_TABLE_BORDER = re.compile(r"^[ \t]*=+(?:[ \t]+=+)+[ \t]*$")
 MAX_SIGNATURE_CHARS = 800  # a directive "header" longer than this is prose (an admonition's text)
 
