@@ -114,6 +114,7 @@ class Excerpt:
     start: int
     end: int
     score: float
+    parts: int = 1  # excerpts joined into this one (each may show SHOWN_CHARS)
 
 
 def _intent(question: str) -> tuple[bool, ...]:
@@ -192,7 +193,8 @@ def _merge(chosen: list["Excerpt"], hits: Sequence[Hit]) -> list["Excerpt"]:
         for k, other in enumerate(merged):
             first, second = sorted((other, excerpt_), key=lambda e: e.start)
             if other.n == excerpt_.n and (first.end >= second.start or not text[first.end:second.start].strip()):
-                merged[k] = Excerpt(other.n, first.start, max(first.end, second.end), max(other.score, excerpt_.score))
+                merged[k] = Excerpt(other.n, first.start, max(first.end, second.end), max(other.score, excerpt_.score),
+                                    other.parts + excerpt_.parts)
                 break
         else:
             merged.append(excerpt_)
@@ -252,7 +254,7 @@ def extractive_answer(question: str, hits: Sequence[Hit], min_score: float | Non
     parts = []
     for chosen in choose(question, hits, min_score, embed):
         text = hits[chosen.n - 1].text
-        quoted = clip_lines(excerpt(text, chosen.start, chosen.end), SHOWN_CHARS, 30)
+        quoted = clip_lines(excerpt(text, chosen.start, chosen.end), SHOWN_CHARS * chosen.parts, 30 * chosen.parts)
         # a citation after code goes on its own line, not into the code
         last = quoted.rsplit("\n", 1)[-1]
         parts.append(f"{quoted}{chr(10) if last[:1].isspace() else ' '}[{chosen.n}]")
