@@ -59,8 +59,6 @@ def main() -> None:
     parser.add_argument("--show", action="store_true", help="print each answer that lost a fact its passages held")
     parser.add_argument("--out", type=Path, help="write one JSON line per question here")
     parser.add_argument("--label", default="")
-    parser.add_argument("--embed", action="store_true",
-                        help="(development) give the extractive answer the index's query embedder")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -75,12 +73,6 @@ def main() -> None:
         if name not in indexes:
             settings = load_settings({"index_dir": args.index_dir, "index": name}, environ={})
             indexes[name] = Index.open(settings)
-            if args.embed:
-                import rag.answer.generate as generate
-                from rag.answer.extractive import extractive_answer
-
-                embedder = indexes[name]._searcher().embedder
-                generate.extractive_answer = lambda q, h, m, _e=embedder: extractive_answer(q, h, m, _e.embed_documents)
             indexes[name].answer("warm up", top_k=args.top_k).result()  # model and vectors loaded
         started = time.perf_counter()
         stream = indexes[name].answer(question["question"], top_k=args.top_k)

@@ -9,8 +9,10 @@ the pieces that answer are chosen across all of them, not the passage's first ma
 - what the question asks for: a command or code ("How do I...", "Which command..."), an option or
   a name ("which option", "which function"), a number ("how long", "by default"), a definition
   ("What is...") - and whether the piece carries one the question does not already name;
-- when the caller gives the query embedder (`embed`), the cosine between question and piece;
-- a little of the retrieval rank.
+- how close the piece's passage came to the question in retrieval (its cosine against the best).
+The embedding model's own question-to-sentence cosine was measured as a further signal and left
+out: on the git and R-intro answer sets it kept no fact the words above miss, at 0.9-1.6 s per
+answer on a loaded 2-core machine (measured with bench/extractive.py).
 The best pieces within ANSWER_CHARS are quoted verbatim, each followed by its citation [n], the
 best first; neighbouring pieces of one passage are quoted together, with the passage's lines kept
 (a code example stays a code block).
@@ -22,7 +24,7 @@ import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, Sequence
+from typing import Sequence
 
 from rag.markup import clip_lines, excerpt, excerpt_spans
 from rag.text import STOPWORDS
@@ -34,13 +36,7 @@ SHOWN_CHARS = 600  # an excerpt longer than this is clipped between lines
 MAX_EXCERPTS = 3
 KEEP_SHARE = 0.55  # a piece scoring under this share of the best one is not worth the reader's time
 SHAPE_WEIGHT = 0.35
-EMBED_WEIGHT = 0.6
-EMBED_PIECES = 10  # with `embed`: the best pieces by words and shape the model re-scores
-EMBED_CHARS = 300
-PASSAGE_WEIGHT = 2.0  # per unit of cosine the piece's passage is below the best passage
-DEBUG = False
-
-Embed = Callable[[list[str]], "object"]  # texts -> (n, d) L2-normalised float32 (Embedder.embed_documents)
+PASSAGE_WEIGHT = 1.0  # per unit of cosine the piece's passage is below the best passage
 
 WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*|\d+")
 CAMEL = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
@@ -68,6 +64,19 @@ CODE_LINE = re.compile(r"^(?:[ \t]{2,}\S|[ \t]*(?:\$ |> |>>> |\.\.\. |sqlite> |%
 DEFINITION = re.compile(r"^\W*(?:\S+\s+){0,8}?(?:is|are|means|refers to|denotes|returns?|creates?)\s+(?:a|an|the)\b"
                         r"|^\s*\.\.\s+[\w:]+::", re.I)
 HEADING_LIKE = 30  # a piece this short is mostly a title or a label
+
+
+# what rag.answer.followup carries into a follow-up from the question before it
+ABOUT = re.compile(r"\s*\(about: ([^()]*)\)\s*$")
+CARRIED_SHARE = 0.5
+
+
+def split(question: str) -> tuple[str, str]:
+    """(the question's own words, the words a follow-up carried from the question before: "")."""
+    found = ABOUT.search(question)
+    if not found:
+        return question, ""
+    return question[: found.start()], found.group(1)
 
 
 @lru_cache(maxsize=16384)
@@ -146,7 +155,7 @@ def _shape(piece: str, question_lower: str, intent: tuple[bool, ...]) -> float:
     return score
 
 
-def choose(question: str, hits: Sequence[Hit], min_score: float | None = None, embed: Embed | None = None,
+def choose(question: str, hits: Sequence[Hit], min_score: float | None = None,
            budget: int = ANSWER_CHARS) -> list[Excerpt]:
     """The excerpts that answer the question, best first, within `budget` characters (always one
     when there is a passage): each grown from a piece that answers (a seed) by the pieces after it
@@ -156,7 +165,7 @@ def choose(question: str, hits: Sequence[Hit], min_score: float | None = None, e
     # hybrid ranking can put a keyword-only match (low cosine) above the passage that answers.
     relevant = [(n, h) for n, h in numbered if min_score is None or h.similarity >= min_score] or numbered[:1]
     spans = {n: excerpt_spans(hit.text, EXTRACT_CHARS) for n, hit in relevant}
-    pieces = _score(question, [(n, hit) for n, hit in relevant], spans, embed)
+    pieces = _score(question, [(n, hit) for n, hit in relevant], spans)
     if not pieces:
         return []
     best = pieces[0].score
@@ -201,25 +210,32 @@ def _merge(chosen: list["Excerpt"], hits: Sequence[Hit]) -> list["Excerpt"]:
     return merged
 
 
-def _score(question: str, relevant: list[tuple[int, Hit]], spans: dict[int, list[tuple[int, int]]],
-           embed: Embed | None) -> list[Excerpt]:
+def _score(question: str, relevant: list[tuple[int, Hit]], spans: dict[int, list[tuple[int, int]]]) -> list[Excerpt]:
     """Every piece of the passages with its score, best first."""
     candidates = [(n, a, b, hit.text[a:b]) for n, hit in relevant for a, b in spans[n]]
     if not candidates:
         return []
-    hits_text = {(n, a): text for n, a, b, text in candidates}
+    question, about = split(question)
     asked = _words(question)
+    carried = _words(about) - asked
     unit_words = [_words(text) for *_, text in candidates]
     # each question word: the pieces whose words match it, weighted by its rarity among them
     weights: dict[str, float] = {}
     matched: list[set[str]] = [set() for _ in candidates]
-    for word in asked:
+    for word in asked | carried:
         holders = [i for i, words in enumerate(unit_words) if any(_same(word, w) for w in words)]
         if not holders:
             continue
         weights[word] = math.log(1 + (len(candidates) + 1) / (len(holders) + 0.5))
         for i in holders:
             matched[i].add(word)
+    # the follow-up's own words decide what to quote: the carried ones together weigh at most
+    # CARRIED_SHARE of them (all of them only when the follow-up names nothing the pieces hold)
+    own_total = sum(v for w, v in weights.items() if w not in carried)
+    carried_total = sum(v for w, v in weights.items() if w in carried)
+    if own_total and carried_total > CARRIED_SHARE * own_total:
+        for word in carried & weights.keys():
+            weights[word] *= CARRIED_SHARE * own_total / carried_total
     total = sum(weights.values()) or 1.0
     question_lower = question.lower()
     intent = _intent(question)
@@ -234,25 +250,15 @@ def _score(question: str, relevant: list[tuple[int, Hit]], spans: dict[int, list
         score -= PASSAGE_WEIGHT * (best_similarity - passage_similarity[n])
         if len(text.strip()) < HEADING_LIKE:
             score *= 0.6
-        if DEBUG:
-            print(f"n={n} lex={lexical:.2f} shape={shape:.2f} -> {score:.2f} {text[:100]!r}")
         scored.append(Excerpt(n, start, end, score))
     scored.sort(key=lambda p: (-p.score, p.n, p.start))
-    if embed is not None:  # the model's judgement, on the best few only: it costs a forward pass each
-        top = scored[:EMBED_PIECES]
-        texts = [hits_text[(e.n, e.start)][:EMBED_CHARS] for e in top]
-        vectors = embed([question, *texts])
-        for k, similarity in enumerate(vectors[1:] @ vectors[0]):
-            top[k] = Excerpt(top[k].n, top[k].start, top[k].end, top[k].score + EMBED_WEIGHT * max(0.0, float(similarity)))
-        scored = sorted(top, key=lambda p: (-p.score, p.n, p.start)) + scored[EMBED_PIECES:]
     return scored
 
 
-def extractive_answer(question: str, hits: Sequence[Hit], min_score: float | None = None,
-                      embed: Embed | None = None) -> str:
+def extractive_answer(question: str, hits: Sequence[Hit], min_score: float | None = None) -> str:
     """The excerpts that answer, best first, each quoted with its passage's citation [n]."""
     parts = []
-    for chosen in choose(question, hits, min_score, embed):
+    for chosen in choose(question, hits, min_score):
         text = hits[chosen.n - 1].text
         quoted = clip_lines(excerpt(text, chosen.start, chosen.end), SHOWN_CHARS * chosen.parts, 30 * chosen.parts)
         # a citation after code goes on its own line, not into the code
