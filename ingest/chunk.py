@@ -9,6 +9,12 @@ tail of a word can tokenize into more pieces than it had inside it, so every sec
 are measured again and re-split smaller if one of them would overflow. Consecutive chunks
 overlap by up to `overlap_tokens`, starting the overlap at a sentence start when one is close
 enough.
+
+Structure is never cut (`_Structure`): no chunk starts or ends inside a code line, a table row, a
+doctest or shell prompt line, or a signature (a reST directive's header lines, lines joined by a
+trailing backslash), and none ends right after a line that introduces what follows ("as
+follows:", a directive's signature): the introduction goes to the chunk of what it introduces.
+Only a unit longer than a whole chunk is cut inside, as any long run is.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 from rag.config import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, MIN_CHUNK_TOKENS
 from rag.errors import ConfigError
+from rag.markup import LABELLED_ROW, PIPE_ROW
 from rag.text import clip
 from rag.types import Chunk, Section
 
@@ -68,13 +75,147 @@ def embed_prefix(title: str, heading: Sequence[str]) -> str:
     return clip(" > ".join(parts), MAX_PREFIX_CHARS)
 
 
-class _Boundaries:
-    """Sorted (cut_end, next_start) pairs of one strength within a text."""
+# -- structure a cut must respect ---------------------------------------------------------------
 
-    def __init__(self, pattern: re.Pattern[str], text: str):
+FENCE_LINE = re.compile(r"^[ \t]*(`{3,}|~{3,})")
+DIRECTIVE_LINE = re.compile(r"^([ \t]*)\.\.[ \t]+([\w:.+-]+)::")
+DIRECTIVE_OPTION = re.compile(r"^[ \t]*:[\w-]+:(?:\s|$)")
+# directives whose body is code, not text
+CODE_DIRECTIVES = {"code-block", "code", "sourcecode", "doctest", "testcode", "testoutput", "productionlist",
+                   "parsed-literal", "highlight"}
+# directives whose first lines are a signature (Python and C domains, options, Sphinx's describe)
+PROSE_DIRECTIVES = {"note", "warning", "tip", "hint", "important", "caution", "attention", "danger", "error",
+                    "seealso", "todo", "admonition", "versionadded", "versionchanged", "deprecated",
+                    "deprecated-removed", "versionremoved", "index", "toctree", "only", "rubric", "topic",
+                    "sidebar", "impl-detail", "centered", "glossary", "table", "list-table", "csv-table"}
+PROMPT_LINE = re.compile(r"^[ \t]*(?:>>>|\.\.\.|\$|sqlite>|[A-Za-z]:\\[^>\n]*>)(?:[ \t]|$)")
+SIMPLE_TABLE_BORDER = re.compile(r"^[ \t]*=+(?:[ \t]+=+)+[ \t]*$")
+MAX_SIGNATURE_CHARS = 800  # a directive "header" longer than this is prose (an admonition's text)
+
+
+class _Structure:
+    """Where a chunk must not begin or end: inside these (start, end) character spans, and at
+    these ends (right after a line that introduces what follows)."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.spans: list[tuple[int, int]] = []
+        self.keep_with_next: set[int] = set()
+        lines = text.split("\n")
+        starts = []
+        at = 0
+        for line in lines:
+            starts.append(at)
+            at += len(line) + 1
+        spans = self.spans
+
+        def indent(i: int) -> int:
+            return len(lines[i]) - len(lines[i].lstrip())
+
+        def line_span(i: int, j: int | None = None) -> None:
+            """Lines i..j (inclusive) as one unit: from the first's text to the last's end."""
+            j = i if j is None else j
+            a, b = starts[i] + indent(i), starts[j] + len(lines[j].rstrip())
+            if b > a:
+                spans.append((a, b))
+
+        def block_end(i: int, parent: int) -> int:
+            """First line from i on that is neither blank nor deeper than `parent`."""
+            while i < len(lines) and (not lines[i].strip() or indent(i) > parent):
+                i += 1
+            return i
+
+        i, n = 0, len(lines)
+        in_simple_table = False
+        while i < n:
+            line = lines[i]
+            stripped = line.strip()
+            if not stripped:
+                i += 1
+                continue
+            if fence := FENCE_LINE.match(line):
+                mark = fence.group(1)
+                j = i + 1
+                while j < n and not lines[j].strip().startswith(mark):
+                    j += 1
+                for k in range(i, min(j + 1, n)):
+                    line_span(k)
+                i = j + 1
+                continue
+            if directive := DIRECTIVE_LINE.match(line):
+                name = directive.group(2).lower().split(":")[-1]
+                j = i
+                while j + 1 < n and lines[j + 1].strip() and not DIRECTIVE_OPTION.match(lines[j + 1]):
+                    j += 1
+                if name in CODE_DIRECTIVES:
+                    body_end = block_end(i + 1, indent(i))
+                    for k in range(i, body_end):
+                        if lines[k].strip():
+                            line_span(k)
+                    i = body_end
+                    continue
+                if name not in PROSE_DIRECTIVES and starts[j] + len(lines[j]) - starts[i] <= MAX_SIGNATURE_CHARS:
+                    line_span(i, j)  # the signature, however many lines it takes
+                    if block_end(j + 1, indent(i)) > j + 1:  # and it keeps its description
+                        self.keep_with_next.update((starts[j] + len(lines[j].rstrip()), starts[j] + len(lines[j])))
+                i = j + 1
+                continue
+            if stripped.endswith("::") and not stripped.startswith(".."):
+                # a reST literal block: the deeper lines after this one are code
+                body_end = block_end(i + 1, indent(i))
+                for k in range(i + 1, body_end):
+                    if lines[k].strip():
+                        line_span(k)
+                i = body_end
+                continue
+            if SIMPLE_TABLE_BORDER.match(line):
+                in_simple_table = not in_simple_table if i + 1 < n and lines[i + 1].strip() else False
+                i += 1
+                continue
+            if line.rstrip().endswith("\\") and i + 1 < n and lines[i + 1].strip():
+                j = i
+                while j + 1 < n and lines[j].rstrip().endswith("\\") and lines[j + 1].strip():
+                    j += 1
+                line_span(i, j)  # a command or signature continued over several lines
+                i = j + 1
+                continue
+            if (in_simple_table or PROMPT_LINE.match(line) or LABELLED_ROW.match(line)
+                    or ("|" in line and PIPE_ROW.search(line))):
+                line_span(i)
+            i += 1
+        spans.sort()
+        self._starts = [a for a, _ in spans]
+        # the furthest end reached by any span starting at or before each one (spans may nest)
+        self._reach: list[int] = []
+        furthest = -1
+        for _, b in spans:
+            furthest = max(furthest, b)
+            self._reach.append(furthest)
+
+    def inside(self, position: int) -> bool:
+        """Whether `position` falls strictly inside a unit that must stay whole."""
+        i = bisect.bisect_left(self._starts, position) - 1
+        return i >= 0 and self._reach[i] > position
+
+    def can_end(self, position: int) -> bool:
+        # not after what introduces the next thing: "as follows:", "Example::", a signature
+        before = self.text[max(0, position - 8):position].rstrip(" \t")
+        return not before.endswith(":") and position not in self.keep_with_next and not self.inside(position)
+
+    def can_start(self, position: int) -> bool:
+        return not self.inside(position)
+
+
+class _Boundaries:
+    """Sorted (cut_end, next_start) pairs of one strength within a text; with `structure`, only
+    those that cut no unit (`_Structure`)."""
+
+    def __init__(self, pattern: re.Pattern[str], text: str, structure: _Structure | None = None):
         self.ends: list[int] = []
         self.starts: list[int] = []
         for m in pattern.finditer(text):
+            if structure is not None and not (structure.can_end(m.start()) and structure.can_start(m.end())):
+                continue
             self.ends.append(m.start())
             self.starts.append(m.end())
 
@@ -104,8 +245,10 @@ def split_section(
         return []
     token_ends = [end for _, end in offsets]
     token_starts = [start for start, _ in offsets]
-    levels = [_Boundaries(p, text) for p in (PARAGRAPH, SENTENCE, LINE, SPACE, PUNCT)]
+    structure = _Structure(text)
+    levels = [_Boundaries(p, text, structure) for p in (PARAGRAPH, SENTENCE, LINE, SPACE, PUNCT)]
     words = levels[3]
+    unbroken: list[_Boundaries] = []  # any space or punctuation: for a unit longer than a chunk
 
     spans: list[tuple[int, int]] = []
     first = 0  # index of the first token of the current chunk
@@ -116,14 +259,17 @@ def split_section(
             break
         limit = token_ends[first + budget - 1]  # last character that still fits
         cut = None
-        for level in levels:
+        for number, level in enumerate(levels):
             found = level.last_cut(start, limit)
             if found is None:
                 continue
             tokens_used = bisect.bisect_right(token_ends, found[0]) - first
-            if tokens_used >= budget * MIN_FILL or level in levels[3:]:
+            if tokens_used >= budget * MIN_FILL or number >= 3:
                 cut = found
                 break
+        if cut is None:  # a unit longer than the chunk (a huge table row): cut inside it after all
+            unbroken = unbroken or [_Boundaries(SPACE, text), _Boundaries(PUNCT, text)]
+            cut = unbroken[0].last_cut(start, limit) or unbroken[1].last_cut(start, limit)
         if cut is None:  # one "word" longer than the window: cut between word pieces
             cut = (limit, token_starts[first + budget])
         end, next_start = cut
@@ -133,9 +279,11 @@ def split_section(
         if overlap > 0:
             back_limit = bisect.bisect_right(token_ends, end) - overlap
             back_char = token_starts[max(back_limit, first + 1)]
-            sentence_start = levels[1].first_start(back_char, next_start)
-            word_start = words.first_start(back_char, next_start)
-            chosen = sentence_start if sentence_start is not None else word_start
+            chosen = None
+            for level in (levels[1], levels[2], words, *unbroken):  # a sentence, a line, a word
+                chosen = level.first_start(back_char, next_start)
+                if chosen is not None:
+                    break
             if chosen is not None:
                 next_first = min(next_first, bisect.bisect_left(token_starts, chosen))
         first = max(next_first, first + 1)

@@ -40,8 +40,9 @@ if TYPE_CHECKING:
 # Bumped whenever the loaders or the chunker turn the same file into different chunks: a document
 # read by an older version is read again on the next ingest even though the file did not change,
 # so upgrading rag improves an index without --rebuild. 2: HTML site chrome left out, PDF
-# bookmarks as heading paths. 3: PDF words from PDFium (word spaces kept, scans read by OCR),
-# navigation and redirect pages left out.
+# bookmarks as heading paths. 3: tables as labelled rows (HTML, docx, odt, pptx); chunks never
+# begin or end inside a signature, a code line or a table row; PDF words from PDFium (word spaces
+# kept, scans read by OCR); navigation and redirect pages left out.
 PARSER_VERSION = 3
 BATCH_CHUNKS = 256  # chunks embedded and committed together: bounds memory and crash loss
 MAX_FILE_BYTES = 512 * 1024 * 1024  # a bigger file is refused before it is read

@@ -298,12 +298,37 @@ def clip_lines(text: str, max_chars: int, max_lines: int) -> str:
 # -- excerpts that keep their lines -----------------------------------------------------------
 
 SENTENCE_END = _LazyPattern(r"(?<=[.!?])\s+")
+# A table row as ingest.formats.tables writes it ("Offset: 0; Size: 16; Description: ..."), or a
+# Markdown, grid or pipe-joined row ("| a | b |", "a | b | c"). The chunker keeps these lines whole.
+LABELLED_ROW = _LazyPattern(r"^[ \t]*[^\n:;]{1,80}: [^\n]*?; [^\n:;]{1,80}: ")
+PIPE_ROW = _LazyPattern(r"^[ \t]*\|.*\|[ \t]*$|\S[ \t]+\|[ \t]+\S.*\S[ \t]+\|[ \t]+\S")
+# a two-column row without a header ("%j: day of year: 001-366"): a row only among others like it
+TERM_ROW = _LazyPattern(r"^[ \t]*[^\s:][^\n:]{0,39}: \S")
+# what introduces the next piece whatever it is ("as follows:", "Example::"), and what introduces
+# a command or code ("Use the following command.")
+INTRODUCES = _LazyPattern(r":\s*$")
+INTRODUCES_CODE = _LazyPattern(r"\b(?:the following|as follows|like this|like so|below|for example|for instance)\b[^.!?]*[.!?]?\s*$")
+CODE_START = _LazyPattern(r"^\s*(?:\$ |% |> |>>> |sqlite> |[A-Za-z]:\\\S*> )")
+MAX_GLUED = 2  # pieces that may follow the one introducing them
+MAX_TERM_CHARS = 80  # a line this short, alone, without a full stop, is a term over its description
+
+
+def table_rows(lines: list[str]) -> bool:
+    """Whether these lines (two or more) are the rows of a table."""
+    filled = [line for line in lines if line.strip()]
+    if len(filled) < 2:
+        return False
+    rows = sum(bool(LABELLED_ROW.match(line) or ("|" in line and PIPE_ROW.search(line))) for line in filled)
+    return 2 * rows >= len(filled) or all(TERM_ROW.match(line) for line in filled)
 
 
 def excerpt_spans(text: str, long: int = 400) -> list[tuple[int, int]]:
     """The pieces an excerpt is made of, as (start, end) offsets into `text`: paragraphs, lists and
-    code blocks whole (a code block together with the line that introduces it, `Example::`), and
-    the sentences of a prose paragraph longer than `long`. Joining neighbours keeps the lines."""
+    code blocks whole (a code block together with the line that introduces it, `Example::`), the
+    rows of a table one by one (each carries its column labels), and the sentences of a prose
+    paragraph longer than `long`. A piece that introduces what follows ("as follows:", "Use the
+    following command.") is joined to it, so a command is never quoted without its introduction
+    nor an introduction without its command. Joining neighbours keeps the lines."""
     blocks: list[list[int]] = []  # [start, end, first line's indentation, fenced]
     offset, fence, current = 0, "", None
     for line in text.splitlines(keepends=True):
@@ -340,19 +365,56 @@ def excerpt_spans(text: str, long: int = 400) -> list[tuple[int, int]]:
                 last[1], last[3] = block[1], 3
                 continue
         merged.append(block)
-    spans: list[tuple[int, int]] = []
+    pieces: list[tuple[int, int, bool]] = []  # (start, end, ends in prose: may introduce the next)
     for start, end, depth, kind in merged:
         lines = text[start:end].split("\n")
+        if kind == 0 and table_rows(lines):
+            at = start
+            for line in lines:
+                if line.strip():
+                    pieces.append((at + _indent(line), at + len(line.rstrip()), False))
+                at += len(line) + 1
+            continue
         if kind or end - start <= long or any(_indent(line) > depth for line in lines[1:]):
-            spans.append((start, end))
+            pieces.append((start, end, kind in (0, 3)))
             continue
         at = start
         for match in SENTENCE_END.finditer(text, start, end):
-            spans.append((at, match.start()))
+            pieces.append((at, match.start(), True))
             at = match.end()
-        spans.append((at, end))
+        pieces.append((at, end, True))
     # comments, targets, `.. module::` and the like show nothing: never the excerpt on their own
-    return [(a, b) for a, b in spans if plain(excerpt(text, a, b)).strip()]
+    pieces = [p for p in pieces if plain(excerpt(text, p[0], p[1])).strip()]
+    spans: list[tuple[int, int]] = []
+    glued, prose = 0, False
+    for start, end, ends_in_prose in pieces:
+        if spans and prose and glued < MAX_GLUED and _introduces(text, spans[-1], (start, end)):
+            spans[-1] = (spans[-1][0], end)
+            glued += 1
+        else:
+            spans.append((start, end))
+            glued = 0
+        prose = ends_in_prose
+    return spans
+
+
+def _introduces(text: str, piece: tuple[int, int], following: tuple[int, int]) -> bool:
+    """Whether `piece` introduces the `following` one: it ends with a colon; it is a term on a
+    line of its own (an option, a command, a label over its description: "--depth <depth>"); or it
+    says "the following" (or "for example") and what follows is a command or code (a prompt,
+    indented, or lines of its own)."""
+    if INTRODUCES.search(text[max(piece[0], piece[1] - 4):piece[1]]):
+        return True
+    body = text[piece[0]:piece[1]]
+    if (len(body) <= MAX_TERM_CHARS and "\n" not in body and body.rstrip()[-1:] not in ".!?;,"
+            and "\n" in text[piece[1]:following[0]]):
+        return True
+    if not INTRODUCES_CODE.search(text[max(piece[0], piece[1] - 160):piece[1]]):
+        return False
+    line_start = text.rfind("\n", 0, following[0]) + 1
+    new_line = not text[line_start:following[0]].strip()
+    body = text[following[0]:following[1]]
+    return new_line and (bool(CODE_START.match(body)) or following[0] > line_start or "\n" in body)
 
 
 def excerpt(text: str, start: int, end: int) -> str:

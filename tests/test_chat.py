@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from rag.terminal.cli import main
-from tests.helpers import RAG, clean_env
+from tests.helpers import CORPUS, RAG, clean_env
 
 PROMPT = "you> "
 
@@ -199,3 +199,57 @@ def test_the_model_is_loaded_before_the_first_prompt(workdir, monkeypatch):
 
     assert result.exit_code == 0, result.output
     assert events and events[0] == "model loaded", events
+
+
+STASH_GUIDE = """# Keeping work aside
+
+## Putting work aside
+
+When you are in the middle of something and must switch branches, you can put your uncommitted
+changes aside and get a clean working tree with `git stash push`. The changes are saved on a
+stack of stashes, newest first, and both staged and unstaged edits are recorded. Untracked files
+stay where they are unless you add the `--include-untracked` option.
+
+## Getting the changes back
+
+To undo a stash and bring the changes back into your working tree, run `git stash pop`. It
+applies the newest stash and removes it from the stack. If the changes conflict with what you
+did since, the stash is kept until you resolve the conflict and drop it with `git stash drop`.
+"""
+
+
+@pytest.fixture(scope="module")
+def stash_index(tmp_path_factory, embedder) -> Path:
+    from ingest.chunk import ChunkSettings
+    from ingest.pipeline import run_ingest
+    from rag.storage.store import Store
+
+    root = tmp_path_factory.mktemp("stash")
+    (root / "docs").mkdir()
+    (root / "docs" / "stash.md").write_text(STASH_GUIDE, encoding="utf-8")
+    (root / "docs" / "cooking.md").write_text(CORPUS["cooking.md"], encoding="utf-8")
+    store = Store.open(root / "indexes" / "default", create=True)
+    assert run_ingest([root / "docs"], store, embedder, ChunkSettings()).ok
+    store.close()
+    return root
+
+
+def test_a_follow_up_without_llm_is_searched_with_its_subject_and_answers_itself(stash_index):
+    result = chat_in_process(stash_index, ["How do I put my uncommitted changes aside?", "and how do I undo that?"])
+
+    assert result.exit_code == 0, result.output
+    assert "(searched for: and how do I undo that? (about: put uncommitted changes aside))" in result.stderr
+    first, second = result.stdout.split("Sources:")[:2]
+    assert "git stash push" in first
+    follow_up = second.split("\n\n", 1)[1]  # after the first answer's sources
+    assert follow_up.lstrip().startswith("To undo a stash and bring the changes back")
+    assert "git stash pop" in follow_up and first.strip() not in follow_up
+
+
+def test_a_follow_up_that_finds_the_same_excerpts_says_so_instead_of_repeating_them(workdir):
+    result = chat_in_process(workdir, ["How long do I bake sourdough bread?", "and then?"])
+
+    assert result.exit_code == 0, result.output
+    assert "(searched for: and then? (about: long bake sourdough bread))" in result.stderr
+    assert result.stdout.count("forty minutes") == 1
+    assert "answer it with the same excerpts as above" in result.stdout

@@ -199,11 +199,11 @@ def test_docx_paragraphs_keep_their_order(tmp_path):
     assert text.index("yearly duties") < text.index("mercury") < text.index("spare bulbs") < text.index("limewash")
 
 
-def test_docx_table_is_read_as_rows_of_cells(tmp_path):
+def test_docx_two_column_table_without_a_marked_header_reads_term_and_description(tmp_path):
     _, sections, _ = load(write_docx(tmp_path / "manual.docx"))
 
     table = section_with(sections, "Fresnel gasket")
-    assert "Part | Stock\nFresnel gasket | 4\nClockwork spring | 2" in table.text
+    assert "Part: Stock\nFresnel gasket: 4\nClockwork spring: 2" in table.text
     assert table.heading == ("Lamps", "Spare bulbs")
 
 
@@ -275,7 +275,7 @@ def test_odt_outline_levels_become_the_heading_path(tmp_path):
     assert title == "Choir minutes"
     assert section_with(sections, "Thursday evenings").heading == ("Rehearsals",)
     assert section_with(sections, "Brahms").heading == ("Rehearsals", "Music")
-    assert "Member | Dues\nAstrid | paid" in section_with(sections, "Astrid").text
+    assert "Member: Dues\nAstrid: paid" in section_with(sections, "Astrid").text
 
 
 # -- .epub -------------------------------------------------------------------------------------

@@ -294,7 +294,7 @@ def test_without_relevant_passages_the_answer_is_not_covered_and_the_server_is_n
     assert llm.requests == []
 
 
-def test_the_extractive_answer_quotes_the_best_sentences_with_citations():
+def test_the_extractive_answer_quotes_the_sentences_that_answer_with_citations():
     hits = [
         make_hit("cooking.md", "Sourdough needs a starter. Bake the loaf for forty minutes. Soup takes an hour."),
         make_hit("garden.html", "Tomatoes need six hours of sun.", chunk_id=2),
@@ -302,9 +302,8 @@ def test_the_extractive_answer_quotes_the_best_sentences_with_citations():
 
     answer = extractive_answer("How long do I bake the loaf?", hits)
 
-    first, second = answer.split("\n\n")
-    assert "Bake the loaf for forty minutes." in first and first.endswith("[1]")
-    assert second == "Tomatoes need six hours of sun. [2]"
+    assert "Bake the loaf for forty minutes." in answer and answer.endswith("[1]")
+    assert "Tomatoes" not in answer  # a passage that shares no word with the question is not quoted
 
 
 def test_the_extractive_answer_leaves_out_passages_under_the_cut_off():

@@ -4,6 +4,11 @@
 never visible (scripts, styles, <title>) and site chrome repeated on every page (menus, sidebars,
 breadcrumbs, tables of contents, footers). Invariant: the chrome heuristic never costs a page its
 body: a page whose chrome would swallow most of its text is read again without it.
+
+A data table reads as rows, each cell with its column's label (ingest.formats.tables): the table
+is recorded as it is parsed and, at its end, either written as rows or, when it lays out a page
+rather than holding data (a heading, a code block or another table in a cell, a single row, a
+cell of several paragraphs' length), played back as ordinary blocks.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
+from ingest.formats.tables import table_text
 from ingest.formats.text import Loaded, NotContent, decode_text, require_text, sections_from_headings
 from rag.types import Section
 
@@ -55,6 +61,114 @@ def _is_chrome(tag: str, attrs: list[tuple[str, str | None]]) -> bool:
     return any(word in CHROME_WORDS for word in CLASS_WORD.findall((values.get("class") or "").lower()))
 
 
+# Inside a cell, these mean the page is laid out with the table, not tabulating data.
+LAYOUT_TAGS = {"h1", "h2", "h3", "h4", "h5", "h6", "pre", "table", "form", "iframe"}
+CELL_BREAK_TAGS = {"br", "p", "div", "li", "dd", "dt", "tr", "blockquote", "hr"}
+MAX_CELL_CHARS = 1500  # a cell longer than this is a page column, not a value
+
+
+def _span(attrs: list[tuple[str, str | None]], name: str) -> int:
+    value = dict(attrs).get(name) or "1"
+    return max(1, min(int(value), 100)) if value.strip().isdigit() else 1
+
+
+def _data_table(events: list[tuple]) -> str | None:
+    """The recorded table (its events, from <table> to </table>) as rows of text, or None when it
+    lays out a page rather than holding data."""
+    rows: list[list[tuple[str, bool, int, int]]] = []  # per row: (text, is_header, colspan, rowspan)
+    header_section: list[bool] = []  # the row sits in <thead>
+    cell: list[str] | None = None
+    cell_meta: tuple[bool, int, int] = (False, 1, 1)
+    in_head = skip = depth = 0
+
+    def close_cell() -> None:
+        nonlocal cell
+        if cell is not None and rows:
+            rows[-1].append(("".join(cell), *cell_meta))
+        cell = None
+
+    for kind, tag, payload in events:
+        if kind == "start":
+            if tag == "table":
+                depth += 1
+                if depth > 1:
+                    return None
+            elif tag in LAYOUT_TAGS:
+                return None
+            elif tag in SKIP_TAGS:
+                skip += tag not in VOID_TAGS
+            elif tag == "thead":
+                in_head = 1
+            elif tag in ("tbody", "tfoot"):
+                in_head = 0
+            elif tag == "tr":
+                close_cell()
+                rows.append([])
+                header_section.append(bool(in_head))
+            elif tag in ("td", "th"):
+                close_cell()
+                if not rows:
+                    rows.append([])
+                    header_section.append(bool(in_head))
+                cell, cell_meta = [], (tag == "th", _span(payload, "colspan"), _span(payload, "rowspan"))
+            elif tag in CELL_BREAK_TAGS and cell is not None:
+                cell.append("\n")
+        elif kind == "end":
+            if tag in SKIP_TAGS:
+                skip = max(0, skip - 1)
+            elif tag in ("td", "th", "tr", "table"):
+                close_cell()
+            elif tag == "thead":
+                in_head = 0
+            elif tag in CELL_BREAK_TAGS and cell is not None:
+                cell.append("\n")
+        elif cell is not None and not skip:
+            cell.append(re.sub(r"\s+", " ", payload))
+    close_cell()
+    # the grid, with spanning cells repeated where they span
+    grid: list[list[str]] = []
+    header_cells: list[list[bool]] = []
+    pending: dict[int, tuple[int, str, bool]] = {}  # column -> (rows still to fill, text, header)
+    for row in rows:
+        texts: list[str] = []
+        heads: list[bool] = []
+
+        def fill_pending() -> None:
+            while len(texts) in pending:
+                left, text, head = pending[len(texts)]
+                texts.append(text)
+                heads.append(head)
+                if left <= 1:
+                    del pending[len(texts) - 1]
+                else:
+                    pending[len(texts) - 1] = (left - 1, text, head)
+
+        for text, head, colspan, rowspan in row:
+            fill_pending()
+            for _ in range(colspan):
+                if rowspan > 1:
+                    pending[len(texts)] = (rowspan - 1, text, head)
+                texts.append(text)
+                heads.append(head)
+        fill_pending()
+        grid.append(texts)
+        header_cells.append(heads)
+    filled = [r for r in grid if any(t.strip() for t in r)]
+    columns = max((sum(bool(t.strip()) for t in r) for r in filled), default=0)
+    if len(filled) < 2 or columns < 2 or any(len(t) > MAX_CELL_CHARS for r in grid for t in r):
+        return None
+    header_rows = 0
+    for texts, heads, in_thead in zip(grid, header_cells, header_section):
+        marked = [h for t, h in zip(texts, heads) if t.strip()]
+        if in_thead or (marked and all(marked)):
+            header_rows += 1
+        else:
+            break
+    if header_rows >= len(grid):  # header cells all the way down: a table of row labels
+        header_rows = 0
+    return table_text(grid, header_rows)
+
+
 class _VisibleText(HTMLParser):
     """Collects visible text with paragraph breaks, and the headings with their offsets."""
 
@@ -73,6 +187,39 @@ class _VisibleText(HTMLParser):
         self.heading_text: list[str] = []
         self.heading_start = 0
         self.headings: list[tuple[int, int, int, str]] = []
+        self.table: list[tuple] | None = None  # the events of the table being recorded
+        self.table_depth = 0
+        self.replaying = False
+
+    def _record(self, event: tuple) -> bool:
+        """Record an event of the open table; at its end, write it as rows or play it back."""
+        if self.table is None:
+            return False
+        self.table.append(event)
+        kind, tag, _ = event
+        if tag == "table" and kind in ("start", "end"):
+            self.table_depth += 1 if kind == "start" else -1
+            if self.table_depth == 0:
+                events, self.table = self.table, None
+                rows = _data_table(events)
+                if rows is not None:
+                    self._break()
+                    self._emit(rows)
+                    self._break()
+                else:
+                    self._replay(events)
+        return True
+
+    def _replay(self, events: list[tuple]) -> None:
+        for n, (kind, tag, payload) in enumerate(events):
+            self.replaying = n == 0  # the outer table itself is not recorded again; tables inside it are
+            if kind == "start":
+                self.handle_starttag(tag, payload)
+            elif kind == "end":
+                self.handle_endtag(tag)
+            else:
+                self.handle_data(payload)
+        self.replaying = False
 
     def _emit(self, text: str) -> None:
         self.parts.append(text)
@@ -83,6 +230,12 @@ class _VisibleText(HTMLParser):
             self._emit("\n\n" if not self.parts[-1].endswith("\n") else "\n")
 
     def handle_starttag(self, tag, attrs):
+        if self._record(("start", tag, attrs)):
+            return
+        if (tag == "table" and not self.replaying and not self.chrome and not self.skip_depth
+                and not self.pre_depth and not self.heading_level):
+            self.table, self.table_depth = [("start", tag, attrs)], 1
+            return
         if self.chrome:
             if tag == self.chrome[0] and tag not in VOID_TAGS:
                 self.chrome.append(tag)
@@ -106,6 +259,8 @@ class _VisibleText(HTMLParser):
             self._break()
 
     def handle_endtag(self, tag):
+        if self._record(("end", tag, None)):
+            return
         if self.chrome:
             if tag == self.chrome[0]:
                 self.chrome.pop()
@@ -129,6 +284,8 @@ class _VisibleText(HTMLParser):
             self._break()
 
     def handle_data(self, data):
+        if self._record(("data", "", data)):
+            return
         if self.chrome:
             self.chrome_chars += len(data.strip())
             return
@@ -200,6 +357,9 @@ def _parse_html(markup: str, skip_chrome: bool) -> _VisibleText:
     parser = _LinearParser(skip_chrome)
     parser.feed(_defused(markup))
     parser.close()
+    while parser.table is not None:  # a table never closed: what it holds is still the page's text
+        events, parser.table = parser.table, None
+        parser._replay(events)
     return parser
 
 

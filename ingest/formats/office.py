@@ -6,7 +6,11 @@ better than MAX_RATIO: the sizes it checks are the ones zipfile itself holds a m
 longer than its header says fails its CRC), so memory stays bounded whatever the file claims.
 A password-protected file (Office wraps those in an OLE container; ODF marks them in its manifest)
 or a damaged one is one LoadError line. Headers, footers and comments are not read: they repeat
-on every page or are not the document's text. Tables are read row by row, cells joined by " | ".
+on every page or are not the document's text. Tables are read row by row, each cell labelled by its
+column's header (ingest.formats.tables). A header row is the one the file marks as such (docx:
+"repeat as header row" or all bold; odt: table-header-rows; pptx: the first-row style), or, in a
+table of three or more columns, a first row of short labels; a two-column table without one
+reads "term: description".
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import re
 import zipfile
 from pathlib import Path
 
+from ingest.formats.tables import table_text
 from ingest.formats.text import Loaded, Outline, short
 from rag.errors import LoadError
 
@@ -72,8 +77,23 @@ def _read(kind: str, read):
         raise LoadError(f"not a valid {kind} ({short(exc)})") from exc
 
 
-def _row_text(cells: list[str]) -> str:
-    return " | ".join(" ".join(c.split()) for c in cells)
+MAX_LABEL_CHARS = 60
+
+
+def _looks_like_labels(grid: list[list[str]]) -> bool:
+    """A first row of short, distinct, non-numeric labels over a table of three or more columns."""
+    if len(grid) < 2:
+        return False
+    first = [" ".join(c.split()) for c in grid[0]]
+    filled = [c for c in first if c]
+    return (len(filled) >= 3 and len(filled) == len(first) and len(set(filled)) == len(filled)
+            and all(len(c) <= MAX_LABEL_CHARS and not c.replace(".", "").replace(",", "").isdigit() for c in filled))
+
+
+def _table(grid: list[list[str]], marked_header: int) -> str:
+    """Rows as text; the header is the rows the file marks, else a first row that looks like one."""
+    header = marked_header if 0 < marked_header < len(grid) else int(_looks_like_labels(grid))
+    return table_text(grid, header)
 
 
 # -- .docx ------------------------------------------------------------------------------------
@@ -121,17 +141,18 @@ def _heading_level(style) -> int:
 
 
 def _docx_table(table) -> str:
-    rows = []
+    from docx.oxml.ns import qn
+
+    grid = [[cell.text for cell in row.cells] for row in table.rows]  # a merged cell once per column it spans
+    marked = 0
     for row in table.rows:
-        cells, seen = [], set()
-        for cell in row.cells:
-            if id(cell._tc) in seen:  # a merged cell is returned once per grid column it spans
-                continue
-            seen.add(id(cell._tc))
-            cells.append(cell.text)
-        if any(c.strip() for c in cells):
-            rows.append(_row_text(cells))
-    return "\n".join(rows)
+        properties = row._tr.trPr
+        repeated = properties is not None and properties.find(qn("w:tblHeader")) is not None
+        runs = [r for cell in row.cells for p in cell.paragraphs for r in p.runs if r.text.strip()]
+        if not (repeated or (runs and all(r.bold for r in runs))):
+            break
+        marked += 1
+    return _table(grid, marked)
 
 
 # -- .pptx ------------------------------------------------------------------------------------
@@ -174,7 +195,8 @@ def _shape_texts(shape) -> list[str]:
     if shape.shape_type == MSO_SHAPE_TYPE.GROUP:
         return [t for inner in shape.shapes for t in _shape_texts(inner)]
     if getattr(shape, "has_table", False) and shape.has_table:
-        return ["\n".join(_row_text([c.text for c in row.cells]) for row in shape.table.rows)]
+        table = shape.table
+        return [_table([[c.text for c in row.cells] for row in table.rows], int(table.first_row))]
     if getattr(shape, "has_text_frame", False) and shape.has_text_frame:
         return [shape.text_frame.text]
     return []
@@ -221,13 +243,34 @@ def _odt_table(table, teletype) -> str:
     from odf.namespaces import TABLENS
     from odf.table import TableRow
 
-    rows = []
+    def repeat(node, attribute: str) -> int:
+        value = node.getAttrNS(TABLENS, attribute)
+        return max(1, min(int(value), 100)) if value and value.isdigit() else 1
+
+    grid: list[list[str]] = []
+    marked = 0
     for row in table.getElementsByType(TableRow):
-        cells = [teletype.extractText(c) for c in row.childNodes
-                 if c.nodeType == c.ELEMENT_NODE and c.qname == (TABLENS, "table-cell")]
-        if any(c.strip() for c in cells):
-            rows.append(_row_text(cells))
-    return "\n".join(rows)
+        if row.parentNode is not None and row.parentNode.qname == (TABLENS, "table-header-rows"):
+            marked += 1
+        cells: list[str] = []
+        spanned = 0  # covered cells still to skip: the spanning cell was already repeated
+        for cell in row.childNodes:
+            if cell.nodeType != cell.ELEMENT_NODE:
+                continue
+            if cell.qname == (TABLENS, "table-cell"):
+                text = "\n".join(teletype.extractText(p) for p in cell.childNodes if p.nodeType == p.ELEMENT_NODE)
+                span = repeat(cell, "number-columns-spanned")
+                cells += [text] * span * repeat(cell, "number-columns-repeated")
+                spanned = span - 1
+            elif cell.qname == (TABLENS, "covered-table-cell"):
+                for _ in range(repeat(cell, "number-columns-repeated")):
+                    if spanned:
+                        spanned -= 1
+                        continue
+                    above = grid[-1][len(cells)] if grid and len(cells) < len(grid[-1]) else ""
+                    cells.append(above)  # under a cell spanning rows: its text
+        grid.append(cells)
+    return _table(grid, marked)
 
 
 def _odt_title(document) -> str:

@@ -1,10 +1,13 @@
 """The chat loop: a conversation over the same retrieval and generation as `rag ask`.
 
 Each turn condenses the new message and recent history into a standalone question (through the
-LLM when there is one, else by carrying the previous question along when the new one leans on
-it), retrieves with it, and answers with the recent conversation in context. History is bounded
-(HISTORY_TURNS turns, each answer clipped), so a long session never outgrows the model's context.
-Ctrl-C stops the current answer and returns to the prompt; Ctrl-D or /exit leaves.
+LLM when there is one), retrieves with it, and answers with the recent conversation in context.
+Without an LLM, a follow-up that leans on the conversation is rewritten from it
+(rag.answer.followup: its own words first, the earlier question's carried behind them), the user
+is told what was searched, and an answer that would repeat the last one word for word is not
+printed again. History is bounded (HISTORY_TURNS turns, each answer clipped), so a long session
+never outgrows the model's context. Ctrl-C stops the current answer and returns to the prompt;
+Ctrl-D or /exit leaves.
 """
 
 from __future__ import annotations
@@ -200,6 +203,9 @@ class Chat:
                 self.say(f'    cited for: "{one_line(checked[0].sentence)}"')
 
     def ask(self, question: str) -> None:
+        if self.llm is None:
+            self.ask_without_llm(question)
+            return
         first, *also = self.searched
         stream: AnswerStream = first.answer(
             question, llm=self.llm, history=self.conversation.messages(), top_k=self.top_k, mode=self.mode,
@@ -214,7 +220,32 @@ class Chat:
             self.out.flush()
         except KeyboardInterrupt:
             stream.stop()
+        self.finish(question, stream, stream.result())
+
+    def ask_without_llm(self, question: str) -> None:
+        """An extractive answer; a follow-up is searched with the subject it leans on."""
+        from rag.answer.followup import rewrite
+
+        searched = rewrite(question, [t.standalone for t in self.conversation.recent()])
+        if searched != question:
+            self.warn(f"(searched for: {safe(searched)})")
+        first, *also = self.searched
+        stream = first.answer(searched, top_k=self.top_k, mode=self.mode, filters=self.filters, also=also)
+        self.last = stream.retrieval
+        if stream.retrieval.no_match:
+            self.warn(f"{safe(stream.retrieval.no_match)}: nothing was searched (/path to change it)")
+            return
         answer = stream.result()
+        previous = self.conversation.turns[-1].answer if self.conversation.turns else None
+        if answer.mode == "extractive" and answer.answer == previous:
+            self.say("(The passages found for this question answer it with the same excerpts as above: "
+                     "ask it in full words, or configure an LLM to answer from the conversation.)")
+        else:
+            show_answer([answer.answer], streamed=False, out=self.out)
+            self.out.flush()
+        self.finish(question, stream, answer)
+
+    def finish(self, question: str, stream: AnswerStream, answer: Answer) -> None:
         self.last_answer = answer
         self.say("")
         if answer.stopped:

@@ -1,0 +1,147 @@
+"""Extractive answers that answer: the sentences that answer the question, the command with the
+line that introduces it, the table row that holds the value; on real files through the real
+loaders, chunker, index and `Index.answer` (no LLM)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rag.answer.extractive import choose, extractive_answer
+from rag.markup import excerpt, excerpt_spans
+from rag.types import Hit
+
+DATA = Path(__file__).parent / "data"
+
+LOCALE_PAGE = """<!DOCTYPE html>
+<html><head><title>System configuration</title></head><body>
+<h1>System configuration</h1>
+<h2>The locale</h2>
+<p>The system-wide default locale decides the language of messages, the character set of the
+terminal and how dates, numbers and money are written for every user who does not set their own.
+Each user can override the default locale with the LANG and LC_* variables in their shell profile,
+and graphical desktops offer their own settings panel for it, which writes the same variables into
+the session. Programs read the locale when they start, so a change of the default only shows in
+programs started after it. Not every locale is generated on a fresh system: only those chosen at
+installation time are. To generate more locales and set the system-wide default, reconfigure the
+locales package as follows:</p>
+<pre>$ sudo dpkg-reconfigure locales</pre>
+<p>Select the locales to generate with the space bar, then choose the default among them. The
+default is written to /etc/default/locale and applies to the next login.</p>
+<h2>The keyboard</h2>
+<p>The keyboard layout of the console is set in /etc/default/keyboard; desktops keep their own
+layout per user. After editing the file, apply it to the running console with setupcon.</p>
+</body></html>
+"""
+
+SIZES_PAGE = """<!DOCTYPE html>
+<html><head><title>Installed packages</title></head><body>
+<h1>Installed packages</h1>
+<p>The packages below encrypt file systems. The version column gives the version in the stable (V)
+and in the testing (I) distribution; the size is the installed size in KiB.</p>
+<table>
+<tr><th>Package</th><th>Version</th><th>Size</th><th>Description</th></tr>
+<tr><td>cryptsetup</td><td>V:19, I:79</td><td>417</td><td>disk encryption support, startup scripts</td></tr>
+<tr><td>cryptmount</td><td>V:3, I:4</td><td>231</td><td>mount and unmount of encrypted file systems by normal users</td></tr>
+<tr><td>ecryptfs-utils</td><td>V:5, I:6</td><td>396</td><td>cryptographic stacked file system utilities</td></tr>
+<tr><td>gocryptfs</td><td>V:2, I:3</td><td>5120</td><td>encrypted overlay file system written in Go</td></tr>
+</table>
+<p>All of them need the dm-crypt kernel module, which every stock kernel ships.</p>
+</body></html>
+"""
+
+
+def make_hit(text: str, n: int = 1, similarity: float = 0.6) -> Hit:
+    return Hit(chunk_id=n, path=f"docs/page{n}.html", page=None, heading="", text=text, title="", score=1.0,
+               similarity=similarity)
+
+
+@pytest.fixture(scope="module")
+def docs_index(tmp_path_factory, embedder):
+    """An index over real files: the Python docs' csv page (reST), an HTML page with a command
+    after "as follows:" and one with a table."""
+    from ingest.chunk import ChunkSettings
+    from ingest.pipeline import run_ingest
+    from rag import Index
+    from rag.config import load_settings
+    from rag.storage.store import Store
+
+    root = tmp_path_factory.mktemp("extractive")
+    docs = root / "docs"
+    docs.mkdir()
+    shutil.copy(DATA / "csv.rst", docs / "csv.rst")
+    (docs / "locale.html").write_text(LOCALE_PAGE, encoding="utf-8")
+    (docs / "packages.html").write_text(SIZES_PAGE, encoding="utf-8")
+    store = Store.open(root / "indexes" / "default", create=True)
+    report = run_ingest([docs], store, embedder, ChunkSettings())
+    assert report.ok, report.failures
+    store.close()
+    index = Index.open(load_settings({"index_dir": root / "indexes", "index": "default"}, environ={}))
+    yield index
+    index.close()
+
+
+def answer(index, question: str) -> str:
+    result = index.answer(question).result()
+    assert result.mode == "extractive"
+    return result.answer
+
+
+def test_the_csv_question_is_answered_by_what_dictreader_does(docs_index):
+    text = answer(docs_index, "How do I read rows of a CSV file as dictionaries?")
+
+    reader = next(part for part in re.split(r"\[\d+\]", text) if "regular reader" in part)
+    assert "Create an object that operates like a regular reader but maps the" in reader
+    assert ".. class:: DictReader(f, fieldnames=None, restkey=None, restval=None, \\\n" in reader  # its signature whole
+    assert "regular writer" not in text  # the question is about reading
+
+
+def test_a_command_after_as_follows_is_quoted_with_its_introduction(docs_index):
+    text = answer(docs_index, "How do I set the default locale for the whole system?")
+
+    assert "reconfigure the locales package as follows:\n\n$ sudo dpkg-reconfigure locales" in text
+
+
+def test_a_table_row_is_quoted_with_its_column_labels(docs_index):
+    text = answer(docs_index, "What is the installed size of the cryptmount package?")
+
+    assert "Package: cryptmount; Version: V:3, I:4; Size: 231;" in text
+
+
+def test_an_introduction_is_never_a_piece_without_what_it_introduces():
+    text = "Use the following command.\n\n$ git stash pop\n\nTo see what is stashed:\n\n$ git stash list\n"
+
+    pieces = [excerpt(text, a, b) for a, b in excerpt_spans(text)]
+
+    assert pieces == ["Use the following command.\n\n$ git stash pop", "To see what is stashed:\n\n$ git stash list"]
+
+
+def test_a_term_on_a_line_of_its_own_stays_with_its_description():
+    text = ("--depth <depth>\n\nCreate a shallow clone with a history truncated to the specified number of "
+            "commits.\n\n--single-branch\n\nClone only the history leading to the tip of a single branch.")
+
+    text_answer = extractive_answer("How do I clone only the most recent commits?", [make_hit(text)])
+
+    assert text_answer.startswith("--depth <depth>\n\nCreate a shallow clone")
+
+
+def test_the_sentence_that_answers_wins_over_the_one_that_repeats_the_question():
+    passage = ("Sometimes you want to keep your uncommitted changes aside and come back to them later. "
+               "The git stash push command saves them and resets the working tree to HEAD. "
+               "Changes kept aside this way are listed by git stash list.")
+    hits = [make_hit(passage), make_hit("Uncommitted changes are shown by git status.", 2, similarity=0.4)]
+
+    pieces = choose("Which command keeps my uncommitted changes aside?", hits)
+
+    first = hits[pieces[0].n - 1].text[pieces[0].start:pieces[0].end]
+    assert "git stash push" in first and pieces[0].n == 1
+
+
+def test_a_passage_that_shares_nothing_with_the_question_is_not_quoted():
+    hits = [make_hit("Bake the loaf for forty minutes at 250 degrees."),
+            make_hit("Tomatoes need six hours of sun.", 2, similarity=0.5)]
+
+    assert extractive_answer("How long do I bake the loaf?", hits) == "Bake the loaf for forty minutes at 250 degrees. [1]"
