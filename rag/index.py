@@ -268,17 +268,20 @@ class Index:
         mode: Mode = "hybrid",
         min_score: float | None = None,
         cutoff: bool = True,
+        strict: bool | None = None,
     ) -> AnswerStream:
         """Retrieve and answer; `history` (earlier user/assistant messages) makes it a follow-up.
 
-        With an `llm` the answer is written by it; without, it is extractive. A follow-up is
-        condensed into a standalone question first (through the LLM when there is one).
+        With an `llm` the answer is written by it, and grounded: each factual sentence cited by a
+        passage that supports it, or marked [unsupported]; `strict` (None: the setting) leaves
+        those out. Without an `llm` it is extractive. A follow-up is condensed into a standalone
+        question first (through the LLM when there is one).
         """
         from rag.answer.generate import AnswerStream, condense
 
         standalone = condense(question, history, llm) if history else question
         retrieval = self.search(standalone, top_k=top_k, mode=mode, min_score=min_score, cutoff=cutoff)
-        return AnswerStream(standalone, retrieval, llm, history)
+        return AnswerStream(standalone, retrieval, llm, history, strict=self.settings.strict if strict is None else strict)
 
     def warm_up(self) -> None:
         """Load what the first question would: the vector file, the calibration and the embedding

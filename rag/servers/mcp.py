@@ -39,6 +39,9 @@ Query = Annotated[str, Field(description="What to look for, in natural language 
 Question = Annotated[str, Field(description="The question, as the user would ask it.", min_length=1,
                                 max_length=MAX_QUESTION_CHARS)]
 TopK = Annotated[int, Field(description=f"How many passages to return (1-{MAX_TOP_K}).", ge=1, le=MAX_TOP_K)]
+Strict = Annotated[bool | None,
+                   Field(description="Leave out sentences of a written answer that no passage supports "
+                                     "(default: the server's setting, RAG_STRICT; else they are marked [unsupported]).")]
 SearchMode = Annotated[Mode,
                        Field(description="hybrid (default): meaning and keywords fused; dense: meaning only; "
                                          "keyword: BM25 over the words")]
@@ -88,20 +91,25 @@ def build_server(index: "Index"):
                 "passages": [passage(n, h) for n, h in enumerate(retrieval.hits, start=1)]}
 
     @server.tool(annotations=_read_only())
-    def ask(question: Question, k: TopK = 5) -> dict[str, Any]:
+    def ask(question: Question, k: TopK = 5, strict: Strict = None) -> dict[str, Any]:
         """Answer a question from the indexed documents, citing passages as [1], [2]...
 
         `citations` lists the passages behind the numbers (path, page, heading, text; `cited` marks
         those the answer uses). `mode` is "llm" when rag's configured LLM wrote the answer,
         "extractive" when no LLM is configured (the answer is then the most relevant sentences,
-        quoted), or "none" when nothing in the index matched.
+        quoted), or "none" when nothing in the index matched. In a written answer every sentence
+        that states a fact carries a citation rag checked against the passage; one that no passage
+        supports is marked [unsupported] (`unsupported_sentences` counts them) or, with `strict`,
+        left out (`dropped_sentences`).
         """
         try:
-            answer = index.answer(checked(question, "question"), llm=llm, top_k=k).result()
+            answer = index.answer(checked(question, "question"), llm=llm, top_k=k, strict=strict).result()
         except RagError as exc:
             raise ToolError(str(exc)) from exc
         result = {"answer": answer.answer, "mode": answer.mode, "model": answer.model,
-                  "citations": [source_record(s) for s in answer.sources]}
+                  "citations": [source_record(s) for s in answer.sources],
+                  "unsupported_sentences": sum(s.supported is False for s in answer.sentences),
+                  "dropped_sentences": answer.dropped_sentences}
         if answer.mode == "extractive":
             result["note"] = EXTRACTIVE_NOTE
         return result

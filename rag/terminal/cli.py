@@ -77,6 +77,12 @@ def ranking_options(func):
     return retrieval_options(func, cutoff=False)
 
 
+def strict_option(func):
+    return click.option("--strict", is_flag=True, default=None,
+                        help="Leave out the sentences of a written answer that no passage supports (they are "
+                             "marked [unsupported] otherwise). [RAG_STRICT]")(func)
+
+
 def settings_from(**flags):
     return load_settings({k: v for k, v in flags.items() if v is not None})
 
@@ -155,15 +161,17 @@ def ingest(paths, index, index_dir, embed_model, chunk_tokens, overlap_tokens, p
 @click.option("--no-llm", is_flag=True, help="Answer from the passages alone; never contact a server.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @click.option("--plain", is_flag=True, help="Print the answer as raw text, not rendered Markdown.")
+@strict_option
 @index_options
 @embed_option
 @rerank_option
-def ask(question, top_k, mode, min_score, llm_model, no_llm, as_json, plain, index, index_dir, embed_model, rerank_model):
+def ask(question, top_k, mode, min_score, llm_model, no_llm, as_json, plain, strict, index, index_dir, embed_model,
+        rerank_model):
     """Answer QUESTION from the index, citing the passages used."""
     if not question.strip():
         raise click.BadParameter("the question is empty", param_hint="QUESTION")
     settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model, top_k=top_k,
-                             min_score=min_score, llm_model=llm_model, rerank_model=rerank_model)
+                             min_score=min_score, llm_model=llm_model, rerank_model=rerank_model, strict=strict)
     from rag.index import Index, limit_threads
     from rag.answer.sources import sources_block
     from rag.terminal.render import err, show_answer
@@ -202,13 +210,14 @@ def ask(question, top_k, mode, min_score, llm_model, no_llm, as_json, plain, ind
 @retrieval_options
 @click.option("--model", "llm_model", metavar="NAME", help="LLM model name. [default: gpt-4o-mini, RAG_LLM_MODEL]")
 @click.option("--no-llm", is_flag=True, help="Extractive answers only; never contact a server.")
+@strict_option
 @index_options
 @embed_option
 @rerank_option
-def chat(top_k, mode, min_score, llm_model, no_llm, index, index_dir, embed_model, rerank_model):
+def chat(top_k, mode, min_score, llm_model, no_llm, strict, index, index_dir, embed_model, rerank_model):
     """An interactive conversation over the index (/help for commands)."""
     settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model, top_k=top_k,
-                             min_score=min_score, llm_model=llm_model, rerank_model=rerank_model)
+                             min_score=min_score, llm_model=llm_model, rerank_model=rerank_model, strict=strict)
     from rag.terminal.chat import run_chat
     from rag.index import Index, limit_threads
 
