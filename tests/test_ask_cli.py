@@ -103,7 +103,7 @@ def test_json_output_has_the_answer_its_sources_and_timings(ask, llm):
 
     answer = json.loads(result.stdout)
     assert set(answer) == {"question", "answer", "mode", "model", "sources", "timings", "stopped", "citations",
-                           "unsupported", "uncited_sentences"}
+                           "unsupported", "uncited_sentences", "sentences", "dropped_sentences"}
     assert answer["stopped"] is False
     assert (answer["question"], answer["answer"], answer["mode"], answer["model"]) == (
         BREAD, "Forty minutes [1].", "llm", "test-model")

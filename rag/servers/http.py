@@ -115,7 +115,8 @@ def create_app(settings: Settings, api_key: str | None = None, limits: Limits = 
         return route
 
     async def health(request):
-        return JSONResponse({"status": "ok", "default_index": indexes.default, "indexes": indexes.names()})
+        return JSONResponse({"status": "ok", "default_index": indexes.default, "indexes": indexes.names(),
+                             "strict": settings.strict})
 
     async def models(request):
         data = []

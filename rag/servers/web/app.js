@@ -16,6 +16,7 @@ async function loadIndexes() {
   if (!response.ok) return;
   const body = await response.json();
   const health = await (await fetch("health")).json();
+  $("strict").checked = health.strict === true;
   for (const model of body.data) {
     const option = new Option(model.id, model.id, false, model.id === health.default_index);
     select.add(option);
@@ -289,7 +290,7 @@ async function stream(question, turn, answer, list, state) {
     headers: { "Content-Type": "application/json" },
     // progress: the server sends the passages it found before the answer is written
     body: JSON.stringify({ model: $("index").value, messages, stream: true, sources_in_content: false,
-                           progress: true }),
+                           progress: true, strict: $("strict").checked }),
   });
   if (!response.ok) {
     const body = await response.json().catch(() => ({ error: { message: response.statusText } }));
