@@ -4,6 +4,7 @@ and the extractive answer used when there is no LLM."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -519,3 +520,75 @@ def test_citations_are_checked_against_the_whole_passage_not_the_stretch_the_mod
                             hits=[make_hit("manual.md", FAN_MANUAL)])
 
     assert (answer.sentences[0].cited_by, answer.sentences[0].supported) == ("model", True)
+
+
+def test_the_prompt_says_which_names_of_the_question_no_passage_mentions():
+    user = user_message(build_messages("How do I bake bread in a Thermomix with `bake --steam`?", bread_and_fan()))
+
+    assert "Note: no passage mentions bake --steam or Thermomix.\n\nQuestion:" in user
+
+
+def test_names_the_passages_hold_are_not_called_missing():
+    user = user_message(build_messages("Which kit does the manual name, BK-7?", bread_and_fan()))
+
+    assert "Note:" not in user
+
+
+# -- as the user reads it: `rag ask`, --json, --strict ----------------------------------------------
+
+SOURDOUGH = "How long do I bake sourdough bread?"
+WITH_AN_INVENTION = "Bake the loaf at 250 degrees Celsius for forty minutes. Brush the crust with olive oil and rosemary."
+
+
+@pytest.fixture
+def ask(built_index, monkeypatch, embedder, llm):
+    """`rag ask QUESTION ...` in-process against the shared index, with the loopback LLM."""
+    monkeypatch.chdir(built_index)
+
+    def run(reply: str, *args: str, env: dict | None = None):
+        from click.testing import CliRunner
+
+        from rag.terminal.cli import main
+
+        llm.reply = reply
+        environment = {"OPENAI_BASE_URL": llm.url, "RAG_LLM_MODEL": "test-model", **(env or {})}
+        return CliRunner().invoke(main, ["ask", SOURDOUGH, "--plain", *args], env=environment)
+
+    return run
+
+
+def test_ask_marks_the_sentence_no_passage_supports_and_lists_the_sources(ask):
+    result = ask(WITH_AN_INVENTION)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("Bake the loaf at 250 degrees Celsius for forty minutes [1]. Brush the crust "
+                                    f"with olive oil and rosemary. {UNSUPPORTED_MARK}\n")
+    assert "\nSources:\n[1] corpus/cooking.md" in result.stdout
+
+
+def test_json_says_for_each_sentence_who_cited_it_and_whether_it_is_supported(ask):
+    result = ask("Bake the loaf at 250 degrees Celsius for forty minutes [1]. Let the loaf cool on a rack for an "
+                 "hour before slicing it. Brush the crust with olive oil and rosemary.", "--json")
+
+    answer = json.loads(result.stdout)
+    assert [(s["citations"], s["cited_by"], s["supported"]) for s in answer["sentences"]] == [
+        ([1], "model", True), ([1], "rag", True), ([], None, False)]
+    assert set(answer["sentences"][0]) == {"text", "kind", "citations", "cited_by", "supported"}
+    assert answer["dropped_sentences"] == 0
+
+
+@pytest.mark.parametrize("how", [("--strict",), ()])
+def test_strict_from_the_flag_or_the_environment_leaves_out_what_no_passage_supports(ask, how):
+    result = ask(WITH_AN_INVENTION, "--json", *how, env={} if how else {"RAG_STRICT": "1"})
+
+    answer = json.loads(result.stdout)
+    assert answer["answer"] == "Bake the loaf at 250 degrees Celsius for forty minutes [1]."
+    assert answer["dropped_sentences"] == 1
+
+
+def test_a_strict_setting_that_is_not_a_boolean_is_one_line(ask):
+    result = ask(WITH_AN_INVENTION, env={"RAG_STRICT": "sometimes"})
+
+    assert result.exit_code == 1
+    assert result.stderr.strip() == ("Error: RAG_STRICT='sometimes' is not true or false (use 1 or 0): fix it in the "
+                                     "environment or .env")

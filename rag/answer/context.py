@@ -7,11 +7,16 @@ sentences of a long paragraph; rag.markup.excerpt_spans) that hold most of the q
 words, and what follows them while it fits, in their order, up to `FOCUS_CHARS`; a passage that
 short is kept whole. The passage keeps its number,
 so the model's [n] still names it, and citations are checked against the whole passage.
+
+`unmentioned` lists the names in a question (GitLab, io_uring, `--depth`) that no passage
+mentions: the prompt says so, which lets a small model see that the passages are about something
+else rather than answer from them anyway.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Sequence
 
 from rag.markup import clip_lines, excerpt, excerpt_spans
@@ -83,3 +88,31 @@ def _focus(text: str, spans: list[tuple[int, int]], terms: list[set[str]], weigh
     # one piece longer than the limit (a long code block) is cut between its lines
     return clip_lines("\n\n".join(excerpt(text, spans[run[0]][0], spans[run[-1]][1]).strip("\n") for run in runs),
                       2 * limit, 40)
+
+
+CODE_SPAN = re.compile(r"`([^`\n]+)`")
+TOKEN = re.compile(r"-{1,2}[A-Za-z][\w-]*|[A-Za-z][\w.+-]*[\w+]|[A-Za-z]|[.!?:;]")
+# an identifier: a digit, an underscore, a dot inside, camelCase or an --option
+IDENTIFIER = re.compile(r"\d|_|\w\.\w|[a-z][A-Z]|^-")
+
+
+def question_names(question: str) -> list[str]:
+    """What a question names: code spans, identifiers, and capitalised words that do not start a
+    sentence ("GitLab", "PostgreSQL", "io_uring", "ggplot2", "--depth"), in order, each once."""
+    found = [m.group(1).strip() for m in CODE_SPAN.finditer(question)]
+    first = True
+    for word in TOKEN.findall(CODE_SPAN.sub(" ", question)):
+        if word in ".!?:;":
+            first = True
+            continue
+        if IDENTIFIER.search(word) or (len(word) > 1 and word[0].isupper() and not first
+                                       and word.lower() not in STOPWORDS):
+            found.append(word)
+        first = False
+    return list(dict.fromkeys(found))
+
+
+def unmentioned(question: str, texts: Sequence[str]) -> list[str]:
+    """The names of `question` that occur (ignoring case) in none of `texts`."""
+    haystack = "\n".join(texts).lower()
+    return [name for name in question_names(question) if name.lower() not in haystack]

@@ -14,7 +14,7 @@ import re
 import time
 from typing import TYPE_CHECKING, Iterator, Sequence
 
-from rag.answer.context import focus_all
+from rag.answer.context import focus_all, unmentioned
 from rag.answer.extractive import extractive_answer
 from rag.text import clip, content_words, location, readable
 from rag.types import Answer, AnswerMode, AnswerSentence, Citation, Hit, Retrieval, Source, Timings
@@ -68,8 +68,15 @@ def format_passages(hits: Sequence[Hit], question: str | None = None) -> str:
 
 def build_messages(question: str, hits: Sequence[Hit], history: Sequence[Message] = ()) -> list[Message]:
     asked = readable(question)
-    user = f"Passages:\n\n{format_passages(hits, asked)}\n\nQuestion: {asked}"
+    missing = unmentioned(asked, [f"{h.title}\n{h.heading}\n{h.text}" for h in hits])
+    note = f"Note: no passage mentions {_names(missing)}.\n\n" if missing else ""
+    user = f"Passages:\n\n{format_passages(hits, asked)}\n\n{note}Question: {asked}"
     return [{"role": "system", "content": SYSTEM_PROMPT}, *history, {"role": "user", "content": user}]
+
+
+def _names(names: list[str]) -> str:
+    shown = [_escape(name) for name in names]
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]
 
 
 # -- answers ----------------------------------------------------------------------------------
