@@ -421,6 +421,12 @@ def test_an_answer_without_one_supported_sentence_says_so_at_its_end(llm):
                              f"{NOTHING_SUPPORTED}")
 
 
+def test_an_answer_of_citations_alone_says_nothing_is_supported(llm):
+    _, answer = answer_with(llm, "[1], [2]")
+
+    assert answer.answer == f"[1], [2]\n\n{NOTHING_SUPPORTED}"
+
+
 def test_a_refusal_is_left_as_it_is(llm):
     _, answer = answer_with(llm, "The documents do not cover this.")
 

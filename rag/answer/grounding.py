@@ -232,9 +232,11 @@ class Grounder:
             lead = "\n\n" if self.text.strip() else ""
             out += self._let_out(lead + STRICT_NOTHING_LEFT,
                                  [AnswerSentence(STRICT_NOTHING_LEFT, "refusal", [], None, None)], hold=False)
-        elif claims and not kept:
-            out += self._let_out("\n\n" + NOTHING_SUPPORTED,
-                                 [AnswerSentence(NOTHING_SUPPORTED, "refusal", [], None, None)])
+        elif (claims and not kept) or (self.text.strip() and not re.search(r"[^\W\d_]", CITATION.sub("", self.text))):
+            # nothing the passages bear out, or nothing but citations ("[1], [2]"): say so
+            lead = "\n\n" if self.text.strip() else ""
+            out += self._let_out(lead + NOTHING_SUPPORTED,
+                                 [AnswerSentence(NOTHING_SUPPORTED, "refusal", [], None, None)], hold=False)
         return out
 
     # -- internals ----------------------------------------------------------------------------
