@@ -1,17 +1,18 @@
 """Grounding: every factual sentence of a written answer ends up with a citation the checker supports.
 
-An LLM's answer streams through `Grounder`, which holds back only what it may still change. Each factual
-sentence is checked with rag.answer.citations: one whose own citations are all supported keeps
-them (`cited_by` "model"); otherwise "sentence [n]" is tried for every passage n and the best
+An LLM's answer streams through `Grounder`, which holds back only what it may still change. Each
+factual sentence is checked with rag.answer.citations: one whose own citations are all supported
+keeps them (`cited_by` "model"); otherwise "sentence [n]" is tried for every passage n and the best
 supported one is written into the text (`cited_by` "rag"), replacing citations the passages do not
 bear out; a sentence no passage supports keeps what the model wrote and is marked `[unsupported]`,
-or is left out under `strict`. Fenced code is checked line by line the same way (it carries no citation in the text;
-an unsupported block is marked after its fence). An answer in which no sentence is supported ends
-with `NOTHING_SUPPORTED`, so a reader (and a program) sees that it is not the documents' answer.
+or is left out under `strict`. Fenced code is checked line by line the same way (it carries no
+citation in the text; an unsupported block is marked after its fence). An answer in which no
+sentence is supported ends with `NOTHING_SUPPORTED`, so a reader (and a program) sees that it is
+not the documents' answer.
 
 Prompt scaffolding never reaches the reader: `<passage ...>` tags the model echoes are removed,
 a sentence already given is not repeated, and a degenerate loop (the same stretch of text three
-times in a row) ends the answer and closes the model's stream.
+times in a row, or a sentence twice) ends the answer and closes the model's stream.
 
 Invariant: the text a Grounder lets out is final. Nothing it emits is taken back, so a terminal,
 a web page or an HTTP stream can show each piece as it comes, and joining the pieces gives
@@ -34,14 +35,14 @@ NOTHING_SUPPORTED = "No sentence of this answer is supported by the passages: th
 STRICT_NOTHING_LEFT = ("The documents do not cover this: no sentence of the answer the model wrote is supported "
                        "by the passages.")
 
-# A tag from the prompt (rag.answer.generate.format_passages), complete or cut off at the end of the
-# text; attribute values may hold ">" (heading paths read "Guide > Install").
+# A tag from the prompt (rag.answer.generate.format_passages); attribute values may hold ">"
+# (heading paths read "Guide > Install").
 _ATTRIBUTES = r"""(?:\s+[\w-]+\s*=\s*(?:"[^"\n]*"|'[^'\n]*'|[^\s>"']*))*"""
 TAG = re.compile(r"[ \t]*<\s*/?\s*passages?\b" + _ATTRIBUTES + r"\s*/?\s*>", re.I)
-# what may still become a tag when more text arrives: "<", "</pa", '<passage id="6" sour'
-OPEN_TAG = re.compile(r"<\s*/?\s*(?:p(?:a(?:s(?:s(?:a(?:g(?:es?)?)?)?)?)?)?)?(?:\b" + _ATTRIBUTES + r"""(?:\s+[\w-]*(?:\s*=\s*(?:"[^"\n]*|'[^'\n]*)?)?)?)?\s*$""", re.I)
-LIST_MARKER = re.compile(r"[ \t]*(?:[-*+\u2022]|\d{1,3}[.)])[ \t]+|[ \t]*")
-LIST_ITEM_START = re.compile(r"[ \t]*(?:[-*+\u2022]|\d{1,3}[.)])[ \t]*")
+TAG_NAME = re.compile(r"<\s*/?\s*([A-Za-z]*)(.?)", re.S)
+_MARKER = r"[ \t]*(?:[-*+\u2022]|\d{1,3}[.)])[ \t]*"  # a list item's marker
+LIST_LEAD = re.compile(rf"(?:{_MARKER}|[ \t]*)")  # what may precede a sentence on its line
+MARKER_AT_END = re.compile(rf"(^|\n){_MARKER}$")
 TRAILING_TAG = re.compile(r"<\s*/?\s*passage[^\n]*$", re.I)  # cut off by the end of the answer
 PARTIAL_END = re.compile(r"\s*\[[\d,\s]*$")  # a citation the end of the answer cut off
 FENCE_LINE = re.compile(r"^[ \t]*(```|~~~)", re.M)
@@ -61,9 +62,15 @@ def strip_tags(text: str) -> str:
 
 
 def open_tag_at(text: str) -> int:
-    """Where a tag still arriving starts at the end of `text` (len(text) when none)."""
+    """Where a passage tag still arriving starts at the end of `text` ("<", "</pa",
+    '<passage id="6" sour'), or len(text)."""
     at = text.rfind("<", max(0, len(text) - 300))
-    return at if at >= 0 and OPEN_TAG.match(text, at) else len(text)
+    if at < 0 or "\n" in text[at:]:
+        return len(text)
+    name, after = TAG_NAME.match(text, at).groups()
+    # a name still arriving may become "passage"; a whole one left here is a tag without its ">" yet
+    arriving = "passages".startswith(name.lower()) if not after else name.lower() in ("passage", "passages")
+    return at if arriving else len(text)
 
 
 def loop_start(text: str) -> int | None:
@@ -316,7 +323,7 @@ class Grounder:
         cut = spans[-1][1]
         line = text.rfind("\n", 0, cut) + 1
         # a list item's marker goes out with its sentence (which strict may leave out)
-        return line if LIST_MARKER.fullmatch(text, line, cut) else cut
+        return line if LIST_LEAD.fullmatch(text, line, cut) else cut
 
     def _prose(self, text: str, frozen: int, last: bool = False) -> str:
         """Whole sentences (and the text between them) grounded; text[:frozen] went out already,
@@ -327,7 +334,7 @@ class Grounder:
             at = end
             grounded = self._sentence(sentence, start < frozen)
             if grounded is None:  # left out, with the space or list marker before it
-                before = re.sub(r"(^|\n)[ \t]*(?:[-*+\u2022]|\d{1,3}[.)])[ \t]*$", r"\1", before).rstrip(" \t")
+                before = MARKER_AT_END.sub(r"\1", before).rstrip(" \t")
                 if (not before or before.endswith("\n")) and text[at:at + 1] == "\n":
                     at += 1
                 out.append(before)
@@ -397,7 +404,7 @@ def _tail_start(text: str) -> int:
             i -= 1
             continue
         line = text.rfind("\n", 0, i) + 1
-        if line and LIST_ITEM_START.fullmatch(text, line, i):
+        if 0 < line < i and LIST_LEAD.fullmatch(text, line, i):
             i = line  # the next item's marker: the sentence before it may still change
             continue
         bracket = text.rfind("[", max(0, i - 24), i)
