@@ -48,14 +48,21 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(HERE.parent))
 
 from rag.answer.citations import CitationReport, answer_sentences, check_citations, quote_for_extractive  # noqa: E402
+from rag.answer.context import FOCUS_CHARS as DEFAULT_FOCUS  # noqa: E402
 from rag.answer.generate import NOT_COVERED, SYSTEM_PROMPT as DEFAULT_PROMPT  # noqa: E402
 
-RAG = Path(sys.executable).parent / "rag"
 QUESTIONS = sorted((HERE / "questions").glob("answers_*.jsonl"))
 MODEL_ALIAS = "qwen2.5-coder-0.5b"
-# the CLI with another system prompt: the same code path, one global swapped before it runs
+# `python -m rag` rather than the installed script, so that PYTHONPATH=/work/before runs the old code
+# (whose CLI lives elsewhere); run from a neutral folder, so the checkout in the working folder does
+# not shadow it
+RAG = [sys.executable, "-m", "rag"]
+NEUTRAL_CWD = Path(os.environ.get("TMPDIR", "/tmp"))
+# the CLI with another system prompt or passage size: the same code path, globals swapped before it runs
 WITH_PROMPT = (
-    "import sys, rag.answer.generate as g; g.SYSTEM_PROMPT = open(sys.argv.pop(1), encoding='utf-8').read().strip(); "
+    "import sys, rag.answer.generate as g, rag.answer.context as c; prompt, chars = sys.argv.pop(1), sys.argv.pop(1); "
+    "g.SYSTEM_PROMPT = open(prompt, encoding='utf-8').read().strip() if prompt else g.SYSTEM_PROMPT; "
+    "c.FOCUS_CHARS = int(chars) if chars else c.FOCUS_CHARS; "
     "from rag.terminal.cli import main; sys.argv[0] = 'rag'; main()"
 )
 
@@ -77,6 +84,9 @@ class Result:
     generation_s: float
     error: str = ""
     details: list[dict] = field(default_factory=list)
+    fact_sentences: int = 0  # sentences of the answer that state something (rag.answer.citations kinds)
+    grounded_sentences: int = 0  # ... of which every citation is supported (and there is one)
+    attributed_sentences: int = 0  # ... whose citation rag wrote (`sentences[].cited_by` of the JSON)
 
 
 def norm(text: str) -> str:
@@ -102,25 +112,31 @@ def labelled_source(source: dict, question: dict) -> bool:
 def ask(question: dict, index: str, mode: str, args, env: dict) -> dict:
     """`rag ask --json` for one question: in a subprocess, or (--in-process) through click's runner
     in this process, which runs the same command code but imports torch once instead of per question."""
-    cmd = ["ask", "--json", "--index-dir", str(args.index_dir), "--index", index]
+    cmd = ["ask", "--json", "--index-dir", str(args.index_dir.resolve()), "--index", index]
     cmd += ["--no-llm"] if mode == "extractive" else ["--model", MODEL_ALIAS]
     if args.top_k:
         cmd += ["-k", str(args.top_k)]
+    if args.strict and mode == "llm":
+        cmd.append("--strict")
     cmd.append(question["question"])
     started = time.perf_counter()
     if args.in_process:
         from click.testing import CliRunner
 
+        import rag.answer.context
         import rag.answer.generate
         from rag.terminal.cli import main
 
         rag.answer.generate.SYSTEM_PROMPT = args.system_prompt.read_text(encoding="utf-8").strip() if args.system_prompt \
             else DEFAULT_PROMPT
+        rag.answer.context.FOCUS_CHARS = args.focus_chars or DEFAULT_FOCUS
         done = CliRunner().invoke(main, cmd, env=env)
         status, stdout, stderr = done.exit_code, done.stdout, done.stderr
     else:
-        base = [str(RAG)] if not args.system_prompt else [sys.executable, "-c", WITH_PROMPT, str(args.system_prompt)]
-        ran = subprocess.run([*base, *cmd], capture_output=True, text=True, env=env, timeout=1800)
+        swapped = args.system_prompt or args.focus_chars
+        base = RAG if not swapped else [sys.executable, "-c", WITH_PROMPT, str(args.system_prompt or ""),
+                                        str(args.focus_chars or "")]
+        ran = subprocess.run([*base, *cmd], capture_output=True, text=True, env=env, timeout=1800, cwd=NEUTRAL_CWD)
         status, stdout, stderr = ran.returncode, ran.stdout, ran.stderr
     wall = time.perf_counter() - started
     if status != 0:
@@ -145,12 +161,27 @@ def score(question: dict, index: str, mode: str, reply: dict) -> Result:
     found = sum(any(norm(alt) in text for alt in alts) for alts in question["facts"])
     labelled = sum(1 <= c.n <= len(sources) and labelled_source(sources[c.n - 1], question) for c in report.citations)
     details = [{"n": c.n, "supported": c.supported, "reason": c.reason, "quote": c.quote[:120]} for c in report.citations]
+    facts, grounded = grounded_sentences(answer, report, reply["mode"])
+    attributed = sum(s.get("cited_by") == "rag" and s.get("kind") == "fact" for s in reply.get("sentences", []))
     return Result(
         question["id"], index, mode, answerable, answer, found, len(question["facts"]), len(report.citations),
         sum(c.supported for c in report.citations), labelled, refused(answer, mode),
         round(reply["wall_s"], 2), reply.get("timings", {}).get("generation_s", 0.0),
         details=details + [{"uncited_sentences": report.uncited_sentences}],
+        fact_sentences=facts, grounded_sentences=grounded, attributed_sentences=attributed,
     )
+
+
+def grounded_sentences(answer: str, report: CitationReport, mode: str) -> tuple[int, int]:
+    """(sentences stating something, those cited with every citation supported). An extractive
+    answer's unit is its cited excerpt (rag.answer.citations.quote_for_extractive)."""
+    if mode == "extractive":
+        return len(report.citations), sum(c.supported for c in report.citations)
+    facts = [s for s in answer_sentences(answer) if s.kind == "fact"]
+    checked: dict[str, list[bool]] = {}
+    for c in report.citations:
+        checked.setdefault(c.sentence, []).append(c.supported)
+    return len(facts), sum(bool(s.numbers) and all(checked.get(s.text, [False])) for s in facts)
 
 
 def pct(part: float, whole: float) -> str:
@@ -158,14 +189,18 @@ def pct(part: float, whole: float) -> str:
 
 
 def table(results: list[Result], label: str) -> str:
-    rows = [f"| {label} | n | facts % | all facts % | cited supported % | cites labelled source % | "
+    rows = [f"| {label} | n | facts % | all facts % | sentences cited and supported % | cited by rag % | "
+            f"citations supported % | cites labelled source % | "
             f"unanswerable -> not covered % | answerable refused % | s/answer (median wall) | s/answer (mean generation) |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     groups: dict[str, list[Result]] = {}
     for r in results:
         if not r.error:  # errors are counted below, not scored as wrong answers
-            groups.setdefault(r.mode, []).append(r)
-    for mode, rs in groups.items():
+            groups.setdefault(f"{r.mode} {r.index}", []).append(r)
+            groups.setdefault(f"{r.mode} (all)", []).append(r)
+    if len({r.index for r in results}) == 1:  # one set: its rows are the totals
+        groups = {name: rs for name, rs in groups.items() if not name.endswith("(all)")}
+    for mode, rs in sorted(groups.items()):
         ans = [r for r in rs if r.answerable]
         una = [r for r in rs if not r.answerable]
         # the median: the first answer of a run also pays for importing torch and loading the model
@@ -174,6 +209,8 @@ def table(results: list[Result], label: str) -> str:
         rows.append(
             f"| {mode} | {len(rs)} | {pct(sum(r.facts_found for r in ans), sum(r.facts_total for r in ans))} | "
             f"{pct(sum(r.facts_found == r.facts_total for r in ans), len(ans))} | "
+            f"{pct(sum(r.grounded_sentences for r in rs), sum(r.fact_sentences for r in rs))} | "
+            f"{pct(sum(r.attributed_sentences for r in rs), sum(r.grounded_sentences for r in rs))} | "
             f"{pct(sum(r.supported for r in rs), sum(r.citations for r in rs))} | "
             f"{pct(sum(r.labelled for r in ans), sum(r.citations for r in ans))} | "
             f"{pct(sum(r.refused for r in una), len(una))} | {pct(sum(r.refused for r in ans), len(ans))} | "
@@ -204,6 +241,10 @@ def main() -> None:
     parser.add_argument("--start-server", action="store_true", help="run llama.cpp's server for the run (one thread)")
     parser.add_argument("--port", type=int, default=8089)
     parser.add_argument("--system-prompt", type=Path, help="a file whose text replaces rag.answer.generate.SYSTEM_PROMPT")
+    parser.add_argument("--focus-chars", type=int,
+                        help="characters of each passage the model reads (rag.answer.context.FOCUS_CHARS; "
+                             "a large number passes whole passages)")
+    parser.add_argument("--strict", action="store_true", help="ask with --strict (llm mode)")
     parser.add_argument("-k", "--top-k", type=int)
     parser.add_argument("--limit", type=int, help="only the first N questions of each file")
     parser.add_argument("--out", type=Path, help="write one JSON line per answer here (appended as it goes)")

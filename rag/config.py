@@ -51,6 +51,7 @@ class Settings:
     max_retries: int = 3  # the openai client's retries on 429/5xx, connection errors, timeouts
     temperature: float | None = None  # None: not sent, the server's default
     max_tokens: int | None = None  # None: not sent
+    strict: bool = False  # leave out the sentences of a written answer that no passage supports
     query_threads: int = 1  # torch/FAISS threads for answering; see rag.index.limit_threads
     rerank_model: str | None = None  # a local CrossEncoder folder re-scoring the top candidates (rag.retrieval.rerank)
     ray_address: str | None = None  # ingest on a Ray cluster: local, auto or HOST:PORT (ingest/distributed.py)
@@ -97,6 +98,15 @@ def _float(name: str, raw: str) -> float:
         raise ConfigError(f"{name}={raw!r} is not a number: fix it in the environment or .env") from exc
 
 
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name}={raw!r} is not true or false (use 1 or 0): fix it in the environment or .env")
+
+
 # Every setting read from the environment or .env: variable -> (Settings field, parser).
 ENV: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "RAG_INDEX_DIR": ("index_dir", _path),
@@ -112,6 +122,7 @@ ENV: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "RAG_MAX_RETRIES": ("max_retries", _int),
     "RAG_TEMPERATURE": ("temperature", _float),
     "RAG_MAX_TOKENS": ("max_tokens", _int),
+    "RAG_STRICT": ("strict", _bool),
     "RAG_QUERY_THREADS": ("query_threads", _int),
     "RAG_RERANK_MODEL": ("rerank_model", _text),
     "RAG_RAY_ADDRESS": ("ray_address", _text),

@@ -376,12 +376,15 @@ class Index:
         cutoff: bool = True,
         filters: Filters | None = None,
         also: Sequence["Index"] = (),
+        strict: bool | None = None,
     ) -> AnswerStream:
         """Retrieve and answer; `history` (earlier user/assistant messages) makes it a follow-up.
 
-        With an `llm` the answer is written by it; without, it is extractive. A follow-up is
-        condensed into a standalone question first (through the LLM when there is one).
-        `filters` and `also` are search's: the answer is made from the passages they keep.
+        With an `llm` the answer is written by it, and grounded: each factual sentence cited by a
+        passage that supports it, or marked [unsupported]; `strict` (None: the setting) leaves
+        those out. Without an `llm` it is extractive. A follow-up is condensed into a standalone
+        question first (through the LLM when there is one). `filters` and `also` are search's:
+        the answer is made from the passages they keep.
         """
         from rag.answer.generate import AnswerStream, condense
 
@@ -389,7 +392,7 @@ class Index:
         standalone = condense(question, history, llm) if history else question
         retrieval = self.search(standalone, top_k=top_k, mode=mode, min_score=min_score, cutoff=cutoff,
                                 filters=filters, also=also)
-        return AnswerStream(standalone, retrieval, llm, history)
+        return AnswerStream(standalone, retrieval, llm, history, strict=self.settings.strict if strict is None else strict)
 
     @_storage_boundary
     def warm_up(self) -> None:

@@ -138,6 +138,20 @@ class Citation:
     reason: str = ""  # why it is (not) supported, in a few words
 
 
+CitedBy = Literal["model", "rag"]
+
+
+@dataclass(frozen=True)
+class AnswerSentence:
+    """One sentence (or fenced code block) of a written answer, grounded (rag.answer.grounding)."""
+
+    text: str  # as shown, with its citations
+    kind: str  # fact, code, heading, question, refusal or short (a connective: "Here is how:")
+    citations: list[int]
+    cited_by: CitedBy | None  # who wrote the citation: the model, or rag matching the sentence to the passages
+    supported: bool | None  # None: not a claim (a question, a heading, a refusal)
+
+
 @dataclass(frozen=True)
 class Timings:
     retrieval_s: float
@@ -159,6 +173,8 @@ class Answer:
     filters: Filters | None = None  # what the search was kept to (rag.filters)
     indexes: list[str] = field(default_factory=list)  # the indexes searched together, when several were
     no_match: str = ""  # the filters match nothing, so nothing was searched: why, in one line
+    sentences: list[AnswerSentence] = field(default_factory=list)  # a written answer, sentence by sentence
+    dropped_sentences: int = 0  # unsupported sentences left out (strict)
 
 
 @dataclass(frozen=True)

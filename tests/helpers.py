@@ -281,12 +281,13 @@ class McpClient:
 
 
 @contextmanager
-def mcp_client(args: list[str], cwd: Path, log_folder: Path) -> Iterator[McpClient]:
-    """`rag mcp ARGS` as a subprocess in `cwd`, initialised; its stderr goes to log_folder/stderr.txt."""
+def mcp_client(args: list[str], cwd: Path, log_folder: Path, env: dict | None = None) -> Iterator[McpClient]:
+    """`rag mcp ARGS` as a subprocess in `cwd` (with `env` added to a clean environment),
+    initialised; its stderr goes to log_folder/stderr.txt."""
     from anyio.from_thread import start_blocking_portal
     from mcp import ClientSession, StdioServerParameters, stdio_client
 
-    params = StdioServerParameters(command=str(RAG), args=["mcp", *args], env=clean_env(), cwd=str(cwd))
+    params = StdioServerParameters(command=str(RAG), args=["mcp", *args], env=clean_env(**(env or {})), cwd=str(cwd))
     with open(log_folder / "stderr.txt", "w+") as errlog, start_blocking_portal() as portal:
         with portal.wrap_async_context_manager(stdio_client(params, errlog=errlog)) as (read, write):
             with portal.wrap_async_context_manager(ClientSession(read, write)) as session:

@@ -5,7 +5,8 @@ every request body, so tests can assert on the prompt that reached the server. B
 scripted per test: `reply` is the answer text, `fail_with` an HTTP status to return (with an
 OpenAI-style error body), `fail_times` how many requests fail before it answers normally,
 `delay` seconds to wait between streamed pieces, `stall` seconds to wait before answering at all
-(a server busy with a long prompt), `retry_after_ms` a Retry-After-Ms header on error responses
+(a server busy with a long prompt), `gate` an Event the answer waits for (clear it to hold every
+answer until the test sets it), `retry_after_ms` a Retry-After-Ms header on error responses
 (the openai client honours it instead of its own 0.5-8 s backoff, which keeps retry tests fast),
 and `stream_error` an error event sent after the streamed reply (as servers do when a stream
 fails half-way). `last_piece_at` is when (time.monotonic) the last streamed piece was sent.
@@ -51,6 +52,8 @@ class FakeLLM:
         self.stream_error: str | None = None
         self.known_models: set[str] | None = None  # None = any model name works
         self.last_piece_at: float | None = None
+        self.gate = threading.Event()
+        self.gate.set()
         self._server: ThreadingHTTPServer | None = None
 
     @property
@@ -72,6 +75,7 @@ class FakeLLM:
         self.stream_error = None
         self.known_models = None
         self.last_piece_at = None
+        self.gate.set()  # a test that held its answers lets them go
 
     def start(self) -> "FakeLLM":
         llm = self
@@ -110,6 +114,7 @@ class FakeLLM:
                     if script != llm.script:  # the test that stalled us is over; do not act on the next one's
                         self.close_connection = True
                         return
+                llm.gate.wait(120)
                 if self.path.rstrip("/") != "/v1/chat/completions":
                     self._json(404, {"error": {"message": f"no route {self.path}"}})
                     return

@@ -44,7 +44,7 @@ def test_a_number_that_differs_from_the_passage_is_marked_not_verified(ask):
 
 
 def test_a_citation_to_a_passage_never_given_is_flagged(ask):
-    result = ask("Bake the loaf at 250 degrees Celsius for forty minutes [9].")
+    result = ask("Bake the loaf at 250 degrees Celsius for 45 minutes [9].")  # no passage supports it: [9] stays
 
     assert "[9] [not verified] the answer cites a passage it was never given" in result.stdout
     assert "[1] corpus" not in result.stdout.split("Sources", 1)[-1] or "Retrieved passages" in result.stdout

@@ -104,7 +104,8 @@ def test_json_output_has_the_answer_its_sources_and_timings(ask, llm):
 
     answer = json.loads(result.stdout)
     assert set(answer) == {"question", "answer", "mode", "model", "sources", "timings", "stopped", "citations",
-                           "unsupported", "uncited_sentences", "filters", "indexes", "no_match"}
+                           "unsupported", "uncited_sentences", "filters", "indexes", "no_match", "sentences",
+                           "dropped_sentences"}
     assert (answer["filters"], answer["indexes"], answer["no_match"]) == (None, [], "")
     assert answer["stopped"] is False
     assert (answer["question"], answer["answer"], answer["mode"], answer["model"]) == (

@@ -4,6 +4,7 @@ and the extractive answer used when there is no LLM."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,10 @@ from rag.answer.generate import (
     cited_numbers,
     extractive_answer,
 )
+from rag.answer.grounding import (NOTHING_SUPPORTED, STRICT_NOTHING_LEFT, UNSUPPORTED_MARK, Grounder, ground,
+                                   ground_text)
 from rag.answer.llm import LLM
-from rag.types import Hit, Retrieval
+from rag.types import Answer, Hit, Retrieval
 
 MAX_RETRIES = Settings().max_retries
 from tests.llm_server import closed_port_url
@@ -341,3 +344,256 @@ def test_temperature_and_max_tokens_are_sent_only_when_set(llm):
 
     list(LLM(settings_for(llm, temperature=0.2, max_tokens=300)).stream(build_messages("How long?", bread_and_fan())))
     assert (llm.requests[-1]["temperature"], llm.requests[-1]["max_tokens"]) == (0.2, 300)
+
+
+# -- grounding: every factual sentence ends up cited by a passage that supports it --------------
+
+
+def answer_with(llm, reply: str, strict: bool = False, hits: list[Hit] | None = None) -> tuple[list[str], Answer]:
+    llm.reply = reply
+    stream = AnswerStream("How long do I bake bread?", retrieval_of(hits or bread_and_fan()), LLM(settings_for(llm)),
+                          strict=strict)
+    pieces = list(stream)
+    return pieces, stream.result()
+
+
+def test_an_uncited_sentence_a_passage_supports_gets_that_passage_as_its_citation(llm):
+    _, answer = answer_with(llm, "Replace the bearing kit BK-7 when the fan grinds.")
+
+    assert answer.answer == "Replace the bearing kit BK-7 when the fan grinds [2]."
+    [sentence] = answer.sentences
+    assert (sentence.citations, sentence.cited_by, sentence.supported) == ([2], "rag", True)
+    assert [(c.n, c.supported) for c in answer.citations] == [(2, True)]
+    assert [s.cited for s in answer.sources] == [False, True]
+
+
+def test_a_citation_the_model_wrote_and_the_passage_supports_stays_the_models(llm):
+    _, answer = answer_with(llm, "Bake the loaf for forty minutes [1].")
+
+    assert answer.answer == "Bake the loaf for forty minutes [1]."
+    assert (answer.sentences[0].citations, answer.sentences[0].cited_by) == ([1], "model")
+
+
+def test_a_citation_to_the_wrong_passage_is_replaced_by_the_one_that_supports_the_sentence(llm):
+    _, answer = answer_with(llm, "Bake the loaf for forty minutes [2].")
+
+    assert answer.answer == "Bake the loaf for forty minutes [1]."
+    assert (answer.sentences[0].citations, answer.sentences[0].cited_by) == ([1], "rag")
+    assert answer.unsupported == 0
+
+
+def test_a_sentence_no_passage_supports_is_marked_where_it_is_read(llm):
+    _, answer = answer_with(llm, "Bake the loaf for forty minutes. Brush the crust with olive oil and rosemary.")
+
+    assert answer.answer == ("Bake the loaf for forty minutes [1]. Brush the crust with olive oil and rosemary. "
+                             f"{UNSUPPORTED_MARK}")
+    assert [(s.cited_by, s.supported) for s in answer.sentences] == [("rag", True), (None, False)]
+
+
+def test_an_unsupported_citation_the_model_wrote_stays_for_the_sources_to_explain(llm):
+    _, answer = answer_with(llm, "Bake the loaf for 45 minutes [1]. Replace the bearing kit BK-7 [2].")
+
+    assert answer.answer == f"Bake the loaf for 45 minutes [1]. {UNSUPPORTED_MARK} Replace the bearing kit BK-7 [2]."
+    assert [(c.n, c.supported) for c in answer.citations] == [(1, False), (2, True)]
+    assert "45" in answer.citations[0].reason
+
+
+def test_strict_leaves_out_the_sentence_no_passage_supports(llm):
+    _, answer = answer_with(llm, "Bake the loaf for forty minutes. Brush the crust with olive oil and rosemary.",
+                            strict=True)
+
+    assert answer.answer == "Bake the loaf for forty minutes [1]."
+    assert answer.dropped_sentences == 1
+    assert [s.supported for s in answer.sentences] == [True]
+
+
+def test_strict_with_no_supported_sentence_says_the_documents_do_not_cover_it(llm):
+    _, answer = answer_with(llm, "Here is how:\n\n- Run wg genconf to write the tunnel configuration.", strict=True)
+
+    assert answer.answer == STRICT_NOTHING_LEFT
+
+
+def test_an_answer_without_one_supported_sentence_says_so_at_its_end(llm):
+    _, answer = answer_with(llm, "Run wg genconf to write the tunnel configuration.")
+
+    assert answer.answer == (f"Run wg genconf to write the tunnel configuration. {UNSUPPORTED_MARK}\n\n"
+                             f"{NOTHING_SUPPORTED}")
+
+
+def test_an_answer_of_citations_alone_says_nothing_is_supported(llm):
+    _, answer = answer_with(llm, "[1], [2]")
+
+    assert answer.answer == f"[1], [2]\n\n{NOTHING_SUPPORTED}"
+
+
+def test_a_refusal_is_left_as_it_is(llm):
+    _, answer = answer_with(llm, "The documents do not cover this.")
+
+    assert answer.answer == "The documents do not cover this."
+    assert [(s.kind, s.supported) for s in answer.sentences] == [("refusal", None)]
+
+
+def test_a_code_block_no_passage_holds_is_marked_after_its_fence(llm):
+    _, answer = answer_with(llm, "Replace the bearing kit BK-7 [2].\n\n```\nfanctl --reset-bearing\n```")
+
+    assert answer.answer == f"Replace the bearing kit BK-7 [2].\n\n```\nfanctl --reset-bearing\n```\n{UNSUPPORTED_MARK}"
+    assert [(s.kind, s.supported) for s in answer.sentences] == [("fact", True), ("code", False)]
+
+
+def test_a_prompt_tag_the_model_echoes_never_reaches_the_reader(llm):
+    reply = ('Bake the loaf for forty minutes [1]. </passage>\n\n<passage id="6" source="corpus/cooking.md" '
+             'heading="Kitchen notes > Bread">Replace the bearing kit BK-7 [2]. <passage id="7" source="corpus/m')
+    pieces, answer = answer_with(llm, reply)
+
+    assert answer.answer == "Bake the loaf for forty minutes [1].\n\nReplace the bearing kit BK-7 [2]."
+    assert not any("<" in piece for piece in pieces)
+
+
+def test_a_model_that_repeats_itself_is_cut_after_the_first_round(llm):
+    _, answer = answer_with(llm, "Bake the loaf for forty minutes [1]. " * 20)
+
+    assert answer.answer == "Bake the loaf for forty minutes [1]."
+
+
+def test_a_sentence_said_twice_is_shown_once(llm):
+    _, answer = answer_with(llm, "Bake the loaf for forty minutes [1]. Replace the bearing kit BK-7 [2]. "
+                                 "Bake the loaf for forty minutes [1].")
+
+    assert answer.answer == "Bake the loaf for forty minutes [1]. Replace the bearing kit BK-7 [2]."
+
+
+def test_a_grounded_answer_still_streams_word_by_word(llm):
+    pieces, answer = answer_with(llm, "Replace the bearing kit BK-7 when the fan grinds. Bake the loaf for forty minutes.")
+
+    assert len(pieces) >= 10
+    assert pieces[0] == "Replace"
+    assert "".join(pieces) == answer.answer
+
+
+def test_under_strict_the_answer_arrives_a_sentence_at_a_time(llm):
+    pieces, answer = answer_with(llm, "Replace the bearing kit BK-7 when the fan grinds. Bake the loaf for forty minutes.",
+                                 strict=True)
+
+    assert pieces == ["Replace the bearing kit BK-7 when the fan grinds [2].", " Bake the loaf for forty minutes [1]."]
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_the_grounded_answer_is_the_same_however_the_model_splits_its_stream(strict):
+    reply = ("Here is how:\n\n- Bake the loaf for forty minutes.\n- Replace the bearing kit BK-7 [1].\n"
+             "- Paint the widget blue [2].\n\n```\nreplace BK-7\n```\n\nBake the loaf at 250 degrees [1].")
+    passages = [hit.text for hit in bread_and_fan()]
+    expected, _ = ground_text(reply, passages, strict)
+
+    for size in (1, 2, 3, 5, 8, 13, len(reply)):
+        grounder = Grounder(passages, strict)
+        shown = "".join(ground((reply[i:i + size] for i in range(0, len(reply), size)), grounder))
+        assert shown == expected == grounder.text, size
+    assert ("Paint the widget blue" in expected) is not strict
+    assert "Bake the loaf for forty minutes [1]." in expected and "Replace the bearing kit BK-7 [2]." in expected
+
+
+# -- what the model reads ------------------------------------------------------------------------
+
+FAN_MANUAL = "\n\n".join([
+    "The widget ships with a quick start card and a warranty leaflet in the box.",
+    "Mount the widget on a wall with the four screws supplied, at least a metre above the floor.",
+    "Connect the power cable before the network cable, or the widget starts in recovery mode.",
+    "If the fan makes a grinding noise, replace the bearing kit BK-7 that the service shop sells.",
+    "Clean the air filter every three months with a soft brush and never with water.",
+    "The display dims after ten minutes without use; press any key to wake it.",
+])
+
+
+def test_a_long_passage_reaches_the_model_as_the_stretch_that_answers_the_question():
+    hits = [make_hit("manual.md", FAN_MANUAL), make_hit("cooking.md", "Bake the loaf for forty minutes.", chunk_id=2)]
+
+    user = user_message(build_messages("What do I do about a grinding noise from the fan?", hits))
+
+    assert "replace the bearing kit BK-7" in user
+    assert "warranty leaflet" not in user and "display dims" not in user
+    assert '<passage id="2" source="corpus/cooking.md">\nBake the loaf for forty minutes.\n</passage>' in user
+
+
+def test_a_passage_with_no_word_of_the_question_still_reaches_the_model_by_its_opening():
+    user = user_message(build_messages("How do I get the thing going?", [make_hit("manual.md", FAN_MANUAL)]))
+
+    assert "quick start card" in user and len(user) < len(FAN_MANUAL)
+
+
+def test_citations_are_checked_against_the_whole_passage_not_the_stretch_the_model_read(llm):
+    _, answer = answer_with(llm, "The display dims after ten minutes without use [1].",
+                            hits=[make_hit("manual.md", FAN_MANUAL)])
+
+    assert (answer.sentences[0].cited_by, answer.sentences[0].supported) == ("model", True)
+
+
+def test_the_prompt_says_which_names_of_the_question_no_passage_mentions():
+    user = user_message(build_messages("How do I bake bread in a Thermomix with `bake --steam`?", bread_and_fan()))
+
+    assert "Note: no passage mentions bake --steam or Thermomix.\n\nQuestion:" in user
+
+
+def test_names_the_passages_hold_are_not_called_missing():
+    user = user_message(build_messages("Which kit does the manual name, BK-7?", bread_and_fan()))
+
+    assert "Note:" not in user
+
+
+# -- as the user reads it: `rag ask`, --json, --strict ----------------------------------------------
+
+SOURDOUGH = "How long do I bake sourdough bread?"
+WITH_AN_INVENTION = "Bake the loaf at 250 degrees Celsius for forty minutes. Brush the crust with olive oil and rosemary."
+
+
+@pytest.fixture
+def ask(built_index, monkeypatch, embedder, llm):
+    """`rag ask QUESTION ...` in-process against the shared index, with the loopback LLM."""
+    monkeypatch.chdir(built_index)
+
+    def run(reply: str, *args: str, env: dict | None = None):
+        from click.testing import CliRunner
+
+        from rag.terminal.cli import main
+
+        llm.reply = reply
+        environment = {"OPENAI_BASE_URL": llm.url, "RAG_LLM_MODEL": "test-model", **(env or {})}
+        return CliRunner().invoke(main, ["ask", SOURDOUGH, "--plain", *args], env=environment)
+
+    return run
+
+
+def test_ask_marks_the_sentence_no_passage_supports_and_lists_the_sources(ask):
+    result = ask(WITH_AN_INVENTION)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("Bake the loaf at 250 degrees Celsius for forty minutes [1]. Brush the crust "
+                                    f"with olive oil and rosemary. {UNSUPPORTED_MARK}\n")
+    assert "\nSources:\n[1] corpus/cooking.md" in result.stdout
+
+
+def test_json_says_for_each_sentence_who_cited_it_and_whether_it_is_supported(ask):
+    result = ask("Bake the loaf at 250 degrees Celsius for forty minutes [1]. Let the loaf cool on a rack for an "
+                 "hour before slicing it. Brush the crust with olive oil and rosemary.", "--json")
+
+    answer = json.loads(result.stdout)
+    assert [(s["citations"], s["cited_by"], s["supported"]) for s in answer["sentences"]] == [
+        ([1], "model", True), ([1], "rag", True), ([], None, False)]
+    assert set(answer["sentences"][0]) == {"text", "kind", "citations", "cited_by", "supported"}
+    assert answer["dropped_sentences"] == 0
+
+
+@pytest.mark.parametrize("how", [("--strict",), ()])
+def test_strict_from_the_flag_or_the_environment_leaves_out_what_no_passage_supports(ask, how):
+    result = ask(WITH_AN_INVENTION, "--json", *how, env={} if how else {"RAG_STRICT": "1"})
+
+    answer = json.loads(result.stdout)
+    assert answer["answer"] == "Bake the loaf at 250 degrees Celsius for forty minutes [1]."
+    assert answer["dropped_sentences"] == 1
+
+
+def test_a_strict_setting_that_is_not_a_boolean_is_one_line(ask):
+    result = ask(WITH_AN_INVENTION, env={"RAG_STRICT": "sometimes"})
+
+    assert result.exit_code == 1
+    assert result.stderr.strip() == ("Error: RAG_STRICT='sometimes' is not true or false (use 1 or 0): fix it in the "
+                                     "environment or .env")

@@ -172,3 +172,13 @@ def test_rag_mcp_without_an_index_fails_with_one_line(tmp_path, rag_cli):
     assert result.stderr.strip().splitlines() == [f"Error: no index at {tmp_path / 'nowhere' / 'default'}: "
                                                   f"run `rag ingest PATH` first"]
     assert result.stdout == ""
+
+
+def test_ask_with_strict_leaves_out_what_no_passage_supports_and_counts_it(built_index, tmp_path, llm):
+    llm.reply = "Mars has two moons, Phobos and Deimos [1]. Both moons are made of green cheese."
+    with mcp_client(["--index-dir", str(built_index / "indexes")], tmp_path, tmp_path,
+                    env={"OPENAI_BASE_URL": llm.url, "RAG_LLM_MODEL": "test-model"}) as client:
+        marked = client.data("ask", {"question": "How many moons does Mars have?"})
+        strict = client.data("ask", {"question": "How many moons does Mars have?", "strict": True})
+    assert marked["answer"].endswith("green cheese. [unsupported]") and marked["unsupported_sentences"] == 1
+    assert strict["answer"] == "Mars has two moons, Phobos and Deimos [1]." and strict["dropped_sentences"] == 1

@@ -111,7 +111,7 @@ def test_an_off_topic_search_says_why_nothing_is_relevant(plain):
 
 def test_health_names_the_default_index(plain):
     reply = httpx.get(f"{plain.url}/health")
-    assert reply.json() == {"status": "ok", "default_index": "default", "indexes": ["default", "other"]}
+    assert reply.json() == {"status": "ok", "default_index": "default", "indexes": ["default", "other"], "strict": False}
 
 
 # -- bad requests -------------------------------------------------------------------------------

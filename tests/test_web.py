@@ -65,3 +65,95 @@ def test_an_error_from_the_server_is_shown_on_the_page(plain, browser_page):
     ask_on_page(page, "why " * 1200)
     page.wait_for_selector(".turn .answer.error", timeout=WAIT_MS)
     assert "the limit is 4000" in page.inner_text(".turn .answer.error")
+
+
+def finished_turn(page, question: str) -> None:
+    page.wait_for_selector("#index option[value='default']", state="attached")
+    ask_on_page(page, question)
+    page.wait_for_selector(".turn[data-done='true']", timeout=WAIT_MS)
+
+
+@pytest.fixture
+def keyed_page(keyed, chromium):  # noqa: F811
+    context = chromium.new_context(http_credentials={"username": "me", "password": KEY})
+    page = context.new_page()
+    page.errors = []
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    page.goto(keyed.url + "/")
+    yield page
+    context.close()
+
+
+def test_the_answer_is_rendered_as_markdown_and_html_in_it_is_shown_as_text_never_run(keyed_page, llm):
+    page = keyed_page
+    llm.reply = ("Mars has **two** small moons, Phobos and Deimos [1].\n\n```\nls moons/phobos\n```\n\n"
+                 "- Phobos <img src=x onerror=\"document.title='pwned'\"> <script>document.title='pwned'</script>\n"
+                 "- [a link](javascript:alert(1))")
+    finished_turn(page, "How many moons does Mars have?")
+
+    answer = page.query_selector(".turn .answer")
+    assert answer.query_selector("strong").inner_text() == "two"
+    assert answer.query_selector("pre code").inner_text() == "ls moons/phobos"
+    assert "```" not in answer.inner_text() and "**" not in answer.inner_text()
+    assert len(answer.query_selector_all("li")) == 2
+    assert "<img src=x" in answer.inner_text() and "<script>" in answer.inner_text()
+    assert answer.query_selector("img, script") is None
+    assert answer.query_selector("a") is None  # a javascript: link is not a link
+    assert page.title() != "pwned" and page.errors == []
+
+
+def test_the_page_shows_it_is_working_and_the_passages_found_before_the_answer_arrives(keyed_page, llm):
+    page = keyed_page
+    llm.reply = "Mars has two small moons, Phobos and Deimos [1]."
+    llm.gate.clear()  # the LLM does not answer until the test lets it
+    try:
+        page.wait_for_selector("#index option[value='default']", state="attached")
+        ask_on_page(page, "How many moons does Mars have?")
+        status = page.wait_for_selector(".turn .status", state="visible", timeout=WAIT_MS)
+        assert status.inner_text().startswith(("Searching", "Writing"))
+        page.wait_for_selector(".turn .sources li button", timeout=WAIT_MS)
+        assert "Retrieved passages" in page.inner_text(".turn .sources")
+        assert "[1] corpus/astronomy.txt" in page.inner_text(".turn .sources")
+        assert page.inner_text(".turn .status").startswith("Writing")
+        assert page.inner_text(".turn .answer") == ""
+    finally:
+        llm.gate.set()
+    page.wait_for_selector(".turn[data-done='true']", timeout=WAIT_MS)
+    assert not page.is_visible(".turn .status")
+    assert page.inner_text(".turn .answer") == llm.reply
+    assert page.inner_text(".turn .sources").startswith("Sources")
+
+
+def test_sources_are_listed_when_the_answer_cites_no_passage(keyed_page, llm):
+    page = keyed_page
+    llm.reply = "I cannot tell that from these passages."
+    finished_turn(page, "How many moons does Mars have?")
+
+    assert page.inner_text(".turn .answer") == llm.reply
+    sources = page.inner_text(".turn .sources")
+    assert sources.startswith("Retrieved passages") and "[1] corpus/astronomy.txt" in sources
+
+
+def test_a_sentence_no_passage_supports_is_marked_and_strict_leaves_it_out(keyed_page, llm):
+    page = keyed_page
+    llm.reply = "Mars has two small moons, Phobos and Deimos [1]. Both moons are made of green cheese."
+    finished_turn(page, "How many moons does Mars have?")
+    assert page.inner_text(".turn .answer .unsupported") == "unsupported"
+    assert "green cheese" in page.inner_text(".turn .answer")
+
+    page.click("#reset")
+    page.check("#strict")
+    finished_turn(page, "How many moons does Mars have?")
+    assert "green cheese" not in page.inner_text(".turn .answer")
+    assert page.inner_text(".turn .answer") == "Mars has two small moons, Phobos and Deimos [1]."
+    assert page.query_selector(".turn .unsupported") is None
+
+
+def test_an_extractive_answer_is_rendered_with_its_sources(plain, browser_page):
+    page = browser_page
+    page.goto(plain.url + "/")
+    finished_turn(page, "How do I bake sourdough bread?")
+
+    assert "Bake the loaf" in page.inner_text(".turn .answer")
+    assert "[1] corpus/cooking.md" in page.inner_text(".turn .sources")
+    assert page.errors == []

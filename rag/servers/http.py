@@ -34,7 +34,8 @@ from rag.config import Settings
 from rag.errors import ConfigError, IndexMissing, RagError
 from rag.types import Answer, Source
 from rag.servers.wire import (ApiError, Limits, answer_extras, api_error, check_question, completion_chunk, error_body,
-                      filters_of, index_names_of, mode_of, parse_messages, passage, read_json, top_k_of)
+                      filters_of, index_names_of, mode_of, parse_messages, passage, read_json, source_record,
+                      strict_of, top_k_of)
 
 if TYPE_CHECKING:
     from rag.index import Index
@@ -119,7 +120,8 @@ def create_app(settings: Settings, api_key: str | None = None, limits: Limits = 
         return route
 
     async def health(request):
-        return JSONResponse({"status": "ok", "default_index": indexes.default, "indexes": indexes.names()})
+        return JSONResponse({"status": "ok", "default_index": indexes.default, "indexes": indexes.names(),
+                             "strict": settings.strict})
 
     async def models(request):
         data = []
@@ -144,15 +146,21 @@ def create_app(settings: Settings, api_key: str | None = None, limits: Limits = 
         })
 
     async def chat_completions(request):
+        from rag.answer.generate import sources_of
+
         body = await read_json(request, limits)
         question, history = parse_messages(body.get("messages"), limits)
         top_k, mode, filters = top_k_of(body, settings.top_k), mode_of(body), filters_of(body)
         names = index_names_of(body, str(body.get("model") or indexes.default), key="model")
         name = "+".join(names)
         with_block = body.get("sources_in_content", True) is not False  # the web page shows sources itself
+        # the passages found, sent before the answer is written (errors then come in the stream)
+        progress = body.get("progress") is True
+        strict = strict_of(body)
         (index, llm), *others = [await run_in_threadpool(indexes.get, each) for each in names]
         stream = await run_in_threadpool(partial(index.answer, question, llm=llm, history=history, top_k=top_k,
-                                                 mode=mode, filters=filters, also=[other for other, _ in others]))
+                                                 mode=mode, filters=filters, also=[other for other, _ in others],
+                                                 strict=strict))
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
 
         def content_of(answer: Answer) -> str:
@@ -171,13 +179,15 @@ def create_app(settings: Settings, api_key: str | None = None, limits: Limits = 
 
         pieces = iter(stream)
         # The first piece before the response starts: an upstream failure is still a proper status.
-        first = await run_in_threadpool(next, pieces, None)
+        first = None if progress else await run_in_threadpool(next, pieces, None)
 
         async def events():
             finished = False
             try:
-                yield completion_chunk(cid, created, name, {"role": "assistant", "content": ""})
-                piece = first
+                found = {"sources": [source_record(s) for s in sources_of(stream.retrieval)],
+                         "answer_mode": stream.mode} if progress else {}
+                yield completion_chunk(cid, created, name, {"role": "assistant", "content": ""}, **found)
+                piece = await run_in_threadpool(next, pieces, None) if progress else first
                 while piece is not None:
                     yield completion_chunk(cid, created, name, {"content": piece})
                     piece = await run_in_threadpool(next, pieces, None)

@@ -43,6 +43,9 @@ Query = Annotated[str, Field(description="What to look for, in natural language 
 Question = Annotated[str, Field(description="The question, as the user would ask it.", min_length=1,
                                 max_length=MAX_QUESTION_CHARS)]
 TopK = Annotated[int, Field(description=f"How many passages to return (1-{MAX_TOP_K}).", ge=1, le=MAX_TOP_K)]
+Strict = Annotated[bool | None,
+                   Field(description="Leave out sentences of a written answer that no passage supports "
+                                     "(default: the server's setting, RAG_STRICT; else they are marked [unsupported]).")]
 SearchMode = Annotated[Mode,
                        Field(description="hybrid (default): meaning and keywords fused; dense: meaning only; "
                                          "keyword: BM25 over the words")]
@@ -127,23 +130,29 @@ def build_server(index: "Index", also: Sequence["Index"] = ()):
 
     @server.tool(annotations=_read_only())
     def ask(question: Question, k: TopK = 5, path: Paths = None, type: Types = None, modified_since: Since = None,
-            modified_before: Before = None, pages: Pages = None, indexes: Indexes = None) -> dict[str, Any]:
+            modified_before: Before = None, pages: Pages = None, indexes: Indexes = None,
+            strict: Strict = None) -> dict[str, Any]:
         """Answer a question from the indexed documents, citing passages as [1], [2]...
 
         `citations` lists the passages behind the numbers (path, page, heading, text; `cited` marks
         those the answer uses). `mode` is "llm" when rag's configured LLM wrote the answer,
         "extractive" when no LLM is configured (the answer is then the most relevant sentences,
         quoted), or "none" when nothing in the index matched. The filters are search's; `no_match`
-        says when they match no document.
+        says when they match no document. In a written answer every sentence that states a fact
+        carries a citation rag checked against the passage; one that no passage supports is marked
+        [unsupported] (`unsupported_sentences` counts them) or, with `strict`, left out
+        (`dropped_sentences`).
         """
         first, others, filters = scope(indexes, path, type, modified_since, modified_before, pages)
         try:
             answer = first.answer(checked(question, "question"), llm=llm, top_k=k, filters=filters,
-                                  also=others).result()
+                                  also=others, strict=strict).result()
         except RagError as exc:
             raise ToolError(str(exc)) from exc
         result = {"answer": answer.answer, "mode": answer.mode, "model": answer.model,
-                  "citations": [source_record(s) for s in answer.sources], "no_match": answer.no_match}
+                  "citations": [source_record(s) for s in answer.sources], "no_match": answer.no_match,
+                  "unsupported_sentences": sum(s.supported is False for s in answer.sentences),
+                  "dropped_sentences": answer.dropped_sentences}
         if answer.mode == "extractive":
             result["note"] = EXTRACTIVE_NOTE
         return result

@@ -261,4 +261,13 @@ def completion_chunk(cid: str, created: int, model: str, delta: dict, finish: st
 
 def answer_extras(answer: Answer) -> dict:
     return {"sources": [source_record(s) for s in answer.sources], "answer_mode": answer.mode,
-            "question": answer.question, **({"no_match": answer.no_match} if answer.no_match else {})}
+            "question": answer.question, **({"no_match": answer.no_match} if answer.no_match else {}),
+            "sentences": [asdict(s) for s in answer.sentences], "dropped_sentences": answer.dropped_sentences}
+
+
+def strict_of(body: dict) -> bool | None:
+    """The request's `strict` (leave out unsupported sentences); None: the server's setting."""
+    value = body.get("strict")
+    if value is not None and not isinstance(value, bool):
+        raise ApiError(400, "`strict` must be true or false")
+    return value

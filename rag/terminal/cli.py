@@ -173,6 +173,12 @@ filter_options = options(
 )
 
 
+def strict_option(func):
+    return click.option("--strict", is_flag=True, default=None,
+                        help="Leave out the sentences of a written answer that no passage supports (they are "
+                             "marked [unsupported] otherwise). [RAG_STRICT]")(func)
+
+
 def settings_from(**flags):
     return load_settings({k: v for k, v in flags.items() if v is not None})
 
@@ -336,17 +342,19 @@ def watch(paths, index, index_dir, embed_model, embed_backend, poll, as_json):
 @click.option("--no-llm", is_flag=True, help="Answer from the passages alone; never contact a server.")
 @json_option("the answer, its sources and citations")
 @click.option("--plain", is_flag=True, help="Print the answer as raw text, not rendered Markdown.")
+@strict_option
 @search_index_options
 @embed_option
 @rerank_option
 def ask(question, top_k, mode, min_score, paths, types, modified_since, modified_before, pages, llm_model, no_llm,
-        as_json, plain, indexes, index_dir, embed_model, rerank_model):
+        as_json, plain, strict, indexes, index_dir, embed_model, rerank_model):
     """Answer QUESTION from the index, citing the passages used."""
     if not question.strip():
         raise click.BadParameter("the question is empty", param_hint="QUESTION")
     filters = filters_from(paths, types, modified_since, modified_before, pages)
     settings = settings_from(index=indexes[0] if indexes else None, index_dir=index_dir, embed_model=embed_model,
-                             top_k=top_k, min_score=min_score, llm_model=llm_model, rerank_model=rerank_model)
+                             top_k=top_k, min_score=min_score, llm_model=llm_model, rerank_model=rerank_model,
+                             strict=strict)
     from contextlib import ExitStack
 
     from rag.index import limit_threads
@@ -391,15 +399,17 @@ def ask(question, top_k, mode, min_score, paths, types, modified_since, modified
 @llm_option
 @filter_options
 @click.option("--no-llm", is_flag=True, help="Extractive answers only; never contact a server.")
+@strict_option
 @search_index_options
 @embed_option
 @rerank_option
-def chat(top_k, mode, min_score, paths, types, modified_since, modified_before, pages, llm_model, no_llm, indexes,
-         index_dir, embed_model, rerank_model):
+def chat(top_k, mode, min_score, paths, types, modified_since, modified_before, pages, llm_model, no_llm, strict,
+         indexes, index_dir, embed_model, rerank_model):
     """An interactive conversation over the index (/help for commands; /path and /index change the scope)."""
     filters = filters_from(paths, types, modified_since, modified_before, pages)
     settings = settings_from(index=indexes[0] if indexes else None, index_dir=index_dir, embed_model=embed_model,
-                             top_k=top_k, min_score=min_score, llm_model=llm_model, rerank_model=rerank_model)
+                             top_k=top_k, min_score=min_score, llm_model=llm_model, rerank_model=rerank_model,
+                             strict=strict)
     from contextlib import ExitStack
 
     from rag.terminal.chat import run_chat

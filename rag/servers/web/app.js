@@ -1,4 +1,10 @@
-// The web chat: streams /v1/chat/completions and shows a cited passage when its number is clicked.
+// The web chat: streams /v1/chat/completions, renders the answer's Markdown, lists its sources and
+// shows a cited passage when its number is clicked.
+//
+// Safety: nothing from the model or a document is ever parsed as HTML. The Markdown renderer below
+// builds DOM nodes and puts every piece of text in with textContent, so a <script>, an <img
+// onerror=...> or an HTML comment in an answer or a passage is shown as the characters it is.
+// Links keep only http(s) and mailto addresses.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -10,6 +16,7 @@ async function loadIndexes() {
   if (!response.ok) return;
   const body = await response.json();
   const health = await (await fetch("health")).json();
+  $("strict").checked = health.strict === true;
   for (const model of body.data) {
     const option = new Option(model.id, model.id, false, model.id === health.default_index);
     select.add(option);
@@ -27,40 +34,216 @@ function showPassage(source) {
   $("passage-text").textContent = source.text;
 }
 
-// The answer's text with every [n] (and [n, m]) turned into a button once the sources are known.
-function renderAnswer(element, text, sources) {
-  element.textContent = "";
-  const citation = /\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]/g;
-  let last = 0;
-  for (const match of text.matchAll(citation)) {
-    element.append(text.slice(last, match.index));
-    element.append("[");
-    match[1].split(",").map((n) => n.trim()).forEach((n, i) => {
-      if (i) element.append(", ");
-      const source = sources && sources[Number(n) - 1];
-      if (!source) { element.append(n); return; }
-      const button = document.createElement("button");
-      button.className = "cite";
-      button.type = "button";
-      button.textContent = n;
-      button.title = where(source);
-      button.addEventListener("click", () => showPassage(source));
-      element.append(button);
-    });
-    element.append("]");
-    last = match.index + match[0].length;
-  }
-  element.append(text.slice(last));
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
 }
+
+// -- Markdown, a safe subset ------------------------------------------------------------------
+
+const UNSUPPORTED = "[unsupported]";
+// code spans, citations ([1], [1, 2]), the unsupported mark, links, bold, italics
+const INLINE = /(`+)([^`]|[^`][\s\S]*?[^`])\1(?!`)|\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]|\[unsupported\]|\[([^\]\n]+)\]\(([^)\s]+)\)|\*\*(?=\S)([\s\S]*?\S)\*\*|__(?=\S)([\s\S]*?\S)__|(?<![\w*])\*(?=[^\s*])([^*\n]*?[^\s*])\*(?![\w*])|(?<![\w_])_(?=[^\s_])([^_\n]*?[^\s_])_(?![\w_])/g;
+
+function safeHref(href) {
+  try {
+    const url = new URL(href, "https://invalid.invalid/");
+    return ["http:", "https:", "mailto:"].includes(url.protocol) && url.host !== "invalid.invalid" ? url.href : null;
+  } catch {
+    return null;
+  }
+}
+
+function citation(numbers, sources) {
+  const span = el("span", "citation");
+  span.append("[");
+  numbers.split(",").map((n) => n.trim()).forEach((n, i) => {
+    if (i) span.append(", ");
+    const source = sources && sources[Number(n) - 1];
+    if (!source) { span.append(n); return; }
+    const button = el("button", "cite", n);
+    button.type = "button";
+    button.title = where(source);
+    button.addEventListener("click", () => showPassage(source));
+    span.append(button);
+  });
+  span.append("]");
+  return span;
+}
+
+function inline(parent, text, sources) {
+  let last = 0;
+  for (const m of text.matchAll(INLINE)) {
+    parent.append(text.slice(last, m.index));
+    last = m.index + m[0].length;
+    if (m[1]) {
+      parent.append(el("code", "", m[2].replace(/^ (.*) $/s, "$1")));
+    } else if (m[3]) {
+      parent.append(citation(m[3], sources));
+    } else if (m[0] === UNSUPPORTED) {
+      const mark = el("span", "unsupported", "unsupported");
+      mark.title = "No passage supports this sentence";
+      parent.append(mark);
+    } else if (m[4]) {
+      const href = safeHref(m[5]);
+      if (href) {
+        const link = el("a");
+        link.href = href;
+        link.rel = "noopener noreferrer nofollow";
+        link.target = "_blank";
+        inline(link, m[4], sources);
+        parent.append(link);
+      } else {
+        inline(parent, m[4], sources);
+      }
+    } else {
+      const strong = m[6] ?? m[7];
+      const node = el(strong !== undefined ? "strong" : "em");
+      inline(node, strong ?? m[8] ?? m[9], sources);
+      parent.append(node);
+    }
+  }
+  parent.append(text.slice(last));
+}
+
+const FENCE = /^ {0,3}(`{3,}|~{3,})\s*([\w+.-]*)/;
+const HEADING = /^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$/;
+const ITEM = /^(\s*)([-*+\u2022]|\d{1,9}[.)])\s+(.*)$/;
+const RULE = /^ {0,3}([-*_])(\s*\1){2,}\s*$/;
+const TABLE_RULE = /^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$/;
+
+function cells(line) {
+  return line.trim().replace(/^\||\|$/g, "").split("|").map((cell) => cell.trim());
+}
+
+// Markdown into `container`, as DOM nodes: fenced and indented code, headings, lists, quotes,
+// tables, rules and paragraphs; an unclosed fence (still streaming) is code so far.
+function renderMarkdown(container, text, sources) {
+  container.textContent = "";
+  const lines = text.replace(/\r\n?/g, "\n").split("\n");
+  let i = 0;
+  let paragraph = [];
+  let list = null;
+  const flush = () => {
+    if (paragraph.length) {
+      const p = el("p");
+      inline(p, paragraph.join("\n"), sources);
+      container.append(p);
+      paragraph = [];
+    }
+  };
+  const endList = () => { list = null; };
+  while (i < lines.length) {
+    const line = lines[i];
+    const fence = line.match(FENCE);
+    if (fence) {
+      flush(); endList();
+      const close = new RegExp(`^ {0,3}${fence[1][0]}{${fence[1].length},}\\s*$`);
+      const body = [];
+      for (i += 1; i < lines.length && !close.test(lines[i]); i += 1) body.push(lines[i]);
+      i += 1;
+      const pre = el("pre");
+      const code = el("code", "", body.join("\n"));
+      if (fence[2]) code.dataset.lang = fence[2];
+      pre.append(code);
+      container.append(pre);
+      continue;
+    }
+    if (!line.trim()) { flush(); endList(); i += 1; continue; }
+    if (/^( {4}|\t)/.test(line) && !paragraph.length && !list) {
+      const body = [];
+      while (i < lines.length && (/^( {4}|\t)/.test(lines[i]) || !lines[i].trim())) {
+        body.push(lines[i].replace(/^( {4}|\t)/, ""));
+        i += 1;
+      }
+      while (body.length && !body[body.length - 1].trim()) body.pop();
+      const pre = el("pre");
+      pre.append(el("code", "", body.join("\n")));
+      container.append(pre);
+      continue;
+    }
+    const heading = line.match(HEADING);
+    if (heading) {
+      flush(); endList();
+      const node = el(`h${Math.min(heading[1].length + 2, 6)}`);
+      inline(node, heading[2], sources);
+      container.append(node);
+      i += 1;
+      continue;
+    }
+    if (RULE.test(line) && !paragraph.length) {
+      endList();
+      container.append(el("hr"));
+      i += 1;
+      continue;
+    }
+    if (line.includes("|") && i + 1 < lines.length && TABLE_RULE.test(lines[i + 1])) {
+      flush(); endList();
+      const table = el("table");
+      const head = el("tr");
+      cells(line).forEach((cell) => { const th = el("th"); inline(th, cell, sources); head.append(th); });
+      table.append(head);
+      for (i += 2; i < lines.length && lines[i].includes("|") && lines[i].trim(); i += 1) {
+        const row = el("tr");
+        cells(lines[i]).forEach((cell) => { const td = el("td"); inline(td, cell, sources); row.append(td); });
+        table.append(row);
+      }
+      container.append(table);
+      continue;
+    }
+    const item = line.match(ITEM);
+    if (item) {
+      flush();
+      const ordered = /\d/.test(item[2]);
+      if (!list || list.ordered !== ordered) {
+        list = { ordered, node: el(ordered ? "ol" : "ul") };
+        if (ordered && parseInt(item[2], 10) !== 1) list.node.start = parseInt(item[2], 10);
+        container.append(list.node);
+      }
+      const li = el("li");
+      if (item[1].length >= 2) li.className = "nested";
+      inline(li, item[3], sources);
+      list.node.append(li);
+      list.last = li;
+      i += 1;
+      continue;
+    }
+    if (/^ {0,3}>/.test(line)) {
+      flush(); endList();
+      const quote = el("blockquote");
+      const body = [];
+      while (i < lines.length && /^ {0,3}>/.test(lines[i])) body.push(lines[i++].replace(/^ {0,3}> ?/, ""));
+      renderMarkdown(quote, body.join("\n"), sources);
+      container.append(quote);
+      continue;
+    }
+    if (list && /^\s+\S/.test(line)) {  // a list item's continuation line
+      list.last.append(" ");
+      inline(list.last, line.trim(), sources);
+      i += 1;
+      continue;
+    }
+    endList();
+    paragraph.push(line);
+    i += 1;
+  }
+  flush();
+}
+
+// -- sources and the working state ------------------------------------------------------------
 
 function renderSources(list, sources) {
   list.textContent = "";
-  for (const source of sources.filter((s) => s.cited)) {
-    const item = document.createElement("li");
-    const button = document.createElement("button");
-    button.className = "cite";
+  const cited = sources.filter((s) => s.cited);
+  const shown = cited.length ? cited : sources;
+  if (!shown.length) return;
+  list.append(el("li", "sources-title", cited.length ? "Sources" : "Retrieved passages"));
+  for (const source of shown) {
+    const item = el("li");
+    const button = el("button", "cite", `[${source.rank}] ${where(source)}`);
     button.type = "button";
-    button.textContent = `[${source.rank}] ${where(source)}`;
     button.addEventListener("click", () => showPassage(source));
     item.append(button);
     if (source.heading) item.append(` (${source.heading})`);
@@ -68,24 +251,46 @@ function renderSources(list, sources) {
   }
 }
 
-async function ask(question) {
-  const turn = document.createElement("div");
-  turn.className = "turn";
-  const asked = document.createElement("div");
-  asked.className = "asked";
-  asked.textContent = question;
-  const answer = document.createElement("div");
-  answer.className = "answer";
-  const list = document.createElement("ul");
-  list.className = "sources";
-  turn.append(asked, answer, list);
-  $("turns").prepend(turn);
+function working(status, label) {
+  const started = performance.now();
+  const show = () => {
+    const seconds = Math.floor((performance.now() - started) / 1000);
+    status.querySelector(".label").textContent = seconds >= 2 ? `${status.dataset.label} ${seconds} s` : status.dataset.label;
+  };
+  status.dataset.label = label;
+  status.replaceChildren(el("span", "spinner"), el("span", "label", label));
+  status.hidden = false;
+  const timer = setInterval(show, 1000);
+  return {
+    set(next) { status.dataset.label = next; show(); },
+    done() { clearInterval(timer); status.hidden = true; },
+  };
+}
 
+async function ask(question) {
+  const turn = el("div", "turn");
+  const asked = el("div", "asked", question);
+  const status = el("div", "status");
+  const answer = el("div", "answer");
+  const list = el("ul", "sources");
+  turn.append(asked, status, answer, list);
+  $("turns").prepend(turn);
+  const state = working(status, "Searching…");
+  try {
+    await stream(question, turn, answer, list, state);
+  } finally {
+    state.done();
+  }
+}
+
+async function stream(question, turn, answer, list, state) {
   const messages = [...history, { role: "user", content: question }];
   const response = await fetch("v1/chat/completions", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ model: $("index").value, messages, stream: true, sources_in_content: false }),
+    // progress: the server sends the passages it found before the answer is written
+    body: JSON.stringify({ model: $("index").value, messages, stream: true, sources_in_content: false,
+                           progress: true, strict: $("strict").checked }),
   });
   if (!response.ok) {
     const body = await response.json().catch(() => ({ error: { message: response.statusText } }));
@@ -96,6 +301,8 @@ async function ask(question) {
   let text = "";
   let sources = null;
   let buffer = "";
+  let frame = 0;
+  const draw = () => { frame = 0; renderMarkdown(answer, text, sources); };
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   for (;;) {
     const { value, done } = await reader.read();
@@ -110,13 +317,20 @@ async function ask(question) {
       if (chunk.error) {
         answer.className = "answer error";
         answer.textContent = (text ? text + "\n\n" : "") + chunk.error.message;
+        if (sources) renderSources(list, sources);
         return;
       }
+      if (chunk.sources) {
+        sources = chunk.sources;
+        renderSources(list, sources);
+      }
+      if (chunk.answer_mode === "llm" && !text) state.set("Writing…");
       text += chunk.choices[0].delta.content || "";
-      if (chunk.sources) sources = chunk.sources;
-      renderAnswer(answer, text, sources);
+      if (!frame) frame = requestAnimationFrame(draw);
     }
   }
+  if (frame) cancelAnimationFrame(frame);
+  renderMarkdown(answer, text, sources);
   if (sources) renderSources(list, sources);
   turn.dataset.done = "true";
   history = [...messages, { role: "assistant", content: text }].slice(-12);
