@@ -151,8 +151,9 @@ def reembedding(document: Path, work: Path, pythonpath: Path, label: str) -> dic
 
     def ingest() -> dict:
         # `python -m rag`: an older checkout has its own entry point (rag.cli before the subpackages)
+        # cwd outside any checkout: `-m` puts the working folder first on sys.path, before PYTHONPATH
         result = subprocess.run([sys.executable, "-m", "rag", "ingest", str(folder), "--index-dir", str(index_dir), "--json"],
-                                env=env_for(pythonpath), capture_output=True, text=True, timeout=3600)
+                                env=env_for(pythonpath), capture_output=True, text=True, timeout=3600, cwd=work)
         if result.returncode:
             raise SystemExit(result.stderr)
         return json.loads(result.stdout)
