@@ -238,3 +238,75 @@ def test_one_huge_one_line_file_is_chunked_in_bounded_memory(tmp_path):
     chunks, peak_mb = map(int, result.stdout.split())
     assert chunks > 10_000
     assert peak_mb < 1500, f"peak RSS {peak_mb} MB"
+# -- structure a chunk never cuts -----------------------------------------------------------------
+
+
+def structured_text(seed: int) -> tuple[str, list[tuple[int, int]]]:
+    """reST-like text mixing wrapped prose with the units a chunk must keep whole: multi-line
+    signatures, code lines and table rows (each tempting a cut with "; ", ": " and ". " inside),
+    and the spans of those units as the generator placed them."""
+    rnd = random.Random(seed)
+    text, units = "", []
+
+    def add(piece: str, unit: bool = False) -> None:
+        nonlocal text
+        if unit:
+            units.append((len(text) + len(piece) - len(piece.lstrip()), len(text) + len(piece.rstrip())))
+        text += piece
+
+    for n in range(30):
+        kind = rnd.choice(["prose", "signature", "code", "rows", "command"])
+        if kind == "prose":
+            words = prose(seed * 100 + n, 4).split()
+            add("\n".join(" ".join(words[i:i + 11]) for i in range(0, len(words), 11)) + "\n\n")
+        elif kind == "signature":
+            add(f".. function:: compute_{n}(alpha, beta=None, gamma='a; b: c. d', \\\n"
+                f"                 delta=0, *args, epsilon='x. Y', **kwargs)", unit=True)
+            add("\n\n   " + prose(seed + n, 2) + "\n\n")
+        elif kind == "code":
+            add("An example::\n\n")
+            for line in range(4):
+                add(f"    total_{line} = merge(left, right); check: {line} == done. Then {WORDS[line]}", unit=True)
+                add("\n")
+            add("\n")
+        elif kind == "rows":
+            for row in range(5):
+                add(f"Name: {WORDS[row]} {n}; Size: {row * 7}; Notes: fits: yes. Really {WORDS[row + 5]}", unit=True)
+                add("\n")
+            add("\n")
+        else:
+            add("Install it as follows:\n\n")
+            add(f"$ sudo tool --flag {n}; echo done. Next {WORDS[n % 10]} step", unit=True)
+            add("\n\n")
+    return text, units
+
+
+@pytest.mark.parametrize("chunk_tokens", [64, 120, 200])
+@pytest.mark.parametrize("seed", range(4))
+def test_a_chunk_never_begins_or_ends_inside_a_signature_a_code_line_or_a_table_row(embedder, seed, chunk_tokens):
+    text, units = structured_text(seed)
+
+    chunks = chunk(embedder, text, ChunkSettings(chunk_tokens, 30), heading=())
+
+    assert len(chunks) > 3
+    for c in chunks:
+        for a, b in units:
+            assert not a < c.char_start < b, f"starts inside {text[a:b]!r}: {c.text[:60]!r}"
+            assert not a < c.char_end < b, f"ends inside {text[a:b]!r}: {c.text[-60:]!r}"
+        assert not c.text.endswith(":"), f"ends on what introduces the next chunk: {c.text[-60:]!r}"
+
+
+def test_the_python_docs_dictreader_chunk_starts_with_its_whole_signature(embedder):
+    from pathlib import Path
+
+    from ingest.formats.markdown import load_rst
+
+    path = Path(__file__).parent / "data" / "csv.rst"
+    _, sections, _ = load_rst(path, path.read_bytes())
+
+    chunks = chunk_sections("csv", sections, embedder.token_offsets, embedder.max_tokens, ChunkSettings())
+
+    described = [c for c in chunks if "Create an object that operates like a regular reader" in c.text]
+    assert described and all(".. class:: DictReader(f, fieldnames=None, restkey=None, restval=None, \\\n"
+                                 "                      dialect='excel', *args, **kwds)" in c.text for c in described)
+    assert not any(c.text.startswith(("restkey=None", "dialect='excel'")) for c in chunks)

@@ -14,7 +14,7 @@ header_rows)` is the one formatter: HTML (ingest.formats.html), docx, odt and pp
 - Columns empty in every row (spacers) are dropped; a row with no text is left out.
 
 Invariant: one row, one line (a cell's own line breaks become ", "), so a row is never split and
-`ingest.chunk` can keep it whole (its LABELLED_ROW and PIPE_ROW patterns match these lines).
+`ingest.chunk` keeps it whole (rag.markup.LABELLED_ROW and PIPE_ROW match these lines).
 """
 
 from __future__ import annotations
