@@ -7,13 +7,14 @@ index's own top results, and dense or keyword mode is scored the same way. A cos
 is never compared with a cosine from another, nor BM25 over one FTS table with BM25 over another.
 
 That alone ranks every index's best passage alike, however little the index has to do with the
-question: on four labelled sets over four corpora it lost a third of MRR@5 (0.86 to 0.60,
-bench/scope_quality.py). So each passage also carries its index's evidence: how far the index's
-best cosine stands above the best cosines of the everyday questions its cut-off is calibrated
-with (rag.retrieval.relevance), in their spreads. Unrelated questions reach the probes' level in
-any model and corpus, so the measure means the same in every index. With it, MRR@5 fell only where
-a second corpus answers the same questions (the R manuals; README, Performance). A cross-encoder
-(rag.retrieval.rerank) scores every passage on one scale already and is merged as it scores.
+question, and lost a third of MRR@5 on labelled sets searched together with other corpora
+(bench/scope_quality.py; bench/RESULTS.md, "Several indexes"). So each passage also carries its
+index's evidence: how far the index's best cosine stands above the best cosines of the everyday
+questions its cut-off is calibrated with (rag.retrieval.relevance), in their spreads. Unrelated
+questions reach the probes' level in any model and corpus, so the measure means the same in every
+index. With it, ranking fell only where a second corpus answers the same questions (two R
+manuals). A cross-encoder (rag.retrieval.rerank) scores every passage on one scale already and is
+merged as it scores.
 
 The "not covered" cut-off is each index's own: an index that does not cover the question adds
 nothing. Each hit names its index.

@@ -438,8 +438,8 @@ class Store:
             )
         else:
             # `+rowid`: FTS5 walks the MATCH once and drops rows outside the list before scoring them.
-            # A bare `rowid IN` lets the planner run the MATCH once per listed id: 9 s instead of
-            # 5 ms for 1,000 ids of a 100k-chunk index (bench/filters.py).
+            # A bare `rowid IN` lets the planner run the MATCH again for every listed id, thousands of
+            # times slower for a thousand ids (bench/RESULTS.md, "Filters").
             rows = self.conn.execute(
                 "SELECT rowid, -bm25(chunks_fts) AS score FROM chunks_fts "
                 "WHERE chunks_fts MATCH ? AND +rowid IN (SELECT value FROM json_each(?)) "

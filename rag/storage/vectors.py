@@ -114,7 +114,7 @@ class VectorIndex:
         """The `limit` nearest chunks, best first; `within` keeps the search to those chunk ids.
 
         Restricted searches go through FAISS's ID selector, which skips every other vector before
-        scoring it (bench/filters.py: 1% of 100k chunks costs a seventh of a full flat search). An
+        scoring it, so a narrow filter costs less than a full search (bench/filters.py). An
         IVF index probes its usual lists first; when they hold fewer than `limit` of the allowed
         chunks it probes them all, so a narrow filter never gets fewer hits than it has chunks.
         """
