@@ -145,7 +145,7 @@ def test_exported_models_are_cached_in_rag_cache_dir_else_under_xdg_cache_home_e
 
 
 def test_every_environment_variable_sets_its_setting(tmp_path):
-    samples = {"_int": "7", "_float": "0.5", "_path": str(tmp_path / "somewhere"), "_text": "a-value"}
+    samples = {"_int": "7", "_float": "0.5", "_path": str(tmp_path / "somewhere"), "_text": "a-value", "_bool": "true"}
     folder = tmp_path / "reranker"
     folder.mkdir()
     special = {"RAG_EMBED_BACKEND": "onnx-int8", "RAG_INDEX": "notes", "RAG_RERANK_MODEL": str(folder)}

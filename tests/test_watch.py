@@ -374,7 +374,7 @@ def test_a_manual_ingest_beside_a_watcher_waits_its_turn_or_is_refused_in_one_li
 
 @pytest.mark.slow
 def test_serve_watch_answers_during_a_burst_and_sees_each_committed_batch(tmp_path, notes):
-    import httpx
+    import urllib.request
 
     from rag.servers.http import bound_port, create_app, make_server
     from rag.watch.watcher import keep_fresh
@@ -398,15 +398,16 @@ def test_serve_watch_answers_during_a_burst_and_sees_each_committed_batch(tmp_pa
             (burst / f"part{n:03}.md").write_text(f"# Part {n}\n\nSpare part {n} fits the lawn mower model LM-{n}.\n",
                                                   encoding="utf-8")
         seen = []
-        with httpx.Client(timeout=60) as client:
-            deadline = time.monotonic() + TIMEOUT_S
-            while time.monotonic() < deadline:
-                reply = client.post(url, json={"query": "LM-99", "k": 5, "mode": "keyword"})
-                assert reply.status_code == 200, reply.text
-                paths = [p["path"] for p in reply.json()["hits"]]
-                seen.append(paths)
-                if any(p.endswith("part099.md") for p in paths):
-                    break
+        deadline = time.monotonic() + TIMEOUT_S
+        while time.monotonic() < deadline:
+            request = urllib.request.Request(url, data=json.dumps({"query": "LM-99", "k": 5, "mode": "keyword"}).encode(),
+                                             headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=60) as reply:
+                assert reply.status == 200
+                paths = [p["path"] for p in json.loads(reply.read())["hits"]]
+            seen.append(paths)
+            if any(p.endswith("part099.md") for p in paths):
+                break
         assert any(p.endswith("part099.md") for p in seen[-1]), "the last file never became searchable"
     finally:
         stop.set()

@@ -264,7 +264,7 @@ def ingest(paths, index, index_dir, embed_model, chunk_tokens, overlap_tokens, p
 @click.option("--poll", is_flag=True,
               help="Poll for changes instead of waiting for file-system events: for network mounts (NFS, SMB) "
                    "and other file systems that send none.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per line: each change, failure and notice.")
+@click.option("--json", "as_json", is_flag=True, help="Print each change, failure and notice, one object per line, as JSON.")
 def watch(paths, index, index_dir, embed_model, embed_backend, poll, as_json):
     """Keep an index fresh: ingest PATHS, then follow them and ingest every change.
 
