@@ -377,7 +377,7 @@ def load_html(path: Path, data: bytes) -> Loaded:
     from ingest.formats.chrome import not_content, page_shape  # it builds on this module's chrome rules
 
     markup = decode_text(data)
-    reason = not_content(page_shape(markup))
+    reason = not_content(page_shape(_defused(markup)))  # linear, as the text parser
     if reason is not None:  # a contents, index or redirect page: left out and counted by ingest
         raise NotContent(reason)
     title, sections = html_sections(markup)
