@@ -320,7 +320,7 @@ def test_sigterm_stops_the_watcher_cleanly_and_keeps_what_it_committed(tmp_path,
     try:
         read_events(process, lambda ev: sum(e["event"] == "added" for e in ev) == 2)
         (notes / "late.md").write_text("# Late\n\nThe late note mentions the porch light timer.\n", encoding="utf-8")
-        read_events(process, lambda ev: any(e["event"] == "added" and e["path"].endswith("late.md") for e in ev))
+        read_events(process, lambda ev: any(e["event"] == "added" and e.get("path", "").endswith("late.md") for e in ev))
         process.send_signal(signal.SIGTERM)
         assert process.wait(TIMEOUT_S) == 0
         read_events(process, lambda ev: any("stopped after" in e.get("message", "") for e in ev))
@@ -341,8 +341,8 @@ def test_a_watcher_killed_with_9_and_restarted_catches_up(tmp_path, notes):
     restarted = watch_process(tmp_path, notes)
     try:
         events = read_events(restarted, lambda ev: any(e["event"] == "removed" for e in ev)
-                             and any(e["path"].endswith("while-down.md") for e in ev))
-        assert not any(e["event"] == "added" and e["path"].endswith("kettle.md") for e in events)  # kept
+                             and any(e.get("path", "").endswith("while-down.md") for e in ev))
+        assert not any(e["event"] == "added" and e.get("path", "").endswith("kettle.md") for e in events)  # kept
     finally:
         restarted.send_signal(signal.SIGTERM)
         restarted.wait(TIMEOUT_S)
@@ -363,7 +363,7 @@ def test_a_manual_ingest_beside_a_watcher_waits_its_turn_or_is_refused_in_one_li
         if manual.returncode:  # the watcher held the lock at that moment
             assert manual.stderr.strip().splitlines()[-1].startswith("Error: another ingest"), manual.stderr
         (notes / "more.md").write_text("# More\n\nThe watcher still works after a manual ingest.\n", encoding="utf-8")
-        read_events(process, lambda ev: any(e["path"].endswith("more.md") for e in ev if "path" in e))
+        read_events(process, lambda ev: any(e.get("path", "").endswith("more.md") for e in ev if "path" in e))
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(TIMEOUT_S)
