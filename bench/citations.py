@@ -33,10 +33,12 @@ def load(path: Path) -> list[dict]:
 
 def verdicts(pairs: list[dict]) -> list[tuple[bool, str]]:
     """(supported, reason) for each pair, by the rag importable here."""
+    # The old layout is tried first: an editable install of this checkout maps rag.answer.* here even
+    # when PYTHONPATH puts an older checkout's rag first, so trying the new name would mix the two.
     try:
+        from rag.citations import check_citations  # the release before rag/ was split by stage
+    except ImportError:
         from rag.answer.citations import check_citations
-    except ImportError:  # the release before rag/ was split by stage
-        from rag.citations import check_citations
     out = []
     for pair in pairs:
         sentence = CITATION.sub("", pair["sentence"]).rstrip()
