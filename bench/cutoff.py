@@ -11,8 +11,13 @@ bench/questions/offtopic.jsonl: 50 questions no corpus here covers, written befo
 was designed (general knowledge, other tools' how-tos).
 
 `--before CODE` runs the same questions through the code checked out at CODE (the last release:
-PYTHONPATH=CODE) on the same indexes, in a subprocess, and prints its columns beside; both use
-`rag.index.Index`, whose search is the same call in both. `--show` lists every labelled question
+PYTHONPATH=CODE) in a subprocess, and prints its columns beside; both use `rag.index.Index`, whose
+search is the same call in both. An older release refuses an index that carries schema steps it
+does not know, so `--before-index-dir DIR` names the indexes it reads: its own builds, or copies
+of the same indexes made by `python bench/cutoff.py hide-newer-steps SRC DST CODE`, which drops
+the records of the steps CODE does not know (the extra columns and tables stay and are ignored;
+the vector file is rebuilt from SQLite by the older code). With copies, before and after search
+the very same chunks and differ only in the rule. `--show` lists every labelled question
 cut and every off-topic question that escaped, with the reason or best cosine.
 
 `plant` copies the folder CORPUS to OUT and writes each distinct `fact` of NEEDLES.jsonl into its
@@ -76,7 +81,8 @@ def measure(index_dir: Path, specs: list[str], offtopic: Path) -> list[dict]:
 
 def run_before(code: Path, args: argparse.Namespace) -> list[dict]:
     env = {**os.environ, "PYTHONPATH": str(code)}
-    command = [sys.executable, __file__, "--index-dir", str(args.index_dir), "--offtopic", str(args.offtopic),
+    index_dir = args.before_index_dir or args.index_dir
+    command = [sys.executable, __file__, "--index-dir", str(index_dir), "--offtopic", str(args.offtopic),
                "--records", *args.sets]
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode:
@@ -124,7 +130,32 @@ def plant(needles: Path, corpus: Path, out: Path) -> None:
         print(f"planted {len(planted)} fact(s) in {target}")
 
 
+def hide_newer_steps(source: Path, target: Path, code: Path) -> None:
+    """Copy the indexes under `source` to `target` with the schema steps that `code` does not know
+    forgotten, so that the older release opens them."""
+    import sqlite3
+
+    known = subprocess.run(
+        [sys.executable, "-c", "import rag.migrations as m; print('\\n'.join(name for name, _ in m.STEPS))"],
+        env={**os.environ, "PYTHONPATH": str(code)}, capture_output=True, text=True, check=True, cwd="/",
+    ).stdout.split()
+    if target.exists():
+        raise SystemExit(f"{target} exists: give a new folder")
+    for db in sorted(source.glob("*/rag.sqlite")):
+        out = target / db.parent.name
+        out.mkdir(parents=True)
+        with sqlite3.connect(db) as conn:  # a consistent copy even if a WAL is beside it
+            conn.execute("VACUUM INTO ?", (str(out / "rag.sqlite"),))
+        with sqlite3.connect(out / "rag.sqlite") as conn:
+            marks = ",".join("?" * len(known))
+            gone = conn.execute(f"DELETE FROM schema_migrations WHERE name NOT IN ({marks})", known).rowcount
+        print(f"{out}: {gone} newer step(s) hidden")
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "hide-newer-steps":
+        hide_newer_steps(*(Path(a) for a in sys.argv[2:5]))
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "plant":
         parser = argparse.ArgumentParser(prog="cutoff.py plant")
         parser.add_argument("needles", type=Path)
@@ -138,6 +169,10 @@ def main() -> None:
     parser.add_argument("--index-dir", type=Path, required=True)
     parser.add_argument("--offtopic", type=Path, default=OFFTOPIC)
     parser.add_argument("--before", type=Path, help="a checkout of the code to compare with (e.g. /work/before)")
+    parser.add_argument("--before-index-dir", type=Path,
+                        help="indexes for the --before run (default --index-dir); an older release refuses an "
+                             "index with newer schema steps, so give it its own build, or copies made by "
+                             "`--hide-newer-steps`")
     parser.add_argument("--show", action="store_true", help="list every labelled question cut and every escape")
     parser.add_argument("--records", action="store_true", help=argparse.SUPPRESS)  # internal: JSON for --before
     args = parser.parse_args()
