@@ -27,7 +27,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 from rag.config import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, MIN_CHUNK_TOKENS
 from rag.errors import ConfigError
 from rag.markup import LABELLED_ROW, PIPE_ROW
-from rag.text import clip
+from rag.text import HEADING_SEPARATOR, clip
 from rag.types import Chunk, Section
 
 TokenOffsets = Callable[[Sequence[str]], list[list[tuple[int, int]]]]
@@ -72,7 +72,7 @@ def embed_prefix(title: str, heading: Sequence[str]) -> str:
     """The context line the model reads before a chunk: document title and heading path."""
     parts = [title] if title else []
     parts += [h for h in heading if h and h != title]
-    return clip(" > ".join(parts), MAX_PREFIX_CHARS)
+    return clip(HEADING_SEPARATOR.join(parts), MAX_PREFIX_CHARS)
 
 
 # -- structure a cut must respect ---------------------------------------------------------------

@@ -263,7 +263,8 @@ def plain(text: str) -> str:
 
 
 def heading_text(heading: str) -> str:
-    """`:mod:`csv` --- CSV File Reading and Writing > Examples` reads `csv — CSV File ... > Examples`."""
+    """One heading as read: `:mod:`csv` --- CSV File Reading and Writing` reads `csv — CSV File Reading
+    and Writing`."""
     text = inline(" ".join(heading.split()))
     if "--" in text:
         text = SPACED_DASHES.sub(lambda m: "—" if m.group(0) == "---" else "–", text)

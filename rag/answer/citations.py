@@ -565,7 +565,7 @@ def _check_sentence(sentence: Sentence, passages: Sequence[str], prepared: dict[
     for n in sentence.numbers:
         if n not in matches:
             given_text = f"{len(passages)} passage" + ("" if len(passages) == 1 else "s")
-            out.append(Citation(n=n, path="", page=None, heading="", quote="", start=0, end=0, supported=False,
+            out.append(Citation(n=n, path="", page=None, heading=(), quote="", start=0, end=0, supported=False,
                                 sentence=sentence.text,
                                 reason=f"there is no passage [{n}]: the answer was given {given_text}"))
             continue
@@ -590,7 +590,7 @@ def _check_sentence(sentence: Sentence, passages: Sequence[str], prepared: dict[
             supported, reason = True, f"{len(match.matched)} of {len(wanted)} content words, numbers and names found"
         quote = passage.text[match.start:match.end] if match.matched else ""
         start, end = (match.start, match.end) if match.matched else (0, 0)
-        out.append(Citation(n=n, path="", page=None, heading="", quote=quote, start=start, end=end,
+        out.append(Citation(n=n, path="", page=None, heading=(), quote=quote, start=start, end=end,
                             supported=supported, sentence=sentence.text, reason=reason))
     return out
 
@@ -625,6 +625,6 @@ def quote_for_extractive(answer: str, passages: Sequence[str]) -> CitationReport
             citations += _check_sentence(Sentence(paragraph, (n,), "fact"), passages, prepared)
             continue
         start, end = span
-        citations.append(Citation(n=n, path="", page=None, heading="", quote=passages[n - 1][start:end], start=start,
+        citations.append(Citation(n=n, path="", page=None, heading=(), quote=passages[n - 1][start:end], start=start,
                                   end=end, supported=True, sentence=paragraph, reason=f"quoted verbatim from passage {n}"))
     return _report(citations, 0)

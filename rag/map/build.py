@@ -30,6 +30,7 @@ from rag.extras import require
 from rag.map import DEFAULT_COLOR, DEFAULT_PROJECTION, DEFAULT_SAMPLE, Color, Projection
 from rag.map.projection import Layout, fit, neighbourhood_preservation
 from rag.storage.store import Store
+from rag.text import heading_path
 from rag.types import Retrieval
 
 DUPLICATE_COSINE = 0.98
@@ -83,7 +84,7 @@ class _Points:
     paths: list[str]  # as stored
     files: list[str]  # relative to the ingested folder, for display
     pages: list[int | None]
-    headings: list[str]
+    headings: list[str]  # heading paths as shown (joined), for hover and lists
     texts: list[str]  # the first PREVIEW_WORDS words, for hover and lists
     words: list[str]  # the whole text, for naming clusters
 
@@ -213,7 +214,7 @@ def _read_points(store: Store, chosen: np.ndarray, dim: int) -> _Points:
         paths=paths,
         files=_display_files(paths, _roots(store)),
         pages=[rows[cid].page for cid in id_list],
-        headings=[rows[cid].heading for cid in id_list],
+        headings=[heading_path(rows[cid].heading) for cid in id_list],
         texts=[_preview(rows[cid].text) for cid in id_list],
         words=[rows[cid].text for cid in id_list],
     )
