@@ -10,6 +10,10 @@
 
 Display only: what is indexed and embedded is never passed through these. Output may contain
 characters decoded from HTML entities, so a terminal caller applies `safe()` last.
+
+One module past 400 lines because `plain`, `clip_lines` and the excerpts read one block grammar
+(fences, directives, literal blocks, indentation: `FENCE`, `DIRECTIVE`, `_indent`, `_dedent`);
+split, a new construct would have to be taught to two modules that must agree.
 """
 
 from __future__ import annotations

@@ -31,6 +31,10 @@ The reason of an unsupported citation names the missing number, name or content 
 Invariant: every `Citation.quote` is exactly `passages[n - 1][start:end]` (an empty quote with
 start == end == 0 when there is nothing to quote, such as a citation to a passage never given),
 so a reader or a UI can always point at the very characters that back a claim.
+
+One module past 400 lines because what counts as the same word (stems, numbers, names), where
+sentences begin and end, and the match are one definition of "supported", tuned together on
+bench/questions/citations.jsonl; rag.answer.grounding reuses its pieces rather than a copy.
 """
 
 from __future__ import annotations

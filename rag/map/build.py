@@ -7,6 +7,10 @@ question and rings the hits `rag ask` would get for it (rag.retrieval.search.Ret
 rag/map/page.html. Invariants: the page needs no network (its script is inlined), and every piece
 of document text reaches it HTML-escaped or as JSON that the page's script only ever assigns with
 `textContent`, so a document can never inject markup or script.
+
+One module past 400 lines because it is one pipeline from SQLite rows to one page (sample,
+colour, near-duplicates, render, and the same map as a PNG); the projection, the part with a life
+of its own, is already rag.map.projection.
 """
 
 from __future__ import annotations

@@ -8,6 +8,11 @@ very state it was built from, even after lost commits bring a generation number 
 loses at most the transaction in flight. Schema changes are named migrations, each applied
 together with its record in one transaction. A document may be committed over several
 transactions (ingest.pipeline): `complete` is 0 until its last chunk is in.
+
+One module past 400 lines because every write to rag.sqlite outside the schema steps, and all
+but three read-only queries (rag.storage.check, rag.storage.vectors, rag.map.build), live here: a
+schema step (rag.storage.migrations) is checked against this one file. The path labels at the top (`label_for`,
+`labels_for`) are the one part that could move out if they grow.
 """
 
 from __future__ import annotations
