@@ -85,7 +85,7 @@ def main() -> None:
 
     if args.sqlite:
         code = f"""
-import sqlite3, time
+import json, sqlite3, time
 from rag.answer.extractive import extractive_answer
 from rag.answer.sources import sources_block
 from rag.types import Hit, Source
@@ -94,6 +94,9 @@ try:
 except ImportError:  # the baseline printed the answer as it was
     answer_text = lambda text: text
 rows = sqlite3.connect({args.sqlite!r}).execute('select heading, text from chunks').fetchall()
+# rag.sqlite holds heading paths as JSON lists; a baseline from before they were tuples takes them joined
+joined = 'tuple' not in str(Hit.__annotations__['heading'])
+rows = [(' > '.join(json.loads(h)) if joined else tuple(json.loads(h)), t) for h, t in rows]
 hits = [Hit(i, 'docs/csv.rst', None, h, t, 'csv', 0.5, 0.6) for i, (h, t) in enumerate(rows)]
 sources = [Source(i + 1, 'docs/csv.rst', None, h.heading, 0.5, h.text) for i, h in enumerate(hits)]
 t = time.process_time()

@@ -123,7 +123,7 @@ def grow(sources: list[Path], target: Path, chunks: int, noise: float = 0.3) -> 
                     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
                 name = f"/grown/copy{copy}/{path}"
                 doc = Document(Path(name), title, [], f"{copy}:{path}", 0.0, 0)
-                pieces = [Chunk(i, c.text, tuple(c.heading.split(" > ")) if c.heading else (), c.page, 0, len(c.text), c.text)
+                pieces = [Chunk(i, c.text, c.heading, c.page, 0, len(c.text), c.text)
                           for i, c in enumerate(stored[:take])]
                 out.put_document(doc, pieces, vectors[:take])
                 total += take

@@ -399,7 +399,7 @@ def fill_store(store, mixture: Mixture, size: int, rng: np.random.Generator) -> 
             block = mixture.sample(min(FILL_BATCH, size - start), rng)
             store.conn.executemany(
                 "INSERT INTO chunks (id, document_id, ordinal, text, page, heading, char_start, char_end, embedding) "
-                "VALUES (?, ?, ?, '', NULL, '', 0, 0, ?)",
+                "VALUES (?, ?, ?, '', NULL, '[]', 0, 0, ?)",
                 ((start + i + 1, (start + i) // EDIT_CHUNKS + 1, (start + i) % EDIT_CHUNKS, block[i].tobytes())
                  for i in range(len(block))),
             )

@@ -15,6 +15,10 @@ doctest or shell prompt line, or a signature (a reST directive's header lines, l
 trailing backslash), and none ends right after a line that introduces what follows ("as
 follows:", a directive's signature): the introduction goes to the chunk of what it introduces.
 Only a unit longer than a whole chunk is cut inside, as any long run is.
+
+One module past 400 lines because where a cut may fall (`_Structure`) and where it is made are
+one decision over the same token offsets: the cutter must honour every rule `_Structure` makes,
+so the two change together.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 from rag.config import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, MIN_CHUNK_TOKENS
 from rag.errors import ConfigError
 from rag.markup import LABELLED_ROW, PIPE_ROW
-from rag.text import clip
+from rag.text import HEADING_SEPARATOR, clip
 from rag.types import Chunk, Section
 
 TokenOffsets = Callable[[Sequence[str]], list[list[tuple[int, int]]]]
@@ -72,7 +76,7 @@ def embed_prefix(title: str, heading: Sequence[str]) -> str:
     """The context line the model reads before a chunk: document title and heading path."""
     parts = [title] if title else []
     parts += [h for h in heading if h and h != title]
-    return clip(" > ".join(parts), MAX_PREFIX_CHARS)
+    return clip(HEADING_SEPARATOR.join(parts), MAX_PREFIX_CHARS)
 
 
 # -- structure a cut must respect ---------------------------------------------------------------

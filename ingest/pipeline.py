@@ -11,6 +11,10 @@ own faults (the store, the embedder) stop the run. Only regular files are opened
 file is replaced only after everything is committed (and is rebuilt by readers if a crash
 leaves it stale). The model is touched (and so loaded) only when something is chunked or
 embedded: a re-ingest of unchanged files never imports torch.
+
+One module past 400 lines because the diff, `Batch` (what each transaction commits, partial
+documents) and pruning write through one Store in one order, and the invariants above are about
+that order; the Ray reader is already elsewhere (ingest.distributed).
 """
 
 from __future__ import annotations

@@ -14,6 +14,10 @@ This is one of the two composition roots (with rag/terminal/cli.py): the only mo
 import `ingest`. Opening is cheap: the embedding model and the vector file load on the first
 search, so `status`, `ls` and `rm` never import torch or faiss, and neither does importing this
 module. One Index may serve many threads: queries share one SQLite connection under a lock.
+
+One module past 400 lines because it is the public API: each method is a short composition of
+storage, retrieval, answer and ingest, where the work lives; splitting the class would split
+what users import as `rag.Index`.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ Pure functions over strings; nothing here imports a heavy library.
 from __future__ import annotations
 
 import re
+from typing import Sequence
+
 
 class LazyPattern:
     """A regular expression compiled on first use: importing a module of them (which every `rag`
@@ -51,6 +53,16 @@ def content_words(text: str) -> list[str]:
 def location(path: str, page: int | None, page_kind: str = "page") -> str:
     """Where a passage is: the path, and the page (slide, chapter) when there is one."""
     return path + (f", {page_kind} {page}" if page else "")
+
+
+# Heading paths travel as tuples, one element a level (a level may itself hold " > "); they are
+# joined only into text someone reads: Sources, the prompt, the embedding and reranking models.
+HEADING_SEPARATOR = " > "
+
+
+def heading_path(heading: Sequence[str]) -> str:
+    """A heading path as one line of text: `Guide > Install`."""
+    return HEADING_SEPARATOR.join(heading)
 
 
 def text_key(text: str) -> str:

@@ -4,6 +4,9 @@ them), and `Embeds`, the one contract for whatever turns text into vectors.
 Paths: `Document`/`StoredDocument`/`Hit` carry the absolute path as stored (`path`) and, where a
 reader or a remote LLM sees it, `label`: the path relative to the folder it was ingested from
 (stable whatever the working folder, and never the user's home folder).
+
+Headings: a heading is a path, a tuple of levels outermost first, from the loader through the
+store to `--json`, HTTP and MCP (a list there); only text someone reads joins it (rag.text.heading_path).
 """
 
 from __future__ import annotations
@@ -79,7 +82,7 @@ class Hit:
     chunk_id: int
     path: str
     page: int | None
-    heading: str
+    heading: tuple[str, ...]  # the heading path, outermost first; --json shows a list
     text: str
     title: str
     score: float  # fused score in hybrid mode, cosine in dense, BM25 (higher is better) in keyword
@@ -112,7 +115,7 @@ class Source:
     rank: int
     path: str  # relative to the ingested folder (as the LLM saw it)
     page: int | None
-    heading: str
+    heading: tuple[str, ...]
     score: float
     text: str
     cited: bool = False
@@ -129,7 +132,7 @@ class Citation:
     n: int  # the passage number as written in the answer, [n]
     path: str  # the cited passage's source ("" when the answer cites a passage never given)
     page: int | None
-    heading: str
+    heading: tuple[str, ...]
     quote: str  # the span of the passage that best supports the sentence: text[start:end]
     start: int
     end: int

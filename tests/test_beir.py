@@ -38,7 +38,7 @@ def test_recall_and_mrr_respect_their_cut_offs():
 
 def test_chunks_fold_into_documents_at_their_best_rank():
     def hit(path):
-        return Hit(chunk_id=0, path=path, page=None, heading="", text="", title="", score=0, similarity=0)
+        return Hit(chunk_id=0, path=path, page=None, heading=(), text="", title="", score=0, similarity=0)
 
     assert documents_of([hit("/c/7.md"), hit("/c/3.md"), hit("/c/7.md"), hit("/c/1.md")]) == ["7", "3", "1"]
 

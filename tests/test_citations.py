@@ -196,7 +196,7 @@ def test_locate_ignores_white_space_only():
 
 
 def make_hit(text: str, chunk_id: int) -> Hit:
-    return Hit(chunk_id=chunk_id, path=f"/docs/{chunk_id}.md", page=None, heading="", text=text, title="",
+    return Hit(chunk_id=chunk_id, path=f"/docs/{chunk_id}.md", page=None, heading=(), text=text, title="",
                score=0.5, similarity=0.6)
 
 

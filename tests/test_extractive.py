@@ -55,7 +55,7 @@ and in the testing (I) distribution; the size is the installed size in KiB.</p>
 
 
 def make_hit(text: str, n: int = 1, similarity: float = 0.6) -> Hit:
-    return Hit(chunk_id=n, path=f"docs/page{n}.html", page=None, heading="", text=text, title="", score=1.0,
+    return Hit(chunk_id=n, path=f"docs/page{n}.html", page=None, heading=(), text=text, title="", score=1.0,
                similarity=similarity)
 
 

@@ -101,7 +101,7 @@ def test_markdown_chunks_keep_their_heading_path(store, embedder, corpus):
     ingest(store, embedder, corpus)
 
     ids = [chunk_id for chunk_id, _ in store.keyword_search('"celery"', 5)]
-    assert [c.heading for c in store.chunks(ids).values()] == ["Kitchen notes > Soup"]
+    assert [c.heading for c in store.chunks(ids).values()] == [("Kitchen notes", "Soup")]
 
 
 def test_index_records_model_and_chunk_settings(store, embedder, corpus):

@@ -69,7 +69,7 @@ def test_keyword_finds_an_error_code_word_for_word(retriever):
 
     top = result.hits[0]
     assert Path(top.path).name == "errors.rst"
-    assert top.heading == "Error codes > Overview"
+    assert top.heading == ("Error codes", "Overview")
     assert "ZX-4411" in top.text
 
 
@@ -133,7 +133,7 @@ def test_a_hybrid_hit_carries_its_source_text_score_and_both_ranks(retriever):
 
     assert Path(top.path).name == "cooking.md"
     assert top.page is None
-    assert top.heading == "Kitchen notes > Bread"
+    assert top.heading == ("Kitchen notes", "Bread")
     assert "forty minutes" in top.text
     assert top.title == "Kitchen notes"
     assert (top.dense_rank, top.keyword_rank) == (1, 1)
@@ -268,7 +268,7 @@ def test_fts_syntax_in_a_question_is_searched_as_words(retriever, question):
     found = retriever.keyword(question, limit=3)
 
     top = retriever.store.chunks([found[0][0]])[found[0][0]]
-    assert top.heading == "Kitchen notes > Bread"
+    assert top.heading == ("Kitchen notes", "Bread")
 
 
 NO_WORDS = ['"', '""', "'", "(((", ")", "*", "^", "-", ":", "- -", "?!.,;", "🍞🔥🤖", "\\"]
@@ -291,7 +291,7 @@ def test_operators_and_stopwords_alone_are_searched_as_the_words_they_are(retrie
 
     found = retriever.store.chunks([cid for cid, _ in retriever.keyword(question, limit=50)])
     for chunk in found.values():  # FTS5 indexes the text, the heading path and the title
-        assert words & set(re.findall(r"\w+", f"{chunk.text} {chunk.heading} {chunk.title}".lower())), chunk
+        assert words & set(re.findall(r"\w+", f"{chunk.text} {' '.join(chunk.heading)} {chunk.title}".lower())), chunk
     assert len(result.hits) == 3
 
 
@@ -300,7 +300,7 @@ def test_a_very_long_question_is_searched(retriever):
 
     result = retriever.search(question, top_k=3, mode="keyword")
 
-    assert result.hits[0].heading == "Kitchen notes > Bread"
+    assert result.hits[0].heading == ("Kitchen notes", "Bread")
 
 
 def test_a_question_with_undecodable_bytes_is_searched(retriever):
@@ -309,7 +309,7 @@ def test_a_question_with_undecodable_bytes_is_searched(retriever):
 
     result = retriever.search(question, top_k=3, mode="hybrid")
 
-    assert result.hits[0].heading == "Kitchen notes > Bread"
+    assert result.hits[0].heading == ("Kitchen notes", "Bread")
 
 
 # -- the relevance cut-off --------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The SQLite store's guarantees: schema migrations applied once, each with its record, even when
-several processes open a fresh index at once; an index from a newer rag refused; id lookups of
-any size."""
+several processes open a fresh index at once; an index from a newer rag refused; an older one
+migrated; heading paths stored as lists; id lookups of any size."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ import multiprocessing
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rag.errors import IndexTooNew
 from rag.storage.migrations import STEPS, _check_names, migrate
 from rag.storage.store import Store
+from rag.types import Chunk, Document
 
 
 def _open_fresh(root: str, barrier) -> str:
@@ -72,3 +74,51 @@ def test_looking_up_more_ids_than_sqlite_has_variables_works(tmp_path):
     with Store.open(tmp_path / "ix", create=True) as store:
         assert store.chunks(list(range(40_000))) == {}
         assert store.embeddings(list(range(40_000)), 384) == {}
+
+
+def _index_before_heading_lists(root: Path) -> None:
+    """An index as rag wrote it before step 008: heading paths joined with " > " into one string."""
+    root.mkdir(parents=True)
+    conn = sqlite3.connect(root / "rag.sqlite", isolation_level=None)
+    migrate(conn, str(root), steps=STEPS[:-1])
+    conn.execute("INSERT INTO documents (id, path, content_hash, mtime, size, title, pages, chunks, ingested_at) "
+                 "VALUES (1, '/notes/guide.md', 'h', 0, 1, 'Guide', NULL, 2, 0)")
+    for chunk_id, heading, text in [(1, "Guide > Install", "Run the installer."), (2, "", "No heading here.")]:
+        conn.execute("INSERT INTO chunks (id, document_id, ordinal, text, page, heading, char_start, char_end, "
+                     "embedding) VALUES (?, 1, ?, ?, NULL, ?, 0, 0, ?)",
+                     (chunk_id, chunk_id - 1, text, heading, np.zeros(4, dtype=np.float32).tobytes()))
+        conn.execute("INSERT INTO chunks_fts (rowid, text, heading, title) VALUES (?, ?, ?, 'Guide')",
+                     (chunk_id, text, heading))
+    conn.close()
+
+
+def test_an_index_from_before_heading_lists_opens_with_its_headings_as_tuples(tmp_path):
+    _index_before_heading_lists(tmp_path / "ix")
+
+    with Store.open(tmp_path / "ix") as store:
+        assert {cid: c.heading for cid, c in store.chunks([1, 2]).items()} == {1: ("Guide", "Install"), 2: ()}
+
+
+def test_moving_headings_to_lists_re_embeds_nothing_and_keeps_them_searchable(tmp_path):
+    _index_before_heading_lists(tmp_path / "ix")
+    with sqlite3.connect(tmp_path / "ix" / "rag.sqlite") as conn:
+        logged = conn.execute("SELECT COUNT(*) FROM vector_log").fetchone()[0]
+
+    with Store.open(tmp_path / "ix") as store:
+        assert store.conn.execute("SELECT COUNT(*) FROM vector_log").fetchone()[0] == logged
+        assert [cid for cid, _ in store.keyword_search('"install"', 5)] == [1]
+
+
+def test_a_heading_holding_the_separator_stays_one_level(tmp_path):
+    heading = ("Options > Advanced", "Proxy")
+    document = Document(path=Path("/notes/options.md"), title="Options", sections=[], content_hash="h", mtime=0,
+                        size=1)
+    chunk = Chunk(ordinal=0, text="Set the proxy.", heading=heading, page=None, char_start=0, char_end=14,
+                  embed_text="Set the proxy.")
+
+    with Store.open(tmp_path / "ix", create=True) as store:
+        with store.transaction():
+            store.put_document(document, [chunk], np.zeros((1, 4), dtype=np.float32))
+        (stored,) = store.chunks([1]).values()
+
+    assert stored.heading == heading

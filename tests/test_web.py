@@ -27,6 +27,7 @@ def test_a_question_typed_in_the_page_gets_an_answer_whose_citation_opens_the_pd
     assert "BK-7" in page.inner_text(".turn .answer")
     page.click(".turn .answer .cite")
     assert page.inner_text("#passage-where") == "corpus/manual.pdf, page 2"
+    assert page.inner_text("#passage-heading") == ""  # the PDF page has no heading: an empty list shows nothing
     assert "bearing kit BK-7" in page.inner_text("#passage-text")
     assert page.errors == []
 
@@ -155,5 +156,5 @@ def test_an_extractive_answer_is_rendered_with_its_sources(plain, browser_page):
     finished_turn(page, "How do I bake sourdough bread?")
 
     assert "Bake the loaf" in page.inner_text(".turn .answer")
-    assert "[1] corpus/cooking.md" in page.inner_text(".turn .sources")
+    assert "[1] corpus/cooking.md (Kitchen notes > Bread)" in page.inner_text(".turn .sources")
     assert page.errors == []

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 from rag.answer.context import focus_all, unmentioned
 from rag.answer.extractive import extractive_answer
-from rag.text import clip, content_words, location, readable
+from rag.text import clip, content_words, heading_path, location, readable
 from rag.types import Answer, AnswerMode, AnswerSentence, Citation, Hit, Retrieval, Source, Timings
 
 if TYPE_CHECKING:
@@ -76,14 +76,14 @@ def format_passages(hits: Sequence[Hit], question: str | None = None) -> str:
         # relative to the ingested folder: stable, and the LLM never learns where the files live
         source = location(hit.label or os.path.basename(hit.path), hit.page, hit.page_kind)
         source = f"{hit.index}: {source}" if hit.index else source  # several indexes searched together
-        heading = f' heading="{_attribute(hit.heading)}"' if hit.heading else ""
+        heading = f' heading="{_attribute(heading_path(hit.heading))}"' if hit.heading else ""
         blocks.append(f'<passage id="{n}" source="{_attribute(source)}"{heading}>\n{_escape(text)}\n</passage>')
     return "\n\n".join(blocks)
 
 
 def build_messages(question: str, hits: Sequence[Hit], history: Sequence[Message] = ()) -> list[Message]:
     asked = readable(question)
-    missing = unmentioned(asked, [f"{h.title}\n{h.heading}\n{h.text}" for h in hits])
+    missing = unmentioned(asked, [f"{h.title}\n{heading_path(h.heading)}\n{h.text}" for h in hits])
     note = f"Note: no passage mentions {_names(missing)}.\n\n" if missing else ""
     user = f"Passages:\n\n{format_passages(hits, asked)}\n\n{note}Question: {asked}"
     return [{"role": "system", "content": SYSTEM_PROMPT}, *history, {"role": "user", "content": user}]

@@ -17,6 +17,10 @@ times in a row, or a sentence twice) ends the answer and closes the model's stre
 Invariant: the text a Grounder lets out is final. Nothing it emits is taken back, so a terminal,
 a web page or an HTTP stream can show each piece as it comes, and joining the pieces gives
 `Answer.answer`, which `sentences` describe one by one.
+
+One module past 400 lines because the stream bookkeeping (`Grounder`: what is held back, what
+is final) and the per-sentence grounding it calls decide together what a reader sees; the
+invariant below is about both, and rag.answer.citations already holds the matching itself.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from typing import Sequence
 
 from rag import markup
 from rag.safety import safe
-from rag.text import clip
+from rag.text import clip, heading_path
 from rag.text import location as _location
 from rag.types import Citation, Source
 
@@ -29,9 +29,9 @@ def location(path: str, page: int | None, page_kind: str = "page") -> str:
     return _location(safe(display_path(path)), page, page_kind)
 
 
-def heading(text: str) -> str:
+def heading(path: Sequence[str]) -> str:
     """A heading path as Sources show it: ` (csv — CSV File Reading and Writing > Examples)`."""
-    shown = safe(markup.heading_text(text)) if text else ""
+    shown = safe(heading_path([text for text in map(markup.heading_text, path) if text]))
     return f" ({shown})" if shown else ""
 
 

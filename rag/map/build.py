@@ -7,6 +7,10 @@ question and rings the hits `rag ask` would get for it (rag.retrieval.search.Ret
 rag/map/page.html. Invariants: the page needs no network (its script is inlined), and every piece
 of document text reaches it HTML-escaped or as JSON that the page's script only ever assigns with
 `textContent`, so a document can never inject markup or script.
+
+One module past 400 lines because it is one pipeline from SQLite rows to one page (sample,
+colour, near-duplicates, render, and the same map as a PNG); the projection, the part with a life
+of its own, is already rag.map.projection.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from rag.extras import require
 from rag.map import DEFAULT_COLOR, DEFAULT_PROJECTION, DEFAULT_SAMPLE, Color, Projection
 from rag.map.projection import Layout, fit, neighbourhood_preservation
 from rag.storage.store import Store
+from rag.text import heading_path
 from rag.types import Retrieval
 
 DUPLICATE_COSINE = 0.98
@@ -83,7 +88,7 @@ class _Points:
     paths: list[str]  # as stored
     files: list[str]  # relative to the ingested folder, for display
     pages: list[int | None]
-    headings: list[str]
+    headings: list[str]  # heading paths as shown (joined), for hover and lists
     texts: list[str]  # the first PREVIEW_WORDS words, for hover and lists
     words: list[str]  # the whole text, for naming clusters
 
@@ -213,7 +218,7 @@ def _read_points(store: Store, chosen: np.ndarray, dim: int) -> _Points:
         paths=paths,
         files=_display_files(paths, _roots(store)),
         pages=[rows[cid].page for cid in id_list],
-        headings=[rows[cid].heading for cid in id_list],
+        headings=[heading_path(rows[cid].heading) for cid in id_list],
         texts=[_preview(rows[cid].text) for cid in id_list],
         words=[rows[cid].text for cid in id_list],
     )

@@ -17,14 +17,15 @@ from typing import Sequence
 
 from rag.config import rerank_folder_problem
 from rag.errors import ModelNotFound
+from rag.text import heading_path
 
 DEPTH = 50  # first-stage candidates the cross-encoder re-scores
 BATCH = 16
 
 
-def passage_text(heading: str, text: str) -> str:
+def passage_text(heading: Sequence[str], text: str) -> str:
     """What the cross-encoder reads for a chunk: its heading path, then its text."""
-    return f"{heading}\n{text}" if heading else text
+    return f"{heading_path(heading)}\n{text}" if heading else text
 
 
 class CrossEncoderReranker:

@@ -112,7 +112,7 @@ def build_server(index: "Index", also: Sequence["Index"] = ()):
         """Search the indexed documents and return the best passages, best first.
 
         Each passage has `path` (relative to the folder that was ingested), `page` (PDF page, when
-        there is one), `heading` (the section path), `score` and `text`, and `index` when several
+        there is one), `heading` (the section path: a list of headings, outermost first), `score` and `text`, and `index` when several
         indexes were searched. `below_cutoff` true means something was found but nothing relevant
         enough: the documents probably do not cover it (`cutoff_reason` says why). The filters
         (`path`, `type`, `modified_since`, `modified_before`, `pages`) narrow the search before it
@@ -134,8 +134,8 @@ def build_server(index: "Index", also: Sequence["Index"] = ()):
             strict: Strict = None) -> dict[str, Any]:
         """Answer a question from the indexed documents, citing passages as [1], [2]...
 
-        `citations` lists the passages behind the numbers (path, page, heading, text; `cited` marks
-        those the answer uses). `mode` is "llm" when rag's configured LLM wrote the answer,
+        `citations` lists the passages behind the numbers (path, page, heading as a list, text;
+        `cited` marks those the answer uses). `mode` is "llm" when rag's configured LLM wrote the answer,
         "extractive" when no LLM is configured (the answer is then the most relevant sentences,
         quoted), or "none" when nothing in the index matched. The filters are search's; `no_match`
         says when they match no document. In a written answer every sentence that states a fact

@@ -76,7 +76,7 @@ def api_error(exc: Exception) -> ApiError:
 
 
 def passage(rank: int, hit: Hit) -> dict:
-    return {"rank": rank, "path": hit.label, "page": hit.page, "page_kind": hit.page_kind, "heading": hit.heading,
+    return {"rank": rank, "path": hit.label, "page": hit.page, "page_kind": hit.page_kind, "heading": list(hit.heading),
             "title": hit.title, "score": round(hit.score, 6), "similarity": round(hit.similarity, 6),
             "text": hit.text, **({"index": hit.index} if hit.index else {})}
 

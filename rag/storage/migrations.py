@@ -9,6 +9,7 @@ was made by a newer rag and is refused instead of being half understood.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from typing import Callable
@@ -97,6 +98,8 @@ def _partial_documents(conn: sqlite3.Connection) -> None:
     # A document too large for one batch is committed over several (ingest.pipeline): until its
     # last chunk is in, it is partial (0), and the next ingest carries on from its last chunk.
     conn.execute("ALTER TABLE documents ADD COLUMN complete INTEGER NOT NULL DEFAULT 1")
+
+
 def _chunk_text_hash(conn: sqlite3.Connection) -> None:
     # the key of the embedding cache: a chunk whose embed text is already in the index reuses its
     # vector (a copied file, the unchanged sections of an edited one). Chunks written before this
@@ -104,6 +107,23 @@ def _chunk_text_hash(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE chunks ADD COLUMN text_hash TEXT")
     conn.execute("CREATE INDEX chunks_text_hash ON chunks(text_hash)")
     conn.execute("CREATE INDEX documents_content_hash ON documents(content_hash)")
+
+
+OLD_HEADING_SEPARATOR = " > "
+
+
+def _old_heading_to_json(heading: str) -> str:
+    return json.dumps(heading.split(OLD_HEADING_SEPARATOR) if heading else [])
+
+
+def _heading_json(conn: sqlite3.Connection) -> None:
+    # chunks.heading holds the heading path as a JSON array, one element a level, so a level that
+    # itself contains " > " stays one level. Before, the levels were joined with " > ": splitting
+    # that text again is the best reading of an old row (such a level comes back as two). The
+    # trigger on chunks watches only id and embedding, so no vector is marked changed. chunks_fts
+    # keeps its joined text (rag.storage.store.add_chunks says why).
+    conn.create_function("old_heading_to_json", 1, _old_heading_to_json, deterministic=True)
+    conn.execute("UPDATE chunks SET heading = old_heading_to_json(heading)")
 
 
 STEPS: list[tuple[str, Step]] = [
@@ -114,6 +134,7 @@ STEPS: list[tuple[str, Step]] = [
     ("005_states", _states),
     ("006_partial_documents", _partial_documents),
     ("007_chunk_text_hash", _chunk_text_hash),
+    ("008_heading_json", _heading_json),
 ]
 
 

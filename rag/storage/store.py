@@ -8,6 +8,11 @@ very state it was built from, even after lost commits bring a generation number 
 loses at most the transaction in flight. Schema changes are named migrations, each applied
 together with its record in one transaction. A document may be committed over several
 transactions (ingest.pipeline): `complete` is 0 until its last chunk is in.
+
+One module past 400 lines because every write to rag.sqlite outside the schema steps, and all
+but three read-only queries (rag.storage.check, rag.storage.vectors, rag.map.build), live here: a
+schema step (rag.storage.migrations) is checked against this one file. The path labels at the top (`label_for`,
+`labels_for`) are the one part that could move out if they grow.
 """
 
 from __future__ import annotations
@@ -28,12 +33,11 @@ import numpy as np
 from rag.errors import IndexBusy, IndexDamaged, IndexMissing, RagError
 from rag.storage.migrations import FTS_TOKENIZER, migrate
 from rag.storage.problems import storage_error
-from rag.text import text_key
+from rag.text import heading_path, text_key
 from rag.types import Chunk, Document, StoredDocument
 
 DB_NAME = "rag.sqlite"
 LOCK_NAME = "ingest.lock"
-HEADING_SEPARATOR = " > "
 DOCUMENT_COLUMNS = ("id, path, content_hash, mtime, size, title, pages, chunks, ingested_at, parser, page_kind, "
                     "complete")
 STATE_BYTES = 16
@@ -48,7 +52,7 @@ class StoredChunk:
     path: str
     title: str
     page: int | None
-    heading: str
+    heading: tuple[str, ...]
     text: str
     page_kind: str = "page"
 
@@ -296,16 +300,17 @@ class Store:
         """Append chunks to a document begun with begin_document; call inside transaction()."""
         vectors = np.ascontiguousarray(embeddings, dtype=np.float32)
         for chunk, vector in zip(chunks, vectors):
-            heading = HEADING_SEPARATOR.join(chunk.heading)
             cur = self.conn.execute(
                 "INSERT INTO chunks (document_id, ordinal, text, page, heading, char_start, char_end, embedding, "
                 "text_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (document_id, chunk.ordinal, chunk.text, chunk.page, heading, chunk.char_start, chunk.char_end,
-                 vector.tobytes(), text_key(chunk.embed_text)),
+                (document_id, chunk.ordinal, chunk.text, chunk.page, json.dumps(list(chunk.heading)),
+                 chunk.char_start, chunk.char_end, vector.tobytes(), text_key(chunk.embed_text)),
             )
+            # FTS5 gets the path as joined text: it is only tokenized (the separator is no token), and
+            # rows written before headings were JSON (step 008) need no rewrite to match the same words
             self.conn.execute(
                 "INSERT INTO chunks_fts (rowid, text, heading, title) VALUES (?, ?, ?, ?)",
-                (cur.lastrowid, chunk.text, heading, title),
+                (cur.lastrowid, chunk.text, heading_path(chunk.heading), title),
             )
         self.conn.execute("UPDATE documents SET chunks = chunks + ? WHERE id = ?", (len(chunks), document_id))
 
@@ -406,7 +411,8 @@ class Store:
             "JOIN documents d ON d.id = c.document_id WHERE c.id IN (SELECT value FROM json_each(?))",
             (_id_list(ids),),
         )
-        return {row[0]: StoredChunk(*row) for row in rows}
+        return {cid: StoredChunk(cid, path, title, page, tuple(json.loads(heading)), text, page_kind)
+                for cid, path, title, page, heading, text, page_kind in rows}
 
     def document_ids(self, ids: Sequence[int]) -> dict[int, int]:
         """chunk id -> its document's id."""

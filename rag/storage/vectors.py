@@ -46,6 +46,10 @@ once the files have caught up; a file older than the log (`vector_log_since`) is
 A full rebuild from SQLite (no re-embedding) only when the file is missing, unreadable, damaged,
 of another dimension or state, older than the log, or when the flat/IVF choice changes (the store
 crossed flat_limit).
+
+One module past 400 lines because the two file formats, their checksums and stamps, and the
+load/delta/compaction/rebuild decisions change together: a header field touches the writer, the
+reader and the staleness check, and the invariant above is about all three.
 """
 
 from __future__ import annotations

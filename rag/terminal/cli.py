@@ -5,6 +5,10 @@ that need them, so `rag --help` and `rag status` start instantly. RagError becom
 stderr and exit 1 (a PartialFailure exits with its own status); usage errors exit 2; Ctrl-C prints
 "[stopped]" and exits 130. Option defaults shown in --help come from the constants that define
 them (rag.config, rag.runtimes, rag.map), and every option group is built one way (`options`).
+
+One module past 400 lines because it is the commands themselves, one function each: most of its
+length is option declarations and help text, and each body parses, calls `rag.Index` and prints
+through rag.terminal.render (`watch` also owns its signals).
 """
 
 from __future__ import annotations

@@ -27,10 +27,15 @@ function where(source) {
   return source.path + (source.page ? `, ${source.page_kind || "page"} ${source.page}` : "");
 }
 
+// the heading path arrives as a list of levels, outermost first
+function headingPath(source) {
+  return (source.heading || []).join(" > ");
+}
+
 function showPassage(source) {
   $("passage-where").textContent = where(source);
   $("passage-where").classList.remove("muted");
-  $("passage-heading").textContent = source.heading || "";
+  $("passage-heading").textContent = headingPath(source);
   $("passage-text").textContent = source.text;
 }
 
@@ -246,7 +251,7 @@ function renderSources(list, sources) {
     button.type = "button";
     button.addEventListener("click", () => showPassage(source));
     item.append(button);
-    if (source.heading) item.append(` (${source.heading})`);
+    if (headingPath(source)) item.append(` (${headingPath(source)})`);
     list.append(item);
   }
 }
