@@ -145,3 +145,53 @@ def test_a_passage_that_shares_nothing_with_the_question_is_not_quoted():
             make_hit("Tomatoes need six hours of sun.", 2, similarity=0.5)]
 
     assert extractive_answer("How long do I bake the loaf?", hits) == "Bake the loaf for forty minutes at 250 degrees. [1]"
+
+
+TEMP_STORE = """SQLITE_TEMP_STORE=<0 through 3>
+
+This option controls whether temporary files are stored on disk or in memory, for the temporary
+tables, indices and views a statement needs, and for the files a VACUUM or a sort writes. The
+meanings for various settings of this compile-time option are as follows:
+
+SQLITE_TEMP_STORE: 0; Meaning: Always use temporary files
+SQLITE_TEMP_STORE: 1; Meaning: Use files by default but allow the PRAGMA temp_store command to override
+SQLITE_TEMP_STORE: 2; Meaning: Use memory by default but allow the PRAGMA temp_store command to override
+SQLITE_TEMP_STORE: 3; Meaning: Always use memory
+
+The default setting is 1."""
+
+
+def test_the_row_a_question_names_by_a_single_digit_follows_the_table_introduction():
+    # the introduction grows into the first rows only; the row the question names ("set to 3")
+    # must still be quoted, and a one-digit number is a word of the question like any other
+    others = [make_hit("The SQLITE_TEMP_STORE compile-time parameter is a #define whose value is an integer between 0 "
+                       "and 3, inclusive. The meaning of the SQLITE_TEMP_STORE compile-time parameter is as follows.", 2),
+              make_hit("Temporary files are always stored on disk regardless of the setting of the temp_store pragma.", 3),
+              make_hit("The default value of the SQLITE_TEMP_STORE compile-time parameter is 1, which means to store "
+                       "temporary files on disk.", 4)]
+    answer = extractive_answer("If SQLite is compiled with SQLITE_TEMP_STORE set to 3, where are temporary files kept?",
+                               [make_hit(TEMP_STORE), *others])
+    assert "SQLITE_TEMP_STORE: 3; Meaning: Always use memory" in answer
+    assert answer.index("as follows:") < answer.index("Always use memory")
+
+
+def test_the_same_words_in_two_passages_are_quoted_once():
+    # two identical pages (SQLite ships fileformat.html and fileformat2.html) must not fill the
+    # answer with one excerpt twice and push out the sentence that answers
+    repeated = ("The 4-byte big-endian integer at offset 28 into the header stores the size of the database "
+                "file in pages. Older versions of SQLite ignored the in-header database size.")
+    hits = [make_hit(repeated, 1, 0.62), make_hit(repeated, 2, 0.62),
+            make_hit("The first 100 bytes of the database file comprise the database file header. The header "
+                     "is divided into fields.", 3, 0.58)]
+    answer = extractive_answer("How big is the header at the start of an SQLite database file?", hits)
+    assert answer.count("offset 28 into the header") <= 1
+    assert "100 bytes" in answer
+
+
+def test_what_a_code_means_is_answered_by_the_sentence_that_says_what_it_indicates():
+    passage = ("The SQLITE_BUSY result code: compare it with SQLITE_LOCKED in your error handler when a write fails.\n\n"
+               "Extended result codes carry more detail in their upper bits.\n\n"
+               "The SQLITE_BUSY result code indicates that the database file could not be written because of "
+               "concurrent activity.")
+    chosen = choose("What does the result code SQLITE_BUSY mean?", [make_hit(passage)], budget=120)
+    assert "could not be written" in passage[chosen[0].start:chosen[0].end]

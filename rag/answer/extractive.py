@@ -15,7 +15,9 @@ out: on the git and R-intro answer sets it kept no fact the words above miss, at
 answer on a loaded 2-core machine (measured with bench/extractive.py).
 The best pieces within ANSWER_CHARS are quoted verbatim, each followed by its citation [n], the
 best first; neighbouring pieces of one passage are quoted together, with the passage's lines kept
-(a code example stays a code block).
+(a code example stays a code block). An excerpt that stops inside a table it introduces is followed
+by the rows that answer (the one the question names), not merely the next ones; words already
+quoted from another passage (a copied page) are not quoted again.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
 
-from rag.markup import clip_lines, excerpt, excerpt_spans
+from rag.markup import LABELLED_ROW, PIPE_ROW, clip_lines, excerpt, excerpt_spans
 from rag.text import STOPWORDS
 from rag.types import Hit
 
@@ -62,6 +64,7 @@ SPECIFIC = re.compile(
 NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?![\w.])")
 CODE_LINE = re.compile(r"^(?:[ \t]{2,}\S|[ \t]*(?:\$ |> |>>> |\.\.\. |sqlite> |%))", re.M)
 DEFINITION = re.compile(r"^\W*(?:\S+\s+){0,8}?(?:is|are|means|refers to|denotes|returns?|creates?)\s+(?:a|an|the)\b"
+                        r"|^\W*(?:\S+\s+){0,8}?(?:indicates?|signif(?:y|ies)|represents?|stands for)\s+(?:that\b|a\b|an\b|the\b)"
                         r"|^\s*\.\.\s+[\w:]+::", re.I)
 HEADING_LIKE = 30  # a piece this short is mostly a title or a label
 
@@ -99,8 +102,8 @@ def _words(text: str) -> set[str]:
     out: set[str] = set()
     for token in WORD.findall(text):
         lower = token.lower()
-        if lower in STOPWORDS or lower in FRAMING or len(lower) < 2:
-            continue
+        if lower in STOPWORDS or lower in FRAMING or (len(lower) < 2 and not lower.isdigit()):
+            continue  # a single digit stays: "set to 3" names the row that answers
         out.add(_stem(lower))
         parts = CAMEL.findall(token)
         if len(parts) > 1:
@@ -169,13 +172,16 @@ def choose(question: str, hits: Sequence[Hit], min_score: float | None = None,
     if not pieces:
         return []
     best = pieces[0].score
+    score_of = {(p.n, p.start): p.score for p in pieces}
     chosen: list[Excerpt] = []
-    used = 0
+    used = seeds = 0
     for seed in pieces:
-        if chosen and (seed.score < KEEP_SHARE * best or len(chosen) >= MAX_EXCERPTS):
+        if chosen and (seed.score < KEEP_SHARE * best or seeds >= MAX_EXCERPTS):
             break
         if any(e.n == seed.n and e.start <= seed.start < e.end for e in chosen):
             continue  # already quoted, grown from a better piece
+        if _said(chosen, hits, seed):
+            continue  # the same words in another passage (a copied page): quoting them twice says nothing
         own = spans[seed.n]
         i = next(k for k, (a, b) in enumerate(own) if (a, b) == (seed.start, seed.end))
         lo = hi = i
@@ -184,10 +190,38 @@ def choose(question: str, hits: Sequence[Hit], min_score: float | None = None,
             hi += 1
         start, end = own[lo][0], own[hi][1]
         chosen.append(Excerpt(seed.n, start, end, seed.score))
+        seeds += 1
         used += min(end - start, SHOWN_CHARS)  # a longer piece (a command with its example) is clipped
+        # the excerpt stops inside a table it introduces: the rows that answer follow it, not the next ones
+        for row in _rows_that_answer(hits[seed.n - 1].text, own, hi + 1, score_of, seed.n, KEEP_SHARE * best):
+            if used + (row[1] - row[0]) > budget or _taken(chosen, seed.n, row):
+                continue
+            chosen.append(Excerpt(seed.n, row[0], row[1], score_of[(seed.n, row[0])]))
+            used += row[1] - row[0]
         if used >= budget:
             break
     return _merge(chosen, hits)
+
+
+def _rows_that_answer(text: str, own: list[tuple[int, int]], after: int, score_of: dict[tuple[int, int], float],
+                      n: int, floor: float, most: int = 2) -> list[tuple[int, int]]:
+    """Of the table rows that run on from piece `after` of a passage, the `most` best scoring at least
+    `floor`, in the table's order."""
+    rows = []
+    for a, b in own[after:]:
+        if not (LABELLED_ROW.match(text[a:b]) or PIPE_ROW.search(text[a:b])):
+            break
+        rows.append((a, b))
+    best = sorted((r for r in rows if score_of.get((n, r[0]), 0.0) >= floor),
+                  key=lambda r: -score_of[(n, r[0])])[:most]
+    return sorted(best)
+
+
+def _said(chosen: list["Excerpt"], hits: Sequence[Hit], seed: "Excerpt") -> bool:
+    """Whether the seed's words are already in the answer, quoted from another passage."""
+    words = " ".join(hits[seed.n - 1].text[seed.start:seed.end].split())
+    return len(words) >= HEADING_LIKE and any(
+        e.n != seed.n and words in " ".join(hits[e.n - 1].text[e.start:e.end].split()) for e in chosen)
 
 
 def _taken(chosen: list["Excerpt"], n: int, span: tuple[int, int]) -> bool:
