@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag.retrieval.relevance import (HELD_SHARE, RARE_MIN, Calibration, KeywordEvidence, idf, is_rare, judge,
-                                     keyword_evidence, lead_with_evidence)
+from rag.retrieval.relevance import (HELD_SHARE, RARE_MIN, Calibration, KeywordEvidence, cosine_covers, idf, is_rare,
+                                     judge, keyword_evidence, lead_with_evidence)
 from rag.retrieval.search import key_terms
 
 PASSAGES = 500
@@ -107,6 +107,21 @@ def test_the_order_stays_when_the_first_passage_holds_as_much():
     assert lead_with_evidence([3, 5, 7], found) == [3, 5, 7]
     assert lead_with_evidence([5, 3, 7], evidence(common=(400, {7}))) == [5, 3, 7]  # no evidence: no change
     assert lead_with_evidence([5, 3], None) == [5, 3]
+
+
+def test_the_fusions_order_stands_when_the_meaning_search_covers_the_question_by_itself():
+    # a question the index covers well (a Git how-to) shares rare words with many passages; the one
+    # holding most of them is not for that the answer, so it is put first only when the cosine
+    # alone would have cut the question (a one-line fact in a page about something else)
+    found = evidence(zanzibar=(1, {7}), quokkas=(1, {7}))
+
+    assert lead_with_evidence([3, 5, 7, 9], found, cosine_covers=True) == [3, 5, 7, 9]
+    assert lead_with_evidence([3, 5, 7, 9], found, cosine_covers=False) == [7, 3, 5, 9]
+    assert cosine_covers(0.62, 0.2, shared=4, calibration=CALIBRATED)
+    assert not cosine_covers(0.24, 0.2, shared=0, calibration=CALIBRATED)  # a needle's cosine
+    assert not cosine_covers(None, 0.2, shared=None, calibration=CALIBRATED)
+    assert cosine_covers(0.62, 0.0, shared=4, calibration=CALIBRATED)  # cut-off off: the default floor decides
+    assert not cosine_covers(0.1, 0.0, shared=4, calibration=None)
 
 
 def test_key_terms_are_the_keyword_legs_words_with_compounds_by_their_pieces():

@@ -25,8 +25,9 @@ inverse document frequency (FTS5's own BM25 weight, counted by Store.term_statis
 common words weigh little and words the index lacks the most; a word is rare when at most
 RARE_SHARE of the passages hold it (or RARE_MIN, in a small index). Off-topic questions fail it:
 their words are common in the index or absent from it. That passage is also put first when the
-passage ranked first holds less of the question (lead_with_evidence): the fusion ranks a fact
-that fills one line of a page below passages that merely resemble the question.
+passage ranked first holds less of the question and the cosine alone would not have covered it
+(lead_with_evidence): the fusion ranks a fact that fills one line of a page below passages that
+merely resemble the question.
 
 Measured by bench/cutoff.py on six labelled sets over five corpora, needles planted in the
 Python tutorial, identifier questions, and 50 off-topic questions per corpus
@@ -40,6 +41,8 @@ import math
 import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Mapping, Sequence
+
+from rag.config import DEFAULT_MIN_SCORE
 
 FLOOR_SPREADS = 2.5
 CORROBORATED_SPREADS = 3.0
@@ -203,11 +206,14 @@ def keyword_evidence(passages: int, statistics: Mapping[str, tuple[int, set[int]
     )
 
 
-def lead_with_evidence(ranked: list[int], evidence: KeywordEvidence | None) -> list[int]:
+def lead_with_evidence(ranked: list[int], evidence: KeywordEvidence | None, cosine_covers: bool = False) -> list[int]:
     """`ranked` with the passage that holds the question's rare words first, when the evidence
-    covers the question and the passage ranked first holds less of it: a one-line fact inside a
-    page about something else matches the question's meaning too little to win the fusion."""
-    if evidence is None or not evidence.covers or not ranked or evidence.chunk_id == ranked[0] \
+    covers the question, the passage ranked first holds less of it, and the cosine alone would not
+    have covered the question (`cosine_covers`): a one-line fact inside a page about something else
+    matches the question's meaning too little to win the fusion. Where the meaning search finds
+    the question well covered, the fusion's order stands: leading with the keyword passage there
+    cost the Git set's MRR@5 0.734 -> 0.680 (bench/cutoff.py, 2026-12-06)."""
+    if evidence is None or not evidence.covers or cosine_covers or not ranked or evidence.chunk_id == ranked[0] \
             or evidence.share_of(ranked[0]) >= evidence.share:
         return ranked
     return [evidence.chunk_id] + [c for c in ranked if c != evidence.chunk_id][:len(ranked) - 1]
@@ -225,6 +231,16 @@ def judge(best_cosine: float | None, min_score: float | None, shared: int | None
     if verdict.covered or evidence is None:
         return verdict
     return Coverage(False, f"{verdict.reason}; {evidence.describe()}")
+
+
+def cosine_covers(best_cosine: float | None, min_score: float | None, shared: int | None,
+                  calibration: Calibration | None) -> bool:
+    """Whether the meaning search alone covers the question (the cut-off without the keyword
+    evidence); with the cut-off off (`min_score` None or <= 0), against the default floor."""
+    if best_cosine is None:
+        return False
+    floor = min_score if min_score is not None and min_score > 0 else DEFAULT_MIN_SCORE
+    return _judge_cosine(best_cosine, floor, shared, calibration).covered
 
 
 def _judge_cosine(best_cosine: float, min_score: float, shared: int | None,

@@ -35,8 +35,8 @@ import numpy as np
 from rag.config import NO_CUTOFF, Mode, Settings
 from rag.errors import IndexMismatch, RagError
 from rag.filters import Filters
-from rag.retrieval.relevance import (META_KEY, PROBES, Calibration, agreement, calibrate, judge, keyword_evidence,
-                                     lead_with_evidence)
+from rag.retrieval.relevance import (META_KEY, PROBES, Calibration, agreement, calibrate, cosine_covers, judge,
+                                     keyword_evidence, lead_with_evidence)
 from rag.retrieval.scope import Scope, Scopes
 from rag.storage.store import Store, label_for
 from rag.text import STOPWORDS, WORD, readable
@@ -309,10 +309,17 @@ class Retriever:
         candidates = [cid for cid, _ in keyword]
         evidence = keyword_evidence(*self.store.term_statistics(key_terms(question), candidates), candidates) \
             if mode != "dense" else None
-        ranked = lead_with_evidence(sorted(scored, key=lambda cid: -scored[cid]), evidence)
+        ranked = sorted(scored, key=lambda cid: -scored[cid])
+        shared = agreement([cid for cid, _ in dense], [cid for cid, _ in keyword]) if mode == "hybrid" else None
+        if evidence is not None and evidence.covers:
+            self._add_similarity(similarity, ranked[:top_k], query_vector)
+            best_ranked = max((similarity.get(cid, 0.0) for cid in ranked[:top_k]), default=None)
+            covered_by_meaning = cosine_covers(best_ranked, min_score, shared, self.calibration)
+            ranked = lead_with_evidence(ranked, evidence, covered_by_meaning)
         if self.reranker is not None:
             ranked, scored, rows = self._rerank(question, ranked, top_k)
-            ranked = lead_with_evidence(ranked, evidence)  # the cross-encoder misreads a one-line fact too
+            if evidence is not None and evidence.covers:  # the cross-encoder misreads a one-line fact too
+                ranked = lead_with_evidence(ranked, evidence, covered_by_meaning)
         else:
             ranked = ranked[:top_k]
             rows = self.store.chunks(ranked)
@@ -337,7 +344,6 @@ class Retriever:
             if cid in rows  # a chunk deleted by a concurrent ingest since the vectors were built
         ]
         best = max((h.similarity for h in hits), default=None)
-        shared = agreement([cid for cid, _ in dense], [cid for cid, _ in keyword]) if mode == "hybrid" else None
         verdict = judge(best, min_score, shared, self.calibration, evidence)
         below = bool(hits) and not verdict.covered
         return Retrieval(
