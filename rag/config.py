@@ -185,9 +185,9 @@ def rerank_folder_problem(path: str | Path) -> str | None:
 
 
 def _validate(settings: Settings) -> None:
-    from rag.runtimes import parse_runtime
+    from rag.runtimes import check_runtime_name
 
-    parse_runtime(settings.embed_backend)  # raises ConfigError naming the choices
+    check_runtime_name(settings.embed_backend)  # raises ConfigError naming the choices
     if not 1 <= settings.top_k <= MAX_TOP_K:
         raise ConfigError(f"top-k (-k, RAG_TOP_K) must be between 1 and {MAX_TOP_K} (got {settings.top_k})")
     if not -1.0 <= settings.min_score <= 1.0:

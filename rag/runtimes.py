@@ -4,32 +4,37 @@ Owns the names a user types (`--embed-backend` / RAG_EMBED_BACKEND) and what "au
 invariant: every name resolves to exactly one `Runtime`, whose `.name` (e.g. "onnx-int8") is what
 an index records beside the model id; two names that resolve to the same runtime produce the same
 vectors, and an index's vectors all come from one runtime (an ingest in another is refused).
-Questions are another matter (`query_runtime`): every fp32 runtime embeds them alike.
+Questions are another matter (`query_runtime`): every fp32 runtime embeds them alike, and
+alike enough to bf16 document vectors.
 """
 
 from __future__ import annotations
 
+import functools
+import os
+import sys
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Literal
 
 from rag.errors import ConfigError
 
 Backend = Literal["torch", "onnx", "openvino"]
-Precision = Literal["fp32", "int8"]
+Precision = Literal["fp32", "bf16", "int8"]
 
 BACKENDS: tuple[Backend, ...] = ("torch", "onnx", "openvino")
-# torch runs fp32 only: int8 is what the exported runtimes are for.
-RUNTIME_NAMES = ("torch", "onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-int8")
-# What "auto" resolves to for a new index: among the runtimes whose hit@5 and MRR@5 stay within
-# 0.01 of torch fp32 on every labelled set (bench/quality.py; both int8 runtimes miss), the one
-# that ingests fastest (bench/ingest.py). Change it only by re-measuring: bench/RESULTS.md,
-# "Embedding runtimes", has the figures.
-AUTO_RUNTIME = "openvino-fp32"
-# Questions on any fp32 index go through this runtime: fp32 vectors of the same weights agree
-# across runtimes above cosine 0.9999 (tests/test_embedder.py), so the choice is only speed, and
-# ONNX Runtime starts fastest (bench/latency.py). An int8 index is asked through its own runtime:
-# int8 vectors differ from fp32 ones by up to 0.05 of cosine.
+# torch runs fp32 only: int8 is what the exported runtimes are for. bf16 is OpenVINO's only: ONNX
+# Runtime 1.32's CPU provider has no bf16 kernel for MatMul, Gemm or Add (a bf16 graph fails to load
+# with NOT_IMPLEMENTED), so there is no onnx-bf16 to be faster.
+RUNTIME_NAMES = ("torch", "onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-bf16", "openvino-int8")
+# Questions on any fp32 or bf16 index go through this runtime: fp32 vectors of the same weights
+# agree across runtimes above cosine 0.9999 (tests/test_embedder.py), and openvino-bf16 document
+# vectors agree with onnx-fp32 ones at cosine 0.99997 minimum, 0.99998 median (400 windows of the
+# Python howto pages, bench/precision.py; rintro_dev scores the same either way), so the choice is
+# only speed, and ONNX Runtime starts fastest (bench/latency.py). An int8 index is asked through its
+# own runtime: int8 vectors differ from fp32 ones by up to 0.05 of cosine.
 QUERY_FP32 = "onnx-fp32"
+
+
 @dataclass(frozen=True)
 class Runtime:
     backend: Backend
@@ -45,21 +50,79 @@ class Runtime:
         """Whether this runtime runs a model file exported from the weights (cached on first use)."""
         return self.backend != "torch"
 
+    @property
+    def model(self) -> Runtime:
+        """The runtime whose exported model file this one runs: openvino-bf16 compiles the
+        openvino-fp32 IR with bf16 inference precision (a setting, not a second file)."""
+        return Runtime(self.backend, "fp32") if self.precision == "bf16" else self
+
+
+@functools.cache  # the CPU does not change while we run; the query costs an OpenVINO import
+def cpu_supports_bf16() -> bool:
+    """Whether OpenVINO runs bf16 natively here: its own OPTIMIZATION_CAPABILITIES when it imports
+    (what it will actually do), else the AVX512_BF16 / AMX-BF16 flags in /proc/cpuinfo."""
+    try:
+        no_telemetry()
+        import openvino
+
+        return "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    except Exception:  # not installed, or no CPU plugin: fall back to the kernel's word
+        pass
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
+            flags = next((line.split(":", 1)[1].split() for line in handle if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def auto_runtime(supports_bf16: Callable[[], bool] = cpu_supports_bf16) -> str:
+    """What "auto" means for a new index: openvino-bf16 where the CPU runs bf16 natively, else
+    openvino-fp32 (an existing index keeps its own runtime, rag.index).
+
+    Among the runtimes whose hit@5 and MRR@5 stay within 0.01 of torch fp32 on every labelled set
+    (bench/quality.py; both int8 runtimes miss), the one that ingests fastest (bench/ingest.py,
+    bench/precision.py). Change it only by re-measuring: bench/RESULTS.md, "Embedding runtimes",
+    has the figures. The capability query imports OpenVINO, so only what is about to embed asks it
+    (settings accept "auto" unresolved: check_runtime_name)."""
+    return "openvino-bf16" if supports_bf16() else "openvino-fp32"
+
 
 def parse_runtime(text: str) -> Runtime:
-    """'auto', 'torch', 'torch-fp32', 'onnx' (= onnx-fp32), 'onnx-int8', 'openvino-fp32', ..."""
+    """'auto', 'torch', 'torch-fp32', 'onnx' (= onnx-fp32), 'onnx-int8', 'openvino-bf16', ..."""
     spelled = text.strip().lower()
     if spelled == "auto":
-        spelled = AUTO_RUNTIME
+        spelled = auto_runtime()
     backend, _, precision = spelled.partition("-")
     precision = precision or "fp32"
-    if backend not in BACKENDS or precision not in ("fp32", "int8") or (backend == "torch" and precision != "fp32"):
+    if (backend not in BACKENDS or precision not in ("fp32", "bf16", "int8")
+            or (backend == "torch" and precision != "fp32") or (precision == "bf16" and backend != "openvino")):
         raise ConfigError(
             f"unknown embedding backend {text!r}: use auto, {', '.join(RUNTIME_NAMES)} (RAG_EMBED_BACKEND / --embed-backend)"
         )
     return Runtime(backend, precision)  # type: ignore[arg-type]
 
 
+def check_runtime_name(text: str) -> None:
+    """Raise ConfigError unless `text` names a runtime; "auto" passes without asking the CPU."""
+    if text.strip().lower() != "auto":
+        parse_runtime(text)
+
+
 def query_runtime(built_with: Runtime) -> Runtime:
     """The runtime questions go through on an index whose vectors `built_with` made."""
-    return parse_runtime(QUERY_FP32) if built_with.precision == "fp32" else built_with
+    return built_with if built_with.precision == "int8" else parse_runtime(QUERY_FP32)
+
+
+def no_telemetry() -> None:
+    """Call before the first `import onnxruntime`, `import openvino` or `import nncf`.
+
+    openvino_telemetry reports usage unless a consent file says no; with the module marked absent,
+    NNCF and OpenVINO's converter (imported by `import openvino`) fall back to their built-in stubs
+    and send nothing. ONNX Runtime (1.32, Linux) writes a device id and a telemetry database under
+    $XDG_CACHE_HOME/Microsoft/DeveloperTools/.onnxruntime as it is imported, unless
+    ORT_DISABLE_TELEMETRY is set; its C++ reads only the environment, so rag sets the variable
+    (a user's own setting wins)."""
+    if "openvino_telemetry" not in sys.modules:
+        sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")

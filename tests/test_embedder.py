@@ -18,7 +18,7 @@ import pytest
 from rag.config import load_settings, model_cache_dir
 from rag.embedding.embedder import get_embedder
 from rag.errors import ConfigError
-from rag.runtimes import AUTO_RUNTIME, parse_runtime
+from rag.runtimes import auto_runtime, cpu_supports_bf16, parse_runtime
 from tests.helpers import CORPUS, ROOT, make_corpus
 
 MODEL = "all-MiniLM-L6-v2"
@@ -53,6 +53,48 @@ def test_exported_runtime_vectors_agree_with_torch(runtime, torch_vectors):
         assert cosines.min() > 0.9999, (runtime, float(cosines.min()))
     else:
         assert cosines.mean() > 0.99 and cosines.min() > 0.95, (runtime, float(cosines.mean()), float(cosines.min()))
+
+
+def bf16_or_skip() -> None:
+    if not cpu_supports_bf16():
+        pytest.skip("this CPU runs no bf16 (OpenVINO's OPTIMIZATION_CAPABILITIES)")
+
+
+def test_bf16_document_vectors_agree_with_the_onnx_fp32_questions():
+    bf16_or_skip()
+    # Questions on a bf16 index go through onnx-fp32 (rag.runtimes.query_runtime): what matters is
+    # how far bf16 document vectors are from what fp32 makes of the same text.
+    texts = passages()
+    bf16 = get_embedder(MODEL, "openvino-bf16").embed_documents(texts)
+    fp32 = get_embedder(MODEL, "onnx-fp32").embed_documents(texts)
+    assert bf16.dtype == np.float32 and np.allclose(np.linalg.norm(bf16, axis=1), 1.0, atol=1e-5)
+    cosines = (bf16 * fp32).sum(axis=1)
+    assert cosines.min() > 0.999 and np.median(cosines) > 0.9999, (float(cosines.min()), float(np.median(cosines)))
+    assert cosines.min() < 0.999999  # bf16 really ran: identical vectors would mean f32 in disguise
+
+
+def test_bf16_compiles_the_fp32_export_and_caches_no_model_of_its_own():
+    bf16_or_skip()
+    get_embedder(MODEL, "openvino-bf16").load()
+    assert {p.name for p in model_cache_dir().glob("*/openvino-*")} <= {"openvino-fp32", "openvino-int8"}
+    assert any(model_cache_dir().glob("*/openvino-fp32"))
+
+
+def test_an_fp32_index_stays_fp32_under_auto_and_refuses_a_bf16_ingest(tmp_path):
+    from rag import Index, Settings
+    from rag.errors import IndexMismatch
+
+    folder = make_corpus(tmp_path / "corpus")
+    with Index.open(Settings(index_dir=tmp_path / "indexes", embed_backend="openvino-fp32"), create=True) as idx:
+        idx.ingest([folder / "cooking.md"])
+    with Index.open(Settings(index_dir=tmp_path / "indexes")) as idx:  # auto, on a machine where auto is bf16
+        idx.ingest([folder])
+        assert idx.status().runtime == "openvino-fp32"
+    with pytest.raises(IndexMismatch) as caught:
+        with Index.open(Settings(index_dir=tmp_path / "indexes", embed_backend="openvino-bf16")) as idx:
+            idx.ingest([folder], rebuild=True)
+    assert "was embedded with the openvino-fp32 runtime, not openvino-bf16: use --embed-backend openvino-fp32 " \
+           "(or auto), or another --index" in str(caught.value)
 
 
 @pytest.mark.slow
@@ -135,20 +177,29 @@ def test_embedding_a_query_loads_no_torch_and_leaves_nothing_in_home(runtime, tm
 
 
 def test_backend_names_resolve_to_one_runtime():
-    assert parse_runtime("auto") == parse_runtime(AUTO_RUNTIME)
+    assert parse_runtime("auto") == parse_runtime(auto_runtime())
+    assert parse_runtime("OpenVINO-bf16").name == "openvino-bf16"
     assert parse_runtime("torch-fp32").name == parse_runtime("torch").name == "torch"
     assert parse_runtime("onnx").name == "onnx-fp32"
     assert parse_runtime("OpenVINO-int8").name == "openvino-int8"
     assert get_embedder(MODEL, "onnx") is get_embedder("sentence-transformers/all-MiniLM-L6-v2", "onnx-fp32")
 
 
-@pytest.mark.parametrize("value", ("cuda", "torch-int8", "onnx-fp16"))
+def test_auto_ingests_in_bf16_where_the_cpu_runs_it():
+    assert auto_runtime(supports_bf16=lambda: True) == "openvino-bf16"
+
+
+def test_auto_ingests_in_fp32_where_the_cpu_has_no_bf16():
+    assert auto_runtime(supports_bf16=lambda: False) == "openvino-fp32"
+
+
+@pytest.mark.parametrize("value", ("cuda", "torch-int8", "onnx-fp16", "onnx-bf16", "torch-bf16"))
 def test_an_unknown_backend_is_a_clear_error(value):
     with pytest.raises(ConfigError) as caught:
         load_settings(environ={"RAG_EMBED_BACKEND": value}, dotenv_path=Path("/nonexistent/.env"))
     assert str(caught.value) == (
-        f"unknown embedding backend {value!r}: use auto, torch, onnx-fp32, onnx-int8, openvino-fp32, openvino-int8 "
-        "(RAG_EMBED_BACKEND / --embed-backend)"
+        f"unknown embedding backend {value!r}: use auto, torch, onnx-fp32, onnx-int8, openvino-fp32, openvino-bf16, "
+        "openvino-int8 (RAG_EMBED_BACKEND / --embed-backend)"
     )
 
 
@@ -164,10 +215,10 @@ def test_an_unwritable_model_cache_is_one_clear_error(tmp_path):
     assert str(caught.value).endswith("set RAG_CACHE_DIR to a writable folder, or use --embed-backend torch")
 
 
-def test_questions_on_any_fp32_index_go_through_onnx_and_int8_indexes_through_their_own():
+def test_questions_on_fp32_and_bf16_indexes_go_through_onnx_and_int8_indexes_through_their_own():
     from rag.runtimes import parse_runtime, query_runtime
 
-    for built_with in ("torch", "onnx-fp32", "openvino-fp32"):
+    for built_with in ("torch", "onnx-fp32", "openvino-fp32", "openvino-bf16"):
         assert query_runtime(parse_runtime(built_with)).name == "onnx-fp32"
     for built_with in ("onnx-int8", "openvino-int8"):
         assert query_runtime(parse_runtime(built_with)).name == built_with

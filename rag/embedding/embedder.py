@@ -5,7 +5,8 @@ so nothing is fetched from a model hub. Other names load from a local path or th
 Face cache only (`local_files_only`): a missing model is one clear error, never a download.
 
 The runtime (rag.runtimes) is torch (sentence-transformers itself) or a model exported from the
-same weights (rag.embedding.export) run by ONNX Runtime or OpenVINO. The exported runtimes never import
+same weights (rag.embedding.export) run by ONNX Runtime or OpenVINO (openvino-bf16 compiles the
+fp32 file with bf16 inference precision). The exported runtimes never import
 torch, transformers or sentence_transformers: they tokenize with the model's own tokenizer.json
 (`tokenizers`), run the graph, mean-pool over the attention mask and L2-normalise in numpy, which
 is exactly what sentence-transformers computes. Invariant: `embed_documents` returns one row per
@@ -24,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from rag.errors import ModelNotFound
-from rag.runtimes import Runtime, parse_runtime
+from rag.runtimes import Runtime, no_telemetry, parse_runtime
 
 BUNDLED_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 BUNDLED_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -247,9 +248,9 @@ class _ExportedEngine:
         self.plain.no_truncation()
 
         exported = export.exported_model(folder, runtime, cache_dir or model_cache_dir())
-        self.run = (_onnx_runner if runtime.backend == "onnx" else _openvino_runner)(
-            export.model_file(exported, runtime), threads
-        )
+        path = export.model_file(exported, runtime)
+        self.run = _onnx_runner(path, threads) if runtime.backend == "onnx" else _openvino_runner(
+            path, threads, runtime.precision == "bf16")
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         rows = self.tokenizer.encode_batch(texts)
@@ -303,8 +304,6 @@ def _sentence_config(folder: Path) -> dict:
 
 
 def _onnx_runner(path: Path, threads: int | None):
-    from rag.embedding.export import no_telemetry
-
     no_telemetry()
     import onnxruntime
 
@@ -325,15 +324,14 @@ def _onnx_runner(path: Path, threads: int | None):
     return run
 
 
-def _openvino_runner(path: Path, threads: int | None):
-    from rag.embedding.export import no_telemetry
-
+def _openvino_runner(path: Path, threads: int | None, bf16: bool = False):
     no_telemetry()
     import openvino
 
     core = openvino.Core()
-    # f32 inference precision: on CPUs with bf16 support OpenVINO would otherwise pick bf16 itself.
-    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+    # Always explicit: on CPUs with bf16 support OpenVINO picks bf16 itself unless told f32, and an
+    # index's vectors must all come from one precision (rag.runtimes).
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32"}
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
     compiled = core.compile_model(str(path), "CPU", config)

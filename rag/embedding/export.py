@@ -6,7 +6,7 @@ downloaded: the fp32 ONNX graph is traced from the weights with torch.onnx.expor
 quantized locally (ONNX: onnxruntime.quantization, dynamic; OpenVINO: NNCF, static, calibrated on
 rag/embedding/calibration.txt, shipped with rag, so the same weights always give the same model), and
 OpenVINO IR is converted from the ONNX graph by OpenVINO's own reader (not its `ovc` tool, which
-reports telemetry unless opted out; see no_telemetry).
+reports telemetry unless opted out; see rag.runtimes.no_telemetry).
 
 Invariant: a runtime folder is complete or absent. It is built in a temp folder beside it, stamped
 with a marker listing every file's size and sha256, and renamed into place; a folder whose marker
@@ -21,14 +21,13 @@ import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
 from rag.errors import ExportError, ModelNotFound
 from rag.extras import require
-from rag.runtimes import Runtime
+from rag.runtimes import Runtime, no_telemetry
 
 log = logging.getLogger("rag.embedding.export")
 
@@ -119,6 +118,7 @@ def exported_model(model_folder: Path, runtime: Runtime, cache: Path) -> Path:
     (minutes of CPU at most, once per machine) if it is missing or corrupt."""
     if not runtime.exported:
         raise ValueError(f"{runtime.name} runs the weights directly; nothing to export")
+    runtime = runtime.model  # openvino-bf16 runs openvino-fp32's file, compiled at bf16
     key = weights_key(weights_file(model_folder), cache)
     target = cache / key / runtime.name
     if verified(target, runtime, key):
@@ -284,20 +284,6 @@ def _quantize_openvino(model_folder: Path, source: Path, out: Path) -> None:
         quantized = nncf.quantize(model, nncf.Dataset(inputs), model_type=nncf.ModelType.TRANSFORMER,
                                   subset_size=len(inputs))
     openvino.save_model(quantized, str(out), compress_to_fp16=False)
-
-
-def no_telemetry() -> None:
-    """Call before the first `import onnxruntime`, `import openvino` or `import nncf`.
-
-    openvino_telemetry reports usage unless a consent file says no; with the module marked absent,
-    NNCF and OpenVINO's converter (imported by `import openvino`) fall back to their built-in stubs
-    and send nothing. ONNX Runtime (1.32, Linux) writes a device id and a telemetry database under
-    $XDG_CACHE_HOME/Microsoft/DeveloperTools/.onnxruntime as it is imported, unless
-    ORT_DISABLE_TELEMETRY is set; its C++ reads only the environment, so rag sets the variable
-    (a user's own setting wins)."""
-    if "openvino_telemetry" not in sys.modules:
-        sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]
-    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 
 @contextlib.contextmanager

@@ -1,0 +1,87 @@
+"""Embedding speed and agreement per precision: openvino-fp32 against openvino-bf16 (and onnx-fp32).
+
+usage: python bench/precision.py FOLDER_OR_FILE [...] [--windows 400] [--repeats 3]
+                                 [--backends openvino-fp32,openvino-bf16,onnx-fp32]
+
+The documents' text in plain 254-token windows (bench/ingest.py's `windows`, the first --windows of
+them), embedded by each runtime in turn, --repeats rounds with the order rotated every round so
+that a change in the machine's load hits every runtime alike (each model is loaded, and exported if
+need be, before the clock starts). Prints per runtime the median and best tokens/s and the median
+speed against the first backend, then how far each runtime's vectors are from the first's and from
+onnx-fp32's (questions on a bf16 index go through onnx-fp32, rag.runtimes.query_runtime): min and
+median cosine over the windows. Run by hand with `nice`, never from the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# bench/ingest.py is named like the `ingest` package; keep this folder off the import path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+MODEL = "all-MiniLM-L6-v2"
+
+
+def bench_ingest():
+    """bench/ingest.py, loaded by path (its name would shadow the `ingest` package)."""
+    spec = importlib.util.spec_from_file_location("bench_ingest", Path(__file__).with_name("ingest.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", nargs="+")
+    parser.add_argument("--windows", type=int, default=400)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--backends", default="openvino-fp32,openvino-bf16,onnx-fp32")
+    args = parser.parse_args()
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    print(f"load average at start {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
+
+    from rag.embedding.embedder import Embedder
+
+    embedders = {name: Embedder(MODEL, name).load() for name in backends}
+    first = embedders[backends[0]]
+    texts = bench_ingest().windows(args.paths, first)[:args.windows]
+    tokens = sum(first.count_tokens(texts))
+    print(f"{len(texts)} windows, {tokens} tokens from {' '.join(args.paths)}", flush=True)
+
+    seconds: dict[str, list[float]] = {name: [] for name in backends}
+    vectors = {}
+    for round_ in range(args.repeats):
+        order = backends[round_ % len(backends):] + backends[:round_ % len(backends)]
+        for name in order:
+            started = time.perf_counter()
+            vectors[name] = embedders[name].embed_documents(texts)
+            seconds[name].append(time.perf_counter() - started)
+            print(f"round {round_ + 1} {name}: {seconds[name][-1]:.1f} s (load {os.getloadavg()[0]:.2f})", flush=True)
+
+    reference = statistics.median(seconds[backends[0]])
+    print()
+    print(f"{'runtime':<15} {'median tok/s':>12} {'best tok/s':>10} {'speed vs ' + backends[0]:>22} "
+          f"{'cos vs ' + backends[0] + ' min/median':>34} {'cos vs onnx-fp32 min/median':>28}")
+    for name in backends:
+        median = statistics.median(seconds[name])
+        cells = []
+        for other in (backends[0], "onnx-fp32"):
+            if other not in vectors:
+                cells.append("")
+                continue
+            cosines = (vectors[name] * vectors[other]).sum(axis=1)
+            cells.append(f"{cosines.min():.6f} / {statistics.median(cosines.tolist()):.6f}")
+        print(f"{name:<15} {tokens / median:>12.0f} {tokens / min(seconds[name]):>10.0f} "
+              f"{reference / median:>21.2f}x {cells[0]:>34} {cells[1]:>28}")
+    print(f"load average at end {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+
+
+if __name__ == "__main__":
+    main()
