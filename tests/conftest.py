@@ -86,6 +86,12 @@ def built_index(tmp_path_factory, embedder):
     report = run_ingest([folder], store, embedder, ChunkSettings())
     assert report.ok, report.failures
     store.close()
+    # questions on this torch index embed through the query runtime: export it here, once, so that
+    # no test's output depends on whether an earlier test already printed the one-time export line
+    from rag.embedding.embedder import get_embedder
+    from rag.runtimes import parse_runtime, query_runtime
+
+    get_embedder("all-MiniLM-L6-v2", query_runtime(parse_runtime("torch")).name).embed_query("warm up")
     return root
 
 
