@@ -124,6 +124,18 @@ def test_the_fusions_order_stands_when_the_meaning_search_covers_the_question_by
     assert not cosine_covers(0.1, 0.0, shared=4, calibration=None)
 
 
+def test_one_rare_word_of_a_longer_question_alone_is_a_coincidence_not_coverage():
+    # "What is the capital of Australia?" over the Python docs: "australia" is rare and heavy (a
+    # time-zone example), but no passage holds it with "capital"
+    lone = evidence(australia=(2, {7}), capital=(60, {3}))
+    assert lone.share >= HELD_SHARE and lone.rare == ("australia",)
+    assert not lone.covers
+    assert 'the best holds only "australia"' in lone.describe()
+    # a question of one word is covered by that word; two words held together cover a longer one
+    assert evidence(pythondontwritebytecode=(2, {7})).covers
+    assert evidence(zanzibar=(1, {7}), quokkas=(1, {7}), prefer=(80, set())).covers
+
+
 def test_key_terms_are_the_keyword_legs_words_with_compounds_by_their_pieces():
     assert key_terms("What does PYTHONDONTWRITEBYTECODE do?") == ["pythondontwritebytecode"]
     assert key_terms("How do I use functools.lru_cache?") == ["use", "functools", "lru_cache"]

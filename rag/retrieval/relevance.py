@@ -20,7 +20,8 @@ floor and a fixed band [min_score, FALLBACK_CORROBORATED) that needs the legs to
 Before any of that, the keyword leg's evidence: cosine similarity cannot see a one-line fact in a
 passage about something else (a name, an invoice number, a password hint dropped into unrelated
 notes), so a question is covered, whatever its cosine, when one of the keyword leg's hits holds
-at least HELD_SHARE of the question's word weight, a rare word among them. Each word weighs its
+at least HELD_SHARE of the question's word weight in two or more of its words (its one word, for a
+question of one), a rare word among them. Each word weighs its
 inverse document frequency (FTS5's own BM25 weight, counted by Store.term_statistics), so
 common words weigh little and words the index lacks the most; a word is rare when at most
 RARE_SHARE of the passages hold it (or RARE_MIN, in a small index). Off-topic questions fail it:
@@ -154,8 +155,14 @@ class KeywordEvidence:
     shares: Mapping[int, float] = field(default_factory=dict, compare=False, repr=False)  # every hit's share
 
     @property
+    def together(self) -> bool:
+        """Whether the passage holds words of the question together: two or more (its one word, for a
+        question of one). One rare word alone ("Australia" in a time-zone table) is a coincidence."""
+        return len(self.held) >= min(2, len(self.held) + len(self.missing))
+
+    @property
     def covers(self) -> bool:
-        return bool(self.rare) and self.share >= HELD_SHARE
+        return bool(self.rare) and self.share >= HELD_SHARE and self.together
 
     def share_of(self, chunk_id: int) -> float:
         return self.shares.get(chunk_id, 0.0)
@@ -166,6 +173,8 @@ class KeywordEvidence:
             return "no passage holds any of its words" if self.missing else "it has no words to look up"
         if not self.rare:
             return f"its words found together ({_listed(self.held)}) are common in this index"
+        if not self.together and self.share >= HELD_SHARE:
+            return f"no passage holds its words together: the best holds only {_listed(self.held)}"
         return (f"no passage holds its words together: the best holds {_listed(self.held)} but not "
                 f"{_listed(self.missing)}")
 
