@@ -20,8 +20,8 @@ from rag.answer.generate import (
     cited_numbers,
     extractive_answer,
 )
-from rag.answer.grounding import (NOTHING_SUPPORTED, STRICT_NOTHING_LEFT, UNSUPPORTED_MARK, Grounder, ground,
-                                   ground_text)
+from rag.answer.grounding import (NOTHING_SUPPORTED, PASSAGES_SAY, STRICT_NOTHING_LEFT, UNSUPPORTED_MARK, Grounder,
+                                   ground, ground_text)
 from rag.answer.llm import LLM
 from rag.types import Answer, Hit, Retrieval
 
@@ -407,23 +407,30 @@ def test_strict_leaves_out_the_sentence_no_passage_supports(llm):
     assert [s.supported for s in answer.sentences] == [True]
 
 
+def passages_say() -> str:
+    """What follows an answer with no supported sentence: the passages' own words, as --no-llm quotes them."""
+    return f"{PASSAGES_SAY}\n\n{extractive_answer('How long do I bake bread?', bread_and_fan())}"
+
+
 def test_strict_with_no_supported_sentence_says_the_documents_do_not_cover_it(llm):
     _, answer = answer_with(llm, "Here is how:\n\n- Run wg genconf to write the tunnel configuration.", strict=True)
 
-    assert answer.answer == STRICT_NOTHING_LEFT
+    assert answer.answer == f"{STRICT_NOTHING_LEFT}\n\n{passages_say()}"
 
 
-def test_an_answer_without_one_supported_sentence_says_so_at_its_end(llm):
+def test_an_answer_without_one_supported_sentence_says_so_and_quotes_the_passages(llm):
     _, answer = answer_with(llm, "Run wg genconf to write the tunnel configuration.")
 
     assert answer.answer == (f"Run wg genconf to write the tunnel configuration. {UNSUPPORTED_MARK}\n\n"
-                             f"{NOTHING_SUPPORTED}")
+                             f"{NOTHING_SUPPORTED}\n\n{passages_say()}")
+    assert "forty minutes" in answer.answer  # what retrieval found still reaches the reader, cited
+    assert all(c.supported for c in answer.citations)
 
 
 def test_an_answer_of_citations_alone_says_nothing_is_supported(llm):
     _, answer = answer_with(llm, "[1], [2]")
 
-    assert answer.answer == f"[1], [2]\n\n{NOTHING_SUPPORTED}"
+    assert answer.answer == f"[1], [2]\n\n{NOTHING_SUPPORTED}\n\n{passages_say()}"
 
 
 def test_a_refusal_is_left_as_it_is(llm):

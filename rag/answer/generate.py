@@ -226,11 +226,17 @@ class AnswerStream:
         elif self.llm is None:
             yield extractive_answer(self.question, self.retrieval.hits, self.retrieval.min_score)
         else:
-            from rag.answer.grounding import Grounder, ground  # the checker needs rapidfuzz: only for written answers
+            from rag.answer.grounding import PASSAGES_SAY, Grounder, ground  # rapidfuzz: only for written answers
 
             self._grounder = Grounder([h.text for h in self.retrieval.hits], self.strict)
             messages = build_messages(self.question, self.retrieval.hits, self.history)
             yield from ground(self.llm.stream(messages), self._grounder)
+            if self._grounder.nothing_supported and not self._grounder.looped:
+                # the model wrote nothing the passages bear out (a small model often does): what
+                # retrieval found is still worth reading, in the passages' own cited words
+                quoted = extractive_answer(self.question, self.retrieval.hits, self.retrieval.min_score)
+                if quoted:
+                    yield f"\n\n{PASSAGES_SAY}\n\n{quoted}"
 
     def __iter__(self) -> Iterator[str]:
         if self._source is not None:

@@ -38,6 +38,9 @@ UNSUPPORTED_MARK = "[unsupported]"
 NOTHING_SUPPORTED = "No sentence of this answer is supported by the passages: the documents may not cover it."
 STRICT_NOTHING_LEFT = ("The documents do not cover this: no sentence of the answer the model wrote is supported "
                        "by the passages.")
+# what follows either line when retrieval found passages: their own words, quoted and cited
+# (rag.answer.extractive), so a reader of a small model's unsupported answer still gets what was found
+PASSAGES_SAY = "What the passages themselves say:"
 
 # A tag from the prompt (rag.answer.generate.format_passages); attribute values may hold ">"
 # (heading paths read "Guide > Install").
@@ -219,6 +222,7 @@ class Grounder:
         self._held = ""  # strict: text without a claim ("Here is how:") waiting for one to introduce
         self._held_sentences: list[AnswerSentence] = []
         self._said: set[str] = set()
+        self.nothing_supported = False  # finish() said so: the caller may quote the passages instead
 
     def feed(self, piece: str) -> str:
         if self.looped or not piece:
@@ -243,11 +247,13 @@ class Grounder:
             lead = "\n\n" if self.text.strip() else ""
             out += self._let_out(lead + STRICT_NOTHING_LEFT,
                                  [AnswerSentence(STRICT_NOTHING_LEFT, "refusal", [], None, None)], hold=False)
+            self.nothing_supported = True
         elif (claims and not kept) or (self.text.strip() and not re.search(r"[^\W\d_]", CITATION.sub("", self.text))):
             # nothing the passages bear out, or nothing but citations ("[1], [2]"): say so
             lead = "\n\n" if self.text.strip() else ""
             out += self._let_out(lead + NOTHING_SUPPORTED,
                                  [AnswerSentence(NOTHING_SUPPORTED, "refusal", [], None, None)], hold=False)
+            self.nothing_supported = True
         return out
 
     # -- internals ----------------------------------------------------------------------------
