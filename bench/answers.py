@@ -47,7 +47,8 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(HERE.parent))
 
-from rag.answer.citations import CitationReport, answer_sentences, check_citations, quote_for_extractive  # noqa: E402
+from rag.answer.citations import (CitationReport, answer_sentences, check_written, quote_for_extractive,  # noqa: E402
+                                  split_written)
 from rag.answer.context import FOCUS_CHARS as DEFAULT_FOCUS  # noqa: E402
 from rag.answer.generate import NOT_COVERED, SYSTEM_PROMPT as DEFAULT_PROMPT  # noqa: E402
 
@@ -156,7 +157,7 @@ def score(question: dict, index: str, mode: str, reply: dict) -> Result:
         reply = {"error": "empty answer from the LLM server", "wall_s": reply["wall_s"]}
         return score(question, index, mode, reply)
     passages = [s["text"] for s in sources]
-    report: CitationReport = (quote_for_extractive if reply["mode"] == "extractive" else check_citations)(answer, passages)
+    report: CitationReport = (quote_for_extractive if reply["mode"] == "extractive" else check_written)(answer, passages)
     text = norm(answer)
     found = sum(any(norm(alt) in text for alt in alts) for alts in question["facts"])
     labelled = sum(1 <= c.n <= len(sources) and labelled_source(sources[c.n - 1], question) for c in report.citations)
@@ -177,11 +178,15 @@ def grounded_sentences(answer: str, report: CitationReport, mode: str) -> tuple[
     answer's unit is its cited excerpt (rag.answer.citations.quote_for_extractive)."""
     if mode == "extractive":
         return len(report.citations), sum(c.supported for c in report.citations)
-    facts = [s for s in answer_sentences(answer) if s.kind == "fact"]
+    written, quoted = split_written(answer)  # a written answer nothing supported, then the passages' words
+    facts = [s for s in answer_sentences(written) if s.kind == "fact"]
     checked: dict[str, list[bool]] = {}
     for c in report.citations:
         checked.setdefault(c.sentence, []).append(c.supported)
-    return len(facts), sum(bool(s.numbers) and all(checked.get(s.text, [False])) for s in facts)
+    paragraphs = {p.strip() for p in re.split(r"\n\s*\n", quoted)} if quoted else set()
+    units = [c for c in report.citations if c.sentence in paragraphs]  # each quoted excerpt, as extractive
+    return (len(facts) + len(units),
+            sum(bool(s.numbers) and all(checked.get(s.text, [False])) for s in facts) + sum(c.supported for c in units))
 
 
 def pct(part: float, whole: float) -> str:

@@ -20,8 +20,9 @@ from rag.answer.generate import (
     cited_numbers,
     extractive_answer,
 )
-from rag.answer.grounding import (NOTHING_SUPPORTED, PASSAGES_SAY, STRICT_NOTHING_LEFT, UNSUPPORTED_MARK, Grounder,
-                                   ground, ground_text)
+from rag.answer.citations import PASSAGES_SAY
+from rag.answer.grounding import (NOTHING_SUPPORTED, STRICT_NOTHING_LEFT, UNSUPPORTED_MARK, Grounder, ground,
+                                   ground_text)
 from rag.answer.llm import LLM
 from rag.types import Answer, Hit, Retrieval
 
@@ -424,7 +425,10 @@ def test_an_answer_without_one_supported_sentence_says_so_and_quotes_the_passage
     assert answer.answer == (f"Run wg genconf to write the tunnel configuration. {UNSUPPORTED_MARK}\n\n"
                              f"{NOTHING_SUPPORTED}\n\n{passages_say()}")
     assert "forty minutes" in answer.answer  # what retrieval found still reaches the reader, cited
-    assert all(c.supported for c in answer.citations)
+    # the model's sentence is checked as written, the quotes as the extractive answer's excerpts are
+    assert answer.uncited_sentences == 1
+    assert [c.supported for c in answer.citations] == [True] * (len(answer.citations))
+    assert any(c.reason.startswith("quoted verbatim") for c in answer.citations)
 
 
 def test_an_answer_of_citations_alone_says_nothing_is_supported(llm):

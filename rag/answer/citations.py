@@ -611,6 +611,29 @@ def locate(excerpt: str, text: str) -> tuple[int, int] | None:
     return (found.start(), found.end()) if found else None
 
 
+# what rag.answer.generate puts after a written answer none of whose sentences is supported, before
+# quoting the passages' own words as an extractive answer does
+PASSAGES_SAY = "What the passages themselves say:"
+
+
+def split_written(answer: str) -> tuple[str, str]:
+    """(the model's part, the passages' quoted words after PASSAGES_SAY, or "")."""
+    written, found, quoted = answer.partition(f"\n\n{PASSAGES_SAY}\n\n")
+    return (written, quoted) if found else (answer, "")
+
+
+def check_written(answer: str, passages: Sequence[str]) -> CitationReport:
+    """A written answer's citations: each of the model's sentences checked (check_citations), and the
+    passages' words quoted after them, if any, located as an extractive answer's excerpts are."""
+    written, quoted = split_written(answer)
+    first = check_citations(written, passages)
+    if not quoted:
+        return first
+    second = quote_for_extractive(quoted, passages)
+    return CitationReport(first.citations + second.citations, first.unsupported + second.unsupported,
+                          first.uncited_sentences + second.uncited_sentences)
+
+
 def quote_for_extractive(answer: str, passages: Sequence[str]) -> CitationReport:
     """The citations of an extractive answer (rag.answer.generate.extractive_answer: paragraphs of
     "<excerpt> [n]"), each quote located in its passage; a paragraph that is not a verbatim

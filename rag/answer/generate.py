@@ -143,12 +143,12 @@ def cited_numbers(text: str, count: int) -> set[int]:
 
 def check_answer(text: str, hits: Sequence[Hit], mode: AnswerMode) -> tuple[list[Citation], int, int]:
     """(citations, unsupported, uncited sentences): every [n] checked against passage n."""
-    from rag.answer.citations import check_citations, quote_for_extractive
+    from rag.answer.citations import check_written, quote_for_extractive
 
     if mode == "none" or not text:
         return [], 0, 0
     passages = [h.text for h in hits]
-    report = check_citations(text, passages) if mode == "llm" else quote_for_extractive(text, passages)
+    report = check_written(text, passages) if mode == "llm" else quote_for_extractive(text, passages)
     citations = []
     for c in report.citations:  # the checker reads texts; the source of each cited passage is known here
         hit = hits[c.n - 1] if 1 <= c.n <= len(hits) else None
@@ -226,7 +226,8 @@ class AnswerStream:
         elif self.llm is None:
             yield extractive_answer(self.question, self.retrieval.hits, self.retrieval.min_score)
         else:
-            from rag.answer.grounding import PASSAGES_SAY, Grounder, ground  # rapidfuzz: only for written answers
+            from rag.answer.citations import PASSAGES_SAY
+            from rag.answer.grounding import Grounder, ground  # the checker needs rapidfuzz: only for written answers
 
             self._grounder = Grounder([h.text for h in self.retrieval.hits], self.strict)
             messages = build_messages(self.question, self.retrieval.hits, self.history)

@@ -38,9 +38,7 @@ UNSUPPORTED_MARK = "[unsupported]"
 NOTHING_SUPPORTED = "No sentence of this answer is supported by the passages: the documents may not cover it."
 STRICT_NOTHING_LEFT = ("The documents do not cover this: no sentence of the answer the model wrote is supported "
                        "by the passages.")
-# what follows either line when retrieval found passages: their own words, quoted and cited
-# (rag.answer.extractive), so a reader of a small model's unsupported answer still gets what was found
-PASSAGES_SAY = "What the passages themselves say:"
+
 
 # A tag from the prompt (rag.answer.generate.format_passages); attribute values may hold ">"
 # (heading paths read "Guide > Install").
