@@ -107,6 +107,15 @@ def test_a_fact_planted_in_an_unrelated_page_is_found_first_and_not_cut(notes, q
     assert phrase in result.hits[0].text
 
 
+@pytest.mark.parametrize("question,phrase", NEEDLES)
+def test_the_answer_without_an_llm_quotes_the_planted_fact(notes, question, phrase):
+    # the passage holding the fact scores a low cosine by nature; the extractive answer must still
+    # quote it, not the passages that merely resemble the question
+    answer = notes.answer(question, llm=None).result()
+
+    assert phrase in answer.answer, answer.answer
+
+
 @pytest.mark.parametrize("question,identifier", IDENTIFIERS)
 def test_identifier_questions_are_never_cut(notes, question, identifier):
     result = notes.search(question)

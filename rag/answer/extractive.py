@@ -165,8 +165,13 @@ def choose(question: str, hits: Sequence[Hit], min_score: float | None = None,
     (the answer often follows the sentence that restates the question) up to EXTRACT_CHARS."""
     numbered = list(enumerate(hits, start=1))
     # Without a model to skip them, quoted off-topic passages would read as part of the answer;
-    # hybrid ranking can put a keyword-only match (low cosine) above the passage that answers.
-    relevant = [(n, h) for n, h in numbered if min_score is None or h.similarity >= min_score] or numbered[:1]
+    # hybrid ranking can put a keyword-only match (low cosine) above the passage that answers. But a
+    # first passage that holds most of the question's words stays whatever its cosine: that is the
+    # one-line fact in a page about something else that the keyword evidence put first
+    # (rag.retrieval.relevance.lead_with_evidence), and its cosine is low by nature.
+    relevant = [(n, h) for n, h in numbered
+                if min_score is None or h.similarity >= min_score or (n == 1 and _holds_most(question, h.text))] \
+        or numbered[:1]
     spans = {n: excerpt_spans(hit.text, EXTRACT_CHARS) for n, hit in relevant}
     pieces = _score(question, [(n, hit) for n, hit in relevant], spans)
     if not pieces:
@@ -215,6 +220,13 @@ def _rows_that_answer(text: str, own: list[tuple[int, int]], after: int, score_o
     best = sorted((r for r in rows if score_of.get((n, r[0]), 0.0) >= floor),
                   key=lambda r: -score_of[(n, r[0])])[:most]
     return sorted(best)
+
+
+def _holds_most(question: str, text: str) -> bool:
+    """Whether the text holds at least half of the question's own content words (and two, if it has two)."""
+    asked = _words(split(question)[0])
+    held = {w for w in asked if any(_same(w, t) for t in _words(text))}
+    return bool(asked) and 2 * len(held) >= len(asked) and len(held) >= min(2, len(asked))
 
 
 def _said(chosen: list["Excerpt"], hits: Sequence[Hit], seed: "Excerpt") -> bool:
