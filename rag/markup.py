@@ -318,12 +318,17 @@ MAX_GLUED = 2  # pieces that may follow the one introducing them
 MAX_TERM_CHARS = 80  # a line this short, alone, without a full stop, is a term over its description
 
 
+def table_row(line: str) -> bool:
+    """Whether the line reads as a table row: labelled cells ("Offset: 0; Size: 16") or pipe-joined ones."""
+    return bool(LABELLED_ROW.match(line) or ("|" in line and PIPE_ROW.search(line)))
+
+
 def table_rows(lines: list[str]) -> bool:
     """Whether these lines (two or more) are the rows of a table."""
     filled = [line for line in lines if line.strip()]
     if len(filled) < 2:
         return False
-    rows = sum(bool(LABELLED_ROW.match(line) or ("|" in line and PIPE_ROW.search(line))) for line in filled)
+    rows = sum(table_row(line) for line in filled)
     return 2 * rows >= len(filled) or all(TERM_ROW.match(line) for line in filled)
 
 

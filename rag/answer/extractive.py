@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
 
-from rag.markup import LABELLED_ROW, PIPE_ROW, clip_lines, excerpt, excerpt_spans
+from rag.markup import clip_lines, excerpt, excerpt_spans, table_row
 from rag.text import STOPWORDS
 from rag.types import Hit
 
@@ -214,7 +214,7 @@ def _rows_that_answer(text: str, own: list[tuple[int, int]], after: int, score_o
     `floor`, in the table's order."""
     rows = []
     for a, b in own[after:]:
-        if not (LABELLED_ROW.match(text[a:b]) or PIPE_ROW.search(text[a:b])):
+        if not table_row(text[a:b]):
             break
         rows.append((a, b))
     best = sorted((r for r in rows if score_of.get((n, r[0]), 0.0) >= floor),
@@ -224,8 +224,8 @@ def _rows_that_answer(text: str, own: list[tuple[int, int]], after: int, score_o
 
 def _holds_most(question: str, text: str) -> bool:
     """Whether the text holds at least half of the question's own content words (and two, if it has two)."""
-    asked = _words(split(question)[0])
-    held = {w for w in asked if any(_same(w, t) for t in _words(text))}
+    asked, words = _words(split(question)[0]), _words(text)
+    held = {w for w in asked if any(_same(w, t) for t in words)}
     return bool(asked) and 2 * len(held) >= len(asked) and len(held) >= min(2, len(asked))
 
 

@@ -39,7 +39,6 @@ NOTHING_SUPPORTED = "No sentence of this answer is supported by the passages: th
 STRICT_NOTHING_LEFT = ("The documents do not cover this: no sentence of the answer the model wrote is supported "
                        "by the passages.")
 
-
 # A tag from the prompt (rag.answer.generate.format_passages); attribute values may hold ">"
 # (heading paths read "Guide > Install").
 _ATTRIBUTES = r"""(?:\s+[\w-]+\s*=\s*(?:"[^"\n]*"|'[^'\n]*'|[^\s>"']*))*"""

@@ -311,15 +311,15 @@ class Retriever:
             if mode != "dense" else None
         ranked = sorted(scored, key=lambda cid: -scored[cid])
         shared = agreement([cid for cid, _ in dense], [cid for cid, _ in keyword]) if mode == "hybrid" else None
-        if evidence is not None and evidence.covers:
+        covered_by_meaning = False
+        if evidence is not None and evidence.covers:  # only then can the order change: the cosines it needs
             self._add_similarity(similarity, ranked[:top_k], query_vector)
             best_ranked = max((similarity.get(cid, 0.0) for cid in ranked[:top_k]), default=None)
             covered_by_meaning = cosine_covers(best_ranked, min_score, shared, self.calibration)
-            ranked = lead_with_evidence(ranked, evidence, covered_by_meaning)
+        ranked = lead_with_evidence(ranked, evidence, covered_by_meaning)
         if self.reranker is not None:
             ranked, scored, rows = self._rerank(question, ranked, top_k)
-            if evidence is not None and evidence.covers:  # the cross-encoder misreads a one-line fact too
-                ranked = lead_with_evidence(ranked, evidence, covered_by_meaning)
+            ranked = lead_with_evidence(ranked, evidence, covered_by_meaning)  # the cross-encoder misreads one too
         else:
             ranked = ranked[:top_k]
             rows = self.store.chunks(ranked)
