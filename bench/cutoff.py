@@ -136,7 +136,9 @@ def hide_newer_steps(source: Path, target: Path, code: Path) -> None:
     import sqlite3
 
     known = subprocess.run(
-        [sys.executable, "-c", "import rag.migrations as m; print('\\n'.join(name for name, _ in m.STEPS))"],
+        # the old module name first: an editable install of this checkout maps rag.storage.* here
+        [sys.executable, "-c", "try:\n import rag.migrations as m\nexcept ImportError:\n import rag.storage.migrations as m\n"
+                               "print('\\n'.join(name for name, _ in m.STEPS))"],
         env={**os.environ, "PYTHONPATH": str(code)}, capture_output=True, text=True, check=True, cwd="/",
     ).stdout.split()
     if target.exists():
