@@ -11,6 +11,13 @@
     embedding alone, which every mode pays (keyword mode too: the cut-off reads cosine similarity).
     Retriever.open runs the query path on one thread (the embedder's `threads=1` and FAISS).
 
+(c) The cold path of `rag ask --no-llm` step by step (import the CLI, open the index, load the
+    question runtime, read the vectors, embed, search and answer), median of --runs fresh
+    interpreters, and its imports per top-level package (python -X importtime); then the same cold
+    `python -m rag ask --no-llm` from this checkout and, with --before DIR, from an older one,
+    alternating run by run. These runs use .pyc files (PYTHONDONTWRITEBYTECODE is dropped), as an
+    installed rag does.
+
 The index: by default the demo corpus (sample-docs/) is ingested into a temporary folder once per
 runtime with `rag ingest` (an index records the runtime that built it); --index-dir/--index name
 an existing one instead, used for every runtime. Questions: --questions FILE.jsonl (lines with a
@@ -19,6 +26,7 @@ an existing one instead, used for every runtime. Questions: --questions FILE.jso
 Run by hand with `nice`, never from the tests (a few minutes against the demo corpus):
 
     HF_HUB_OFFLINE=1 nice .venv/bin/python bench/latency.py
+    .venv/bin/python bench/latency.py --backends openvino-bf16 --cold-only --before /work/old-checkout
     .venv/bin/python bench/latency.py --backends torch,onnx-int8 --index-dir /tmp/idx --index git \\
         --questions /work/shared/eval/git_dev.jsonl --question "How do I undo the last commit?"
 """
@@ -164,6 +172,97 @@ def cold(rag: str, where: dict[str, tuple[Path, str]], question: str, runs: int,
     return rows
 
 
+# The cold path of `rag ask --no-llm`, step by step, in a fresh interpreter: what each step adds to
+# the wall time (the steps are the CLI's own calls, rag.terminal.cli.ask, minus printing).
+PHASES = r"""
+import sys, time
+marks = [("interpreter start-up (python, site)", time.time() - float(sys.argv[1]))]
+last = time.perf_counter()
+def mark(label):
+    global last
+    now = time.perf_counter()
+    marks.append((label, now - last))
+    last = now
+import rag.terminal.cli
+mark("import the CLI (click, rag, its settings)")
+from pathlib import Path
+from rag.config import load_settings
+from rag.index import Index, limit_threads
+settings = load_settings({"index_dir": Path(sys.argv[2]), "index": sys.argv[3]})
+index = Index.open(settings)
+mark("settings, open the index (SQLite; imports numpy)")
+limit_threads(settings.query_threads)
+mark("limit threads (imports FAISS)")
+embedder = index._query_embedder().load()
+mark(f"load the question runtime ({embedder.runtime})")
+index._searcher()
+mark("open the retriever (read the vector file)")
+embedder.embed_query(sys.argv[4])
+mark("embed the question (first call)")
+index.answer(sys.argv[4]).result()
+mark("search and the extractive answer")
+index.close()
+mark("close")
+for label, seconds in marks:
+    print(f"{label}\t{seconds:.4f}")
+"""
+
+
+def breakdown(python: str, pythonpath: Path, index_dir: Path, index: str, question: str, cwd: Path,
+              runs: int) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
+    """Median seconds per step of the cold path over `runs` fresh interpreters (PHASES), and the
+    import time per top-level package of the last run (python -X importtime: each module's own
+    time, summed by the package it belongs to, so numpy's import counts as numpy's wherever
+    it happens)."""
+    env = child_env()
+    env["PYTHONPATH"] = str(pythonpath)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # a user's install has its .pyc files
+    steps: dict[str, list[float]] = {}
+    imports: dict[str, float] = {}
+    for _ in range(runs):
+        done = subprocess.run([python, "-X", "importtime", "-c", PHASES, repr(time.time()), str(index_dir), index,
+                               question], cwd=cwd, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.exit(f"error: the cold-path breakdown failed:\n{done.stderr.strip()[-2000:]}")
+        for line in done.stdout.splitlines():
+            label, _, seconds = line.rpartition("\t")
+            steps.setdefault(label, []).append(float(seconds))
+        imports = {}
+        for line in done.stderr.splitlines():  # "import time: self | cumulative | name"
+            own, _, rest = line.removeprefix("import time:").partition("|")
+            name = rest.partition("|")[2].strip()
+            if line.startswith("import time:") and own.strip().isdigit():
+                package = name.split(".")[0].lstrip("_") or name
+                imports[package] = imports.get(package, 0.0) + int(own) / 1e6
+    step_rows = [(label, f"{statistics.median(values) * 1000:.0f}") for label, values in steps.items()]
+    step_rows.append(("total", f"{sum(statistics.median(v) for v in steps.values()) * 1000:.0f}"))
+    ranked = sorted(imports.items(), key=lambda item: -item[1])
+    import_rows = [(name, f"{seconds * 1000:.1f}") for name, seconds in ranked[:12]]
+    import_rows.append((f"the other {max(0, len(ranked) - 12)}", f"{sum(s for _, s in ranked[12:]) * 1000:.1f}"))
+    import_rows.append(("all imports", f"{sum(imports.values()) * 1000:.1f}"))
+    return step_rows, import_rows
+
+
+def versus(python: str, checkouts: dict[str, Path], index_dir: Path, index: str, question: str, cwd: Path,
+           runs: int) -> list[tuple[str, ...]]:
+    """`python -m rag ask --no-llm` from each checkout (PYTHONPATH), alternating run by run so the
+    machine's load falls on both alike: median, min and max wall seconds."""
+    times: dict[str, list[float]] = {label: [] for label in checkouts}
+    argv = [python, "-m", "rag", "ask", "--no-llm", question, "--index-dir", str(index_dir), "--index", index]
+    for _ in range(runs):
+        for label, checkout in checkouts.items():
+            env = child_env()
+            env["PYTHONPATH"] = str(checkout)
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            started = time.perf_counter()
+            done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
+            if done.returncode != 0:
+                sys.exit(f"error: {label}: {' '.join(argv)} exited {done.returncode}:\n{done.stderr.strip()[-2000:]}")
+            times[label].append(time.perf_counter() - started)
+    return [(f"{label} ({checkout})", f"{statistics.median(t):.3f}", f"{min(t):.3f}", f"{max(t):.3f}")
+            for (label, checkout), t in zip(checkouts.items(), times.values())]
+
+
 def timed(call, questions: list[str]) -> list[float]:
     call(questions[0])  # warm-up: the first call of a kind pays one-off set-up
     times = []
@@ -183,9 +282,12 @@ def warm(backend: str, index_dir: Path, index: str, questions: list[str], search
     flags = {"index_dir": index_dir, "index": index, "embed_backend": backend}
     if top_k is not None:
         flags["top_k"] = top_k
+    from rag.embedding.embedder import get_embedder
+
     started = time.perf_counter()
     settings = load_settings(flags)
-    retriever = Retriever.open(settings)
+    # the questions go through `backend` itself, whatever runtime the index would choose for them
+    retriever = Retriever.open(settings, embedder=get_embedder(settings.embed_model, backend, threads=1))
     opened = time.perf_counter() - started
     asked = [questions[i % len(questions)] for i in range(searches)]
     started = time.perf_counter()
@@ -218,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="runs per cold command [5]")
     parser.add_argument("-k", "--top-k", type=int, help="passages per search [rag's default]")
     parser.add_argument("--rag", help="the rag executable [the one next to this Python]")
+    parser.add_argument("--before", type=Path, help="an older checkout: its cold `ask` is timed beside this one's")
+    parser.add_argument("--cold-only", action="store_true", help="skip the warm part")
     args = parser.parse_args(argv)
     if args.searches < 1 or args.runs < 1:
         parser.error("--searches and --runs must be at least 1")
@@ -244,11 +348,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"load average {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
 
         cold_rows = cold(rag, where, args.question, args.runs, scratch)
+        first_dir, first_index = next(iter(where.values()))
+        step_rows, import_rows = breakdown(sys.executable, REPO, first_dir, first_index, args.question, scratch,
+                                           args.runs)
+        checkouts = {"now": REPO} | ({"before": args.before.resolve()} if args.before else {})
+        versus_rows = versus(sys.executable, checkouts, first_dir, first_index, args.question, scratch, args.runs)
         cwd = Path.cwd()
         os.chdir(scratch)
+        from rag.index import limit_threads
+
+        limit_threads(1)  # as the CLI and the servers do: FAISS and numpy's BLAS on one thread
         warm_rows, warm_title = [], ""
         try:
-            for backend, (index_dir, index) in where.items():
+            for backend, (index_dir, index) in ([] if args.cold_only else where.items()):
                 cells, warm_title = warm(backend, index_dir, index, questions, args.searches, args.top_k)
                 warm_rows.append(tuple(cells))
         finally:
@@ -260,11 +372,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cold CLI: a fresh `{rag}` process per run, {args.runs} runs, wall seconds")
     print(table(("command", "median s", "min s", "max s", "first s", "median CPU s"), cold_rows))
     print()
-    print(warm_title)
-    header = ("runtime", "open s", "first s") + tuple(
-        f"{step} {stat}" for step in ("embed_query", *MODES) for stat in ("p50 ms", "p95 ms"))
-    print(table(header, warm_rows))
+    print(f"cold `python -m rag ask --no-llm` per checkout, alternating, {args.runs} runs each, wall seconds "
+          f"(.pyc files used, as an installed rag has them)")
+    print(table(("checkout", "median s", "min s", "max s"), versus_rows))
     print()
+    print(f"the cold path step by step ({first_index}), median ms of {args.runs} fresh interpreters")
+    print(table(("step", "ms"), step_rows))
+    print()
+    print("of which imports, per top-level package (python -X importtime, own ms summed per package, one run)")
+    print(table(("package", "ms"), import_rows))
+    print()
+    if warm_rows:
+        print(warm_title)
+        header = ("runtime", "open s", "first s") + tuple(
+            f"{step} {stat}" for step in ("embed_query", *MODES) for stat in ("p50 ms", "p95 ms"))
+        print(table(header, warm_rows))
+        print()
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores (other processes inflate the timings)")
     return 0
 

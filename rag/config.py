@@ -53,6 +53,9 @@ class Settings:
     max_tokens: int | None = None  # None: not sent
     strict: bool = False  # leave out the sentences of a written answer that no passage supports
     query_threads: int = 1  # torch/FAISS threads for answering; see rag.index.limit_threads
+    # the runtime questions on an fp32/bf16 index embed through (rag.runtimes.query_runtime): auto is
+    # numpy-fp32 (no engine to start) for a command that asks once, onnx-fp32 for chat and the servers
+    query_backend: str = "auto"
     rerank_model: str | None = None  # a local CrossEncoder folder re-scoring the top candidates (rag.retrieval.rerank)
     ray_address: str | None = None  # ingest on a Ray cluster: local, auto or HOST:PORT (ingest/distributed.py)
     # chat's readline history: the user's questions stay out of the index folder (which gets shared)
@@ -124,6 +127,7 @@ ENV: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "RAG_MAX_TOKENS": ("max_tokens", _int),
     "RAG_STRICT": ("strict", _bool),
     "RAG_QUERY_THREADS": ("query_threads", _int),
+    "RAG_QUERY_BACKEND": ("query_backend", _text),
     "RAG_RERANK_MODEL": ("rerank_model", _text),
     "RAG_RAY_ADDRESS": ("ray_address", _text),
 }
@@ -184,8 +188,16 @@ def rerank_folder_problem(path: str | Path) -> str | None:
             f"sentence-transformers CrossEncoder folder, or leave it unset")
 
 
+def for_many_questions(settings: Settings) -> Settings:
+    """The settings of a process that answers many questions (chat, serve, mcp): an automatic
+    question runtime becomes the fastest per question (QUERY_FP32_MANY) rather than to start."""
+    from rag.runtimes import QUERY_FP32_MANY
+
+    return replace(settings, query_backend=QUERY_FP32_MANY) if settings.query_backend == "auto" else settings
+
+
 def _validate(settings: Settings) -> None:
-    from rag.runtimes import check_runtime_name
+    from rag.runtimes import check_query_backend, check_runtime_name
 
     check_runtime_name(settings.embed_backend)  # raises ConfigError naming the choices
     if not 1 <= settings.top_k <= MAX_TOP_K:
@@ -204,6 +216,7 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"RAG_TEMPERATURE must be between 0 and 2 (got {settings.temperature})")
     if settings.query_threads < 1:
         raise ConfigError(f"RAG_QUERY_THREADS must be at least 1 (got {settings.query_threads})")
+    check_query_backend(settings.query_backend)
     if settings.rerank_model:
         problem = rerank_folder_problem(settings.rerank_model)
         if problem:

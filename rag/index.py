@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 
 def limit_threads(threads: int) -> None:
-    """Pin FAISS (and torch, once loaded) to `threads` threads for answering questions.
+    """Pin FAISS, numpy's BLAS (and torch, once loaded) to `threads` threads for answering questions.
 
     One question at a time gains little from a second thread on an idle machine and pays in
     scheduler waits on a busy one (bench/latency.py; bench/RESULTS.md, "One thread per question").
@@ -55,6 +55,12 @@ def limit_threads(threads: int) -> None:
     """
     import sys
 
+    if "numpy" in sys.modules:  # numpy's BLAS (the numpy-fp32 question runtime) sized its pool at import
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads, user_api="blas")
+    else:  # OpenBLAS sizes its pool from this when numpy loads (here, with faiss)
+        os.environ["OPENBLAS_NUM_THREADS"] = str(threads)
     import faiss
 
     faiss.omp_set_num_threads(threads)
@@ -495,13 +501,13 @@ class Index:
     def _runtime(self, query: bool):
         """For an ingest: the index's recorded runtime once it holds vectors, unless another is
         asked for (which the ingest then refuses); else the setting. For questions: the query
-        runtime for the recorded one (rag.runtimes.query_runtime)."""
+        runtime for the recorded one and the query_backend setting (rag.runtimes.query_runtime)."""
         from rag.runtimes import parse_runtime, query_runtime
 
         if self._store is not None and self._store.chunk_count():
             stored = parse_runtime(self._store.embed_runtime)
             if query:
-                return query_runtime(stored)
+                return query_runtime(stored, self.settings.query_backend)
             if self.settings.embed_backend.strip().lower() == "auto":
                 return stored
         return parse_runtime(self.settings.embed_backend)

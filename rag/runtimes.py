@@ -18,21 +18,24 @@ from typing import Callable, Literal
 
 from rag.errors import ConfigError
 
-Backend = Literal["torch", "onnx", "openvino"]
+Backend = Literal["torch", "onnx", "openvino", "numpy"]
 Precision = Literal["fp32", "bf16", "int8"]
 
-BACKENDS: tuple[Backend, ...] = ("torch", "onnx", "openvino")
+BACKENDS: tuple[Backend, ...] = ("torch", "onnx", "openvino", "numpy")
 # torch runs fp32 only: int8 is what the exported runtimes are for. bf16 is OpenVINO's only: ONNX
 # Runtime 1.32's CPU provider has no bf16 kernel for MatMul, Gemm or Add (a bf16 graph fails to load
 # with NOT_IMPLEMENTED), so there is no onnx-bf16 to be faster.
-RUNTIME_NAMES = ("torch", "onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-bf16", "openvino-int8")
+RUNTIME_NAMES = ("torch", "onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-bf16", "openvino-int8", "numpy-fp32")
 # Questions on any fp32 or bf16 index go through this runtime: fp32 vectors of the same weights
 # agree across runtimes above cosine 0.9999 (tests/test_embedder.py), and openvino-bf16 document
 # vectors agree with onnx-fp32 ones at cosine 0.99997 minimum, 0.99998 median (400 windows of the
 # Python howto pages, bench/precision.py; rintro_dev scores the same either way), so the choice is
-# only speed, and ONNX Runtime starts fastest (bench/latency.py). An int8 index is asked through its
-# own runtime: int8 vectors differ from fp32 ones by up to 0.05 of cosine.
-QUERY_FP32 = "onnx-fp32"
+# only speed, and a question is fastest from a cold start where nothing is loaded: numpy-fp32 maps
+# the weights and runs BERT through numpy's BLAS (rag.embedding.numpy_bert; ~25 ms to a first
+# vector against ONNX Runtime's ~200 ms, bench/latency.py). A model that is not a BERT goes through
+# onnx-fp32 instead (rag.embedding.embedder). An int8 index is asked through its own runtime: int8
+# vectors differ from fp32 ones by up to 0.05 of cosine.
+QUERY_FP32 = "numpy-fp32"
 
 
 @dataclass(frozen=True)
@@ -47,8 +50,9 @@ class Runtime:
 
     @property
     def exported(self) -> bool:
-        """Whether this runtime runs a model file exported from the weights (cached on first use)."""
-        return self.backend != "torch"
+        """Whether this runtime runs a model file exported from the weights (cached on first use);
+        torch and numpy run the weights file itself."""
+        return self.backend not in ("torch", "numpy")
 
     @property
     def model(self) -> Runtime:
@@ -96,7 +100,7 @@ def parse_runtime(text: str) -> Runtime:
     backend, _, precision = spelled.partition("-")
     precision = precision or "fp32"
     if (backend not in BACKENDS or precision not in ("fp32", "bf16", "int8")
-            or (backend == "torch" and precision != "fp32") or (precision == "bf16" and backend != "openvino")):
+            or (backend in ("torch", "numpy") and precision != "fp32") or (precision == "bf16" and backend != "openvino")):
         raise ConfigError(
             f"unknown embedding backend {text!r}: use auto, {', '.join(RUNTIME_NAMES)} (RAG_EMBED_BACKEND / --embed-backend)"
         )
@@ -109,9 +113,29 @@ def check_runtime_name(text: str) -> None:
         parse_runtime(text)
 
 
-def query_runtime(built_with: Runtime) -> Runtime:
-    """The runtime questions go through on an index whose vectors `built_with` made."""
-    return built_with if built_with.precision == "int8" else parse_runtime(QUERY_FP32)
+# A process that answers many questions (chat, the servers) pays a start-up once and each
+# question's cost many times: there ONNX Runtime, 5 ms a question against numpy's 12 (bench/latency.py).
+QUERY_FP32_MANY = "onnx-fp32"
+
+
+def query_runtime(built_with: Runtime, wanted: str = "auto") -> Runtime:
+    """The runtime questions go through on an index whose vectors `built_with` made: its own for
+    int8 (int8 vectors are not fp32 ones); else `wanted` (Settings.query_backend), auto = QUERY_FP32."""
+    if built_with.precision == "int8":
+        return built_with
+    return parse_runtime(QUERY_FP32 if wanted.strip().lower() == "auto" else wanted)
+
+
+def check_query_backend(text: str) -> None:
+    """Questions embed in fp32 (any fp32 runtime makes the same vectors): auto or an fp32 runtime."""
+    if text.strip().lower() != "auto":
+        try:
+            fp32 = parse_runtime(text).precision == "fp32"
+        except ConfigError:
+            fp32 = False
+        if not fp32:
+            choices = ", ".join(name for name in RUNTIME_NAMES if not name.endswith(("int8", "bf16")))
+            raise ConfigError(f"unknown question runtime {text!r} (RAG_QUERY_BACKEND): use auto, {choices}")
 
 
 def no_telemetry() -> None:

@@ -148,10 +148,26 @@ def test_every_environment_variable_sets_its_setting(tmp_path):
     samples = {"_int": "7", "_float": "0.5", "_path": str(tmp_path / "somewhere"), "_text": "a-value", "_bool": "true"}
     folder = tmp_path / "reranker"
     folder.mkdir()
-    special = {"RAG_EMBED_BACKEND": "onnx-int8", "RAG_INDEX": "notes", "RAG_RERANK_MODEL": str(folder)}
+    special = {"RAG_EMBED_BACKEND": "onnx-int8", "RAG_QUERY_BACKEND": "onnx-fp32", "RAG_INDEX": "notes",
+               "RAG_RERANK_MODEL": str(folder)}
     for variable, (field, parse) in ENV.items():
         raw = special.get(variable, samples[parse.__name__])
 
         settings = load_settings({}, environ={variable: raw}, dotenv_path=tmp_path / "x")
 
         assert getattr(settings, field) == parse(variable, raw) != getattr(Settings(), field), variable
+
+
+@pytest.mark.parametrize("value", ("onnx-int8", "openvino-bf16", "gpu"))
+def test_questions_embed_in_fp32_only(value, tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_settings({}, environ={"RAG_QUERY_BACKEND": value}, dotenv_path=tmp_path / "x")
+    assert str(caught.value) == (f"unknown question runtime {value!r} (RAG_QUERY_BACKEND): use auto, torch, onnx-fp32, "
+                                 "openvino-fp32, numpy-fp32")
+
+
+def test_chat_and_the_servers_ask_through_onnx_unless_told_otherwise():
+    from rag.config import for_many_questions
+
+    assert for_many_questions(Settings()).query_backend == "onnx-fp32"
+    assert for_many_questions(Settings(query_backend="numpy-fp32")).query_backend == "numpy-fp32"

@@ -182,6 +182,7 @@ def test_backend_names_resolve_to_one_runtime():
     assert parse_runtime("torch-fp32").name == parse_runtime("torch").name == "torch"
     assert parse_runtime("onnx").name == "onnx-fp32"
     assert parse_runtime("OpenVINO-int8").name == "openvino-int8"
+    assert parse_runtime("numpy").name == "numpy-fp32"
     assert get_embedder(MODEL, "onnx") is get_embedder("sentence-transformers/all-MiniLM-L6-v2", "onnx-fp32")
 
 
@@ -193,13 +194,13 @@ def test_auto_ingests_in_fp32_where_the_cpu_has_no_bf16():
     assert auto_runtime(supports_bf16=lambda: False) == "openvino-fp32"
 
 
-@pytest.mark.parametrize("value", ("cuda", "torch-int8", "onnx-fp16", "onnx-bf16", "torch-bf16"))
+@pytest.mark.parametrize("value", ("cuda", "torch-int8", "onnx-fp16", "onnx-bf16", "torch-bf16", "numpy-int8"))
 def test_an_unknown_backend_is_a_clear_error(value):
     with pytest.raises(ConfigError) as caught:
         load_settings(environ={"RAG_EMBED_BACKEND": value}, dotenv_path=Path("/nonexistent/.env"))
     assert str(caught.value) == (
         f"unknown embedding backend {value!r}: use auto, torch, onnx-fp32, onnx-int8, openvino-fp32, openvino-bf16, "
-        "openvino-int8 (RAG_EMBED_BACKEND / --embed-backend)"
+        "openvino-int8, numpy-fp32 (RAG_EMBED_BACKEND / --embed-backend)"
     )
 
 
@@ -215,16 +216,16 @@ def test_an_unwritable_model_cache_is_one_clear_error(tmp_path):
     assert str(caught.value).endswith("set RAG_CACHE_DIR to a writable folder, or use --embed-backend torch")
 
 
-def test_questions_on_fp32_and_bf16_indexes_go_through_onnx_and_int8_indexes_through_their_own():
+def test_questions_on_fp32_and_bf16_indexes_go_through_numpy_and_int8_indexes_through_their_own():
     from rag.runtimes import parse_runtime, query_runtime
 
-    for built_with in ("torch", "onnx-fp32", "openvino-fp32", "openvino-bf16"):
-        assert query_runtime(parse_runtime(built_with)).name == "onnx-fp32"
+    for built_with in ("torch", "onnx-fp32", "openvino-fp32", "openvino-bf16", "numpy-fp32"):
+        assert query_runtime(parse_runtime(built_with)).name == "numpy-fp32"
     for built_with in ("onnx-int8", "openvino-int8"):
         assert query_runtime(parse_runtime(built_with)).name == built_with
 
 
-def test_an_openvino_index_asked_through_onnx_finds_what_openvino_finds(tmp_path):
+def test_an_openvino_index_asked_through_numpy_finds_what_openvino_finds(tmp_path):
     from rag import Index, Settings
     from rag.embedding.embedder import get_embedder
     from rag.retrieval.search import Retriever
@@ -235,7 +236,7 @@ def test_an_openvino_index_asked_through_onnx_finds_what_openvino_finds(tmp_path
     with Index.open(settings, create=True) as idx:
         idx.ingest([folder])
         assert idx.status().runtime == "openvino-fp32"
-        assert idx._query_embedder().runtime == "onnx-fp32"
+        assert idx._query_embedder().runtime == "numpy-fp32"
         asked = [idx.search(q, top_k=5, mode="dense") for q in questions]
         own = Retriever.open(settings, idx._db, get_embedder("all-MiniLM-L6-v2", "openvino-fp32"))
         for question, result in zip(questions, asked):
@@ -243,3 +244,56 @@ def test_an_openvino_index_asked_through_onnx_finds_what_openvino_finds(tmp_path
             assert [h.chunk_id for h in result.hits] == [h.chunk_id for h in reference.hits]
             for a, b in zip(result.hits, reference.hits):
                 assert a.similarity == pytest.approx(b.similarity, abs=1e-4)
+
+
+# -- numpy-fp32: BERT in numpy, how questions are embedded ------------------------------------------
+
+def test_numpy_vectors_agree_with_torch_and_onnx_in_batches_of_mixed_lengths(torch_vectors):
+    texts = passages()
+    vectors = get_embedder(MODEL, "numpy-fp32", batch_size=16).embed_documents(texts)  # padded batches
+    onnx = get_embedder(MODEL, "onnx-fp32").embed_documents(texts)
+    assert vectors.dtype == np.float32 and vectors.shape == torch_vectors.shape
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert (vectors * torch_vectors).sum(axis=1).min() > 0.99999
+    assert (vectors * onnx).sum(axis=1).min() > 0.99999
+    one = get_embedder(MODEL, "numpy-fp32").embed_query("How many moons does Mars have?")
+    alone = get_embedder(MODEL, "onnx-fp32").embed_query("How many moons does Mars have?")
+    assert float(one @ alone) > 0.99999
+
+
+def test_numpy_runs_the_weights_file_itself_and_caches_nothing(tmp_path):
+    from rag.embedding.embedder import Embedder
+
+    cache = tmp_path / "models"
+    embedder = Embedder(MODEL, "numpy-fp32", cache_dir=cache).load()
+    assert embedder.runtime == "numpy-fp32" and embedder.dim == 384
+    assert embedder.embed_query("a question").shape == (384,)
+    assert not cache.exists()
+
+
+def test_a_model_numpy_cannot_run_is_asked_through_onnx(tmp_path):
+    from rag.embedding import numpy_bert
+    from rag.embedding.embedder import Embedder, _resolve
+
+    folder = tmp_path / "model"
+    shutil.copytree(_resolve(MODEL)[0], folder)
+    assert numpy_bert.supports(folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config | {"position_embedding_type": "relative_key"}))
+    assert not numpy_bert.supports(folder)  # relative positions: a forward pass numpy_bert does not compute
+
+    embedder = Embedder(str(folder), "numpy-fp32").load()
+    assert embedder.runtime == "onnx-fp32"
+    reference = get_embedder(MODEL, "onnx-fp32").embed_query("a question")
+    assert float(embedder.embed_query("a question") @ reference) > 0.9999
+
+
+def test_numpy_erf_is_exact_to_float32():
+    import math
+
+    from rag.embedding.numpy_bert import _erf
+
+    x = np.linspace(-6, 6, 20001, dtype=np.float32)
+    exact = np.array([math.erf(float(v)) for v in x])
+    assert np.abs(_erf(x) - exact).max() < 2e-7
+    assert _erf(np.zeros(3, dtype=np.float32)).tolist() == [0.0, 0.0, 0.0]

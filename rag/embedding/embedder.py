@@ -6,7 +6,8 @@ Face cache only (`local_files_only`): a missing model is one clear error, never 
 
 The runtime (rag.runtimes) is torch (sentence-transformers itself) or a model exported from the
 same weights (rag.embedding.export) run by ONNX Runtime or OpenVINO (openvino-bf16 compiles the
-fp32 file with bf16 inference precision). The exported runtimes never import
+fp32 file with bf16 inference precision), or numpy-fp32, BERT's forward pass in numpy over the
+weights file itself (rag.embedding.numpy_bert; how questions are embedded). These never import
 torch, transformers or sentence_transformers: they tokenize with the model's own tokenizer.json
 (`tokenizers`), run the graph, mean-pool over the attention mask and L2-normalise in numpy, which
 is exactly what sentence-transformers computes. Invariant: `embed_documents` returns one row per
@@ -15,6 +16,7 @@ input text, in input order, whatever deduplication and length-sorting happened i
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -114,8 +116,9 @@ class Embedder:
         if self._engine is None:
             with self._loading:
                 if self._engine is None:
-                    if self._runtime.exported:
+                    if self._runtime.backend != "torch":
                         self._engine = _ExportedEngine(self.name, self._runtime, self.threads, self.cache_dir)
+                        self.runtime = self._engine.runtime.name  # numpy-fp32 hands a non-BERT to onnx-fp32
                     else:
                         self._engine = _TorchEngine(self.name, self.threads)
         return self
@@ -131,9 +134,9 @@ class Embedder:
     @property
     def concurrent_tokenizer(self) -> bool:
         """Whether token_offsets may run in one thread while embed_documents runs in another: the
-        exported runtimes tokenize with two separate, never reconfigured `tokenizers` objects;
-        torch's tokenizer is reconfigured (padding, truncation) on every call."""
-        return self._runtime.exported
+        exported and numpy runtimes tokenize with two separate, never reconfigured `tokenizers`
+        objects; torch's tokenizer is reconfigured (padding, truncation) on every call."""
+        return self._runtime.backend != "torch"
 
     @property
     def dim(self) -> int:
@@ -223,7 +226,8 @@ class _TorchEngine:
 
 
 class _ExportedEngine:
-    """An exported graph (ONNX Runtime or OpenVINO) behind the model's own tokenizer.json."""
+    """An exported graph (ONNX Runtime or OpenVINO), or numpy's BERT over the weights file itself
+    (rag.embedding.numpy_bert), behind the model's own tokenizer.json."""
 
     def __init__(self, name: str, runtime: Runtime, threads: int | None, cache_dir: Path | None):
         from tokenizers import Tokenizer
@@ -244,9 +248,15 @@ class _ExportedEngine:
         self.pad_id = int(padding["pad_id"]) if padding else (self.tokenizer.token_to_id("[PAD]") or 0)
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length=self.max_seq_length)
-        self.plain = Tokenizer.from_str(self.tokenizer.to_str())
-        self.plain.no_truncation()
 
+        if runtime.backend == "numpy":
+            from rag.embedding import numpy_bert
+
+            if numpy_bert.supports(export.transformer_folder(folder)):
+                self.runtime, self.run = runtime, numpy_bert.NumpyBert(export.transformer_folder(folder))
+                return
+            runtime = Runtime("onnx", "fp32")  # the same vectors (cosine > 0.9999), from any architecture
+        self.runtime = runtime
         exported = export.exported_model(folder, runtime, cache_dir or model_cache_dir())
         path = export.model_file(exported, runtime)
         self.run = _onnx_runner(path, threads) if runtime.backend == "onnx" else _openvino_runner(
@@ -273,6 +283,16 @@ class _ExportedEngine:
             norms = np.linalg.norm(pooled, axis=1, keepdims=True)
             out[batch] = pooled / np.clip(norms, 1e-12, None)
         return out
+
+    @functools.cached_property
+    def plain(self):
+        """The chunker's copy: every word piece, no truncation. Made on first use, so a question,
+        which never counts tokens, does not pay 15 ms to build it."""
+        from tokenizers import Tokenizer
+
+        plain = Tokenizer.from_str(self.tokenizer.to_str())
+        plain.no_truncation()
+        return plain
 
     def token_offsets(self, texts: list[str]) -> list[list[tuple[int, int]]]:
         return [list(row.offsets) for row in self.plain.encode_batch(texts, add_special_tokens=False)]

@@ -194,7 +194,8 @@ class Retriever:
             from rag.embedding.embedder import get_embedder
             from rag.runtimes import parse_runtime, query_runtime
 
-            embedder = get_embedder(settings.embed_model, query_runtime(parse_runtime(store.embed_runtime)).name)
+            embedder = get_embedder(settings.embed_model,
+                                    query_runtime(parse_runtime(store.embed_runtime), settings.query_backend).name)
         dim = int(store.get_meta("dim") or embedder.dim)
         reranker = None
         if settings.rerank_model:

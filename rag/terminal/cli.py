@@ -23,7 +23,7 @@ from typing import Callable
 import click
 
 from rag.config import (DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, ENV, MAX_TOP_K, MIN_CHUNK_TOKENS, MODES, Settings,
-                        load_settings)
+                        for_many_questions, load_settings)
 from rag.errors import PartialFailure, RagError
 from rag.extras import require
 from rag.map import COLORS, DEFAULT_COLOR, DEFAULT_PROJECTION, DEFAULT_SAMPLE, PROJECTIONS
@@ -415,6 +415,7 @@ def chat(top_k, mode, min_score, paths, types, modified_since, modified_before, 
     settings = settings_from(index=indexes[0] if indexes else None, index_dir=index_dir, embed_model=embed_model,
                              top_k=top_k, min_score=min_score, llm_model=llm_model, rerank_model=rerank_model,
                              strict=strict)
+    settings = for_many_questions(settings)
     from contextlib import ExitStack
 
     from rag.terminal.chat import run_chat
@@ -600,8 +601,8 @@ def mcp(indexes, index_dir, embed_model, rerank_model, watch, poll):
     from rag.index import limit_threads
     from rag.servers.mcp import run_mcp
 
-    settings = settings_from(index=indexes[0] if indexes else None, index_dir=index_dir, embed_model=embed_model,
-                             rerank_model=rerank_model)
+    settings = for_many_questions(settings_from(index=indexes[0] if indexes else None, index_dir=index_dir,
+                                                embed_model=embed_model, rerank_model=rerank_model))
     with ExitStack() as opened:  # a missing index is an error now, before the client connects
         idx, *others = [opened.enter_context(i) for i in open_indexes(settings, indexes)]
         limit_threads(settings.query_threads)
@@ -627,7 +628,8 @@ def serve(host, port, api_key, index, index_dir, embed_model, rerank_model, watc
     from rag.index import limit_threads
     from rag.servers.http import serve as run_server
 
-    settings = settings_from(index=index, index_dir=index_dir, embed_model=embed_model, rerank_model=rerank_model)
+    settings = for_many_questions(settings_from(index=index, index_dir=index_dir, embed_model=embed_model,
+                                                rerank_model=rerank_model))
     limit_threads(settings.query_threads)
     run_server(settings, host=host, port=port, api_key=api_key or None, watch=watch, poll=poll)
 
