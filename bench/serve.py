@@ -11,6 +11,7 @@ ingested into a temporary folder first. Run by hand, never from the tests:
 
     HF_HUB_OFFLINE=1 nice .venv/bin/python bench/serve.py
     .venv/bin/python bench/serve.py --index-dir /tmp/idx --clients 1,4,20 --requests 200
+    .venv/bin/python bench/serve.py --index-dir /tmp/idx --index git --before /work/old-checkout
 """
 
 from __future__ import annotations
@@ -54,11 +55,14 @@ def server_env() -> dict[str, str]:
     return env
 
 
-def start_server(index_dir: Path, index: str, port: int) -> subprocess.Popen:
+def start_server(index_dir: Path, index: str, port: int, checkout: Path | None = None) -> subprocess.Popen:
+    """The installed `rag serve`, or with `checkout` that folder's code (`python -m rag` on its PYTHONPATH)."""
     import httpx2 as httpx
 
-    proc = subprocess.Popen([str(RAG), "serve", "--port", str(port), "--index-dir", str(index_dir), "--index", index],
-                            env=server_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [str(RAG)] if checkout is None else [sys.executable, "-m", "rag"]
+    env = server_env() | ({"PYTHONPATH": str(checkout)} if checkout is not None else {})
+    proc = subprocess.Popen([*command, "serve", "--port", str(port), "--index-dir", str(index_dir), "--index", index],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -124,6 +128,7 @@ def main() -> None:
     parser.add_argument("--index", default="default")
     parser.add_argument("--clients", default="1,4,20", help="comma-separated client counts")
     parser.add_argument("--requests", type=int, default=100, help="requests per kind and client count")
+    parser.add_argument("--before", type=Path, help="an older checkout, served beside this one and measured in turn")
     args = parser.parse_args()
 
     temp = None
@@ -135,27 +140,37 @@ def main() -> None:
         subprocess.run([str(RAG), "ingest", str(ROOT / "sample-docs"), "--index-dir", str(index_dir)], env=server_env(),
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         print(f"ingested sample-docs/ in {time.perf_counter() - started:.1f} s")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = start_server(index_dir, args.index, port)
+    checkouts = {"now": None} | ({"before": args.before.resolve()} if args.before else {})
+    servers, urls = [], {}
     try:
+        for label, checkout in checkouts.items():
+            port = free_port()
+            urls[label] = f"http://127.0.0.1:{port}"
+            servers.append(start_server(index_dir, args.index, port, checkout))
         import httpx2 as httpx
 
-        for kind in ("search", "ask"):  # warm-up: page cache, first-query paths
-            for question in QUESTIONS:
-                path, payload = body(kind, question, args.index)
-                httpx.post(url + path, json=payload, timeout=300).raise_for_status()
-        print(f"rag serve on {url}, index {index_dir / args.index}; load average before: {os.getloadavg()}")
-        print(f"{'kind':<7} {'clients':>7} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8}")
+        for url in urls.values():
+            for kind in ("search", "ask"):  # warm-up: page cache, first-query paths
+                for question in QUESTIONS:
+                    path, payload = body(kind, question, args.index)
+                    httpx.post(url + path, json=payload, timeout=300).raise_for_status()
+        print(f"rag serve on {', '.join(f'{k}: {v}' for k, v in urls.items())}, index {index_dir / args.index}; "
+              f"load average before: {os.getloadavg()}")
+        if args.before:
+            print(f"before = {args.before.resolve()}; each row runs now, then before, one after the other")
+        print(f"{'server':<7} {'kind':<7} {'clients':>7} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>8} "
+              f"{'p95 ms':>8}")
         for kind in ("search", "ask"):
             for clients in (int(c) for c in args.clients.split(",")):
-                row = run_level(url, kind, clients, args.requests, args.index)
-                print(f"{row['kind']:<7} {row['clients']:>7} {row['requests']:>8} {row['errors']:>6} "
-                      f"{row['rps']:>8.1f} {row['p50']:>8.1f} {row['p95']:>8.1f}", flush=True)
+                for label, url in urls.items():
+                    row = run_level(url, kind, clients, args.requests, args.index)
+                    print(f"{label:<7} {row['kind']:<7} {row['clients']:>7} {row['requests']:>8} {row['errors']:>6} "
+                          f"{row['rps']:>8.1f} {row['p50']:>8.1f} {row['p95']:>8.1f}", flush=True)
         print(f"load average after: {os.getloadavg()}")
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        for proc in servers:
+            proc.terminate()
+            proc.wait(timeout=30)
         if temp is not None:
             shutil.rmtree(temp, ignore_errors=True)
 

@@ -356,10 +356,14 @@ class Index:
         floor = floor if cutoff else NO_CUTOFF
         together = [self] + [other for other in also if other.path != self.path]
         if len(together) == 1:
+            # Embedding the question is most of a search's CPU and needs no lock (every runtime is
+            # safe to call from several threads), so concurrent questions (rag serve, rag mcp) embed
+            # side by side and take turns only for SQLite and FAISS.
+            vector = self._searcher().embed(question)
             with self._lock:
                 retriever = self._searcher()
                 retriever.refresh()  # pick up what an ingest committed since the last question
-                return retriever.search(question, top_k, mode, min_score=floor, filters=filters)
+                return retriever.search(question, top_k, mode, min_score=floor, filters=filters, query_vector=vector)
         from rag.retrieval.together import search_together
         from rag.storage.problems import storage_errors
 

@@ -102,6 +102,43 @@ def test_the_progress_display_is_closed_when_the_ingest_fails(tmp_path):
     assert progress.events == ["start", "finish"]
 
 
+def test_concurrent_questions_embed_side_by_side_and_find_what_one_at_a_time_finds(built_index):
+    import threading
+
+    questions = ["How long do I bake sourdough bread?", "How many moons does Mars have?"]
+    with Index.open(Settings(index_dir=built_index / "indexes")) as index:
+        alone = {q: [h.chunk_id for h in index.search(q).hits] for q in questions}
+        searcher = index._searcher()
+        embedder = searcher.embedder
+        both_inside = threading.Barrier(2, timeout=20)  # broken unless two questions embed at once
+
+        class Together:
+            def __getattr__(self, name):
+                return getattr(embedder, name)
+
+            def embed_query(self, text):
+                both_inside.wait()
+                return embedder.embed_query(text)
+
+        searcher.embedder = Together()
+        found, failed = {}, []
+
+        def ask(question):
+            try:
+                found[question] = [h.chunk_id for h in index.search(question).hits]
+            except Exception as exc:  # noqa: BLE001 - reported below
+                failed.append(exc)
+
+        threads = [threading.Thread(target=ask, args=(q,)) for q in questions]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        searcher.embedder = embedder
+    assert not failed, failed
+    assert found == alone
+
+
 def test_searching_leaves_the_process_thread_settings_alone(built_index):
     import faiss
 

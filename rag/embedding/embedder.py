@@ -194,6 +194,7 @@ class _TorchEngine:
 
     def __init__(self, name: str, threads: int | None):
         self.model = self._load(name)
+        self._busy = threading.Lock()
         if threads:
             import torch
 
@@ -216,12 +217,15 @@ class _TorchEngine:
             ) from exc
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
-        # sentence-transformers sorts by length inside encode() itself
-        return self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                                 show_progress_bar=False)
+        # sentence-transformers sorts by length inside encode() itself. One call at a time: it
+        # reconfigures the tokenizer on every call, which a second thread finds "Already borrowed".
+        with self._busy:
+            return self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                                     show_progress_bar=False)
 
     def token_offsets(self, texts: list[str]) -> list[list[tuple[int, int]]]:
-        encoded = self.model.tokenizer(texts, add_special_tokens=False, truncation=False, return_offsets_mapping=True)
+        with self._busy:
+            encoded = self.model.tokenizer(texts, add_special_tokens=False, truncation=False, return_offsets_mapping=True)
         return [[(int(s), int(e)) for s, e in spans] for spans in encoded["offset_mapping"]]
 
 

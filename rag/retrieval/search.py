@@ -232,6 +232,10 @@ class Retriever:
             best.append(hits[0][1] if hits else 0.0)
         return calibrate(best, self.store.generation)
 
+    def embed(self, question: str) -> np.ndarray:
+        """The question's vector, as `search` makes it (safe from several threads at once)."""
+        return self.embedder.embed_query(readable(question))
+
     def dense(self, query_vector: np.ndarray, limit: int, scope: Scope | None = None) -> list[tuple[int, float]]:
         if scope is None:
             return self.vectors.search(query_vector, limit)
@@ -287,7 +291,7 @@ class Retriever:
                 scope = None
         fetch = max(top_k * OVERFETCH, MIN_FETCH)
         if query_vector is None:
-            query_vector = self.embedder.embed_query(question)
+            query_vector = self.embed(question)
         dense = self.dense(query_vector, fetch, scope) if mode in ("hybrid", "dense") else []
         keyword = self.keyword(question, fetch, scope) if mode in ("hybrid", "keyword") else []
         dense_rank = {cid: r for r, (cid, _) in enumerate(dense, start=1)}
