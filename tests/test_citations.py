@@ -361,3 +361,49 @@ def test_a_sentence_that_shares_too_few_words_says_which_are_missing():
     assert not citation.supported
     assert citation.reason == ("passage 1 holds only 2 of the sentence's 7 content words "
                                "(not astronomers, photograph, every, winter and 1 more)")
+
+
+def test_two_words_read_as_one_must_spell_the_passages_word_not_only_its_first_letters():
+    # "configuration file" read as one word is "configurationfile", not "config": the passage's
+    # "configuration" alone must not count "file" as found
+    citation = verdict("The configuration file is read at startup [1].",
+                       "The configuration is kept in memory until the program exits.")
+
+    assert not citation.supported
+    assert citation.reason == "passage 1 holds only 1 of the sentence's 4 content words (not file, read, startup)"
+
+
+def test_every_item_of_a_list_must_be_in_the_passage():
+    passage = "The exporter writes three formats: json, yaml and toml, chosen with the format setting."
+
+    assert verdict("The exporter writes json, yaml and toml [1].", passage).supported
+    assert verdict("The exporter writes json, yaml, toml and xml [1].", passage).reason == \
+        "passage 1 does not mention xml"
+
+
+def test_a_word_the_passage_negates_is_not_supported_as_a_plain_claim():
+    passage = "Empty folders are never tracked by Git; add a placeholder file to keep one."
+
+    assert verdict("Empty folders are tracked by Git [1].", passage).reason == 'passage 1 says "never tracked"'
+    assert verdict("Git does not track empty folders [1].", passage).supported  # the claim's own negation
+
+
+def test_an_option_spelled_with_no_negates_nothing():
+    passage = "With --no-verify the hooks are skipped; the commit is verified otherwise."
+
+    assert verdict("The hooks are skipped with --no-verify [1].", passage).supported
+
+
+def test_a_hyphenated_word_with_one_half_changed_is_another_term():
+    passage = "The cache is thread-safe, and its entries are evicted least-recently-used first."
+
+    assert verdict("The cache is thread-safe [1].", passage).supported
+    assert verdict("The cache is process-safe [1].", passage).reason == "passage 1 says thread-safe, not process-safe"
+
+
+def test_underscores_around_a_name_are_part_of_it():
+    passage = "Every class may define an init method; Python calls it after the object is created."
+
+    assert verdict("Python calls the init method after the object is created [1].", passage).supported
+    assert verdict("Python calls `__init__` after the object is created [1].", passage).reason == \
+        "passage 1 does not mention __init__"
