@@ -407,3 +407,17 @@ def test_underscores_around_a_name_are_part_of_it():
     assert verdict("Python calls the init method after the object is created [1].", passage).supported
     assert verdict("Python calls `__init__` after the object is created [1].", passage).reason == \
         "passage 1 does not mention __init__"
+
+
+def test_a_citation_of_the_neighbouring_chunk_is_flagged_when_the_passage_that_says_it_was_given():
+    neighbour = "A sourdough starter is a mix of flour and water that bakers feed every day."
+    says_it = "Between bakes, keep the sourdough starter in the fridge and feed it flour once a week."
+    sentence = "Keep the sourdough starter in the fridge and feed it flour [{}]."
+
+    flagged = only(check_citations(sentence.format(1), [neighbour, says_it]))
+
+    assert not flagged.supported
+    assert flagged.reason == ("passage 2 says it: passage 1 holds only 4 of the sentence's 6 content words "
+                              "(not Keep, fridge)")
+    assert only(check_citations(sentence.format(2), [neighbour, says_it])).supported
+    assert only(check_citations(sentence.format(1), [neighbour])).supported  # half the words, and nothing better given
