@@ -382,10 +382,11 @@ def test_every_item_of_a_list_must_be_in_the_passage():
 
 
 def test_a_word_the_passage_negates_is_not_supported_as_a_plain_claim():
-    passage = "Empty folders are never tracked by Git; add a placeholder file to keep one."
+    passage = "Git does not track empty folders, only files; add a placeholder file to keep a folder."
 
-    assert verdict("Empty folders are tracked by Git [1].", passage).reason == 'passage 1 says "never tracked"'
+    assert verdict("Git tracks empty folders [1].", passage).reason == 'passage 1 says "not track"'
     assert verdict("Git does not track empty folders [1].", passage).supported  # the claim's own negation
+    assert verdict("Git tracks only files [1].", passage).supported  # the verb, but not what it was denied of
 
 
 def test_an_option_spelled_with_no_negates_nothing():
@@ -398,6 +399,8 @@ def test_a_hyphenated_word_with_one_half_changed_is_another_term():
     passage = "The cache is thread-safe, and its entries are evicted least-recently-used first."
 
     assert verdict("The cache is thread-safe [1].", passage).supported
+    assert verdict("Its entries are evicted least-recently-used first [1].", passage).supported
+    assert verdict("Python sorts with built-in functions [1].", "Python sorts with built-ins.").supported  # a plural
     assert verdict("The cache is process-safe [1].", passage).reason == "passage 1 says thread-safe, not process-safe"
 
 
@@ -421,3 +424,9 @@ def test_a_citation_of_the_neighbouring_chunk_is_flagged_when_the_passage_that_s
                               "(not Keep, fridge)")
     assert only(check_citations(sentence.format(2), [neighbour, says_it])).supported
     assert only(check_citations(sentence.format(1), [neighbour])).supported  # half the words, and nothing better given
+
+
+def test_a_noun_the_passage_says_is_not_needed_may_still_be_mentioned():
+    passage = "No configuration is needed: the defaults suit most projects."
+
+    assert verdict("The configuration is optional, as the defaults suit most projects [1].", passage).supported

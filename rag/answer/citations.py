@@ -31,8 +31,9 @@ What stays strict (a wrong citation invents these):
   and underscores around a name are part of it (`_rowid_` is not "rowid");
 - every one-word item of a list ("clear, forget, diff and gc"): each item is a fact of its own.
 What contradicts, though every word is there (the passage's words in a claim it does not make):
-- a word the claim states plainly that the quoted span only negates ("exec lines are appended"
-  against "will not be appended"); a claim with a negation of its own is not judged this way;
+- a word the claim states plainly that the quoted span only negates, of the same thing ("exec
+  lines are appended after every intermediate commit" against "will not be appended for the
+  intermediate commits"); a claim with a negation of its own is not judged this way;
 - a hyphenated word with one half changed ("queue-based" where the passage says "stack-based");
 - a citation holding only part of the sentence when another passage of the answer, not cited,
   holds all of it: the cited chunk is the neighbour of the one that says it.
@@ -346,10 +347,15 @@ def name_found(name: str, passage_lower: str, passage_parts: Sequence[str]) -> b
 # a list of three or more one-word items: "clear, forget, diff and gc", "openssh, plink or putty"
 LIST_ITEM_WORD = r"[A-Za-z][\w.]*(?:-[A-Za-z]\w*)*"
 LISTED = re.compile(rf"(?<![\w.-])((?:{LIST_ITEM_WORD},\s+)+{LIST_ITEM_WORD},?\s+(?:and|or)\s+{LIST_ITEM_WORD})(?![\w-])")
-NEGATIONS = frozenset("not no never cannot nor neither".split())
+# a negation of the word after it ("not be appended"); "no" negates a noun's being there ("no
+# configuration is needed"), which a plain mention of the noun does not contradict
+NEGATIONS = frozenset("not never cannot".split())
+# what makes a claim negative somewhere, so that the plain-versus-negated rule leaves it alone
+CLAIM_NEGATIONS = NEGATIONS | frozenset("no nor neither none nothing without".split())
 # what may stand between a negation and the word it negates: "not be appended", "never always"
 NEGATION_GAP = frozenset("be been being the a an to have has yet always also even necessarily ever".split())
 OPTION_SPELLING = re.compile(r"(?<![\w-])-{1,2}[A-Za-z][\w-]*|\[no-\]")  # --no-keep-index negates nothing
+PLAIN_WORD = re.compile(r"[A-Za-z][A-Za-z'\u2019]*")
 # a hyphenated word, also when a line break cuts it ("stack-\nbased")
 COMPOUND = re.compile(r"(?<![\w-])([A-Za-z]+)-\n?[ \t]*([A-Za-z]+)(?![\w-])")
 
@@ -367,62 +373,89 @@ def item_found(item: str, passage_stems: set[str], passage_lower: str, passage_p
     return stem(item) in passage_stems or name_found(item, passage_lower, passage_parts)
 
 
-def _is_negation(word: str) -> bool:
+def _is_negation(word: str, negations: frozenset[str] = NEGATIONS) -> bool:
     w = word.lower().replace("\u2019", "'")
-    return w in NEGATIONS or w.endswith("n't")
+    return w in negations or w.endswith("n't")
 
 
-def negated(text: str) -> tuple[dict[str, str], set[str]]:
-    """(stem of each content word that a negation governs -> the words from the negation to it,
-    stems of the content words said plainly). A negation governs the next word, auxiliaries and
+def _prose_only(text: str) -> str:
+    return OPTION_SPELLING.sub(" ", CODE_SPAN.sub(" ", text))
+
+
+@dataclass(frozen=True)
+class _Said:
+    """One content word of a sentence: whether a negation governs it, and its neighbours."""
+
+    key: str  # its stem
+    negation: str  # the words from the negation to it ("not be appended"), or "" when said plainly
+    before: tuple[str, ...]  # stems of the two content words before it in its sentence
+    after: tuple[str, ...]  # stems of the two content words after it
+
+
+def said(text: str) -> list[_Said]:
+    """Each content word of text as it is said. A negation governs the next word, auxiliaries and
     articles skipped ("not be appended"), within its sentence."""
-    text = OPTION_SPELLING.sub(" ", CODE_SPAN.sub(" ", text))
-    negative: dict[str, str] = {}
-    plain: set[str] = set()
+    text = _prose_only(text)
+    out: list[_Said] = []
     for start, end in passage_units(text):
+        words: list[tuple[str, str]] = []  # (stem, negation)
         since: int | None = None
-        for word in re.finditer(r"[A-Za-z][A-Za-z'\u2019]*", text[start:end]):
+        for word in PLAIN_WORD.finditer(text[start:end]):
             w = word.group(0)
             if _is_negation(w):
                 since = word.start()
-            elif since is not None and w.lower() in NEGATION_GAP:
                 continue
-            else:
-                if w.lower() not in CLAIM_STOPWORDS and len(w) > 1:
-                    if since is None:
-                        plain.add(stem(w))
-                    else:
-                        negative.setdefault(stem(w), " ".join(text[start + since:start + word.end()].split()))
-                since = None
-    return negative, plain
+            if since is not None and w.lower() in NEGATION_GAP:
+                continue
+            if w.lower() not in CLAIM_STOPWORDS and len(w) > 1:
+                negation = "" if since is None else " ".join(text[start + since:start + word.end()].split())
+                words.append((stem(w), negation))
+            since = None
+        keys = [key for key, _ in words]
+        out += [_Said(key, negation, tuple(keys[max(0, i - 2):i]), tuple(keys[i + 1:i + 3]))
+                for i, (key, negation) in enumerate(words)]
+    return out
 
 
 def denied(claim: str, quote: str) -> list[str]:
-    """What the quoted span says only in the negative ("will not be appended") about words the
-    claim states plainly ("are appended"). A claim with a negation of its own is left alone: which
-    of its words it denies is not a thing word order tells reliably."""
-    if any(_is_negation(w) for w in re.findall(r"[A-Za-z][A-Za-z'\u2019]*", OPTION_SPELLING.sub(" ", CODE_SPAN.sub(" ", claim)))):
+    """What the quoted span says only in the negative about a word the claim states plainly, with
+    the same word after it (or before it, at the claim's end): "exec lines are appended after every
+    intermediate commit" against "will not be appended for the intermediate commits". Git "does
+    not track empty folders" does not deny "Git tracks only files". A claim with a negation of its
+    own is left alone: which of its words it denies is not a thing word order tells reliably."""
+    if any(_is_negation(w, CLAIM_NEGATIONS) for w in PLAIN_WORD.findall(_prose_only(claim))):
         return []
-    _, said = negated(claim)
-    negative, plain = negated(quote)
-    return [negative[key] for key in sorted(said) if key in negative and key not in plain]
+    quoted = said(quote)
+    out = []
+    for word in said(claim):
+        there = [q for q in quoted if q.key == word.key]
+        if not there or any(not q.negation for q in there):
+            continue
+        near = [q for q in there if set(q.after) & set(word.after) or
+                (not word.after and set(q.before) & set(word.before))]
+        if near and near[0].negation not in out:
+            out.append(near[0].negation)
+    return out
 
 
-def changed_compounds(claim: str, passage: str) -> list[tuple[str, str]]:
+def changed_compounds(claim: str, passage: str, passage_parts: Sequence[str]) -> list[tuple[str, str]]:
     """(the claim's hyphenated word, the passage's) where the two share one part and differ in the
     other ("queue-based" where the passage says "stack-based") and the passage nowhere has the
     claim's own: a compound is one term, and changing half of it changes the term."""
     theirs = {(a.lower(), b.lower()) for a, b in COMPOUND.findall(passage)}
-    passage_parts = parts(passage)
     out = []
     for a, b in COMPOUND.findall(CODE_SPAN.sub(" ", claim)):
         a, b = a.lower(), b.lower()
         if _has_run(a + b, passage_parts):
             continue
         for x, y in sorted(theirs):
-            if (stem(x) == stem(a)) != (stem(y) == stem(b)):
+            if _same_word(x, a) != _same_word(y, b):
                 out.append((f"{a}-{b}", f"{x}-{y}"))
     return out
+
+
+def _same_word(one: str, other: str) -> bool:
+    return stem(one) == stem(other) or one in _spellings(other) or other in _spellings(one)  # "ins" is "in"
 
 
 # -- splitting text into sentences --------------------------------------------------------------
@@ -663,15 +696,15 @@ def _missing_words(claim: Claim, matched: frozenset[str], most: int = 4) -> str:
     return ", ".join(words[:most]) + (f" and {len(words) - most} more" if len(words) > most else "")
 
 
-def _contradiction(claim_text: str, passage: _Passage, match: _Match, cited: list[str]) -> str | None:
+def _contradiction(claim_text: str, passage: _Passage, match: _Match, cited: list[_Passage]) -> str | None:
     """What the passage says against the claim in words the claim shares with it: a negation of a
     word the claim states plainly (in the quoted span), or a hyphenated word of the claim with one
     half changed (when no cited passage has the claim's own)."""
     negatives = denied(claim_text, passage.text[match.start:match.end]) if match.matched else []
     if negatives:
         return ", ".join(f'"{phrase}"' for phrase in negatives)
-    changed = [pair for pair in changed_compounds(claim_text, passage.text)
-               if not any(_has_run(pair[0].replace("-", ""), parts(text)) for text in cited)]
+    changed = [pair for pair in changed_compounds(claim_text, passage.text, passage.parts)
+               if not any(_has_run(pair[0].replace("-", ""), other.parts) for other in cited)]
     if changed:
         return ", ".join(f"{theirs}, not {ours}" for ours, theirs in changed)
     return None
@@ -693,7 +726,7 @@ def _another_says_all(claim_text: str, claim: Claim, passages: Sequence[str], pr
         if len(match.matched) == len(claim.words) and claim.numbers <= other.numbers \
                 and all(name_found(name, other.lower, other.parts) for name in claim.names) \
                 and all(item_found(item, other.stems, other.lower, other.parts) for item in claim.items) \
-                and not _contradiction(claim_text, other, match, [other.text]):
+                and not _contradiction(claim_text, other, match, [other]):
             return m
     return None
 
@@ -734,7 +767,7 @@ def _check_sentence(sentence: Sentence, passages: Sequence[str], prepared: dict[
             supported, reason = False, f"passage {n} does not contain {', '.join(missing_numbers)}"
         elif missing_numbers or missing_names:
             supported, reason = False, f"no cited passage contains {', '.join(missing_numbers + missing_names)}"
-        elif contradiction := _contradiction(claim_text, passage, match, [prepared[m].text for m in given]):
+        elif contradiction := _contradiction(claim_text, passage, match, [prepared[m] for m in given]):
             supported, reason = False, f"passage {n} says {contradiction}"
         elif len(given) > 1 and match.coverage < SHARE:
             supported, reason = False, (f"passage {n} holds only {len(match.matched)} of the sentence's {len(wanted)} "
