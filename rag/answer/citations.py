@@ -236,7 +236,7 @@ class Claim:
     joins: tuple[tuple[str, str, str], ...]  # neighbouring words (stem, stem, stem of the two as one word)
     numbers: frozenset[str]
     names: frozenset[str]
-    items: tuple[str, ...] = ()  # the one-word items of a list ("clear, forget, diff and gc")
+    items: tuple[str, ...]  # the one-word items of a list ("clear, forget, diff and gc")
 
 
 def read_claim(claim: str) -> Claim:
