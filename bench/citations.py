@@ -9,6 +9,12 @@ kind of pair (paraphrase, identifier parts, changed number, another passage, ...
 `--before DIR` runs the same pairs through the code checked out at DIR (the last release: its
 module was rag.citations) in a subprocess and prints its column beside; `--show` lists every
 correct citation flagged and every wrong one passed, with the checker's reason.
+
+A second table gives each pair whose sentence also has a pair of the other label (a sentence with
+its own passage and with the neighbouring one that does not say it) both passages, as the answer
+the pair came from did: "<sentence> [1]" against [its passage, the twin's passage]. It measures
+what a single-passage check cannot: a citation of the neighbour when the passage that says it was
+also given.
 """
 
 from __future__ import annotations
@@ -31,8 +37,22 @@ def load(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def verdicts(pairs: list[dict]) -> list[tuple[bool, str]]:
-    """(supported, reason) for each pair, by the rag importable here."""
+def twins(pairs: list[dict]) -> list[tuple[dict, str]]:
+    """(pair, the passage of another pair with the same sentence and the other label), for each pair that has one."""
+    by_sentence: dict[str, list[dict]] = {}
+    for pair in pairs:
+        by_sentence.setdefault(pair["sentence"].strip(), []).append(pair)
+    out = []
+    for pair in pairs:
+        other = next((o for o in by_sentence[pair["sentence"].strip()] if o["supported"] != pair["supported"]), None)
+        if other is not None:
+            out.append((pair, other["passage"]))
+    return out
+
+
+def verdicts(pairs: list[dict], given_too: list[str] | None = None) -> list[tuple[bool, str]]:
+    """(supported, reason) for each pair, by the rag importable here; given_too[i], when given, is a
+    second passage handed over with pair i's own (cited as [1])."""
     # The old layout is tried first: an editable install of this checkout maps rag.answer.* here even
     # when PYTHONPATH puts an older checkout's rag first, so trying the new name would mix the two.
     try:
@@ -40,19 +60,27 @@ def verdicts(pairs: list[dict]) -> list[tuple[bool, str]]:
     except ImportError:
         from rag.answer.citations import check_citations
     out = []
-    for pair in pairs:
+    for i, pair in enumerate(pairs):
         sentence = CITATION.sub("", pair["sentence"]).rstrip()
         body, end = (sentence[:-1], sentence[-1]) if sentence[-1:] in ".!?" else (sentence, "")
-        citation = check_citations(f"{body} [1]{end}", [pair["passage"]]).citations[0]
+        passages = [pair["passage"]] + ([given_too[i]] if given_too else [])
+        citation = check_citations(f"{body} [1]{end}", passages).citations[0]
         out.append((citation.supported, citation.reason))
     return out
 
 
-def before(pairs_path: Path, code: Path) -> list[tuple[bool, str]]:
+def before(pairs_path: Path, code: Path) -> tuple[list[tuple[bool, str]], list[tuple[bool, str]]]:
+    """(verdicts on the pairs, verdicts on the twins) by the code at `code`."""
     env = {**os.environ, "PYTHONPATH": str(code)}
     done = subprocess.run([sys.executable, __file__, "--pairs", str(pairs_path), "--verdicts"], env=env,
                           capture_output=True, text=True, check=True)
-    return [tuple(v) for v in json.loads(done.stdout)]
+    alone, together = json.loads(done.stdout)
+    return [tuple(v) for v in alone], [tuple(v) for v in together]
+
+
+def both_verdicts(pairs: list[dict]) -> tuple[list[tuple[bool, str]], list[tuple[bool, str]]]:
+    pairs_with_twin = twins(pairs)
+    return verdicts(pairs), verdicts([p for p, _ in pairs_with_twin], [t for _, t in pairs_with_twin])
 
 
 def tally(pairs: list[dict], got: list[tuple[bool, str]]) -> dict[str, list[int]]:
@@ -75,12 +103,22 @@ def main() -> None:
     args = parser.parse_args()
     pairs = load(args.pairs)
     if args.verdicts:
-        print(json.dumps(verdicts(pairs)))
+        print(json.dumps(both_verdicts(pairs)))
         return
 
-    after = verdicts(pairs)
-    old = before(args.pairs, args.before) if args.before else None
+    after, after_twins = both_verdicts(pairs)
+    old, old_twins = before(args.pairs, args.before) if args.before else (None, None)
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; {len(pairs)} pairs from {args.pairs.name}")
+    table(pairs, old, after)
+    paired = [p for p, _ in twins(pairs)]
+    print(f"\nwith the passage of the same sentence's other pair also given ({len(paired)} pairs):")
+    table(paired, old_twins, after_twins)
+    if args.show:
+        show(pairs, old, after)
+        show(paired, old_twins, after_twins, " (both passages given)")
+
+
+def table(pairs: list[dict], old: list[tuple[bool, str]] | None, after: list[tuple[bool, str]]) -> None:
     columns = ["before", "after"] if old else ["after"]
     header = f"| kind of pair | pairs | " + " | ".join(f"right, {c}" for c in columns) + " |"
     print(header)
@@ -97,15 +135,17 @@ def main() -> None:
             for got in ([old, after] if old else [after])
         )
         print(f"| **{label}** | {n} | {cells} |")
-    if args.show:
-        for name, got in (("before", old), ("after", after)):
-            if got is None:
-                continue
-            print(f"\n{name}: judged wrongly")
-            for pair, (supported, reason) in zip(pairs, got):
-                if supported != pair["supported"]:
-                    what = "FLAGGED" if pair["supported"] else "PASSED"
-                    print(f"  {what} #{pair['id']} [{pair['kind']}] {pair['sentence']}\n      -> {reason}")
+
+
+def show(pairs: list[dict], old: list[tuple[bool, str]] | None, after: list[tuple[bool, str]], how: str = "") -> None:
+    for name, got in (("before", old), ("after", after)):
+        if got is None:
+            continue
+        print(f"\n{name}: judged wrongly{how}")
+        for pair, (supported, reason) in zip(pairs, got):
+            if supported != pair["supported"]:
+                what = "FLAGGED" if pair["supported"] else "PASSED"
+                print(f"  {what} #{pair['id']} [{pair['kind']}] {pair['sentence']}\n      -> {reason}")
 
 
 if __name__ == "__main__":

@@ -361,3 +361,72 @@ def test_a_sentence_that_shares_too_few_words_says_which_are_missing():
     assert not citation.supported
     assert citation.reason == ("passage 1 holds only 2 of the sentence's 7 content words "
                                "(not astronomers, photograph, every, winter and 1 more)")
+
+
+def test_two_words_read_as_one_must_spell_the_passages_word_not_only_its_first_letters():
+    # "configuration file" read as one word is "configurationfile", not "config": the passage's
+    # "configuration" alone must not count "file" as found
+    citation = verdict("The configuration file is read at startup [1].",
+                       "The configuration is kept in memory until the program exits.")
+
+    assert not citation.supported
+    assert citation.reason == "passage 1 holds only 1 of the sentence's 4 content words (not file, read, startup)"
+
+
+def test_every_item_of_a_list_must_be_in_the_passage():
+    passage = "The exporter writes three formats: json, yaml and toml, chosen with the format setting."
+
+    assert verdict("The exporter writes json, yaml and toml [1].", passage).supported
+    assert verdict("The exporter writes json, yaml, toml and xml [1].", passage).reason == \
+        "passage 1 does not mention xml"
+
+
+def test_a_word_the_passage_negates_is_not_supported_as_a_plain_claim():
+    passage = "Git does not track empty folders, only files; add a placeholder file to keep a folder."
+
+    assert verdict("Git tracks empty folders [1].", passage).reason == 'passage 1 says "not track"'
+    assert verdict("Git does not track empty folders [1].", passage).supported  # the claim's own negation
+    assert verdict("Git tracks only files [1].", passage).supported  # the verb, but not what it was denied of
+
+
+def test_an_option_spelled_with_no_negates_nothing():
+    passage = "With --no-verify the hooks are skipped; the commit is verified otherwise."
+
+    assert verdict("The hooks are skipped with --no-verify [1].", passage).supported
+
+
+def test_a_hyphenated_word_with_one_half_changed_is_another_term():
+    passage = "The cache is thread-safe, and its entries are evicted least-recently-used first."
+
+    assert verdict("The cache is thread-safe [1].", passage).supported
+    assert verdict("Its entries are evicted least-recently-used first [1].", passage).supported
+    assert verdict("Python sorts with built-in functions [1].", "Python sorts with built-ins.").supported  # a plural
+    assert verdict("The cache is process-safe [1].", passage).reason == "passage 1 says thread-safe, not process-safe"
+
+
+def test_underscores_around_a_name_are_part_of_it():
+    passage = "Every class may define an init method; Python calls it after the object is created."
+
+    assert verdict("Python calls the init method after the object is created [1].", passage).supported
+    assert verdict("Python calls `__init__` after the object is created [1].", passage).reason == \
+        "passage 1 does not mention __init__"
+
+
+def test_a_citation_of_the_neighbouring_chunk_is_flagged_when_the_passage_that_says_it_was_given():
+    neighbour = "A sourdough starter is a mix of flour and water that bakers feed every day."
+    says_it = "Between bakes, keep the sourdough starter in the fridge and feed it flour once a week."
+    sentence = "Keep the sourdough starter in the fridge and feed it flour [{}]."
+
+    flagged = only(check_citations(sentence.format(1), [neighbour, says_it]))
+
+    assert not flagged.supported
+    assert flagged.reason == ("passage 2 says it: passage 1 holds only 4 of the sentence's 6 content words "
+                              "(not Keep, fridge)")
+    assert only(check_citations(sentence.format(2), [neighbour, says_it])).supported
+    assert only(check_citations(sentence.format(1), [neighbour])).supported  # half the words, and nothing better given
+
+
+def test_a_noun_the_passage_says_is_not_needed_may_still_be_mentioned():
+    passage = "No configuration is needed: the defaults suit most projects."
+
+    assert verdict("The configuration is optional, as the defaults suit most projects [1].", passage).supported

@@ -4,7 +4,8 @@
 sentence, finds the run of passage n (one to three of its sentences) that shares most content
 words with the sentence, and calls the citation supported when that run covers at least half of
 the sentence's content words and every number and name of the sentence occurs in passage n. It
-needs no model and no second LLM call; a typical answer takes about a millisecond.
+needs no model and no second LLM call; a six-sentence answer over eight passages takes about ten
+milliseconds.
 `quote_for_extractive` gives the extractive answer (which quotes passages verbatim) the same
 structure.
 
@@ -14,7 +15,8 @@ bench/questions/citations.jsonl by bench/citations.py):
 - identifiers are compared by their parts, split at _ - . / and camelCase humps, so "URL-safe"
   is found in `token_urlsafe`, "lru cache" in `lru_cache`, "read only" in "read-only";
 - two neighbouring words are also read as one ("lower case" is "lowercase", "hard-coding" is
-  "hardcode"), and hyphenated lowercase words ("password-reset") are ordinary words, not names;
+  "hardcode"), the whole joined word and not its first six letters ("configuration file" is not
+  "configuration"), and hyphenated lowercase words ("password-reset") are ordinary words, not names;
 - inflections fold: content words by a light stem ("recovered" is "recovery"), names by their
   plural and possessive ("NaNs" is "NaN");
 - word order never matters, and half of a sentence's content words are enough (a paraphrase).
@@ -25,8 +27,18 @@ What stays strict (a wrong citation invents these):
   .dotfiles, calls ("unattach(...)"), snake_case, camelCase, dotted and digit-bearing
   identifiers ("BK-7", "x6"). A name's parts must stand together in the passage, in order, as
   whole parts: `token_hex` is not in "token_urlsafe ... hex", BK-7 is not BK-77. A dotted name is
-  found when each of its dotted parts is ("MappingSubclass.update"), an --option only as written.
-The reason of an unsupported citation names the missing number, name or content words.
+  found when each of its dotted parts is ("MappingSubclass.update"), an --option only as written,
+  and underscores around a name are part of it (`_rowid_` is not "rowid");
+- every one-word item of a list ("clear, forget, diff and gc"): each item is a fact of its own.
+What contradicts, though every word is there (the passage's words in a claim it does not make):
+- a word the claim states plainly that the quoted span only negates, of the same thing ("exec
+  lines are appended after every intermediate commit" against "will not be appended for the
+  intermediate commits"); a claim with a negation of its own is not judged this way;
+- a hyphenated word with one half changed ("queue-based" where the passage says "stack-based");
+- a citation holding only part of the sentence when another passage of the answer, not cited,
+  holds all of it: the cited chunk is the neighbour of the one that says it.
+The reason of an unsupported citation names the missing number, name, item or content words, or
+the passage's contradicting words.
 
 Invariant: every `Citation.quote` is exactly `passages[n - 1][start:end]` (an empty quote with
 start == end == 0 when there is nothing to quote, such as a citation to a passage never given),
@@ -126,6 +138,18 @@ SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000, "billion": 1_0
 @lru_cache(maxsize=8192)
 def stem(word: str) -> str:
     """A light stem, enough for "baked"/"bake", "moons"/"moon", "configuration"/"configure"."""
+    return _unclipped_stem(word)[:6]
+
+
+@lru_cache(maxsize=8192)
+def joined_stem(first: str, second: str) -> str:
+    """Two neighbouring words read as one ("hard coding" is "hardcode"), stemmed but not clipped
+    to six letters: clipped, "configuration file" would read as "config" and match any passage
+    that says "configuration", counting "file" as found."""
+    return _unclipped_stem(first + second)
+
+
+def _unclipped_stem(word: str) -> str:
     w = word.lower().replace("\u2019", "'")
     if w.endswith("'s"):
         w = w[:-2]
@@ -141,7 +165,7 @@ def stem(word: str) -> str:
         break
     if len(w) > 3 and w.endswith("e"):
         w = w[:-1]
-    return w[:6]
+    return w
 
 
 def numbers(words: list[str], claim: bool = False) -> set[str]:
@@ -212,6 +236,7 @@ class Claim:
     joins: tuple[tuple[str, str, str], ...]  # neighbouring words (stem, stem, stem of the two as one word)
     numbers: frozenset[str]
     names: frozenset[str]
+    items: tuple[str, ...]  # the one-word items of a list ("clear, forget, diff and gc")
 
 
 def read_claim(claim: str) -> Claim:
@@ -225,16 +250,19 @@ def read_claim(claim: str) -> Claim:
             wanted.setdefault(stem(word), word)
     for a, b in zip(content, content[1:]):
         if a.lower() not in CLAIM_STOPWORDS and b.lower() not in CLAIM_STOPWORDS:
-            joins.append((stem(a), stem(b), stem(a + b)))
-    return Claim(words=wanted, joins=tuple(joins), numbers=frozenset(numbers(words, claim=True)), names=frozenset(names(claim)))
+            joins.append((stem(a), stem(b), joined_stem(a, b)))
+    return Claim(words=wanted, joins=tuple(joins), numbers=frozenset(numbers(words, claim=True)),
+                 names=frozenset(names(claim)), items=listed_items(text))
 
 
 def content_stems(text: str) -> set[str]:
-    """A passage's content-word stems, numbers, and the stems of neighbouring words read as one."""
+    """A passage's content-word stems, numbers, and the stems of neighbouring words read as one
+    (beside each word's own unclipped stem, so that "lower case" finds "lowercase")."""
     words = _words(text)
     content = [w for w in words if not w[0].isdigit() and not w.startswith(".")]
     stems = {stem(w) for w in content if w.lower() not in CLAIM_STOPWORDS and len(w) > 1}
-    stems |= {stem(a + b) for a, b in zip(content, content[1:])}
+    stems |= {_unclipped_stem(w) for w in content if len(w) > 1}  # longer than six letters: only a join matches it
+    stems |= {joined_stem(a, b) for a, b in zip(content, content[1:])}
     return stems | numbers(words)
 
 
@@ -305,10 +333,129 @@ def name_found(name: str, passage_lower: str, passage_parts: Sequence[str]) -> b
             or name.lower() in passage_lower.replace("[no-]", "no-")
     if name.endswith("="):  # a keyword argument: by=, step=
         return re.search(r"(?<![\w.])" + re.escape(name[:-1].lower()) + r"\s*=", passage_lower) is not None
+    bare = name.removesuffix("()")
+    if bare[:1] == "_" or bare[-1:] == "_":  # _rowid_ is not rowid, __init__ not init
+        return re.search(r"(?<!\w)" + re.escape(bare.lower()) + r"(?!\w)", passage_lower) is not None
     exact = name.endswith("()")
     pieces = [parts(piece) for piece in re.split(r"(?<=\w)\.(?=[A-Za-z_])", name.removesuffix("()"))]
     return all(any(_has_run(key, passage_parts) for key in ({"".join(p)} if exact else _spellings("".join(p))))
                for p in pieces if p)
+
+
+# -- what a sentence says about its words, beyond naming them ----------------------------------------
+
+# a list of three or more one-word items: "clear, forget, diff and gc", "openssh, plink or putty"
+LIST_ITEM_WORD = r"[A-Za-z][\w.]*(?:-[A-Za-z]\w*)*"
+LISTED = re.compile(rf"(?<![\w.-])((?:{LIST_ITEM_WORD},\s+)+{LIST_ITEM_WORD},?\s+(?:and|or)\s+{LIST_ITEM_WORD})(?![\w-])")
+# a negation of the word after it ("not be appended"); "no" negates a noun's being there ("no
+# configuration is needed"), which a plain mention of the noun does not contradict
+NEGATIONS = frozenset("not never cannot".split())
+# what makes a claim negative somewhere, so that the plain-versus-negated rule leaves it alone
+CLAIM_NEGATIONS = NEGATIONS | frozenset("no nor neither none nothing without".split())
+# what may stand between a negation and the word it negates: "not be appended", "never always"
+NEGATION_GAP = frozenset("be been being the a an to have has yet always also even necessarily ever".split())
+OPTION_SPELLING = re.compile(r"(?<![\w-])-{1,2}[A-Za-z][\w-]*|\[no-\]")  # --no-keep-index negates nothing
+PLAIN_WORD = re.compile(r"[A-Za-z][A-Za-z'\u2019]*")
+# a hyphenated word, also when a line break cuts it ("stack-\nbased")
+COMPOUND = re.compile(r"(?<![\w-])([A-Za-z]+)-\n?[ \t]*([A-Za-z]+)(?![\w-])")
+
+
+def listed_items(claim: str) -> tuple[str, ...]:
+    """The one-word items of the claim's lists: each is a fact of its own (a subcommand, a value),
+    so a list with one item the passage lacks is not what the passage says, however many others
+    it shares."""
+    prose = CODE_SPAN.sub(" ", claim)
+    items = (item.rstrip(".") for found in LISTED.findall(prose) for item in re.split(r",?\s+(?:and|or)\s+|,\s+", found))
+    return tuple(item for item in items if item.lower() not in CLAIM_STOPWORDS and len(item) > 1)
+
+
+def item_found(item: str, passage_stems: set[str], passage_lower: str, passage_parts: Sequence[str]) -> bool:
+    return stem(item) in passage_stems or name_found(item, passage_lower, passage_parts)
+
+
+def _is_negation(word: str, negations: frozenset[str] = NEGATIONS) -> bool:
+    w = word.lower().replace("\u2019", "'")
+    return w in negations or w.endswith("n't")
+
+
+def _prose_only(text: str) -> str:
+    return OPTION_SPELLING.sub(" ", CODE_SPAN.sub(" ", text))
+
+
+@dataclass(frozen=True)
+class _Said:
+    """One content word of a sentence: whether a negation governs it, and its neighbours."""
+
+    key: str  # its stem
+    negation: str  # the words from the negation to it ("not be appended"), or "" when said plainly
+    before: tuple[str, ...]  # stems of the two content words before it in its sentence
+    after: tuple[str, ...]  # stems of the two content words after it
+
+
+def said(text: str) -> list[_Said]:
+    """Each content word of text as it is said. A negation governs the next word, auxiliaries and
+    articles skipped ("not be appended"), within its sentence."""
+    text = _prose_only(text)
+    out: list[_Said] = []
+    for start, end in passage_units(text):
+        words: list[tuple[str, str]] = []  # (stem, negation)
+        since: int | None = None
+        for word in PLAIN_WORD.finditer(text[start:end]):
+            w = word.group(0)
+            if _is_negation(w):
+                since = word.start()
+                continue
+            if since is not None and w.lower() in NEGATION_GAP:
+                continue
+            if w.lower() not in CLAIM_STOPWORDS and len(w) > 1:
+                negation = "" if since is None else " ".join(text[start + since:start + word.end()].split())
+                words.append((stem(w), negation))
+            since = None
+        keys = [key for key, _ in words]
+        out += [_Said(key, negation, tuple(keys[max(0, i - 2):i]), tuple(keys[i + 1:i + 3]))
+                for i, (key, negation) in enumerate(words)]
+    return out
+
+
+def denied(claim: str, quote: str) -> list[str]:
+    """What the quoted span says only in the negative about a word the claim states plainly, with
+    the same word after it (or before it, at the claim's end): "exec lines are appended after every
+    intermediate commit" against "will not be appended for the intermediate commits". Git "does
+    not track empty folders" does not deny "Git tracks only files". A claim with a negation of its
+    own is left alone: which of its words it denies is not a thing word order tells reliably."""
+    if any(_is_negation(w, CLAIM_NEGATIONS) for w in PLAIN_WORD.findall(_prose_only(claim))):
+        return []
+    quoted = said(quote)
+    out = []
+    for word in said(claim):
+        there = [q for q in quoted if q.key == word.key]
+        if not there or any(not q.negation for q in there):
+            continue
+        near = [q for q in there if set(q.after) & set(word.after) or
+                (not word.after and set(q.before) & set(word.before))]
+        if near and near[0].negation not in out:
+            out.append(near[0].negation)
+    return out
+
+
+def changed_compounds(claim: str, passage: str, passage_parts: Sequence[str]) -> list[tuple[str, str]]:
+    """(the claim's hyphenated word, the passage's) where the two share one part and differ in the
+    other ("queue-based" where the passage says "stack-based") and the passage nowhere has the
+    claim's own: a compound is one term, and changing half of it changes the term."""
+    theirs = {(a.lower(), b.lower()) for a, b in COMPOUND.findall(passage)}
+    out = []
+    for a, b in COMPOUND.findall(CODE_SPAN.sub(" ", claim)):
+        a, b = a.lower(), b.lower()
+        if _has_run(a + b, passage_parts):
+            continue
+        for x, y in sorted(theirs):
+            if _same_word(x, a) != _same_word(y, b):
+                out.append((f"{a}-{b}", f"{x}-{y}"))
+    return out
+
+
+def _same_word(one: str, other: str) -> bool:
+    return stem(one) == stem(other) or one in _spellings(other) or other in _spellings(one)  # "ins" is "in"
 
 
 # -- splitting text into sentences --------------------------------------------------------------
@@ -495,6 +642,7 @@ class _Passage:
         self.units = passage_units(text)
         self.unit_stems = [content_stems(text[s:e]) for s, e in self.units]
         self.numbers = numbers(_words(text))
+        self.stems = set().union(*self.unit_stems)
 
     def best_span(self, claim: str, wanted: Claim) -> _Match:
         # most claim words first, then the shortest run, then (fuzzy, only among the ties) the
@@ -548,6 +696,41 @@ def _missing_words(claim: Claim, matched: frozenset[str], most: int = 4) -> str:
     return ", ".join(words[:most]) + (f" and {len(words) - most} more" if len(words) > most else "")
 
 
+def _contradiction(claim_text: str, passage: _Passage, match: _Match, cited: list[_Passage]) -> str | None:
+    """What the passage says against the claim in words the claim shares with it: a negation of a
+    word the claim states plainly (in the quoted span), or a hyphenated word of the claim with one
+    half changed (when no cited passage has the claim's own)."""
+    negatives = denied(claim_text, passage.text[match.start:match.end]) if match.matched else []
+    if negatives:
+        return ", ".join(f'"{phrase}"' for phrase in negatives)
+    changed = [pair for pair in changed_compounds(claim_text, passage.text, passage.parts)
+               if not any(_has_run(pair[0].replace("-", ""), other.parts) for other in cited)]
+    if changed:
+        return ", ".join(f"{theirs}, not {ours}" for ours, theirs in changed)
+    return None
+
+
+def _another_says_all(claim_text: str, claim: Claim, passages: Sequence[str], prepared: dict[int, _Passage],
+                      cited: tuple[int, ...]) -> int | None:
+    """The first passage the sentence does not cite that holds every one of its content words,
+    numbers, names and listed items with nothing against them, if any. A citation that holds only
+    part of the sentence while such a passage was given cites its neighbour: the chunk beside the
+    one that says it, sharing its vocabulary."""
+    for m in range(1, len(passages) + 1):
+        if m in cited:
+            continue
+        if m not in prepared:
+            prepared[m] = _Passage(passages[m - 1])
+        other = prepared[m]
+        match = other.best_span(claim_text, claim)
+        if len(match.matched) == len(claim.words) and claim.numbers <= other.numbers \
+                and all(name_found(name, other.lower, other.parts) for name in claim.names) \
+                and all(item_found(item, other.stems, other.lower, other.parts) for item in claim.items) \
+                and not _contradiction(claim_text, other, match, [other]):
+            return m
+    return None
+
+
 def _check_sentence(sentence: Sentence, passages: Sequence[str], prepared: dict[int, _Passage]) -> list[Citation]:
     claim_text = clean_claim(sentence.text)
     claim = read_claim(claim_text)
@@ -564,7 +747,8 @@ def _check_sentence(sentence: Sentence, passages: Sequence[str], prepared: dict[
     missing_names = sorted(
         name for name in claim.names
         if not any(name_found(name, prepared[n].lower, prepared[n].parts) for n in given)
-    )
+    ) + [item for item in claim.items if item not in claim.names and not any(
+        item_found(item, prepared[n].stems, prepared[n].lower, prepared[n].parts) for n in given)]
     out = []
     for n in sentence.numbers:
         if n not in matches:
@@ -583,6 +767,8 @@ def _check_sentence(sentence: Sentence, passages: Sequence[str], prepared: dict[
             supported, reason = False, f"passage {n} does not contain {', '.join(missing_numbers)}"
         elif missing_numbers or missing_names:
             supported, reason = False, f"no cited passage contains {', '.join(missing_numbers + missing_names)}"
+        elif contradiction := _contradiction(claim_text, passage, match, [prepared[m] for m in given]):
+            supported, reason = False, f"passage {n} says {contradiction}"
         elif len(given) > 1 and match.coverage < SHARE:
             supported, reason = False, (f"passage {n} holds only {len(match.matched)} of the sentence's {len(wanted)} "
                                         f"content words (not {_missing_words(claim, match.matched)})")
@@ -590,6 +776,10 @@ def _check_sentence(sentence: Sentence, passages: Sequence[str], prepared: dict[
             of = "the cited passages hold" if len(given) > 1 else f"passage {n} holds"
             supported, reason = False, (f"{of} only {len(together)} of the sentence's {len(wanted)} content words "
                                         f"(not {_missing_words(claim, together)})")
+        elif len(given) == 1 and len(match.matched) < len(wanted) and \
+                (other := _another_says_all(claim_text, claim, passages, prepared, sentence.numbers)):
+            supported, reason = False, (f"passage {other} says it: passage {n} holds only {len(match.matched)} of the "
+                                        f"sentence's {len(wanted)} content words (not {_missing_words(claim, match.matched)})")
         else:
             supported, reason = True, f"{len(match.matched)} of {len(wanted)} content words, numbers and names found"
         quote = passage.text[match.start:match.end] if match.matched else ""
