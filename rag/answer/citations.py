@@ -56,8 +56,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterator, Literal, Sequence
 
-from rapidfuzz import fuzz
-
 from rag.text import STOPWORDS
 from rag.types import Citation
 
@@ -660,7 +658,12 @@ class _Passage:
                     ties.append((i, j, matched))
         if not ties or not best_key[0]:
             return _Match(0, 0, frozenset(), 0.0)
-        i, j, matched = max(ties, key=lambda t: fuzz.token_set_ratio(claim, self.text[self.units[t[0]][0]:self.units[t[1]][1]]))
+        if len(ties) == 1:
+            i, j, matched = ties[0]
+        else:
+            from rapidfuzz import fuzz  # imported when first needed: a cold `rag ask` often never ties
+
+            i, j, matched = max(ties, key=lambda t: fuzz.token_set_ratio(claim, self.text[self.units[t[0]][0]:self.units[t[1]][1]]))
         return _Match(self.units[i][0], self.units[j][1], frozenset(matched), len(matched) / len(wanted.words))
 
 
