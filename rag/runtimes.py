@@ -80,15 +80,41 @@ def cpu_supports_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def auto_runtime(supports_bf16: Callable[[], bool] = cpu_supports_bf16) -> str:
-    """What "auto" means for a new index: openvino-bf16 where the CPU runs bf16 natively, else
-    openvino-fp32 (an existing index keeps its own runtime, rag.index).
+NVIDIA_DEVICES = ("/dev/nvidiactl", "/proc/driver/nvidia/version")
+
+
+@functools.cache  # the devices do not change while we run; the query costs a torch import
+def cuda_usable(devices: tuple[str, ...] = NVIDIA_DEVICES) -> bool:
+    """Whether torch can run on a CUDA device here. The NVIDIA driver's files are looked for
+    first, so a machine without them (every CPU-only one) never pays torch's 3-7 s import to hear no."""
+    if not any(os.path.exists(path) for path in devices):
+        return False
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # torch without CUDA support, a broken driver: the CPU runtimes then
+        return False
+
+
+def torch_device(cuda: Callable[[], bool] = cuda_usable) -> str:
+    """Where the torch runtime runs: the GPU when torch can use one (fp32 either way: the vectors
+    agree with the CPU's, so an index may be built on one and asked on the other)."""
+    return "cuda" if cuda() else "cpu"
+
+
+def auto_runtime(supports_bf16: Callable[[], bool] = cpu_supports_bf16, cuda: Callable[[], bool] = cuda_usable) -> str:
+    """What "auto" means for a new index: torch on a machine with a CUDA device torch can use (a
+    GPU embeds tens of times faster than any CPU runtime here); else openvino-bf16 where the CPU
+    runs bf16 natively, else openvino-fp32 (an existing index keeps its own runtime, rag.index).
 
     Among the runtimes whose hit@5 and MRR@5 stay within 0.01 of torch fp32 on every labelled set
     (bench/quality.py; both int8 runtimes miss), the one that ingests fastest (bench/ingest.py,
     bench/precision.py). Change it only by re-measuring: bench/RESULTS.md, "Embedding runtimes",
     has the figures. The capability query imports OpenVINO, so only what is about to embed asks it
     (settings accept "auto" unresolved: check_runtime_name)."""
+    if cuda():
+        return "torch"
     return "openvino-bf16" if supports_bf16() else "openvino-fp32"
 
 

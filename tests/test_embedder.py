@@ -187,11 +187,42 @@ def test_backend_names_resolve_to_one_runtime():
 
 
 def test_auto_ingests_in_bf16_where_the_cpu_runs_it():
-    assert auto_runtime(supports_bf16=lambda: True) == "openvino-bf16"
+    assert auto_runtime(supports_bf16=lambda: True, cuda=lambda: False) == "openvino-bf16"
 
 
 def test_auto_ingests_in_fp32_where_the_cpu_has_no_bf16():
-    assert auto_runtime(supports_bf16=lambda: False) == "openvino-fp32"
+    assert auto_runtime(supports_bf16=lambda: False, cuda=lambda: False) == "openvino-fp32"
+
+
+# -- a GPU: none on these machines, so the device query is faked -------------------------------------
+
+def test_auto_ingests_on_the_gpu_where_torch_can_use_one():
+    from rag.runtimes import torch_device
+
+    assert auto_runtime(supports_bf16=lambda: True, cuda=lambda: True) == "torch"
+    assert torch_device(cuda=lambda: True) == "cuda"
+    assert torch_device(cuda=lambda: False) == "cpu"
+
+
+def test_without_the_nvidia_driver_files_torch_is_never_imported_to_ask(tmp_path):
+    code = ("import sys\nfrom rag.runtimes import cuda_usable\n"
+            f"print(cuda_usable(({str(tmp_path / 'nvidiactl')!r},)), 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize("torch_says", (True, False))
+def test_with_the_driver_files_torch_decides(torch_says, tmp_path, monkeypatch):
+    import types
+
+    from rag.runtimes import cuda_usable
+
+    device = tmp_path / "nvidiactl"
+    device.write_text("")
+    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(is_available=lambda: torch_says))
+    monkeypatch.setitem(sys.modules, "torch", fake)
+    assert cuda_usable((str(device),)) is torch_says
 
 
 @pytest.mark.parametrize("value", ("cuda", "torch-int8", "onnx-fp16", "onnx-bf16", "torch-bf16", "numpy-int8"))

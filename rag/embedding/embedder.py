@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 
 from rag.errors import ModelNotFound
-from rag.runtimes import Runtime, no_telemetry, parse_runtime
+from rag.runtimes import Runtime, no_telemetry, parse_runtime, torch_device
 
 BUNDLED_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 BUNDLED_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -207,7 +207,7 @@ class _TorchEngine:
         location, local = _resolve(name)
         SentenceTransformer = quiet_sentence_transformers().SentenceTransformer
         try:
-            return SentenceTransformer(location, device="cpu", local_files_only=not local)
+            return SentenceTransformer(location, device=torch_device(), local_files_only=not local)
         except Exception as exc:  # OSError, ValueError, safetensors' SafetensorError (an Exception): all "not here"
             where = location if local else f"{name!r} (not a local path, and not in the local Hugging Face cache)"
             raise ModelNotFound(
