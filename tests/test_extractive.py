@@ -195,3 +195,37 @@ def test_what_a_code_means_is_answered_by_the_sentence_that_says_what_it_indicat
                "concurrent activity.")
     chosen = choose("What does the result code SQLITE_BUSY mean?", [make_hit(passage)], budget=120)
     assert "could not be written" in passage[chosen[0].start:chosen[0].end]
+
+
+
+def test_a_question_that_opens_with_its_setting_is_still_answered_by_the_command():
+    # "I deleted ... . How do I ...?": what the question asks for is read at the start of each of
+    # its clauses, not only at the start of the question
+    hits = [make_hit("A branch deleted by mistake is not lost at once: its commits stay in the repository for a while."),
+            make_hit("Find its last commit with `git reflog`, then `git branch <name> <commit>` gets the branch back.", 2)]
+
+    text = extractive_answer("I deleted a branch by mistake. How do I get it back?", hits)
+
+    assert text.startswith("Find its last commit with `git reflog`")
+
+
+def test_a_command_example_is_quoted_with_the_paragraph_before_it():
+    # no colon introduces the example, yet the paragraph says why it is there and the example how
+    passage = ("The shell prints query results as columns unless told otherwise.\n\n"
+               "Spreadsheets read another format, so set the mode first.\n\n"
+               "sqlite> .mode csv\nsqlite> .once out.csv\nsqlite> SELECT * FROM tab1;\n\n"
+               "Other modes are listed by .help mode.")
+
+    chosen = choose("How do I get csv out of the shell?", [make_hit(passage)], budget=200)
+
+    assert "so set the mode first.\n\nsqlite> .mode csv" in passage[chosen[0].start:chosen[0].end]
+
+
+def test_the_prompt_of_an_example_is_not_a_word_of_the_question():
+    # "sqlite>" before an unrelated example must not match the question's "sqlite3"
+    hits = [make_hit("That only works on Windows. The equivalent line on a Mac would be:\n\nsqlite> .system open data.csv"),
+            make_hit("To read a CSV file into a table, use .import with the file name and the table name.", 2)]
+
+    text = extractive_answer("How do I import a csv into sqlite3?", hits)
+
+    assert text.startswith("To read a CSV file into a table, use .import")

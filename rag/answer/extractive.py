@@ -1,14 +1,16 @@
 """Extractive answers: the answer when no LLM is configured, quoted from the passages and cited.
 
 The passages that pass the relevance cut-off are cut into pieces (rag.markup.excerpt_spans:
-sentences, paragraphs, a command or code block with the line that introduces it, table rows), and
-the pieces that answer are chosen across all of them, not the passage's first match:
+sentences, paragraphs, a command or code block with the line that introduces it, table rows; here
+also a command example with the paragraph just before it), and the pieces that answer are chosen
+across all of them, not the passage's first match:
 - the question's words they hold, each weighted by how rare it is among the pieces (a word every
   piece shares tells nothing), matched through a light stem ("rows"/"row", "reader"/"read",
-  "DictReader"/"dict", "reader");
-- what the question asks for: a command or code ("How do I...", "Which command..."), an option or
-  a name ("which option", "which function"), a number ("how long", "by default"), a definition
-  ("What is...") - and whether the piece carries one the question does not already name;
+  "DictReader"/"dict", "reader"); a prompt ("sqlite> ") is not a word of its line;
+- what the question asks for, read at the start of each of its clauses ("I deleted it. How do
+  I..."): a command or code ("How do I...", "Which command..."), an option or a name ("which
+  option", "which function"), a number ("how long", "by default"), a definition ("What is...") -
+  and whether the piece carries one the question does not already name;
 - how close the piece's passage came to the question in retrieval (its cosine against the best).
 The embedding model's own question-to-sentence cosine was measured as a further signal and left
 out: on the git and R-intro answer sets it kept no fact the words above miss, at 0.9-1.6 s per
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
 
-from rag.markup import clip_lines, excerpt, excerpt_spans, table_row
+from rag.markup import CODE_START, clip_lines, excerpt, excerpt_spans, table_row
 from rag.text import STOPWORDS
 from rag.types import Hit
 
@@ -53,6 +55,7 @@ NAME_Q = re.compile(r"\b(?:which|what)\s+(?:\w+\s+){0,3}?(?:option|flag|switch|a
 NUMBER_Q = re.compile(r"\b(?:how\s+(?:long|many|much|big|large|often|old|far|small)|what\s+(?:size|length|limit|number|"
                       r"version|range|factor|percentage|port)|by\s+default|default|maximum|minimum|at\s+most|at\s+least|"
                       r"largest|smallest|biggest)\b", re.I)
+CLAUSE = re.compile(r"(?<=[.?!;:,])\s+")
 WHY_Q = re.compile(r"^\W*(?:why|what\s+(?:is|are)\s+the\s+reasons?|how\s+come)\b", re.I)
 CAUSE = re.compile(r"\b(?:because|since|hence|so that|therefore|thus|as a result|otherwise|in order to|reason)\b", re.I)
 DEFINE_Q = re.compile(r"^\W*(?:what\s+(?:is|are|does|do)\b|define\b|meaning\s+of\b|what\s+\w+\s+mean)", re.I)
@@ -66,6 +69,9 @@ CODE_LINE = re.compile(r"^(?:[ \t]{2,}\S|[ \t]*(?:\$ |> |>>> |\.\.\. |sqlite> |%
 DEFINITION = re.compile(r"^\W*(?:\S+\s+){0,8}?(?:is|are|means|refers to|denotes|returns?|creates?)\s+(?:a|an|the)\b"
                         r"|^\W*(?:\S+\s+){0,8}?(?:indicates?|signif(?:y|ies)|represents?|stands for)\s+(?:that\b|a\b|an\b|the\b)"
                         r"|^\s*\.\.\s+[\w:]+::", re.I)
+# a named prompt ("sqlite> ", "mysql> ") at a line's start says where a command is typed, not what
+# it is about: "sqlite>" before every line of an example is not the question's "sqlite3"
+PROMPT = re.compile(r"^[ \t]*[A-Za-z][\w.-]*>(?= )", re.M)
 HEADING_LIKE = 30  # a piece this short is mostly a title or a label
 
 
@@ -130,8 +136,11 @@ class Excerpt:
 
 
 def _intent(question: str) -> tuple[bool, ...]:
-    return (bool(COMMAND_Q.search(question)), bool(NAME_Q.search(question)), bool(NUMBER_Q.search(question)),
-            bool(DEFINE_Q.search(question)), bool(WHY_Q.search(question)))
+    # a question often opens with its setting ("I deleted the branch locally. How do I...", "From
+    # the shell, how do I..."): what it asks for is read at the start of each of its clauses
+    clauses = CLAUSE.split(question)
+    return tuple(any(pattern.search(clause) for clause in clauses)
+                 for pattern in (COMMAND_Q, NAME_Q, NUMBER_Q, DEFINE_Q, WHY_Q))
 
 
 def _shape(piece: str, question_lower: str, intent: tuple[bool, ...]) -> float:
@@ -172,7 +181,7 @@ def choose(question: str, hits: Sequence[Hit], min_score: float | None = None,
     relevant = [(n, h) for n, h in numbered
                 if min_score is None or h.similarity >= min_score or (n == 1 and _holds_most(question, h.text))] \
         or numbered[:1]
-    spans = {n: excerpt_spans(hit.text, EXTRACT_CHARS) for n, hit in relevant}
+    spans = {n: _with_examples(hit.text, excerpt_spans(hit.text, EXTRACT_CHARS)) for n, hit in relevant}
     pieces = _score(question, [(n, hit) for n, hit in relevant], spans)
     if not pieces:
         return []
@@ -206,6 +215,24 @@ def choose(question: str, hits: Sequence[Hit], min_score: float | None = None,
         if used >= budget:
             break
     return _merge(chosen, hits)
+
+
+def _with_examples(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The spans, a command example (a block that opens with a prompt: "$ ", "sqlite> ") joined to
+    the paragraph just before it: "To export a table as CSV, set the mode to csv. [example]" says
+    what the example does without a colon, and either alone does not answer."""
+    out: list[tuple[int, int]] = []
+    for start, end in spans:
+        if out and CODE_START.match(text[start:end]):
+            before = text[out[-1][0]:out[-1][1]]
+            gap = text[out[-1][1]:start]
+            last_line = before.rsplit("\n", 1)[-1]
+            if ("\n\n" in gap and not gap.strip() and before.rstrip()[-1:] in ".!?"
+                    and not CODE_START.match(last_line) and "\n" not in text[out[-1][0]:out[-1][1]].strip()):
+                out[-1] = (out[-1][0], end)
+                continue
+        out.append((start, end))
+    return out
 
 
 def _rows_that_answer(text: str, own: list[tuple[int, int]], after: int, score_of: dict[tuple[int, int], float],
@@ -264,7 +291,7 @@ def _score(question: str, relevant: list[tuple[int, Hit]], spans: dict[int, list
     question, about = split(question)
     asked = _words(question)
     carried = _words(about) - asked
-    unit_words = [_words(text) for *_, text in candidates]
+    unit_words = [_words(PROMPT.sub("", text)) for *_, text in candidates]
     # each question word: the pieces whose words match it, weighted by its rarity among them
     weights: dict[str, float] = {}
     matched: list[set[str]] = [set() for _ in candidates]
