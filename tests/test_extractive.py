@@ -229,3 +229,14 @@ def test_the_prompt_of_an_example_is_not_a_word_of_the_question():
     text = extractive_answer("How do I import a csv into sqlite3?", hits)
 
     assert text.startswith("To read a CSV file into a table, use .import")
+
+
+def test_which_tool_is_answered_by_the_sentence_that_names_one():
+    # a piece that names an instance of the kind asked for ("the Valgrind tool") answers "which
+    # tool"; the one that only repeats the question's words does not
+    hits = [make_hit("Memory leaks in a C program are common when buffers are allocated in a loop and never freed."),
+            make_hit("The Valgrind tool reports each memory block a program never freed, with where it was allocated.", 2)]
+
+    text = extractive_answer("Which tool finds the memory leaks of a C program?", hits)
+
+    assert text.startswith("The Valgrind tool reports")

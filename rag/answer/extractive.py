@@ -10,7 +10,8 @@ across all of them, not the passage's first match:
 - what the question asks for, read at the start of each of its clauses ("I deleted it. How do
   I..."): a command or code ("How do I...", "Which command..."), an option or a name ("which
   option", "which function"), a number ("how long", "by default"), a definition ("What is...") -
-  and whether the piece carries one the question does not already name;
+  and whether the piece carries one the question does not already name (for "which test", a
+  name beside the kind: "the Wilcoxon test");
 - how close the piece's passage came to the question in retrieval (its cosine against the best).
 The embedding model's own question-to-sentence cosine was measured as a further signal and left
 out: on the git and R-intro answer sets it kept no fact the words above miss, at 0.9-1.6 s per
@@ -49,9 +50,12 @@ FRAMING = frozenset("way ways possible able thing things someone something anyth
 # What a question asks for
 COMMAND_Q = re.compile(r"^\W*(?:how\s+(?:do|can|could|should|would|may|to)\b|how\s+\w+\s+i\b|which\s+commands?\b|"
                        r"what\s+commands?\b|what(?:'s| is)\s+the\s+(?:command|syntax|way)\b)", re.I)
-NAME_Q = re.compile(r"\b(?:which|what)\s+(?:\w+\s+){0,3}?(?:option|flag|switch|argument|parameter|setting|keyword|pragma|"
-                    r"macro|function|operator|method|class|module|variable|file|files|tool|syntax|command|commands|"
-                    r"test|tests|field|column|type|substitution|value|code)s?\b", re.I)
+NAME_Q = re.compile(r"\b(?:which|what)\s+(?:\w+\s+){0,3}?(?P<kind>option|flag|switch|argument|parameter|setting|"
+                    r"keyword|pragma|macro|function|operator|method|class|module|variable|file|tool|syntax|command|"
+                    r"test|field|column|type|substitution|value|code)s?\b", re.I)
+# what names a thing in running text: a code span, an option, a dotted or snake name, a Capitalised
+# word ("the Wilcoxon test", "the --depth option", "the ON CONFLICT clause")
+NAME = r"`[^`\n]+`|(?<![\w-])--?[A-Za-z][\w-]*|\b\w+(?:[._]\w+)+|\b[A-Z][\w-]*"
 NUMBER_Q = re.compile(r"\b(?:how\s+(?:long|many|much|big|large|often|old|far|small)|what\s+(?:size|length|limit|number|"
                       r"version|range|factor|percentage|port)|by\s+default|default|maximum|minimum|at\s+most|at\s+least|"
                       r"largest|smallest|biggest)\b", re.I)
@@ -143,12 +147,37 @@ def _intent(question: str) -> tuple[bool, ...]:
                  for pattern in (COMMAND_Q, NAME_Q, NUMBER_Q, DEFINE_Q, WHY_Q))
 
 
-def _shape(piece: str, question_lower: str, intent: tuple[bool, ...]) -> float:
+@lru_cache(maxsize=256)
+def _instances(question: str) -> re.Pattern[str] | None:
+    """For "which tests...", "what option...": a name beside the kind asked for ("the Wilcoxon
+    (or Mann-Whitney) test", "the option --depth") - a piece naming one names an answer."""
+    kinds = {m.group("kind").lower() for clause in CLAUSE.split(question) for m in NAME_Q.finditer(clause)}
+    if not kinds:
+        return None
+    kind = "|".join(sorted(kinds))
+    return re.compile(rf"(?P<before>{NAME})\s+(?:\([^()]{{0,40}}\)\s+)?(?i:{kind})s?\b"
+                      rf"|\b(?i:{kind})s?[ \t]+(?P<after>{NAME})")
+
+
+def _names_an_instance(piece: str, question_lower: str, instances: re.Pattern[str] | None) -> bool:
+    if instances is None:
+        return False
+    for found in instances.finditer(piece):
+        name = (found.group("before") or found.group("after")).strip("`")
+        if name.lower() not in STOPWORDS and name.lower() not in question_lower:
+            return True
+    return False
+
+
+def _shape(piece: str, question_lower: str, intent: tuple[bool, ...],
+           instances: re.Pattern[str] | None = None) -> float:
     """0..1: how much the piece looks like what the question asks for, something it does not name."""
     command, name, number, define, why = intent
     novel = {m.group(0).strip("`").lower() for m in SPECIFIC.finditer(piece)}
     novel = {t for t in novel if t and t not in question_lower}
     specific = min(1.0, len(novel) / 2)
+    if name and _names_an_instance(piece, question_lower, instances):
+        specific = 1.0
     code = 1.0 if CODE_LINE.search(piece) or "`" in piece else 0.0
     numbers = 1.0 if any(m.group(0) not in question_lower for m in NUMBER.finditer(piece)) else 0.0
     score = 0.0
@@ -312,12 +341,13 @@ def _score(question: str, relevant: list[tuple[int, Hit]], spans: dict[int, list
     total = sum(weights.values()) or 1.0
     question_lower = question.lower()
     intent = _intent(question)
+    instances = _instances(question)
     best_similarity = max(hit.similarity for _, hit in relevant)
     passage_similarity = dict((n, hit.similarity) for n, hit in relevant)
     scored: list[Excerpt] = []
     for i, (n, start, end, text) in enumerate(candidates):
         lexical = sum(weights[w] for w in matched[i]) / total
-        shape = _shape(text, question_lower, intent)
+        shape = _shape(text, question_lower, intent, instances)
         # what the question asks for counts only in a piece about the question
         score = lexical + SHAPE_WEIGHT * shape * min(1.0, 2 * lexical + 0.2)
         score -= PASSAGE_WEIGHT * (best_similarity - passage_similarity[n])
