@@ -240,3 +240,16 @@ def test_which_tool_is_answered_by_the_sentence_that_names_one():
     text = extractive_answer("Which tool finds the memory leaks of a C program?", hits)
 
     assert text.startswith("The Valgrind tool reports")
+
+
+def test_a_manual_page_that_names_the_command_for_the_task_is_quoted():
+    # "rsync - a fast, versatile, remote (and local) file-copying tool": the name and what it does,
+    # the answer to a how-to even though other words of the question are elsewhere
+    hits = [make_hit("Files copied to another machine keep their names, and a copy is only as fast as the network.",
+                     1, 0.62),
+            make_hit("rsync - a fast, versatile, remote (and local) file-copying tool\n\nSYNOPSIS\n\n"
+                     "rsync [OPTION...] SRC... [USER@]HOST:DEST", 2, 0.6)]
+
+    text = extractive_answer("How do I copy files to another machine?", hits)
+
+    assert "rsync - a fast, versatile, remote (and local) file-copying tool" in text

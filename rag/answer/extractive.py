@@ -11,7 +11,8 @@ across all of them, not the passage's first match:
   I..."): a command or code ("How do I...", "Which command..."), an option or a name ("which
   option", "which function"), a number ("how long", "by default"), a definition ("What is...") -
   and whether the piece carries one the question does not already name (for "which test", a
-  name beside the kind: "the Wilcoxon test");
+  name beside the kind: "the Wilcoxon test"; for a how-to, a manual page's name line: "rsync - a
+  fast, versatile, remote (and local) file-copying tool");
 - how close the piece's passage came to the question in retrieval (its cosine against the best).
 The embedding model's own question-to-sentence cosine was measured as a further signal and left
 out: on the git and R-intro answer sets it kept no fact the words above miss, at 0.9-1.6 s per
@@ -76,6 +77,9 @@ DEFINITION = re.compile(r"^\W*(?:\S+\s+){0,8}?(?:is|are|means|refers to|denotes|
 # a named prompt ("sqlite> ", "mysql> ") at a line's start says where a command is typed, not what
 # it is about: "sqlite>" before every line of an example is not the question's "sqlite3"
 PROMPT = re.compile(r"^[ \t]*[A-Za-z][\w.-]*>(?= )", re.M)
+# a name and what it does, as a manual page or a module's title gives them: "git-check-ignore -
+# Debug gitignore / exclude files", "csv --- CSV File Reading and Writing"
+NAMED_LINE = re.compile(r"\s*:?[\w.:`-]+(?:\(\d\))?`?[ \t]+(?:-{1,3}|\u2014|\u2013)[ \t]+\w")
 HEADING_LIKE = 30  # a piece this short is mostly a title or a label
 
 
@@ -182,7 +186,7 @@ def _shape(piece: str, question_lower: str, intent: tuple[bool, ...],
     numbers = 1.0 if any(m.group(0) not in question_lower for m in NUMBER.finditer(piece)) else 0.0
     score = 0.0
     if command:
-        score = max(score, 0.6 * max(code, specific) + 0.4 * specific)
+        score = max(score, 0.6 * max(code, specific) + 0.4 * specific, 1.0 if NAMED_LINE.match(piece) else 0.0)
     if name:
         score = max(score, specific)
     if number:
