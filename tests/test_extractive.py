@@ -253,3 +253,14 @@ def test_a_manual_page_that_names_the_command_for_the_task_is_quoted():
     text = extractive_answer("How do I copy files to another machine?", hits)
 
     assert "rsync - a fast, versatile, remote (and local) file-copying tool" in text
+
+
+def test_a_how_to_is_answered_by_the_piece_that_names_the_clause_to_use():
+    # "an ON CONFLICT DO NOTHING clause": a name in code form beside the kind of thing one types
+    hits = [make_hit("An insert that hits a duplicate key is rolled back, and the old row is kept as it was."),
+            make_hit("To let the insert skip a duplicate key without an error, give it an ON CONFLICT DO NOTHING "
+                     "clause.", 2)]
+
+    text = extractive_answer("How do I keep the old row when an insert hits a duplicate key?", hits)
+
+    assert "give it an ON CONFLICT DO NOTHING clause. [2]" in text

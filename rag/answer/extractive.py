@@ -11,7 +11,8 @@ across all of them, not the passage's first match:
   I..."): a command or code ("How do I...", "Which command..."), an option or a name ("which
   option", "which function"), a number ("how long", "by default"), a definition ("What is...") -
   and whether the piece carries one the question does not already name (for "which test", a
-  name beside the kind: "the Wilcoxon test"; for a how-to, a manual page's name line: "rsync - a
+  name beside the kind: "the Wilcoxon test"; for a how-to, a code name beside the kind of thing
+  one types, "the ON CONFLICT clause", "the -c option", or a manual page's name line: "rsync - a
   fast, versatile, remote (and local) file-copying tool");
 - how close the piece's passage came to the question in retrieval (its cosine against the best).
 The embedding model's own question-to-sentence cosine was measured as a further signal and left
@@ -56,7 +57,9 @@ NAME_Q = re.compile(r"\b(?:which|what)\s+(?:\w+\s+){0,3}?(?P<kind>option|flag|sw
                     r"test|field|column|type|substitution|value|code)s?\b", re.I)
 # what names a thing in running text: a code span, an option, a dotted or snake name, a Capitalised
 # word ("the Wilcoxon test", "the --depth option", "the ON CONFLICT clause")
-NAME = r"`[^`\n]+`|(?<![\w-])--?[A-Za-z][\w-]*|\b\w+(?:[._]\w+)+|\b[A-Z][\w-]*"
+CODE_NAME = r"`[^`\n]+`|(?<![\w-])--?[A-Za-z][\w-]*|\b\w+(?:[._]\w+)+|\b[A-Z]{2,}(?:[ \t]+[A-Z]{2,})+\b"
+NAME = CODE_NAME + r"|\b[A-Z][\w-]*"
+HOW_KINDS = ("command", "option", "flag", "clause", "statement", "function", "method", "keyword", "pragma", "setting")
 NUMBER_Q = re.compile(r"\b(?:how\s+(?:long|many|much|big|large|often|old|far|small)|what\s+(?:size|length|limit|number|"
                       r"version|range|factor|percentage|port)|by\s+default|default|maximum|minimum|at\s+most|at\s+least|"
                       r"largest|smallest|biggest)\b", re.I)
@@ -156,11 +159,16 @@ def _instances(question: str) -> re.Pattern[str] | None:
     """For "which tests...", "what option...": a name beside the kind asked for ("the Wilcoxon
     (or Mann-Whitney) test", "the option --depth") - a piece naming one names an answer."""
     kinds = {m.group("kind").lower() for clause in CLAUSE.split(question) for m in NAME_Q.finditer(clause)}
+    name = NAME
+    if not kinds and any(COMMAND_Q.search(clause) for clause in CLAUSE.split(question)):
+        # "how do I..." is answered by what one types or sets, named as code ("the ON CONFLICT
+        # clause"), not by a Capitalised word ("an SQL statement")
+        kinds, name = set(HOW_KINDS), CODE_NAME
     if not kinds:
         return None
     kind = "|".join(sorted(kinds))
-    return re.compile(rf"(?P<before>{NAME})\s+(?:\([^()]{{0,40}}\)\s+)?(?i:{kind})s?\b"
-                      rf"|\b(?i:{kind})s?[ \t]+(?P<after>{NAME})")
+    return re.compile(rf"(?P<before>{name})\s+(?:\([^()]{{0,40}}\)\s+)?(?i:{kind})s?\b"
+                      rf"|\b(?i:{kind})s?[ \t]+(?P<after>{name})")
 
 
 def _names_an_instance(piece: str, question_lower: str, instances: re.Pattern[str] | None) -> bool:
@@ -180,7 +188,7 @@ def _shape(piece: str, question_lower: str, intent: tuple[bool, ...],
     novel = {m.group(0).strip("`").lower() for m in SPECIFIC.finditer(piece)}
     novel = {t for t in novel if t and t not in question_lower}
     specific = min(1.0, len(novel) / 2)
-    if name and _names_an_instance(piece, question_lower, instances):
+    if (name or command) and _names_an_instance(piece, question_lower, instances):
         specific = 1.0
     code = 1.0 if CODE_LINE.search(piece) or "`" in piece else 0.0
     numbers = 1.0 if any(m.group(0) not in question_lower for m in NUMBER.finditer(piece)) else 0.0
