@@ -197,18 +197,6 @@ def test_what_a_code_means_is_answered_by_the_sentence_that_says_what_it_indicat
     assert "could not be written" in passage[chosen[0].start:chosen[0].end]
 
 
-
-def test_a_question_that_opens_with_its_setting_is_still_answered_by_the_command():
-    # "I deleted ... . How do I ...?": what the question asks for is read at the start of each of
-    # its clauses, not only at the start of the question
-    hits = [make_hit("A branch deleted by mistake is not lost at once: its commits stay in the repository for a while."),
-            make_hit("Find its last commit with `git reflog`, then `git branch <name> <commit>` gets the branch back.", 2)]
-
-    text = extractive_answer("I deleted a branch by mistake. How do I get it back?", hits)
-
-    assert text.startswith("Find its last commit with `git reflog`")
-
-
 def test_a_command_example_is_quoted_with_the_paragraph_before_it():
     # no colon introduces the example, yet the paragraph says why it is there and the example how
     passage = ("The shell prints query results as columns unless told otherwise.\n\n"
