@@ -263,11 +263,11 @@ def _with_examples(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, i
     out: list[tuple[int, int]] = []
     for start, end in spans:
         if out and CODE_START.match(text[start:end]):
-            before = text[out[-1][0]:out[-1][1]]
-            gap = text[out[-1][1]:start]
-            last_line = before.rsplit("\n", 1)[-1]
-            if ("\n\n" in gap and not gap.strip() and before.rstrip()[-1:] in ".!?"
-                    and not CODE_START.match(last_line) and "\n" not in text[out[-1][0]:out[-1][1]].strip()):
+            before, gap = text[out[-1][0]:out[-1][1]], text[out[-1][1]:start]
+            # one paragraph of prose (not a piece already joined to what it introduces), ending
+            # right before the example
+            if ("\n\n" in gap and not gap.strip() and "\n\n" not in before and before.rstrip()[-1:] in (".", "!", "?")
+                    and not any(CODE_START.match(line) for line in before.split("\n"))):
                 out[-1] = (out[-1][0], end)
                 continue
         out.append((start, end))
