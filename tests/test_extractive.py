@@ -195,3 +195,60 @@ def test_what_a_code_means_is_answered_by_the_sentence_that_says_what_it_indicat
                "concurrent activity.")
     chosen = choose("What does the result code SQLITE_BUSY mean?", [make_hit(passage)], budget=120)
     assert "could not be written" in passage[chosen[0].start:chosen[0].end]
+
+
+def test_a_command_example_is_quoted_with_the_paragraph_before_it():
+    # no colon introduces the example, yet the paragraph says why it is there and the example how
+    passage = ("The shell prints query results as columns unless told otherwise.\n\n"
+               "Spreadsheets read another format, so set the mode first.\n\n"
+               "sqlite> .mode csv\nsqlite> .once out.csv\nsqlite> SELECT * FROM tab1;\n\n"
+               "Other modes are listed by .help mode.")
+
+    chosen = choose("How do I get csv out of the shell?", [make_hit(passage)], budget=200)
+
+    assert "so set the mode first.\n\nsqlite> .mode csv" in passage[chosen[0].start:chosen[0].end]
+
+
+def test_the_prompt_of_an_example_is_not_a_word_of_the_question():
+    # "sqlite>" before an unrelated example must not match the question's "sqlite3"
+    hits = [make_hit("That only works on Windows. The equivalent line on a Mac would be:\n\nsqlite> .system open data.csv"),
+            make_hit("To read a CSV file into a table, use .import with the file name and the table name.", 2)]
+
+    text = extractive_answer("How do I import a csv into sqlite3?", hits)
+
+    assert text.startswith("To read a CSV file into a table, use .import")
+
+
+def test_which_tool_is_answered_by_the_sentence_that_names_one():
+    # a piece that names an instance of the kind asked for ("the Valgrind tool") answers "which
+    # tool"; the one that only repeats the question's words does not
+    hits = [make_hit("Memory leaks in a C program are common when buffers are allocated in a loop and never freed."),
+            make_hit("The Valgrind tool reports each memory block a program never freed, with where it was allocated.", 2)]
+
+    text = extractive_answer("Which tool finds the memory leaks of a C program?", hits)
+
+    assert text.startswith("The Valgrind tool reports")
+
+
+def test_a_manual_page_that_names_the_command_for_the_task_is_quoted():
+    # "rsync - a fast, versatile, remote (and local) file-copying tool": the name and what it does,
+    # the answer to a how-to even though other words of the question are elsewhere
+    hits = [make_hit("Files copied to another machine keep their names, and a copy is only as fast as the network.",
+                     1, 0.62),
+            make_hit("rsync - a fast, versatile, remote (and local) file-copying tool\n\nSYNOPSIS\n\n"
+                     "rsync [OPTION...] SRC... [USER@]HOST:DEST", 2, 0.6)]
+
+    text = extractive_answer("How do I copy files to another machine?", hits)
+
+    assert "rsync - a fast, versatile, remote (and local) file-copying tool" in text
+
+
+def test_a_how_to_is_answered_by_the_piece_that_names_the_clause_to_use():
+    # "an ON CONFLICT DO NOTHING clause": a name in code form beside the kind of thing one types
+    hits = [make_hit("An insert that hits a duplicate key is rolled back, and the old row is kept as it was."),
+            make_hit("To let the insert skip a duplicate key without an error, give it an ON CONFLICT DO NOTHING "
+                     "clause.", 2)]
+
+    text = extractive_answer("How do I keep the old row when an insert hits a duplicate key?", hits)
+
+    assert "give it an ON CONFLICT DO NOTHING clause. [2]" in text

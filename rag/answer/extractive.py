@@ -1,18 +1,25 @@
 """Extractive answers: the answer when no LLM is configured, quoted from the passages and cited.
 
 The passages that pass the relevance cut-off are cut into pieces (rag.markup.excerpt_spans:
-sentences, paragraphs, a command or code block with the line that introduces it, table rows), and
-the pieces that answer are chosen across all of them, not the passage's first match:
+sentences, paragraphs, a command or code block with the line that introduces it, table rows; here
+also a command example with the paragraph just before it), and the pieces that answer are chosen
+across all of them, not the passage's first match:
 - the question's words they hold, each weighted by how rare it is among the pieces (a word every
   piece shares tells nothing), matched through a light stem ("rows"/"row", "reader"/"read",
-  "DictReader"/"dict", "reader");
+  "DictReader"/"dict", "reader"); a prompt ("sqlite> ") is not a word of its line;
 - what the question asks for: a command or code ("How do I...", "Which command..."), an option or
   a name ("which option", "which function"), a number ("how long", "by default"), a definition
-  ("What is...") - and whether the piece carries one the question does not already name;
+  ("What is...") - and whether the piece carries one the question does not already name: for
+  "which test", a name beside the kind ("the Wilcoxon test"); for a how-to, a code name beside the
+  kind of thing one types ("the ON CONFLICT clause", "the -c option") or a manual page's name line
+  ("rsync - a fast, versatile, remote (and local) file-copying tool");
 - how close the piece's passage came to the question in retrieval (its cosine against the best).
 The embedding model's own question-to-sentence cosine was measured as a further signal and left
 out: on the git and R-intro answer sets it kept no fact the words above miss, at 0.9-1.6 s per
-answer on a loaded 2-core machine (measured with bench/extractive.py).
+answer on a loaded 2-core machine (measured with bench/extractive.py). So was reading what is
+asked at the start of every clause ("I deleted it. How do I..."): it kept no labelled fact and
+changed 18 of 121 unlabelled answers (bench/questions/{pydocs,rexts,sqlite,click_source}), some
+for the worse ("What is going on?" read as asking for a definition).
 The best pieces within ANSWER_CHARS are quoted verbatim, each followed by its citation [n], the
 best first; neighbouring pieces of one passage are quoted together, with the passage's lines kept
 (a code example stays a code block). An excerpt that stops inside a table it introduces is followed
@@ -28,7 +35,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
 
-from rag.markup import clip_lines, excerpt, excerpt_spans, table_row
+from rag.markup import CODE_START, clip_lines, excerpt, excerpt_spans, table_row
 from rag.text import STOPWORDS
 from rag.types import Hit
 
@@ -47,9 +54,14 @@ FRAMING = frozenset("way ways possible able thing things someone something anyth
 # What a question asks for
 COMMAND_Q = re.compile(r"^\W*(?:how\s+(?:do|can|could|should|would|may|to)\b|how\s+\w+\s+i\b|which\s+commands?\b|"
                        r"what\s+commands?\b|what(?:'s| is)\s+the\s+(?:command|syntax|way)\b)", re.I)
-NAME_Q = re.compile(r"\b(?:which|what)\s+(?:\w+\s+){0,3}?(?:option|flag|switch|argument|parameter|setting|keyword|pragma|"
-                    r"macro|function|operator|method|class|module|variable|file|files|tool|syntax|command|commands|"
-                    r"test|tests|field|column|type|substitution|value|code)s?\b", re.I)
+NAME_Q = re.compile(r"\b(?:which|what)\s+(?:\w+\s+){0,3}?(?P<kind>option|flag|switch|argument|parameter|setting|"
+                    r"keyword|pragma|macro|function|operator|method|class|module|variable|file|tool|syntax|command|"
+                    r"test|field|column|type|substitution|value|code)s?\b", re.I)
+# what names a thing in running text: a code span, an option, a dotted or snake name, a Capitalised
+# word ("the Wilcoxon test", "the --depth option", "the ON CONFLICT clause")
+CODE_NAME = r"`[^`\n]+`|(?<![\w-])--?[A-Za-z][\w-]*|\b\w+(?:[._]\w+)+|\b[A-Z]{2,}(?:[ \t]+[A-Z]{2,})+\b"
+NAME = CODE_NAME + r"|\b[A-Z][\w-]*"
+HOW_KINDS = ("command", "option", "flag", "clause", "statement", "function", "method", "keyword", "pragma", "setting")
 NUMBER_Q = re.compile(r"\b(?:how\s+(?:long|many|much|big|large|often|old|far|small)|what\s+(?:size|length|limit|number|"
                       r"version|range|factor|percentage|port)|by\s+default|default|maximum|minimum|at\s+most|at\s+least|"
                       r"largest|smallest|biggest)\b", re.I)
@@ -66,6 +78,12 @@ CODE_LINE = re.compile(r"^(?:[ \t]{2,}\S|[ \t]*(?:\$ |> |>>> |\.\.\. |sqlite> |%
 DEFINITION = re.compile(r"^\W*(?:\S+\s+){0,8}?(?:is|are|means|refers to|denotes|returns?|creates?)\s+(?:a|an|the)\b"
                         r"|^\W*(?:\S+\s+){0,8}?(?:indicates?|signif(?:y|ies)|represents?|stands for)\s+(?:that\b|a\b|an\b|the\b)"
                         r"|^\s*\.\.\s+[\w:]+::", re.I)
+# a named prompt ("sqlite> ", "mysql> ") at a line's start says where a command is typed, not what
+# it is about: "sqlite>" before every line of an example is not the question's "sqlite3"
+PROMPT = re.compile(r"^[ \t]*[A-Za-z][\w.-]*>(?= )", re.M)
+# a name and what it does, as a manual page or a module's title gives them: "git-check-ignore -
+# Debug gitignore / exclude files", "csv --- CSV File Reading and Writing"
+NAMED_LINE = re.compile(r"\s*:?[\w.:`-]+(?:\(\d\))?`?[ \t]+(?:-{1,3}|\u2014|\u2013)[ \t]+\w")
 HEADING_LIKE = 30  # a piece this short is mostly a title or a label
 
 
@@ -134,17 +152,47 @@ def _intent(question: str) -> tuple[bool, ...]:
             bool(DEFINE_Q.search(question)), bool(WHY_Q.search(question)))
 
 
-def _shape(piece: str, question_lower: str, intent: tuple[bool, ...]) -> float:
+@lru_cache(maxsize=256)
+def _instances(question: str) -> re.Pattern[str] | None:
+    """For "which tests...", "what option...": a name beside the kind asked for ("the Wilcoxon
+    (or Mann-Whitney) test", "the option --depth") - a piece naming one names an answer."""
+    kinds = {m.group("kind").lower() for m in NAME_Q.finditer(question)}
+    name = NAME
+    if not kinds and COMMAND_Q.search(question):
+        # "how do I..." is answered by what one types or sets, named as code ("the ON CONFLICT
+        # clause"), not by a Capitalised word ("an SQL statement")
+        kinds, name = set(HOW_KINDS), CODE_NAME
+    if not kinds:
+        return None
+    kind = "|".join(sorted(kinds))
+    return re.compile(rf"(?P<before>{name})\s+(?:\([^()]{{0,40}}\)\s+)?(?i:{kind})s?\b"
+                      rf"|\b(?i:{kind})s?[ \t]+(?P<after>{name})")
+
+
+def _names_an_instance(piece: str, question_lower: str, instances: re.Pattern[str] | None) -> bool:
+    if instances is None:
+        return False
+    for found in instances.finditer(piece):
+        name = (found.group("before") or found.group("after")).strip("`")
+        if name.lower() not in STOPWORDS and name.lower() not in question_lower:
+            return True
+    return False
+
+
+def _shape(piece: str, question_lower: str, intent: tuple[bool, ...],
+           instances: re.Pattern[str] | None = None) -> float:
     """0..1: how much the piece looks like what the question asks for, something it does not name."""
     command, name, number, define, why = intent
     novel = {m.group(0).strip("`").lower() for m in SPECIFIC.finditer(piece)}
     novel = {t for t in novel if t and t not in question_lower}
     specific = min(1.0, len(novel) / 2)
+    if (name or command) and _names_an_instance(piece, question_lower, instances):
+        specific = 1.0
     code = 1.0 if CODE_LINE.search(piece) or "`" in piece else 0.0
     numbers = 1.0 if any(m.group(0) not in question_lower for m in NUMBER.finditer(piece)) else 0.0
     score = 0.0
     if command:
-        score = max(score, 0.6 * max(code, specific) + 0.4 * specific)
+        score = max(score, 0.6 * max(code, specific) + 0.4 * specific, 1.0 if NAMED_LINE.match(piece) else 0.0)
     if name:
         score = max(score, specific)
     if number:
@@ -172,7 +220,7 @@ def choose(question: str, hits: Sequence[Hit], min_score: float | None = None,
     relevant = [(n, h) for n, h in numbered
                 if min_score is None or h.similarity >= min_score or (n == 1 and _holds_most(question, h.text))] \
         or numbered[:1]
-    spans = {n: excerpt_spans(hit.text, EXTRACT_CHARS) for n, hit in relevant}
+    spans = {n: _with_examples(hit.text, excerpt_spans(hit.text, EXTRACT_CHARS)) for n, hit in relevant}
     pieces = _score(question, [(n, hit) for n, hit in relevant], spans)
     if not pieces:
         return []
@@ -206,6 +254,24 @@ def choose(question: str, hits: Sequence[Hit], min_score: float | None = None,
         if used >= budget:
             break
     return _merge(chosen, hits)
+
+
+def _with_examples(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The spans, a command example (a block that opens with a prompt: "$ ", "sqlite> ") joined to
+    the paragraph just before it: "To export a table as CSV, set the mode to csv. [example]" says
+    what the example does without a colon, and either alone does not answer."""
+    out: list[tuple[int, int]] = []
+    for start, end in spans:
+        if out and CODE_START.match(text[start:end]):
+            before, gap = text[out[-1][0]:out[-1][1]], text[out[-1][1]:start]
+            # one paragraph of prose (not a piece already joined to what it introduces), ending
+            # right before the example
+            if ("\n\n" in gap and not gap.strip() and "\n\n" not in before and before.rstrip()[-1:] in (".", "!", "?")
+                    and not any(CODE_START.match(line) for line in before.split("\n"))):
+                out[-1] = (out[-1][0], end)
+                continue
+        out.append((start, end))
+    return out
 
 
 def _rows_that_answer(text: str, own: list[tuple[int, int]], after: int, score_of: dict[tuple[int, int], float],
@@ -264,7 +330,7 @@ def _score(question: str, relevant: list[tuple[int, Hit]], spans: dict[int, list
     question, about = split(question)
     asked = _words(question)
     carried = _words(about) - asked
-    unit_words = [_words(text) for *_, text in candidates]
+    unit_words = [_words(PROMPT.sub("", text)) for *_, text in candidates]
     # each question word: the pieces whose words match it, weighted by its rarity among them
     weights: dict[str, float] = {}
     matched: list[set[str]] = [set() for _ in candidates]
@@ -285,12 +351,13 @@ def _score(question: str, relevant: list[tuple[int, Hit]], spans: dict[int, list
     total = sum(weights.values()) or 1.0
     question_lower = question.lower()
     intent = _intent(question)
+    instances = _instances(question)
     best_similarity = max(hit.similarity for _, hit in relevant)
     passage_similarity = dict((n, hit.similarity) for n, hit in relevant)
     scored: list[Excerpt] = []
     for i, (n, start, end, text) in enumerate(candidates):
         lexical = sum(weights[w] for w in matched[i]) / total
-        shape = _shape(text, question_lower, intent)
+        shape = _shape(text, question_lower, intent, instances)
         # what the question asks for counts only in a piece about the question
         score = lexical + SHAPE_WEIGHT * shape * min(1.0, 2 * lexical + 0.2)
         score -= PASSAGE_WEIGHT * (best_similarity - passage_similarity[n])
