@@ -2,6 +2,10 @@
 
 usage: python bench/precision.py FOLDER_OR_FILE [...] [--windows 400] [--repeats 3]
                                  [--backends openvino-fp32,openvino-bf16,onnx-fp32]
+       python bench/precision.py FOLDER --backends openvino-bf16@latency,openvino-bf16,onnx-fp32
+
+A name ending "@latency" runs that runtime as one stream on every core (OpenVINO's LATENCY hint,
+how ingests ran before streams); a plain name runs it as `rag ingest` does.
 
 The documents' text in plain 254-token windows (bench/ingest.py's `windows`, the first --windows of
 them), embedded by each runtime in turn, --repeats rounds with the order rotated every round so
@@ -49,7 +53,11 @@ def main() -> None:
 
     from rag.embedding.embedder import Embedder
 
-    embedders = {name: Embedder(MODEL, name).load() for name in backends}
+    # "openvino-bf16@latency": one stream on every core (LATENCY), what an ingest ran before
+    # streams (rag.embedding.embedder._openvino_each); plain names run as an ingest does now
+    embedders = {name: Embedder(MODEL, name.partition("@")[0],
+                                threads=os.cpu_count() if name.endswith("@latency") else None).load()
+                 for name in backends}
     first = embedders[backends[0]]
     texts = bench_ingest().windows(args.paths, first)[:args.windows]
     tokens = sum(first.count_tokens(texts))
@@ -67,7 +75,7 @@ def main() -> None:
 
     reference = statistics.median(seconds[backends[0]])
     print()
-    print(f"{'runtime':<15} {'median tok/s':>12} {'best tok/s':>10} {'speed vs ' + backends[0]:>22} "
+    print(f"{'runtime':<22} {'median tok/s':>12} {'best tok/s':>10} {'speed vs ' + backends[0]:>22} "
           f"{'cos vs ' + backends[0] + ' min/median':>34} {'cos vs onnx-fp32 min/median':>28}")
     for name in backends:
         median = statistics.median(seconds[name])
@@ -78,7 +86,7 @@ def main() -> None:
                 continue
             cosines = (vectors[name] * vectors[other]).sum(axis=1)
             cells.append(f"{cosines.min():.6f} / {statistics.median(cosines.tolist()):.6f}")
-        print(f"{name:<15} {tokens / median:>12.0f} {tokens / min(seconds[name]):>10.0f} "
+        print(f"{name:<22} {tokens / median:>12.0f} {tokens / min(seconds[name]):>10.0f} "
               f"{reference / median:>21.2f}x {cells[0]:>34} {cells[1]:>28}")
     print(f"load average at end {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
 

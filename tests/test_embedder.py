@@ -328,3 +328,32 @@ def test_numpy_erf_is_exact_to_float32():
     exact = np.array([math.erf(float(v)) for v in x])
     assert np.abs(_erf(x) - exact).max() < 2e-7
     assert _erf(np.zeros(3, dtype=np.float32)).tolist() == [0.0, 0.0, 0.0]
+
+
+# -- OpenVINO for an ingest: several streams fed from a queue ---------------------------------------
+
+def test_an_ingest_runs_openvino_as_streams_that_make_the_vectors_one_stream_makes():
+    from rag.embedding.embedder import Embedder
+
+    texts = passages()
+    streams = Embedder(MODEL, "openvino-fp32", batch_size=8).embed_documents(texts)  # many batches in flight
+    one = Embedder(MODEL, "openvino-fp32", batch_size=8, threads=2).embed_documents(texts)
+    assert streams.shape == one.shape
+    assert (streams * one).sum(axis=1).min() > 0.99999
+
+
+def test_a_failure_inside_a_stream_reaches_the_caller():
+    from rag.embedding import export
+    from rag.embedding.embedder import _local_folder, _openvino_each
+
+    runtime = parse_runtime("openvino-fp32")
+    folder = export.exported_model(_local_folder(MODEL), runtime, model_cache_dir())
+    each = _openvino_each(export.model_file(folder, runtime), threads=None)
+    ids = np.array([[101, 7592, 102]] * 2)
+    batches = [(np.array([i]), ids, np.ones_like(ids)) for i in range(6)]
+
+    def done(key, mask, hidden):
+        raise ValueError(f"pooling failed for batch {int(key[0])}")
+
+    with pytest.raises(ValueError, match="pooling failed for batch"):
+        each(batches, done)

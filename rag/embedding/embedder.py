@@ -17,12 +17,14 @@ input text, in input order, whatever deduplication and length-sorting happened i
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
+import queue
 import threading
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -257,13 +259,14 @@ class _ExportedEngine:
             from rag.embedding import numpy_bert
 
             if numpy_bert.supports(export.transformer_folder(folder)):
-                self.runtime, self.run = runtime, numpy_bert.NumpyBert(export.transformer_folder(folder))
+                self.runtime = runtime
+                self.each = _one_by_one(numpy_bert.NumpyBert(export.transformer_folder(folder)))
                 return
             runtime = Runtime("onnx", "fp32")  # the same vectors (cosine > 0.9999), from any architecture
         self.runtime = runtime
         exported = export.exported_model(folder, runtime, cache_dir or model_cache_dir())
         path = export.model_file(exported, runtime)
-        self.run = _onnx_runner(path, threads) if runtime.backend == "onnx" else _openvino_runner(
+        self.each = _one_by_one(_onnx_runner(path, threads)) if runtime.backend == "onnx" else _openvino_each(
             path, threads, runtime.precision == "bf16")
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
@@ -272,20 +275,26 @@ class _ExportedEngine:
         # Longest first, like sentence-transformers: batches of similar length waste little on padding.
         order = np.argsort(-lengths, kind="stable")
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(texts), batch_size):
-            batch = order[start:start + batch_size]
-            width = int(lengths[batch].max())
-            ids = np.full((len(batch), width), self.pad_id, dtype=np.int64)
-            mask = np.zeros((len(batch), width), dtype=np.int64)
-            for i, index in enumerate(batch):
-                ids[i, :lengths[index]] = rows[index].ids
-                mask[i, :lengths[index]] = 1
-            hidden = self.run(ids, mask, np.zeros_like(ids))
+
+        def batches() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+            for start in range(0, len(texts), batch_size):
+                batch = order[start:start + batch_size]
+                width = int(lengths[batch].max())
+                ids = np.full((len(batch), width), self.pad_id, dtype=np.int64)
+                mask = np.zeros((len(batch), width), dtype=np.int64)
+                for i, index in enumerate(batch):
+                    ids[i, :lengths[index]] = rows[index].ids
+                    mask[i, :lengths[index]] = 1
+                yield batch, ids, mask
+
+        def pool(batch: np.ndarray, mask: np.ndarray, hidden: np.ndarray) -> None:
             # Mean over real tokens (sentence-transformers' Pooling, mean mode), then unit length.
             weights = mask[:, :, None].astype(np.float32)
             pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
             norms = np.linalg.norm(pooled, axis=1, keepdims=True)
             out[batch] = pooled / np.clip(norms, 1e-12, None)
+
+        self.each(batches(), pool)
         return out
 
     @functools.cached_property
@@ -348,25 +357,91 @@ def _onnx_runner(path: Path, threads: int | None):
     return run
 
 
-def _openvino_runner(path: Path, threads: int | None, bf16: bool = False):
+# A runner's `each(batches, done)` runs the model on every (key, ids, mask) of `batches` and calls
+# done(key, mask, last_hidden_state) for each, in any order and possibly from another thread.
+Each = Callable[[Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], Callable[[np.ndarray, np.ndarray, np.ndarray], None]], None]
+
+
+def _one_by_one(run: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]) -> Each:
+    """A runner that takes one batch at a time on the calling thread."""
+    def each(batches, done) -> None:
+        for key, ids, mask in batches:
+            done(key, mask, run(ids, mask, np.zeros_like(ids)))
+
+    return each
+
+
+def _openvino_each(path: Path, threads: int | None, bf16: bool = False) -> Each:
+    """OpenVINO, compiled for what it is asked to do. `threads` given (questions): LATENCY, every
+    thread on one batch. None (an ingest): THROUGHPUT, several streams each running a batch on
+    its own core: no stream waits at a layer's end for a thread the machine lent elsewhere, which
+    on a busy 2-core machine embeds faster than one batch on two threads (bench/precision.py;
+    bench/RESULTS.md, "OpenVINO streams"), with the same vectors.
+
+    The streams are fed by Python threads, one per infer request, each calling the blocking
+    `infer` (which releases the GIL). Not AsyncInferQueue: its callbacks run Python on OpenVINO's
+    own threads, and freeing the compiled model (which joins those threads while holding the
+    GIL) then deadlocks."""
     no_telemetry()
     import openvino
 
     core = openvino.Core()
     # Always explicit: on CPUs with bf16 support OpenVINO picks bf16 itself unless told f32, and an
     # index's vectors must all come from one precision (rag.runtimes).
-    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32"}
+    config = {"PERFORMANCE_HINT": "LATENCY" if threads else "THROUGHPUT",
+              "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32"}
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
     compiled = core.compile_model(str(path), "CPU", config)
-    request = compiled.create_infer_request()
+    jobs = 1 if threads else max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+    idle: queue.SimpleQueue = queue.SimpleQueue()  # the infer requests not in use, shared by every caller
+    for _ in range(jobs):
+        idle.put(compiled.create_infer_request())
     names = {name for port in compiled.inputs for name in port.get_names()}
-    lock = threading.Lock()  # one infer request, so one batch at a time
+    output = compiled.outputs[0]
 
-    def run(ids: np.ndarray, mask: np.ndarray, types: np.ndarray) -> np.ndarray:
-        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-        with lock:
-            result = request.infer({k: v for k, v in feed.items() if k in names})
-            return np.array(result[compiled.outputs[0]], copy=True)
+    def run(request, key: np.ndarray, ids: np.ndarray, mask: np.ndarray, done) -> None:
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        done(key, mask, request.infer({k: v for k, v in feed.items() if k in names})[output])
 
-    return run
+    def each(batches, done) -> None:
+        batches = iter(batches)
+        first = next(batches, None)
+        if first is None:
+            return
+        second = next(batches, None)
+        if second is None or jobs == 1:  # a question, or one stream: on this thread
+            request = idle.get()
+            try:
+                for item in (first, *(() if second is None else (second,)), *batches):
+                    run(request, *item, done)
+            finally:
+                idle.put(request)
+            return
+        source = itertools.chain((first, second), batches)
+        taking = threading.Lock()
+        failed: list[BaseException] = []
+
+        def work() -> None:
+            request = idle.get()
+            try:
+                while not failed:
+                    with taking:
+                        item = next(source, None)
+                    if item is None:
+                        return
+                    run(request, *item, done)
+            except BaseException as exc:  # raised again on the caller's thread, below
+                failed.append(exc)
+            finally:
+                idle.put(request)
+
+        workers = [threading.Thread(target=work, name=f"rag-embed-{n}", daemon=True) for n in range(jobs)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        if failed:
+            raise failed[0]
+
+    return each
