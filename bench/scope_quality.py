@@ -2,13 +2,16 @@
 searched together against each one alone.
 
 usage: python bench/scope_quality.py --index-dir DIR --sets INDEX=QUESTIONS.jsonl[,MORE.jsonl] ...
-                                     [--scoped INDEX ...] [-k 5] [--mode hybrid]
+                                     [--scoped INDEX ...] [--offtopic QUESTIONS.jsonl] [-k 5] [--mode hybrid]
 
 - together: each question set is searched in its own index alone, then in every index named by
   --sets at once (`Index.search(also=...)`, rag.retrieval.together), ranked with the cut-off
   off (hit@k, MRR@k, recall@k, as `rag eval`), and again with the cut-off on ("covered": the share
   of questions that got passages; "hit@k on" counts a question whose passages were cut as a miss).
   Searching more indexes should not lose the right passage to another corpus's.
+- off-topic (--offtopic, e.g. bench/questions/offtopic.jsonl: questions no corpus covers): how
+  many are given passages with the cut-off on, by each index alone and by all of them together.
+  Each index keeps its own cut-off, so together lets through what any one of them lets through.
 - scoped (the sets of the indexes named by --scoped): each question is asked unfiltered, then
   with `--path` set to the top folders of its labelled sources (`library/`, `tutorial/`, ...;
   one glob per folder), as a user who knows where the answer lives would. It should rise.
@@ -20,6 +23,7 @@ The indexes must be built over the corpora their questions are about (bench/ques
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -43,6 +47,7 @@ def main() -> None:
     parser.add_argument("--index-dir", type=Path, required=True)
     parser.add_argument("--sets", nargs="+", required=True, metavar="INDEX=QUESTIONS.jsonl[,...]")
     parser.add_argument("--scoped", nargs="*", default=[], metavar="INDEX")
+    parser.add_argument("--offtopic", type=Path, metavar="QUESTIONS.jsonl")
     parser.add_argument("-k", type=int, default=5)
     parser.add_argument("--mode", default="hybrid", choices=("hybrid", "dense", "keyword"))
     args = parser.parse_args()
@@ -78,6 +83,17 @@ def main() -> None:
     for label, values in rows.items():
         print(f"{f'average of {len(values)} sets':<24} {label:<10} " + " ".join(
             f"{statistics.mean(column):>{width}.3f}" for column, width in zip(zip(*values), (6, 6, 6, 8, 8))))
+
+    if args.offtopic:
+        questions = [json.loads(line)["question"] for line in args.offtopic.read_text(encoding="utf-8").splitlines()
+                     if line.strip()]
+        everything = list(opened.values())
+        given = {index.name: sum(bool(index.search(q, top_k=args.k, mode=args.mode).hits) for q in questions)
+                 for index in everything}
+        given["together"] = sum(bool(everything[0].search(q, top_k=args.k, mode=args.mode, also=everything[1:]).hits)
+                                for q in questions)
+        print(f"\noff-topic questions given passages (cut-off on), of {len(questions)}: "
+              + ", ".join(f"{name} {count}" for name, count in given.items()), flush=True)
 
     if args.scoped:
         print(f"\n{'set':<24} {'scope':<10} {'hit@k':>6} {'MRR@k':>6} {'recall':>6} {'p50 ms':>7}")

@@ -394,6 +394,63 @@ def test_the_same_index_twice_scores_each_passage_alike(root):
     assert result.hits[0].score == pytest.approx(result.hits[1].score)
 
 
+@pytest.fixture(scope="module")
+def household(root, embedder):
+    """Two household notes in the bundled model, calibrated: one fact dropped into a page about the garden."""
+    notes = root / "household-notes"
+    notes.mkdir()
+    (notes / "garden.md").write_text(
+        "# Garden\n\nWater the tomatoes in the evening and pick the beans every other day. The compost heap "
+        "needs turning once a week. The spare key for the garage keypad is hidden under the blue flowerpot. "
+        "Mulch keeps the soil moist through August.\n", encoding="utf-8")
+    (notes / "recipes.md").write_text("# Recipes\n\nA lentil soup needs onions, carrots and a bay leaf, simmered "
+                                      "for forty minutes.\n", encoding="utf-8")
+    ingest(notes, root / "indexes", "household", embedder)
+    with Index.open(Settings(index_dir=root / "indexes", index="household")) as opened:
+        yield opened
+
+
+def test_an_index_whose_words_hold_the_question_counts_as_covering_it(household):
+    from rag.retrieval.relevance import CORROBORATED_SPREADS
+    from rag.retrieval.together import evidence, index_evidence
+
+    retriever = household._searcher()
+    vector = retriever.embed("blue flowerpot")
+    best = retriever.dense(vector, 1)[0][1]
+    assert evidence([best], retriever.current_calibration()) < CORROBORATED_SPREADS  # the cosine says little
+    assert index_evidence(retriever, "blue flowerpot", vector, 5, "hybrid", None) == CORROBORATED_SPREADS
+    assert index_evidence(retriever, "blue flowerpot", vector, 5, "dense", None) < CORROBORATED_SPREADS
+
+
+def test_an_index_is_judged_by_the_median_of_its_best_passages_and_a_few_notes_by_their_best(household):
+    from rag.retrieval.relevance import Calibration
+    from rag.retrieval.together import evidence, index_evidence
+
+    calibration = Calibration(median=0.2, spread=0.1, probes=40, generation=1)
+    assert evidence([0.9, 0.5, 0.4], calibration) == pytest.approx(3.0)  # one lucky passage is not an index about it
+    assert evidence([], calibration) == 0.0
+    retriever = household._searcher()
+    vector = retriever.embed("lentil soup")
+    best = retriever.dense(vector, 2)[0][1]
+    assert index_evidence(retriever, "lentil soup", vector, 5, "dense", None) == \
+        pytest.approx(evidence([best], retriever.current_calibration()))
+
+
+def test_indexes_searched_together_keep_each_index_s_own_order():
+    from rag.retrieval.together import interleave
+    from rag.types import Hit
+
+    def hit(chunk_id: int, score: float) -> Hit:
+        return Hit(chunk_id=chunk_id, path=f"{chunk_id}.md", page=None, heading=(), text="", title="", score=score,
+                   similarity=0.5)
+
+    # a's first passage was put first by its keyword evidence, above one its fusion scored higher
+    a = [hit(1, 1.0), hit(2, 2.0), hit(3, 0.5)]
+    ranked = interleave([(0, 0.0, a), (1, 0.25, [hit(4, 1.5)])])
+    assert [h.chunk_id for h in ranked] == [1, 2, 4, 3]
+    assert [h.score for h in ranked] == [2.0, 2.0, 1.75, 0.5]
+
+
 def test_an_answer_from_several_indexes_names_each_source_s_index(two_models):
     from rag.answer.sources import sources_block
 

@@ -9,12 +9,26 @@ is never compared with a cosine from another, nor BM25 over one FTS table with B
 That alone ranks every index's best passage alike, however little the index has to do with the
 question, and lost a third of MRR@5 on labelled sets searched together with other corpora
 (bench/scope_quality.py; bench/RESULTS.md, "Several indexes"). So each passage also carries its
-index's evidence: how far the index's best cosine stands above the best cosines of the everyday
-questions its cut-off is calibrated with (rag.retrieval.relevance), in their spreads. Unrelated
-questions reach the probes' level in any model and corpus, so the measure means the same in every
-index. With it, ranking fell only where a second corpus answers the same questions (two R
-manuals). A cross-encoder (rag.retrieval.rerank) scores every passage on one scale already and is
-merged as it scores.
+index's evidence, on the scale the relevance cut-off (rag.retrieval.relevance) judges coverage
+on, in every index alike: spreads of the index's own calibration above the best cosines of
+everyday questions no technical corpus answers.
+
+- Its depth: the median cosine of the index's best DEPTH passages (at most a DEPTH_SHARE-th of
+  its passages, so a folder of a few notes is judged by its best), not its single best. Every
+  technical corpus holds one passage that resembles a programming question (a page on compressed
+  files in an R manual); a corpus about the question holds ten. Judged by its single best, a
+  narrow manual outranked the corpus a question was about (its probes score low, so any
+  technical question stands far above them).
+- Its words: when the keyword leg's evidence covers the question (one passage holds its rare
+  words together: a planted fact, a part number), the cut-off counts the index as covering it
+  whatever the cosine, so the ranking counts it as a cosine that covers by itself would
+  (CORROBORATED_SPREADS), where the cosine says less. Without it a fact found by its words in
+  one index lost to every other index's best-resembling passages.
+
+Each index's passages keep the order that index put them in (the keyword evidence may put one
+first: rag.retrieval.relevance.lead_with_evidence); the ranking only interleaves the indexes. A
+cross-encoder (rag.retrieval.rerank) scores every passage on one scale already and is merged as
+it scores. Figures: bench/RESULTS.md, "Several indexes".
 
 The "not covered" cut-off is each index's own: an index that does not cover the question adds
 nothing. Each hit names its index.
@@ -22,6 +36,7 @@ nothing. Each hit names its index.
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import replace
 from typing import Sequence
@@ -30,12 +45,15 @@ import numpy as np
 
 from rag.config import NO_CUTOFF, Mode
 from rag.filters import Filters
-from rag.retrieval.relevance import Calibration
-from rag.retrieval.search import Retriever
+from rag.retrieval.relevance import CORROBORATED_SPREADS, Calibration, keyword_evidence
+from rag.retrieval.scope import Scope
+from rag.retrieval.search import MIN_FETCH, OVERFETCH, Retriever, key_terms
 from rag.text import readable
-from rag.types import Retrieval
+from rag.types import Hit, Retrieval
 
 MIN_SPREAD = 0.01  # a calibration whose probes all scored alike must not make every gap enormous
+DEPTH = 10  # an index is judged by the median cosine of its best DEPTH passages ...
+DEPTH_SHARE = 20  # ... or of its best twentieth, when that is fewer (a few notes: their best)
 
 
 def search_together(
@@ -67,14 +85,14 @@ def search_together(
             "; ".join(f"{name}: {r.no_match}" for name, _, r in results)
         return Retrieval(hits=[], below_cutoff=False, best_similarity=None, seconds=time.perf_counter() - started,
                          no_match=why, **common)
-    pooled = []
+    ranked = []
     for order, (name, retriever, r) in enumerate(searched):
         if not r.hits:
             continue
-        lift = 0.0 if r.reranked_by else evidence(r, retriever.current_calibration())
-        pooled += [(hit.score + lift, order, replace(hit, index=name, score=hit.score + lift)) for hit in r.hits]
-    pooled.sort(key=lambda item: (-item[0], item[1]))  # ties: the index named first
-    hits = [hit for _, _, hit in pooled[:top_k]]
+        lift = 0.0 if r.reranked_by else index_evidence(retriever, question, vectors[id(retriever.embedder)],
+                                                         top_k, mode, filters)
+        ranked.append((order, lift, [replace(hit, index=name) for hit in r.hits]))
+    hits = interleave(ranked)[:top_k]
     below = not hits and any(r.below_cutoff for _, _, r in searched)
     reasons = "; ".join(f"{name}: {r.cutoff_reason}" for name, _, r in searched if r.below_cutoff)
     rerankers = {r.reranked_by for _, _, r in searched}
@@ -89,9 +107,51 @@ def search_together(
     )
 
 
-def evidence(retrieval: Retrieval, calibration: Calibration) -> float:
-    """How far the index's best passage stands above unrelated questions' best, in their spreads."""
-    if retrieval.best_similarity is None:
-        return 0.0
-    return (retrieval.best_similarity - calibration.median) / max(calibration.spread, MIN_SPREAD)
+def interleave(ranked: Sequence[tuple[int, float, Sequence[Hit]]]) -> list[Hit]:
+    """One ranking of several indexes' (order, evidence, hits best first): each hit scores its
+    index's evidence plus the best score at or below it in its index's list, so no index's own
+    order changes (a passage its keyword evidence put first ranks as the one it displaced); ties
+    go to the index named first."""
+    pooled = []
+    for order, lift, hits in ranked:
+        floor = float("-inf")
+        scored = []
+        for hit in reversed(hits):
+            floor = max(floor, hit.score)
+            scored.append(floor + lift)
+        pooled += [(score, order, position, replace(hit, score=score))
+                   for position, (score, hit) in enumerate(zip(reversed(scored), hits))]
+    pooled.sort(key=lambda item: (-item[0], item[1], item[2]))
+    return [hit for *_, hit in pooled]
 
+
+def index_evidence(retriever: Retriever, question: str, query_vector: np.ndarray, top_k: int, mode: Mode,
+                   filters: Filters | None) -> float:
+    """How far the index stands above unrelated questions, in its calibration's spreads: the depth
+    of its best cosines, or what its keyword evidence counts as when that covers the question."""
+    scope = _scope(retriever, filters)
+    passages = scope.chunks if scope is not None else len(retriever.vectors)
+    depth = max(1, min(DEPTH, passages // DEPTH_SHARE))
+    cosines = [score for _, score in retriever.dense(query_vector, depth, scope)]
+    lift = evidence(cosines, retriever.current_calibration())
+    if mode == "dense" or lift >= CORROBORATED_SPREADS:
+        return lift
+    candidates = [cid for cid, _ in retriever.keyword(question, max(top_k * OVERFETCH, MIN_FETCH), scope)]
+    words = keyword_evidence(*retriever.store.term_statistics(key_terms(question), candidates), candidates)
+    return CORROBORATED_SPREADS if words.covers else lift
+
+
+def evidence(cosines: Sequence[float], calibration: Calibration) -> float:
+    """How far the median of an index's best cosines stands above unrelated questions' best, in
+    their spreads (0 for no cosines)."""
+    if not cosines:
+        return 0.0
+    return (statistics.median(cosines) - calibration.median) / max(calibration.spread, MIN_SPREAD)
+
+
+def _scope(retriever: Retriever, filters: Filters | None) -> Scope | None:
+    """The filters' scope in this index as Retriever.search keeps to it (None: everything)."""
+    if filters is None or filters.empty:
+        return None
+    scope = retriever.scopes.resolve(filters)
+    return None if scope.everything else scope
