@@ -4,9 +4,10 @@ Why it exists: a question is a dozen word pieces, and the fastest way to embed i
 is to load nothing. ONNX Runtime costs a 25 ms import and a 120-170 ms session (it parses the
 90 MB graph and pre-packs every weight) before its first 6 ms query; this reads the safetensors
 header (11 KB), maps the file, and runs six layers of matrix products through the BLAS numpy
-already loaded: the pages a question touches come from the page cache on first use. It is the
-question runtime for fp32 and bf16 indexes (rag.runtimes.QUERY_FP32); `bench/latency.py` has the
-figures.
+already loaded: the pages a question touches come from the page cache on first use. It is how a
+command that asks once embeds its question on an fp32 or bf16 index (rag.runtimes.QUERY_FP32);
+chat and the servers, which ask many, use ONNX Runtime (5 ms a question against 12 here).
+`bench/latency.py` has the figures.
 
 What it computes is BertModel's forward pass exactly as transformers writes it (absolute position
 embeddings, post-LayerNorm, exact GELU), then sentence-transformers' mean pooling: vectors agree
