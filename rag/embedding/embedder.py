@@ -275,6 +275,10 @@ class _ExportedEngine:
         # Longest first, like sentence-transformers: batches of similar length waste little on padding.
         order = np.argsort(-lengths, kind="stable")
         out = np.empty((len(texts), self.dim), dtype=np.float32)
+        # Several streams hold a batch each: split the batch between them, so the memory in flight
+        # (a batch's attention scores are most of it: 64 x 12 heads x 256 x 256 floats, 200 MB)
+        # stays one batch's worth (bench/RESULTS.md, "OpenVINO streams")
+        batch_size = max(1, batch_size // self.each.jobs)
 
         def batches() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
             for start in range(0, len(texts), batch_size):
@@ -358,7 +362,8 @@ def _onnx_runner(path: Path, threads: int | None):
 
 
 # A runner's `each(batches, done)` runs the model on every (key, ids, mask) of `batches` and calls
-# done(key, mask, last_hidden_state) for each, in any order and possibly from another thread.
+# done(key, mask, last_hidden_state) for each, in any order and possibly from another thread;
+# `each.jobs` is how many batches it runs at once.
 Each = Callable[[Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], Callable[[np.ndarray, np.ndarray, np.ndarray], None]], None]
 
 
@@ -368,6 +373,7 @@ def _one_by_one(run: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray])
         for key, ids, mask in batches:
             done(key, mask, run(ids, mask, np.zeros_like(ids)))
 
+    each.jobs = 1  # type: ignore[attr-defined]
     return each
 
 
@@ -444,4 +450,5 @@ def _openvino_each(path: Path, threads: int | None, bf16: bool = False) -> Each:
         if failed:
             raise failed[0]
 
+    each.jobs = jobs  # type: ignore[attr-defined]
     return each
