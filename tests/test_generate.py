@@ -453,14 +453,33 @@ def test_an_answer_to_a_question_naming_what_no_passage_mentions_says_so_and_tha
     assert [s.kind for s in answer.sentences][-1] == "refusal"
 
 
-def test_an_unsupported_answer_to_a_question_naming_what_no_passage_mentions_is_followed_by_the_passages_words(llm):
+def test_an_unsupported_answer_to_a_question_naming_what_no_passage_mentions_gives_way_to_the_passages_words(llm):
     question = "How long do I bake bread in a Thermomix?"
 
     _, answer = answer_with(llm, "Run wg genconf to write the tunnel configuration.", question=question)
 
-    assert answer.answer == (f"Run wg genconf to write the tunnel configuration. {UNSUPPORTED_MARK}\n\n"
-                             f"No passage mentions Thermomix: the documents may not cover this.\n\n"
+    assert answer.answer == f"{STRICT_NOTHING_LEFT}\n\n{passages_say(question)}"
+    assert answer.dropped_sentences == 1
+
+
+def test_an_answer_of_citations_alone_to_a_question_naming_what_no_passage_mentions_says_so(llm):
+    question = "How long do I bake bread in a Thermomix?"
+
+    _, answer = answer_with(llm, "[1], [2]", question=question)
+
+    assert answer.answer == ("[1], [2]\n\nNo passage mentions Thermomix: the documents may not cover this.\n\n"
                              f"{passages_say(question)}")
+
+
+def test_what_the_model_writes_about_a_name_no_passage_mentions_is_left_out_unless_a_passage_supports_it(llm):
+    question = "How long do I bake bread in a Thermomix?"
+
+    _, answer = answer_with(llm, "Bake the loaf for forty minutes [1]. Preheat the Thermomix to 90 degrees first.",
+                            question=question)
+
+    assert answer.answer == ("Bake the loaf for forty minutes [1].\n\n"
+                             "No passage mentions Thermomix: the documents may not cover this.")
+    assert answer.dropped_sentences == 1
 
 
 def test_an_answer_of_citations_alone_is_followed_by_the_passages_words(llm):
