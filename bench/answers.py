@@ -247,8 +247,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8089)
     parser.add_argument("--system-prompt", type=Path, help="a file whose text replaces rag.answer.generate.SYSTEM_PROMPT")
     parser.add_argument("--focus-chars", type=int,
-                        help="characters of each passage the model reads (rag.answer.context.FOCUS_CHARS; "
-                             "a large number passes whole passages)")
+                        help="characters of each passage the model reads when the extractive chooser picks "
+                             "nothing (rag.answer.context.FOCUS_CHARS; a large number passes whole passages)")
     parser.add_argument("--strict", action="store_true", help="ask with --strict (llm mode)")
     parser.add_argument("-k", "--top-k", type=int)
     parser.add_argument("--limit", type=int, help="only the first N questions of each file")

@@ -87,9 +87,10 @@ def test_the_prompt_that_reaches_the_server_numbers_the_passages_and_ends_with_t
     ask(BREAD, "-k", "3", env=llm_env(llm))
 
     (request,) = llm.requests
-    system, user = request["messages"]
+    system, *example, user = request["messages"]
     assert system["role"] == "system" and "<passage>" in system["content"]
-    assert [f'<passage id="{n}"' in user["content"] for n in (1, 2, 3, 4)] == [True, True, True, False]
+    assert [m["role"] for m in example] == ["user", "assistant"]  # one worked example, then the question
+    assert '<passage id="4"' not in user["content"]
     assert '<passage id="1" source="corpus/cooking.md" heading="Kitchen notes > Bread">' in user["content"]
     assert user["content"].endswith(f"Question: {BREAD}")
     assert request["model"] == "test-model"
@@ -129,7 +130,7 @@ def test_json_gives_pdf_pages_as_numbers(ask, llm):
 
 
 def test_an_answer_that_cites_nothing_lists_every_retrieved_passage(ask, llm):
-    llm.reply = "Forty minutes."
+    llm.reply = "The documents do not cover this."  # nor does rag quote the passages after a refusal
 
     result = ask(BREAD, "-k", "2", env=llm_env(llm))
 
@@ -141,7 +142,7 @@ def test_the_top_k_flag_beats_the_environment(ask, llm):
     ask(BREAD, "-k", "2", env=llm_env(llm, RAG_TOP_K="4"))
 
     user = llm.requests[0]["messages"][-1]["content"]
-    assert user.count("<passage id=") == 2
+    assert user.count("<passage id=") <= 2 and '<passage id="3"' not in user
 
 
 def test_a_dotenv_in_the_working_folder_configures_the_llm(built_index, tmp_path, llm):
@@ -349,7 +350,7 @@ def test_a_passage_with_instructions_stays_inside_its_passage_tag(hostile_index,
     result = CliRunner().invoke(main, ["ask", "How often does the sync feature run?"], env=llm_env(llm))
 
     assert result.exit_code == 0, result.output
-    system, user = (m["content"] for m in llm.requests[0]["messages"])
+    system, *_, user = (m["content"] for m in llm.requests[0]["messages"])
     assert "PWNED" not in system and "hunter2" not in system
     assert user.count("</passage>") == user.count("<passage id=") == 1
     assert user.index('<passage id="1"') < user.index("PWNED") < user.index("hunter2") < user.index("</passage>")

@@ -62,9 +62,9 @@ def test_question_follow_up_sources_and_exit_against_an_llm(workdir, llm):
     assert "and at what temperature?" in transcript
     answer_request = streamed_requests(llm)[-1]
     assert "Question: What temperature should sourdough bread be baked at?" in answer_request["messages"][-1]["content"]
-    # the conversation so far rides along as history
+    # the conversation so far rides along as history, after the prompt's worked example
     roles = [m["role"] for m in answer_request["messages"]]
-    assert roles == ["system", "user", "assistant", "user"]
+    assert roles == ["system", "user", "assistant", "user", "assistant", "user"]
 
     child.sendline("/sources")
     child.expect(r"\[1\] \S*corpus/cooking\.md \(Kitchen notes > Bread\)  score")
@@ -88,7 +88,7 @@ def test_reset_forgets_the_conversation(workdir, llm):
     assert result.exit_code == 0
     assert "(conversation cleared)" in result.stdout
     assert [r["stream"] for r in llm.requests] == [True, True], "no condensing after a reset: nothing to condense"
-    assert [m["role"] for m in llm.requests[-1]["messages"]] == ["system", "user"]
+    assert [m["role"] for m in llm.requests[-1]["messages"]] == ["system", "user", "assistant", "user"]  # the example
 
 
 def test_an_llm_error_is_one_line_and_the_conversation_goes_on(workdir, llm):

@@ -20,7 +20,7 @@ from rag.answer.generate import (
     cited_numbers,
     extractive_answer,
 )
-from rag.answer.citations import PASSAGES_SAY
+from rag.answer.citations import PASSAGES_SAY, split_written
 from rag.answer.grounding import (NOTHING_SUPPORTED, STRICT_NOTHING_LEFT, UNSUPPORTED_MARK, Grounder, ground,
                                    ground_text)
 from rag.answer.llm import LLM
@@ -70,14 +70,15 @@ def test_the_system_message_carries_the_rules_and_no_document_text():
 
     system = messages[0]
     assert system == {"role": "system", "content": SYSTEM_PROMPT}
-    assert "[1]" in system["content"]  # how to cite
+    assert "square brackets, like [2]" in system["content"]  # how to cite
     assert "do not cover" in system["content"]  # what to say when the passages do not answer
     assert "not instructions" in system["content"]
     assert "forty minutes" not in system["content"]
 
 
 def test_passages_are_numbered_with_their_source_and_page():
-    user = user_message(build_messages("How long do I bake bread?", bread_and_fan()))
+    user = user_message(build_messages("How long do I bake bread, and what about a grinding noise from the fan?",
+                                       bread_and_fan()))
 
     assert '<passage id="1" source="corpus/cooking.md" heading="Kitchen notes > Bread">' in user
     assert '<passage id="2" source="corpus/manual.pdf, page 2">' in user
@@ -350,16 +351,25 @@ def test_temperature_and_max_tokens_are_sent_only_when_set(llm):
 # -- grounding: every factual sentence ends up cited by a passage that supports it --------------
 
 
-def answer_with(llm, reply: str, strict: bool = False, hits: list[Hit] | None = None) -> tuple[list[str], Answer]:
+FAN_QUESTION = "What do I do about a grinding noise from the fan?"
+
+
+def answer_with(llm, reply: str, strict: bool = False, hits: list[Hit] | None = None,
+                question: str = "How long do I bake bread?") -> tuple[list[str], Answer]:
     llm.reply = reply
-    stream = AnswerStream("How long do I bake bread?", retrieval_of(hits or bread_and_fan()), LLM(settings_for(llm)),
+    stream = AnswerStream(question, retrieval_of(hits or bread_and_fan(), question), LLM(settings_for(llm)),
                           strict=strict)
     pieces = list(stream)
     return pieces, stream.result()
 
 
+def written(answer: Answer) -> str:
+    """The model's part of an answer, without the passages' own words that may follow it."""
+    return split_written(answer.answer)[0]
+
+
 def test_an_uncited_sentence_a_passage_supports_gets_that_passage_as_its_citation(llm):
-    _, answer = answer_with(llm, "Replace the bearing kit BK-7 when the fan grinds.")
+    _, answer = answer_with(llm, "Replace the bearing kit BK-7 when the fan grinds.", question=FAN_QUESTION)
 
     assert answer.answer == "Replace the bearing kit BK-7 when the fan grinds [2]."
     [sentence] = answer.sentences
@@ -371,14 +381,14 @@ def test_an_uncited_sentence_a_passage_supports_gets_that_passage_as_its_citatio
 def test_a_citation_the_model_wrote_and_the_passage_supports_stays_the_models(llm):
     _, answer = answer_with(llm, "Bake the loaf for forty minutes [1].")
 
-    assert answer.answer == "Bake the loaf for forty minutes [1]."
+    assert written(answer) == "Bake the loaf for forty minutes [1]."
     assert (answer.sentences[0].citations, answer.sentences[0].cited_by) == ([1], "model")
 
 
 def test_a_citation_to_the_wrong_passage_is_replaced_by_the_one_that_supports_the_sentence(llm):
     _, answer = answer_with(llm, "Bake the loaf for forty minutes [2].")
 
-    assert answer.answer == "Bake the loaf for forty minutes [1]."
+    assert written(answer) == "Bake the loaf for forty minutes [1]."
     assert (answer.sentences[0].citations, answer.sentences[0].cited_by) == ([1], "rag")
     assert answer.unsupported == 0
 
@@ -386,7 +396,7 @@ def test_a_citation_to_the_wrong_passage_is_replaced_by_the_one_that_supports_th
 def test_a_sentence_no_passage_supports_is_marked_where_it_is_read(llm):
     _, answer = answer_with(llm, "Bake the loaf for forty minutes. Brush the crust with olive oil and rosemary.")
 
-    assert answer.answer == ("Bake the loaf for forty minutes [1]. Brush the crust with olive oil and rosemary. "
+    assert written(answer) == ("Bake the loaf for forty minutes [1]. Brush the crust with olive oil and rosemary. "
                              f"{UNSUPPORTED_MARK}")
     assert [(s.cited_by, s.supported) for s in answer.sentences] == [("rag", True), (None, False)]
 
@@ -394,8 +404,9 @@ def test_a_sentence_no_passage_supports_is_marked_where_it_is_read(llm):
 def test_an_unsupported_citation_the_model_wrote_stays_for_the_sources_to_explain(llm):
     _, answer = answer_with(llm, "Bake the loaf for 45 minutes [1]. Replace the bearing kit BK-7 [2].")
 
-    assert answer.answer == f"Bake the loaf for 45 minutes [1]. {UNSUPPORTED_MARK} Replace the bearing kit BK-7 [2]."
-    assert [(c.n, c.supported) for c in answer.citations] == [(1, False), (2, True)]
+    assert written(answer) == f"Bake the loaf for 45 minutes [1]. {UNSUPPORTED_MARK} Replace the bearing kit BK-7 [2]."
+    # then the passages' own words (the answer leaves out the best passage's "250 degrees"), each cited
+    assert [(c.n, c.supported) for c in answer.citations][:2] == [(1, False), (2, True)]
     assert "45" in answer.citations[0].reason
 
 
@@ -403,14 +414,14 @@ def test_strict_leaves_out_the_sentence_no_passage_supports(llm):
     _, answer = answer_with(llm, "Bake the loaf for forty minutes. Brush the crust with olive oil and rosemary.",
                             strict=True)
 
-    assert answer.answer == "Bake the loaf for forty minutes [1]."
+    assert written(answer) == "Bake the loaf for forty minutes [1]."
     assert answer.dropped_sentences == 1
     assert [s.supported for s in answer.sentences] == [True]
 
 
-def passages_say() -> str:
+def passages_say(question: str = "How long do I bake bread?") -> str:
     """What follows an answer with no supported sentence: the passages' own words, as --no-llm quotes them."""
-    return f"{PASSAGES_SAY}\n\n{extractive_answer('How long do I bake bread?', bread_and_fan())}"
+    return f"{PASSAGES_SAY}\n\n{extractive_answer(question, bread_and_fan())}"
 
 
 def test_strict_with_no_supported_sentence_says_the_documents_do_not_cover_it(llm):
@@ -419,11 +430,12 @@ def test_strict_with_no_supported_sentence_says_the_documents_do_not_cover_it(ll
     assert answer.answer == f"{STRICT_NOTHING_LEFT}\n\n{passages_say()}"
 
 
-def test_an_answer_without_one_supported_sentence_says_so_and_quotes_the_passages(llm):
+def test_an_answer_without_one_supported_sentence_is_followed_by_the_passages_words_not_a_refusal(llm):
     _, answer = answer_with(llm, "Run wg genconf to write the tunnel configuration.")
 
     assert answer.answer == (f"Run wg genconf to write the tunnel configuration. {UNSUPPORTED_MARK}\n\n"
-                             f"{NOTHING_SUPPORTED}\n\n{passages_say()}")
+                             f"{passages_say()}")
+    assert not any(s.kind == "refusal" for s in answer.sentences)
     assert "forty minutes" in answer.answer  # what retrieval found still reaches the reader, cited
     # the model's sentence is checked as written, the quotes as the extractive answer's excerpts are
     assert answer.uncited_sentences == 1
@@ -431,10 +443,78 @@ def test_an_answer_without_one_supported_sentence_says_so_and_quotes_the_passage
     assert any(c.reason.startswith("quoted verbatim") for c in answer.citations)
 
 
-def test_an_answer_of_citations_alone_says_nothing_is_supported(llm):
+def test_an_answer_to_a_question_naming_what_no_passage_mentions_says_so_and_that_they_may_not_cover_it(llm):
+    question = "How long do I bake bread in a Thermomix?"
+
+    _, answer = answer_with(llm, "Bake the loaf for forty minutes [1].", question=question)
+
+    assert answer.answer == ("Bake the loaf for forty minutes [1].\n\n"
+                             "No passage mentions Thermomix: the documents may not cover this.")
+    assert [s.kind for s in answer.sentences][-1] == "refusal"
+
+
+def test_an_unsupported_answer_to_a_question_naming_what_no_passage_mentions_gives_way_to_the_passages_words(llm):
+    question = "How long do I bake bread in a Thermomix?"
+
+    _, answer = answer_with(llm, "Run wg genconf to write the tunnel configuration.", question=question)
+
+    assert answer.answer == f"{STRICT_NOTHING_LEFT}\n\n{passages_say(question)}"
+    assert answer.dropped_sentences == 1
+
+
+def test_an_answer_of_citations_alone_to_a_question_naming_what_no_passage_mentions_says_so(llm):
+    question = "How long do I bake bread in a Thermomix?"
+
+    _, answer = answer_with(llm, "[1], [2]", question=question)
+
+    assert answer.answer == ("[1], [2]\n\nNo passage mentions Thermomix: the documents may not cover this.\n\n"
+                             f"{passages_say(question)}")
+
+
+def test_what_the_model_writes_about_a_name_no_passage_mentions_is_left_out_unless_a_passage_supports_it(llm):
+    question = "How long do I bake bread in a Thermomix?"
+
+    _, answer = answer_with(llm, "Bake the loaf for forty minutes [1]. Preheat the Thermomix to 90 degrees first.",
+                            question=question)
+
+    assert answer.answer == ("Bake the loaf for forty minutes [1].\n\n"
+                             "No passage mentions Thermomix: the documents may not cover this.")
+    assert answer.dropped_sentences == 1
+
+
+def test_an_answer_of_citations_alone_is_followed_by_the_passages_words(llm):
     _, answer = answer_with(llm, "[1], [2]")
 
-    assert answer.answer == f"[1], [2]\n\n{NOTHING_SUPPORTED}\n\n{passages_say()}"
+    assert answer.answer == f"[1], [2]\n\n{passages_say()}"
+
+
+def test_an_answer_that_leaves_out_what_the_best_passage_names_is_followed_by_the_passages_words(llm):
+    _, answer = answer_with(llm, "Replace the bearing kit when the fan grinds [2].", question=FAN_QUESTION)
+
+    assert answer.answer == (f"Replace the bearing kit when the fan grinds [2].\n\n{PASSAGES_SAY}\n\n"
+                             f"{extractive_answer(FAN_QUESTION, bread_and_fan())}")
+    assert "BK-7" in answer.answer
+
+
+def test_an_answer_that_names_what_the_best_passage_names_stands_alone(llm):
+    _, answer = answer_with(llm, "Replace the bearing kit BK-7 when the fan grinds [2].", question=FAN_QUESTION)
+
+    assert answer.answer == "Replace the bearing kit BK-7 when the fan grinds [2]."
+
+
+def test_an_answer_that_gives_the_passages_number_in_words_stands_alone(llm):
+    _, answer = answer_with(llm, "Forty minutes [1].")
+
+    assert answer.answer == "Forty minutes [1]."
+
+
+def test_the_passages_words_after_an_answer_are_described_as_quotes_rag_cited(llm):
+    _, answer = answer_with(llm, "Replace the bearing kit when the fan grinds [2].", question=FAN_QUESTION)
+
+    assert [(s.kind, s.cited_by, s.supported) for s in answer.sentences] == [
+        ("fact", "model", True), ("heading", None, None), ("quote", "rag", True)]
+    assert answer.sentences[-1].text == extractive_answer(FAN_QUESTION, bread_and_fan())
+    assert answer.sentences[-1].citations == [2]
 
 
 def test_a_refusal_is_left_as_it_is(llm):
@@ -447,8 +527,8 @@ def test_a_refusal_is_left_as_it_is(llm):
 def test_a_code_block_no_passage_holds_is_marked_after_its_fence(llm):
     _, answer = answer_with(llm, "Replace the bearing kit BK-7 [2].\n\n```\nfanctl --reset-bearing\n```")
 
-    assert answer.answer == f"Replace the bearing kit BK-7 [2].\n\n```\nfanctl --reset-bearing\n```\n{UNSUPPORTED_MARK}"
-    assert [(s.kind, s.supported) for s in answer.sentences] == [("fact", True), ("code", False)]
+    assert written(answer) == f"Replace the bearing kit BK-7 [2].\n\n```\nfanctl --reset-bearing\n```\n{UNSUPPORTED_MARK}"
+    assert [(s.kind, s.supported) for s in answer.sentences][:2] == [("fact", True), ("code", False)]
 
 
 def test_a_prompt_tag_the_model_echoes_never_reaches_the_reader(llm):
@@ -456,21 +536,32 @@ def test_a_prompt_tag_the_model_echoes_never_reaches_the_reader(llm):
              'heading="Kitchen notes > Bread">Replace the bearing kit BK-7 [2]. <passage id="7" source="corpus/m')
     pieces, answer = answer_with(llm, reply)
 
-    assert answer.answer == "Bake the loaf for forty minutes [1].\n\nReplace the bearing kit BK-7 [2]."
+    assert written(answer) == "Bake the loaf for forty minutes [1].\n\nReplace the bearing kit BK-7 [2]."
     assert not any("<" in piece for piece in pieces)
 
 
 def test_a_model_that_repeats_itself_is_cut_after_the_first_round(llm):
     _, answer = answer_with(llm, "Bake the loaf for forty minutes [1]. " * 20)
 
-    assert answer.answer == "Bake the loaf for forty minutes [1]."
+    assert written(answer) == "Bake the loaf for forty minutes [1]."
+
+
+def test_a_model_that_writes_on_and_on_is_stopped_at_the_end_of_a_sentence(llm):
+    from rag.answer.generate import WRITTEN_CHARS
+
+    reply = " ".join(f"Step {n} of the long recipe keeps the oven at {150 + n} degrees for a while." for n in range(60))
+
+    _, answer = answer_with(llm, reply)
+
+    assert WRITTEN_CHARS <= len(answer.answer.split(f"\n\n{PASSAGES_SAY}")[0]) < len(reply) // 3
+    assert answer.answer.split(f"\n\n{PASSAGES_SAY}")[0].endswith(f"a while. {UNSUPPORTED_MARK}")
 
 
 def test_a_sentence_said_twice_is_shown_once(llm):
     _, answer = answer_with(llm, "Bake the loaf for forty minutes [1]. Replace the bearing kit BK-7 [2]. "
                                  "Bake the loaf for forty minutes [1].")
 
-    assert answer.answer == "Bake the loaf for forty minutes [1]. Replace the bearing kit BK-7 [2]."
+    assert written(answer) == "Bake the loaf for forty minutes [1]. Replace the bearing kit BK-7 [2]."
 
 
 def test_a_grounded_answer_still_streams_word_by_word(llm):
@@ -485,7 +576,7 @@ def test_under_strict_the_answer_arrives_a_sentence_at_a_time(llm):
     pieces, answer = answer_with(llm, "Replace the bearing kit BK-7 when the fan grinds. Bake the loaf for forty minutes.",
                                  strict=True)
 
-    assert pieces == ["Replace the bearing kit BK-7 when the fan grinds [2].", " Bake the loaf for forty minutes [1]."]
+    assert pieces[:2] == ["Replace the bearing kit BK-7 when the fan grinds [2].", " Bake the loaf for forty minutes [1]."]
 
 
 @pytest.mark.parametrize("strict", [False, True])
@@ -521,14 +612,22 @@ def test_a_long_passage_reaches_the_model_as_the_stretch_that_answers_the_questi
     user = user_message(build_messages("What do I do about a grinding noise from the fan?", hits))
 
     assert "replace the bearing kit BK-7" in user
-    assert "warranty leaflet" not in user and "display dims" not in user
-    assert '<passage id="2" source="corpus/cooking.md">\nBake the loaf for forty minutes.\n</passage>' in user
+    assert "warranty leaflet" not in user and "Mount the widget" not in user
 
 
-def test_a_passage_with_no_word_of_the_question_still_reaches_the_model_by_its_opening():
+def test_a_passage_with_nothing_that_answers_is_left_out_and_the_others_keep_their_numbers():
+    hits = [make_hit("cooking.md", "Bake the loaf for forty minutes."), make_hit("manual.md", FAN_MANUAL, chunk_id=2)]
+
+    user = user_message(build_messages("What do I do about a grinding noise from the fan?", hits))
+
+    assert '<passage id="2" source="corpus/manual.md">\nIf the fan makes a grinding noise' in user
+    assert '<passage id="1"' not in user and "Bake the loaf" not in user
+
+
+def test_a_passage_with_no_word_of_the_question_still_reaches_the_model():
     user = user_message(build_messages("How do I get the thing going?", [make_hit("manual.md", FAN_MANUAL)]))
 
-    assert "quick start card" in user and len(user) < len(FAN_MANUAL)
+    assert '<passage id="1" source="corpus/manual.md">' in user and len(user) < len(FAN_MANUAL)
 
 
 def test_citations_are_checked_against_the_whole_passage_not_the_stretch_the_model_read(llm):

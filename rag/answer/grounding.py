@@ -8,7 +8,9 @@ bear out; a sentence no passage supports keeps what the model wrote and is marke
 or is left out under `strict`. Fenced code is checked line by line the same way (it carries no
 citation in the text; an unsupported block is marked after its fence). An answer in which no
 sentence is supported ends with `NOTHING_SUPPORTED`, so a reader (and a program) sees that it is
-not the documents' answer.
+not the documents' answer; a caller that follows such an answer with the passages' own words, because
+the passages name everything the question asks about, asks for no such line (`doubt=None`): each
+sentence is marked already, and the documents may well cover the question.
 
 Prompt scaffolding never reaches the reader: `<passage ...>` tags the model echoes are removed,
 a sentence already given is not repeated, and a degenerate loop (the same stretch of text three
@@ -206,9 +208,10 @@ class Grounder:
     caller then stops the model).
     """
 
-    def __init__(self, passages: Sequence[str], strict: bool = False):
+    def __init__(self, passages: Sequence[str], strict: bool = False, doubt: str | None = NOTHING_SUPPORTED):
         self.passages = list(passages)
         self.strict = strict
+        self.doubt = doubt  # said after an answer nothing supports (None: nothing said)
         self.sentences: list[AnswerSentence] = []
         self.dropped = 0
         self.looped = False
@@ -248,8 +251,9 @@ class Grounder:
         elif (claims and not kept) or (self.text.strip() and not re.search(r"[^\W\d_]", CITATION.sub("", self.text))):
             # nothing the passages bear out, or nothing but citations ("[1], [2]"): say so
             lead = "\n\n" if self.text.strip() else ""
-            out += self._let_out(lead + NOTHING_SUPPORTED,
-                                 [AnswerSentence(NOTHING_SUPPORTED, "refusal", [], None, None)], hold=False)
+            if self.doubt:
+                out += self._let_out(lead + self.doubt, [AnswerSentence(self.doubt, "refusal", [], None, None)],
+                                     hold=False)
             self.nothing_supported = True
         return out
 
