@@ -149,7 +149,7 @@ class AnswerSentence:
     """One sentence (or fenced code block) of a written answer, grounded (rag.answer.grounding)."""
 
     text: str  # as shown, with its citations
-    kind: str  # fact, code, heading, question, refusal or short (a connective: "Here is how:")
+    kind: str  # fact, code, quote (the passages' own words rag added), heading, question, refusal or short ("Here is how:")
     citations: list[int]
     cited_by: CitedBy | None  # who wrote the citation: the model, or rag matching the sentence to the passages
     supported: bool | None  # None: not a claim (a question, a heading, a refusal)
