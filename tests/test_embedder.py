@@ -357,3 +357,32 @@ def test_a_failure_inside_a_stream_reaches_the_caller():
 
     with pytest.raises(ValueError, match="pooling failed for batch"):
         each(batches, done)
+
+
+def test_an_interrupted_ingest_stops_its_streams_after_the_batch_in_hand():
+    import _thread
+    import time
+
+    from rag.embedding import export
+    from rag.embedding.embedder import _local_folder, _openvino_each
+
+    runtime = parse_runtime("openvino-fp32")
+    folder = export.exported_model(_local_folder(MODEL), runtime, model_cache_dir())
+    each = _openvino_each(export.model_file(folder, runtime), threads=None)
+    ids = np.array([[101, 7592, 102]] * 2)
+    taken = []
+
+    def batches():
+        for i in range(100_000):
+            taken.append(i)
+            yield np.array([i]), ids, np.ones_like(ids)
+
+    def done(key, mask, hidden):
+        if int(key[0]) == 3:
+            _thread.interrupt_main()  # Ctrl-C, delivered to the caller's thread as the streams work
+
+    with pytest.raises(KeyboardInterrupt):
+        each(batches(), done)
+    stopped_at = len(taken)
+    time.sleep(0.5)
+    assert len(taken) == stopped_at < 100_000  # nothing goes on embedding behind the caller's back

@@ -431,7 +431,7 @@ def _openvino_each(path: Path, threads: int | None, bf16: bool = False) -> Each:
         def work() -> None:
             request = idle.get()
             try:
-                while not failed:
+                while not failed and not stop.is_set():
                     with taking:
                         item = next(source, None)
                     if item is None:
@@ -442,11 +442,19 @@ def _openvino_each(path: Path, threads: int | None, bf16: bool = False) -> Each:
             finally:
                 idle.put(request)
 
+        stop = threading.Event()
         workers = [threading.Thread(target=work, name=f"rag-embed-{n}", daemon=True) for n in range(jobs)]
         for worker in workers:
             worker.start()
-        for worker in workers:
-            worker.join()
+        try:
+            for worker in workers:
+                while worker.is_alive():
+                    worker.join(0.2)  # in short waits, so Ctrl-C reaches this thread at once
+        except BaseException:  # Ctrl-C on the caller: the streams finish the batch in hand and stop
+            stop.set()
+            for worker in workers:
+                worker.join()
+            raise
         if failed:
             raise failed[0]
 
