@@ -208,15 +208,21 @@ for label, seconds in marks:
 """
 
 
+def checkout_env(checkout: Path) -> dict[str, str]:
+    """The environment of a run of `checkout`'s code, with .pyc files as a user's install has them."""
+    env = child_env()
+    env["PYTHONPATH"] = str(checkout)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def breakdown(python: str, pythonpath: Path, index_dir: Path, index: str, question: str, cwd: Path,
               runs: int) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
     """Median seconds per step of the cold path over `runs` fresh interpreters (PHASES), and the
     import time per top-level package of the last run (python -X importtime: each module's own
     time, summed by the package it belongs to, so numpy's import counts as numpy's wherever
     it happens)."""
-    env = child_env()
-    env["PYTHONPATH"] = str(pythonpath)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)  # a user's install has its .pyc files
+    env = checkout_env(pythonpath)
     steps: dict[str, list[float]] = {}
     imports: dict[str, float] = {}
     for _ in range(runs):
@@ -251,9 +257,7 @@ def versus(python: str, checkouts: dict[str, Path], index_dir: Path, index: str,
     argv = [python, "-m", "rag", "ask", "--no-llm", question, "--index-dir", str(index_dir), "--index", index]
     for _ in range(runs):
         for label, checkout in checkouts.items():
-            env = child_env()
-            env["PYTHONPATH"] = str(checkout)
-            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env = checkout_env(checkout)
             started = time.perf_counter()
             done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
             if done.returncode != 0:

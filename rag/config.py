@@ -191,9 +191,9 @@ def rerank_folder_problem(path: str | Path) -> str | None:
 def for_many_questions(settings: Settings) -> Settings:
     """The settings of a process that answers many questions (chat, serve, mcp): an automatic
     question runtime becomes the fastest per question (QUERY_FP32_MANY) rather than to start."""
-    from rag.runtimes import QUERY_FP32_MANY
+    from rag.runtimes import QUERY_FP32_MANY, is_auto
 
-    return replace(settings, query_backend=QUERY_FP32_MANY) if settings.query_backend == "auto" else settings
+    return replace(settings, query_backend=QUERY_FP32_MANY) if is_auto(settings.query_backend) else settings
 
 
 def _validate(settings: Settings) -> None:

@@ -361,7 +361,7 @@ class Index:
             # side by side and take turns only for SQLite and FAISS.
             vector = self._searcher().embed(question)
             with self._lock:
-                retriever = self._searcher()
+                retriever = self._searcher()  # again: a repair or close may have replaced it meanwhile
                 retriever.refresh()  # pick up what an ingest committed since the last question
                 return retriever.search(question, top_k, mode, min_score=floor, filters=filters, query_vector=vector)
         from rag.retrieval.together import search_together
@@ -506,12 +506,12 @@ class Index:
         """For an ingest: the index's recorded runtime once it holds vectors, unless another is
         asked for (which the ingest then refuses); else the setting. For questions: the query
         runtime for the recorded one and the query_backend setting (rag.runtimes.query_runtime)."""
-        from rag.runtimes import parse_runtime, query_runtime
+        from rag.runtimes import is_auto, parse_runtime, query_runtime
 
         if self._store is not None and self._store.chunk_count():
             stored = parse_runtime(self._store.embed_runtime)
             if query:
                 return query_runtime(stored, self.settings.query_backend)
-            if self.settings.embed_backend.strip().lower() == "auto":
+            if is_auto(self.settings.embed_backend):
                 return stored
         return parse_runtime(self.settings.embed_backend)

@@ -118,6 +118,11 @@ def auto_runtime(supports_bf16: Callable[[], bool] = cpu_supports_bf16, cuda: Ca
     return "openvino-bf16" if supports_bf16() else "openvino-fp32"
 
 
+def is_auto(text: str) -> bool:
+    """Whether a runtime setting says "auto", however it is spelled ("Auto", " auto")."""
+    return text.strip().lower() == "auto"
+
+
 def parse_runtime(text: str) -> Runtime:
     """'auto', 'torch', 'torch-fp32', 'onnx' (= onnx-fp32), 'onnx-int8', 'openvino-bf16', ..."""
     spelled = text.strip().lower()
@@ -135,7 +140,7 @@ def parse_runtime(text: str) -> Runtime:
 
 def check_runtime_name(text: str) -> None:
     """Raise ConfigError unless `text` names a runtime; "auto" passes without asking the CPU."""
-    if text.strip().lower() != "auto":
+    if not is_auto(text):
         parse_runtime(text)
 
 
@@ -149,12 +154,12 @@ def query_runtime(built_with: Runtime, wanted: str = "auto") -> Runtime:
     int8 (int8 vectors are not fp32 ones); else `wanted` (Settings.query_backend), auto = QUERY_FP32."""
     if built_with.precision == "int8":
         return built_with
-    return parse_runtime(QUERY_FP32 if wanted.strip().lower() == "auto" else wanted)
+    return parse_runtime(QUERY_FP32 if is_auto(wanted) else wanted)
 
 
 def check_query_backend(text: str) -> None:
     """Questions embed in fp32 (any fp32 runtime makes the same vectors): auto or an fp32 runtime."""
-    if text.strip().lower() != "auto":
+    if not is_auto(text):
         try:
             fp32 = parse_runtime(text).precision == "fp32"
         except ConfigError:

@@ -170,4 +170,5 @@ def test_chat_and_the_servers_ask_through_onnx_unless_told_otherwise():
     from rag.config import for_many_questions
 
     assert for_many_questions(Settings()).query_backend == "onnx-fp32"
+    assert for_many_questions(Settings(query_backend=" Auto")).query_backend == "onnx-fp32"  # as the rest reads it
     assert for_many_questions(Settings(query_backend="numpy-fp32")).query_backend == "numpy-fp32"

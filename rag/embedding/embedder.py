@@ -258,9 +258,10 @@ class _ExportedEngine:
         if runtime.backend == "numpy":
             from rag.embedding import numpy_bert
 
-            if numpy_bert.supports(export.transformer_folder(folder)):
+            weights = export.transformer_folder(folder)
+            if numpy_bert.supports(weights):
                 self.runtime = runtime
-                self.each = _one_by_one(numpy_bert.NumpyBert(export.transformer_folder(folder)))
+                self.each = _one_by_one(numpy_bert.NumpyBert(weights))
                 return
             runtime = Runtime("onnx", "fp32")  # the same vectors (cosine > 0.9999), from any architecture
         self.runtime = runtime
@@ -412,21 +413,19 @@ def _openvino_each(path: Path, threads: int | None, bf16: bool = False) -> Each:
 
     def each(batches, done) -> None:
         batches = iter(batches)
-        first = next(batches, None)
-        if first is None:
-            return
-        second = next(batches, None)
-        if second is None or jobs == 1:  # a question, or one stream: on this thread
+        ahead = list(itertools.islice(batches, 2))
+        source = itertools.chain(ahead, batches)
+        if len(ahead) < 2 or jobs == 1:  # a question, or one stream: on this thread
             request = idle.get()
             try:
-                for item in (first, *(() if second is None else (second,)), *batches):
+                for item in source:
                     run(request, *item, done)
             finally:
                 idle.put(request)
             return
-        source = itertools.chain((first, second), batches)
         taking = threading.Lock()
         failed: list[BaseException] = []
+        stop = threading.Event()
 
         def work() -> None:
             request = idle.get()
@@ -442,7 +441,6 @@ def _openvino_each(path: Path, threads: int | None, bf16: bool = False) -> Each:
             finally:
                 idle.put(request)
 
-        stop = threading.Event()
         workers = [threading.Thread(target=work, name=f"rag-embed-{n}", daemon=True) for n in range(jobs)]
         for worker in workers:
             worker.start()

@@ -49,10 +49,9 @@ def supports(folder: Path) -> bool:
 
 def load_safetensors(path: Path) -> dict[str, np.ndarray]:
     """Every tensor of a safetensors file as a read-only array over one memory map (no copy)."""
-    with open(path, "rb") as handle:
+    with open(path, "rb") as handle:  # the map outlives the file object; plain arrays, not np.memmap
         (length,) = struct.unpack("<Q", handle.read(8))
         header = json.loads(handle.read(length))
-    with open(path, "rb") as handle:  # the map outlives the file object; plain arrays, not np.memmap
         data = np.frombuffer(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ), dtype=np.uint8)[8 + length:]
     tensors = {}
     for name, entry in header.items():
@@ -74,15 +73,15 @@ class NumpyBert:
         config = read_config(folder)
         weights = load_safetensors(folder / SAFETENSORS)
         prefix = "bert." if "bert.embeddings.word_embeddings.weight" in weights else ""
-        self.w = {name.removeprefix(prefix): array for name, array in weights.items()}
+        # F16 checkpoints are upcast: fp32 throughout, as transformers runs them on a CPU.
+        self.w = {name.removeprefix(prefix): (array.astype(np.float32) if array.dtype == np.float16 else array)
+                  for name, array in weights.items()}
         self.layers = int(config["num_hidden_layers"])
         self.heads = int(config["num_attention_heads"])
         self.eps = float(config.get("layer_norm_eps", 1e-12))
         for name in ("embeddings.word_embeddings.weight", f"encoder.layer.{self.layers - 1}.output.dense.weight"):
             if name not in self.w:
                 raise ValueError(f"{folder / SAFETENSORS} has no {name}: not a BERT model the numpy encoder can run")
-        # F16 checkpoints are upcast: fp32 throughout, as transformers runs them on a CPU.
-        self.w = {name: (a.astype(np.float32) if a.dtype == np.float16 else a) for name, a in self.w.items()}
 
     def __call__(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray) -> np.ndarray:
         w = self.w
