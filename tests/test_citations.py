@@ -430,3 +430,18 @@ def test_a_noun_the_passage_says_is_not_needed_may_still_be_mentioned():
     passage = "No configuration is needed: the defaults suit most projects."
 
     assert verdict("The configuration is optional, as the defaults suit most projects [1].", passage).supported
+
+
+def test_words_technical_prose_uses_interchangeably_are_one_word():
+    assert verdict("Deleting a branch typically requires confirmation [1].",
+                   "Removing a branch usually needs confirmation.").supported
+    assert verdict("tapply() computes the mean [1].", "To calculate the mean, use tapply().").supported
+
+
+def test_exactly_half_of_the_words_is_not_enough():
+    passage = ("The function sink, > sink(\"record.lis\") will divert all subsequent output from the console "
+               "to an external file, record.lis. Commands stored in a file can be run in a later R session.")
+    citation = verdict("The sink() function is used to save data in future R sessions [1].", passage)
+
+    assert not citation.supported  # sink, function and sessions are there; save, data and future are not
+    assert citation.reason == "passage 1 holds only 3 of the sentence's 6 content words (not save, data, future)"

@@ -2,7 +2,7 @@
 
 `check_citations(answer, passages)` splits an answer into sentences and, for every [n] in a
 sentence, finds the run of passage n (one to three of its sentences) that shares most content
-words with the sentence, and calls the citation supported when that run covers at least half of
+words with the sentence, and calls the citation supported when that run covers more than half of
 the sentence's content words and every number and name of the sentence occurs in passage n. It
 needs no model and no second LLM call; a six-sentence answer over eight passages takes about ten
 milliseconds.
@@ -19,7 +19,8 @@ bench/questions/citations.jsonl by bench/citations.py):
   "configuration"), and hyphenated lowercase words ("password-reset") are ordinary words, not names;
 - inflections fold: content words by a light stem ("recovered" is "recovery"), names by their
   plural and possessive ("NaNs" is "NaN");
-- word order never matters, and half of a sentence's content words are enough (a paraphrase).
+- word order never matters, and more than half of a sentence's content words are enough (a
+  paraphrase); words of one SYNONYMS group ("computes", "calculates") are one word.
 What stays strict (a wrong citation invents these):
 - every number of the sentence, in digits or words ("forty-five" is 45, ".5" is 0.5; 40 is not
   45 and 2.10.0 is not 2.14.0);
@@ -69,7 +70,7 @@ class CitationReport:
     uncited_sentences: int  # sentences stating facts without any citation
 
 
-COVERAGE = 0.5  # share of a sentence's content words the quoted span must hold
+COVERAGE = 0.5  # a quoted span must hold more than this share of a sentence's content words
 SHARE = 0.3  # in a sentence citing several passages, what each one must hold on its own
 MAX_WINDOW = 3  # passage sentences a quote may span
 CLAUSE_CHARS = 300  # passage sentences longer than this are cut into clauses
@@ -133,10 +134,25 @@ SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000, "billion": 1_0
 # -- words, numbers and names ----------------------------------------------------------------------
 
 
+# Words that technical prose uses interchangeably, each group read as one word ("computes" is
+# "calculates", "typically" is "usually"): plain English, not any one manual's vocabulary, and
+# never a word that is also a command or a function name of its own (fetch, print, make, drop).
+SYNONYMS = (
+    "compute calculate", "usually typically normally generally", "keep preserve retain",
+    "remove delete erase", "show display", "start begin", "finish complete", "need require",
+    "allow permit", "change modify alter", "obtain retrieve", "choose select pick", "whole entire",
+    "several multiple", "big large", "fast quick", "error mistake", "incorrect wrong", "correct right",
+    "locate find", "stop halt", "copy duplicate", "enough sufficient", "same identical",
+    "often frequently", "instead rather", "necessary required", "possible feasible", "exactly precisely",
+)
+
+
 @lru_cache(maxsize=8192)
 def stem(word: str) -> str:
-    """A light stem, enough for "baked"/"bake", "moons"/"moon", "configuration"/"configure"."""
-    return _unclipped_stem(word)[:6]
+    """A light stem, enough for "baked"/"bake", "moons"/"moon", "configuration"/"configure"; a
+    word of a SYNONYMS group stems to its group's first word."""
+    clipped = _unclipped_stem(word)[:6]
+    return _SYNONYM_OF.get(clipped, clipped)
 
 
 @lru_cache(maxsize=8192)
@@ -164,6 +180,10 @@ def _unclipped_stem(word: str) -> str:
     if len(w) > 3 and w.endswith("e"):
         w = w[:-1]
     return w
+
+
+_SYNONYM_OF = {_unclipped_stem(word)[:6]: _unclipped_stem(group.split()[0])[:6]
+               for group in SYNONYMS for word in group.split()}
 
 
 def numbers(words: list[str], claim: bool = False) -> set[str]:
@@ -775,7 +795,7 @@ def _check_sentence(sentence: Sentence, passages: Sequence[str], prepared: dict[
         elif len(given) > 1 and match.coverage < SHARE:
             supported, reason = False, (f"passage {n} holds only {len(match.matched)} of the sentence's {len(wanted)} "
                                         f"content words (not {_missing_words(claim, match.matched)})")
-        elif len(together) / len(wanted) < COVERAGE:
+        elif len(together) / len(wanted) <= COVERAGE:
             of = "the cited passages hold" if len(given) > 1 else f"passage {n} holds"
             supported, reason = False, (f"{of} only {len(together)} of the sentence's {len(wanted)} content words "
                                         f"(not {_missing_words(claim, together)})")
