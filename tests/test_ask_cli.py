@@ -180,6 +180,9 @@ def test_an_off_topic_question_explains_the_cut_off_on_stderr(ask, llm):
     result = ask(OFF_TOPIC, env=llm_env(llm))
 
     (hint,) = result.stderr.splitlines()
+    assert hint == 'hint: no passage mentions "Mongolia"'
+    unnamed = ask("What is the capital of the cricket team's coach?", env=llm_env(llm))
+    (hint,) = unnamed.stderr.splitlines()
     assert hint.startswith("hint: the best passage scored 0.")
     assert "under the cut-off 0.20 (--min-score)" in hint
 

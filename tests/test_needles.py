@@ -132,6 +132,26 @@ def test_questions_the_notes_do_not_cover_are_still_cut(notes, question):
     assert result.hits == []
 
 
+@pytest.mark.parametrize("question,name", [
+    ("How do I set a memory limit on a Kubernetes pod?", "Kubernetes"),
+    ("How do I reset my iPhone to factory settings?", "iPhone"),
+    ("What is the Kotlin syntax for a data class with default values?", "Kotlin"),
+])
+def test_a_question_about_something_the_notes_never_mention_is_cut_and_says_what(notes, question, name):
+    result = notes.search(question)
+
+    assert result.below_cutoff
+    assert result.cutoff_reason == f'no passage mentions "{name}"'
+
+
+def test_a_name_the_notes_lack_beside_a_rare_one_they_hold_is_still_asked(notes):
+    # tidewatch's token on macOS: the notes never say macOS, but the question is about sync_tides
+    result = notes.search("Does sync_tides work on macOS?")
+
+    assert not result.below_cutoff, result.cutoff_reason
+    assert "sync_tides" in result.hits[0].text
+
+
 def test_the_cut_off_says_which_words_no_passage_holds(notes):
     result = notes.search("How do I knit a scarf for beginners?")
 

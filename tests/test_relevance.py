@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag.retrieval.relevance import (HELD_SHARE, RARE_MIN, Calibration, KeywordEvidence, cosine_covers, idf, is_rare,
-                                     judge, keyword_evidence, lead_with_evidence)
+from rag.retrieval.relevance import (HELD_SHARE, RARE_MIN, Calibration, Coverage, KeywordEvidence, cosine_covers, idf,
+                                     is_rare, judge, keyword_evidence, lead_with_evidence, question_names)
 from rag.retrieval.search import key_terms
 
 PASSAGES = 500
@@ -148,3 +148,30 @@ def test_a_score_just_under_its_limit_is_not_printed_as_equal_to_it():
     assert judge(0.199, 0.2, shared=3).reason == "the best passage scored 0.199, under the cut-off 0.200 (--min-score)"
     assert judge(0.1996, 0.2, shared=3).reason == "the best passage scored 0.1996, under the cut-off 0.2000 (--min-score)"
     assert judge(0.15, 0.2, shared=3).reason == "the best passage scored 0.15, under the cut-off 0.20 (--min-score)"
+
+
+def test_a_questions_names_are_its_capitalised_inner_capital_and_underscored_words():
+    assert question_names("What is the Kotlin syntax for a data class?") == ("Kotlin",)
+    assert question_names("How do I reset my iPhone? Does GitHub know?") == ("iPhone", "GitHub")
+    assert question_names("Where does get_app_dir put it on macOS?") == ("get_app_dir", "macOS")
+    # a sentence's first word, and short ones (spelled out as often: continuous integration, kilobytes)
+    assert question_names("Which planet has the most moons? Keep CI and KB out of the 3D tarball.") == ()
+
+
+def test_a_question_naming_what_no_passage_holds_is_not_covered_whatever_else_matches():
+    names = {"Kotlin": ["kotlin"]}
+    found = keyword_evidence(PASSAGES, {"kotlin": (0, set()), "data": (2, {3}), "class": (3, {3})}, [3], names)
+
+    assert found.covers  # data and class are rare here and together, but the question is about Kotlin
+    assert found.unknown == ("Kotlin",)
+    assert judge(0.9, 0.2, 5, CALIBRATED, found) == Coverage(False, 'no passage mentions "Kotlin"')
+
+
+def test_a_name_the_index_lacks_beside_a_rare_one_it_holds_is_asked():
+    names = {"get_app_dir": ["get", "app", "dir"], "macOS": ["macos"]}
+    statistics = {"get": (40, {3}), "app": (2, {3}), "dir": (3, {3}), "macos": (0, set())}
+    found = keyword_evidence(PASSAGES, statistics, [3], names)
+
+    assert found.unknown == ("macOS",)
+    assert not found.names_absent
+    assert judge(0.5, 0.2, 5, CALIBRATED, found).covered

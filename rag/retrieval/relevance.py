@@ -30,6 +30,12 @@ passage ranked first holds less of the question and the cosine alone would not h
 (lead_with_evidence): the fusion ranks a fact that fills one line of a page below passages that
 merely resemble the question.
 
+First of all, a question about something the index never mentions is not covered, whatever its
+cosine or keyword evidence: one that names something (question_names: Kotlin, iPhone, get_app_dir)
+no passage holds, and nothing rare that one does. In a broad corpus, questions about other tools
+("a data class in Kotlin", against the Python docs) match passages on everything but their subject;
+the name is the one word that says the index is the wrong place to look.
+
 Measured by bench/cutoff.py on six labelled sets over five corpora, needles planted in the
 Python tutorial, identifier questions, and 50 off-topic questions per corpus
 (bench/questions/offtopic.jsonl, written before these rules and never part of PROBES).
@@ -39,6 +45,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Mapping, Sequence
@@ -53,6 +60,8 @@ META_KEY = "relevance_calibration"
 RARE_SHARE = 0.01  # a word held by at most this share of the passages is rare ...
 RARE_MIN = 3  # ... or by at most this many (a small index has no 1%)
 HELD_SHARE = 0.5  # of the question's word weight, what one passage must hold (with a rare word)
+NAME_CHARS = 4  # a shorter capitalised word (CI, KB, 3D) is as often spelled out in the documents
+QUESTION_WORD = re.compile(r"[A-Za-z0-9][\w'\u2019.+#-]*[\w+#]|[A-Za-z0-9]|[.!?]")
 
 # Everyday questions, far from any technical corpus; the calibration's null sample. (The off-topic
 # questions the cut-off is measured with are a separate set, bench/questions/offtopic.jsonl.)
@@ -153,6 +162,15 @@ class KeywordEvidence:
     rare: tuple[str, ...]  # the held words that are rare in the index
     chunk_id: int | None = None
     shares: Mapping[int, float] = field(default_factory=dict, compare=False, repr=False)  # every hit's share
+    unknown: tuple[str, ...] = ()  # the question's names (question_names) that no passage holds
+    known_rare_name: bool = False  # whether it also names something the index holds, rarely
+
+    @property
+    def names_absent(self) -> bool:
+        """Whether the question is about something the index never mentions: it names something
+        no passage holds (Kotlin, in the Python docs) and nothing rare that one does (get_app_dir,
+        in "where does get_app_dir put its folder on macOS?")."""
+        return bool(self.unknown) and not self.known_rare_name
 
     @property
     def together(self) -> bool:
@@ -193,25 +211,48 @@ def is_rare(holding: int, passages: int) -> bool:
     return 0 < holding <= max(RARE_MIN, RARE_SHARE * passages)
 
 
+def question_names(question: str) -> tuple[str, ...]:
+    """The words of a question that name something: capitalised where a sentence does not begin
+    (Kotlin, AWS), with a capital or a digit inside (iPhone, GitHub, S3fs) or an underscore
+    (get_app_dir); NAME_CHARS characters or more."""
+    out, first = [], True
+    for token in QUESTION_WORD.findall(question):
+        if token in ".!?":
+            first = True
+            continue
+        word = re.sub(r"['\u2019]s$", "", token).rstrip(".")
+        inner = any(c.isupper() or c.isdigit() for c in word[1:]) and any(c.isalpha() for c in word)
+        if len(word) >= NAME_CHARS and (inner or "_" in word or (word[0].isupper() and not first)):
+            out.append(word)
+        first = False
+    return tuple(dict.fromkeys(out))
+
+
 def keyword_evidence(passages: int, statistics: Mapping[str, tuple[int, set[int]]],
-                     candidates: Sequence[int] = ()) -> KeywordEvidence:
+                     candidates: Sequence[int] = (), names: Mapping[str, Sequence[str]] | None = None) -> KeywordEvidence:
     """`statistics` maps each question word to how many of the index's `passages` hold it and which
     of the keyword leg's hits (`candidates`, best first) do (Store.term_statistics). Each word
-    weighs its inverse document frequency, a word the index lacks the most."""
+    weighs its inverse document frequency, a word the index lacks the most. `names` maps each of
+    the question's names (question_names) to its words, for the names the index lacks."""
+    known = {name: terms for name, terms in (names or {}).items() if terms and all(t in statistics for t in terms)}
+    unknown = tuple(name for name, terms in known.items() if any(not statistics[t][0] for t in terms))
+    known_rare_name = any(name not in unknown and any(is_rare(statistics[t][0], passages) for t in terms)
+                          for name, terms in known.items())
     weights = {word: idf(holding, passages) for word, (holding, _) in statistics.items()}
     total = sum(weights.values())
     if not total:  # no words to weigh ("what is it?" searches its stopwords): no evidence
-        return KeywordEvidence(0.0, (), tuple(weights), ())
+        return KeywordEvidence(0.0, (), tuple(weights), (), unknown=unknown, known_rare_name=known_rare_name)
     order = list(dict.fromkeys([*candidates, *sorted({c for _, held in statistics.values() for c in held})]))
     shares = {chunk: sum(w for word, w in weights.items() if chunk in statistics[word][1]) / total for chunk in order}
     by_weight = sorted(weights, key=lambda word: -weights[word])
     if not shares:
-        return KeywordEvidence(0.0, (), tuple(by_weight), ())
+        return KeywordEvidence(0.0, (), tuple(by_weight), (), unknown=unknown, known_rare_name=known_rare_name)
     best = max(order, key=lambda chunk: shares[chunk])  # the first of equals: the keyword leg's order
     held = tuple(word for word in by_weight if best in statistics[word][1])
     return KeywordEvidence(
         share=shares[best], held=held, missing=tuple(word for word in by_weight if word not in held),
         rare=tuple(word for word in held if is_rare(statistics[word][0], passages)), chunk_id=best, shares=shares,
+        unknown=unknown, known_rare_name=known_rare_name,
     )
 
 
@@ -234,6 +275,8 @@ def judge(best_cosine: float | None, min_score: float | None, shared: int | None
     (keyword_evidence; None when it did not run), which covers the question whatever its cosine."""
     if best_cosine is None or min_score is None or min_score <= 0:
         return Coverage(True)
+    if evidence is not None and evidence.names_absent:
+        return Coverage(False, f"no passage mentions {_listed(evidence.unknown)}")
     if evidence is not None and evidence.covers:
         return Coverage(True)
     verdict = _judge_cosine(best_cosine, min_score, shared, calibration)

@@ -36,7 +36,7 @@ from rag.config import NO_CUTOFF, Mode, Settings
 from rag.errors import IndexMismatch, RagError
 from rag.filters import Filters
 from rag.retrieval.relevance import (META_KEY, PROBES, Calibration, agreement, calibrate, cosine_covers, judge,
-                                     keyword_evidence, lead_with_evidence)
+                                     keyword_evidence, lead_with_evidence, question_names)
 from rag.retrieval.scope import Scope, Scopes
 from rag.storage.store import Store, label_for
 from rag.text import STOPWORDS, WORD, readable
@@ -312,7 +312,8 @@ class Retriever:
             scored = fuse(dense, keyword, similarity, keyword_complete=len(keyword) < fetch,
                           documents=self.store.document_ids(list(similarity)), document_weight=self.document_weight)
         candidates = [cid for cid, _ in keyword]
-        evidence = keyword_evidence(*self.store.term_statistics(key_terms(question), candidates), candidates) \
+        evidence = keyword_evidence(*self.store.term_statistics(key_terms(question), candidates), candidates,
+                                    {name: key_terms(name) for name in question_names(question)}) \
             if mode != "dense" else None
         ranked = sorted(scored, key=lambda cid: -scored[cid])
         shared = agreement([cid for cid, _ in dense], [cid for cid, _ in keyword]) if mode == "hybrid" else None
