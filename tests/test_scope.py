@@ -415,11 +415,14 @@ def test_an_index_whose_words_hold_the_question_counts_as_covering_it(household)
     from rag.retrieval.together import evidence, index_evidence
 
     retriever = household._searcher()
+    calibration = retriever.current_calibration()
     vector = retriever.embed("blue flowerpot")
     best = retriever.dense(vector, 1)[0][1]
-    assert evidence([best], retriever.current_calibration()) < CORROBORATED_SPREADS  # the cosine says little
-    assert index_evidence(retriever, "blue flowerpot", vector, 5, "hybrid", None) == CORROBORATED_SPREADS
-    assert index_evidence(retriever, "blue flowerpot", vector, 5, "dense", None) < CORROBORATED_SPREADS
+    assert evidence([best], calibration) < CORROBORATED_SPREADS  # the cosine says little
+    _, claim = retriever.search_pooled("blue flowerpot", 5, "hybrid")
+    assert index_evidence(claim, calibration, "hybrid") == CORROBORATED_SPREADS
+    _, claim = retriever.search_pooled("blue flowerpot", 5, "dense")
+    assert index_evidence(claim, calibration, "dense") < CORROBORATED_SPREADS
 
 
 def test_an_index_is_judged_by_the_median_of_its_best_passages_and_a_few_notes_by_their_best(household):
@@ -432,8 +435,32 @@ def test_an_index_is_judged_by_the_median_of_its_best_passages_and_a_few_notes_b
     retriever = household._searcher()
     vector = retriever.embed("lentil soup")
     best = retriever.dense(vector, 2)[0][1]
-    assert index_evidence(retriever, "lentil soup", vector, 5, "dense", None) == \
+    _, claim = retriever.search_pooled("lentil soup", 5, "dense")
+    assert index_evidence(claim, retriever.current_calibration(), "dense") == \
         pytest.approx(evidence([best], retriever.current_calibration()))
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "keyword"])
+def test_a_search_among_several_indexes_hands_back_the_cosines_and_words_it_judged_by(household, mode):
+    # together ranks an index by what its own search computed, not by searching it a second time
+    from rag.retrieval.relevance import keyword_evidence
+    from rag.retrieval.search import key_terms
+
+    retriever = household._searcher()
+    question = "spare key garage keypad"
+    vector = retriever.embed(question)
+    alone = retriever.search(question, 5, mode)
+    pooled, claim = retriever.search_pooled(question, 5, mode)
+    assert [h.chunk_id for h in pooled.hits] == [h.chunk_id for h in alone.hits]
+    assert claim.cosines == pytest.approx([score for _, score in retriever.dense(vector, 10)], abs=1e-5)
+    assert claim.passages == len(retriever.vectors)
+    found = [cid for cid, _ in retriever.keyword(question, 50)]
+    words = keyword_evidence(*retriever.store.term_statistics(key_terms(question), found), found)
+    assert claim.words_cover == (words.covers and mode != "dense")
+    assert claim.words_cover or mode == "dense"
+    garden = Filters.build(paths=["garden.md"])
+    _, kept = retriever.search_pooled(question, 5, mode, filters=garden)
+    assert kept.passages == retriever.scopes.resolve(garden).chunks == 1
 
 
 def test_indexes_searched_together_keep_each_index_s_own_order():

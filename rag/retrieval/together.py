@@ -1,9 +1,9 @@
 """Several indexes searched as one: each index normalises its own scores, then one ranking.
 
 Each index is searched on its own (its own embedding model embeds the question, its own filters'
-scope, its own cut-off), with scores made comparable within it (`Retriever.search(comparable=
-True)`): a hybrid score counts each leg in standard deviations above that leg's mean over the
-index's own top results, and dense or keyword mode is scored the same way. A cosine from one model
+scope, its own cut-off), with scores made comparable within it (`Retriever.search_pooled`): a
+hybrid score counts each leg in standard deviations above that leg's mean over the index's own top
+results, and dense or keyword mode is scored the same way. A cosine from one model
 is never compared with a cosine from another, nor BM25 over one FTS table with BM25 over another.
 
 That alone ranks every index's best passage alike, however little the index has to do with the
@@ -45,9 +45,8 @@ import numpy as np
 
 from rag.config import NO_CUTOFF, Mode
 from rag.filters import Filters
-from rag.retrieval.relevance import CORROBORATED_SPREADS, Calibration, keyword_evidence
-from rag.retrieval.scope import Scope
-from rag.retrieval.search import MIN_FETCH, OVERFETCH, Retriever, key_terms
+from rag.retrieval.relevance import CORROBORATED_SPREADS, Calibration
+from rag.retrieval.search import Claim, Retriever
 from rag.text import readable
 from rag.types import Hit, Retrieval
 
@@ -69,37 +68,37 @@ def search_together(
     question = readable(question)
     names = [name for name, _ in searchers]
     vectors: dict[int, np.ndarray] = {}  # one embedding per model, however many indexes share it
-    results: list[tuple[str, Retriever, Retrieval]] = []
+    results: list[tuple[str, Retriever, Retrieval, Claim]] = []
     for name, retriever in searchers:
         key = id(retriever.embedder)
         if key not in vectors:
             vectors[key] = retriever.embedder.embed_query(question)
-        results.append((name, retriever, retriever.search(question, top_k, mode, min_score, filters,
-                                                          query_vector=vectors[key], comparable=True)))
+        results.append((name, retriever, *retriever.search_pooled(question, top_k, mode, min_score, filters,
+                                                                   query_vector=vectors[key])))
 
-    searched = [(name, retriever, r) for name, retriever, r in results if not r.no_match]
+    searched = [(name, retriever, r, claim) for name, retriever, r, claim in results if not r.no_match]
     common = dict(question=question, mode=mode, min_score=min_score, filters=filters, indexes=names)
     if not searched:
-        reasons = list(dict.fromkeys(r.no_match for _, _, r in results))
+        reasons = list(dict.fromkeys(r.no_match for _, _, r, _ in results))
         why = f"{reasons[0]} in {' or '.join(names)}" if len(reasons) == 1 else \
-            "; ".join(f"{name}: {r.no_match}" for name, _, r in results)
+            "; ".join(f"{name}: {r.no_match}" for name, _, r, _ in results)
         return Retrieval(hits=[], below_cutoff=False, best_similarity=None, seconds=time.perf_counter() - started,
                          no_match=why, **common)
     ranked = []
-    for order, (name, retriever, r) in enumerate(searched):
+    for order, (name, retriever, r, claim) in enumerate(searched):
         if not r.hits:
             continue
-        lift = 0.0 if r.reranked_by else index_evidence(retriever, question, vectors[id(retriever.embedder)],
-                                                         top_k, mode, filters)
+        lift = 0.0 if r.reranked_by else index_evidence(claim, retriever.current_calibration(), mode)
         ranked.append((order, lift, [replace(hit, index=name) for hit in r.hits]))
     hits = interleave(ranked)[:top_k]
-    below = not hits and any(r.below_cutoff for _, _, r in searched)
-    reasons = "; ".join(f"{name}: {r.cutoff_reason}" for name, _, r in searched if r.below_cutoff)
-    rerankers = {r.reranked_by for _, _, r in searched}
+    below = not hits and any(r.below_cutoff for _, _, r, _ in searched)
+    reasons = "; ".join(f"{name}: {r.cutoff_reason}" for name, _, r, _ in searched if r.below_cutoff)
+    rerankers = {r.reranked_by for _, _, r, _ in searched}
     return Retrieval(
         hits=hits,
         below_cutoff=below,
-        best_similarity=max((r.best_similarity for _, _, r in searched if r.best_similarity is not None), default=None),
+        best_similarity=max((r.best_similarity for _, _, r, _ in searched if r.best_similarity is not None),
+                            default=None),
         seconds=time.perf_counter() - started,
         cutoff_reason=reasons if below else "",
         reranked_by=rerankers.pop() if len(rerankers) == 1 else None,
@@ -125,20 +124,14 @@ def interleave(ranked: Sequence[tuple[int, float, Sequence[Hit]]]) -> list[Hit]:
     return [hit for *_, hit in pooled]
 
 
-def index_evidence(retriever: Retriever, question: str, query_vector: np.ndarray, top_k: int, mode: Mode,
-                   filters: Filters | None) -> float:
+def index_evidence(claim: Claim, calibration: Calibration, mode: Mode) -> float:
     """How far the index stands above unrelated questions, in its calibration's spreads: the depth
     of its best cosines, or what its keyword evidence counts as when that covers the question."""
-    scope = _scope(retriever, filters)
-    passages = scope.chunks if scope is not None else len(retriever.vectors)
-    depth = max(1, min(DEPTH, passages // DEPTH_SHARE))
-    cosines = [score for _, score in retriever.dense(query_vector, depth, scope)]
-    lift = evidence(cosines, retriever.current_calibration())
+    depth = max(1, min(DEPTH, claim.passages // DEPTH_SHARE))
+    lift = evidence(claim.cosines[:depth], calibration)
     if mode == "dense" or lift >= CORROBORATED_SPREADS:
         return lift
-    candidates = [cid for cid, _ in retriever.keyword(question, max(top_k * OVERFETCH, MIN_FETCH), scope)]
-    words = keyword_evidence(*retriever.store.term_statistics(key_terms(question), candidates), candidates)
-    return CORROBORATED_SPREADS if words.covers else lift
+    return CORROBORATED_SPREADS if claim.words_cover else lift
 
 
 def evidence(cosines: Sequence[float], calibration: Calibration) -> float:
@@ -148,10 +141,3 @@ def evidence(cosines: Sequence[float], calibration: Calibration) -> float:
         return 0.0
     return (statistics.median(cosines) - calibration.median) / max(calibration.spread, MIN_SPREAD)
 
-
-def _scope(retriever: Retriever, filters: Filters | None) -> Scope | None:
-    """The filters' scope in this index as Retriever.search keeps to it (None: everything)."""
-    if filters is None or filters.empty:
-        return None
-    scope = retriever.scopes.resolve(filters)
-    return None if scope.everything else scope
