@@ -380,7 +380,9 @@ def test_filters_apply_in_every_index_searched_together(two_models):
     assert nothing.no_match == "no indexed document matches --path 'nowhere/**' in default or harbour"
 
 
-def test_the_same_index_twice_scores_each_passage_alike(root):
+@pytest.fixture
+def default_and_copy(root):
+    """The default index and a copy of it, opened together (fresh retrievers for each test)."""
     copy = root / "indexes" / "copy"
     if not copy.exists():
         import shutil
@@ -388,9 +390,33 @@ def test_the_same_index_twice_scores_each_passage_alike(root):
         shutil.copytree(root / "indexes" / "default", copy)
     first, second = Index.open_together(Settings(index_dir=root / "indexes"), ["default", "copy"])
     with first, second:
-        result = first.search(QUESTION, top_k=4, cutoff=False, also=[second])
+        yield first, second
+
+
+def test_the_same_index_twice_scores_each_passage_alike(default_and_copy):
+    first, second = default_and_copy
+    result = first.search(QUESTION, top_k=4, cutoff=False, also=[second])
     assert [h.index for h in result.hits] == ["default", "copy", "default", "copy"]
     assert result.hits[0].chunk_id == result.hits[1].chunk_id
+    assert result.hits[0].score == pytest.approx(result.hits[1].score)
+
+
+def test_indexes_in_one_model_count_their_evidence_in_one_spread(default_and_copy):
+    # each calibration's spread is an estimate from 40 probes; the same cosine margin must not count
+    # twice as much in an index whose probes happened to spread half as wide
+    from dataclasses import replace as changed
+
+    from rag.retrieval.together import model_spreads
+
+    first, second = default_and_copy
+    for index, spread in ((first, 0.06), (second, 0.03)):
+        retriever = index._searcher()
+        retriever.calibration = changed(retriever.current_calibration(), median=0.0, spread=spread)
+    result = first.search(QUESTION, top_k=4, cutoff=False, also=[second])
+    model = first._searcher().embedder.id
+    assert model_spreads([(model, index._searcher().calibration) for index in default_and_copy]) == \
+        {model: pytest.approx(0.045)}
+    assert [h.index for h in result.hits] == ["default", "copy", "default", "copy"]
     assert result.hits[0].score == pytest.approx(result.hits[1].score)
 
 

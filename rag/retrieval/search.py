@@ -374,7 +374,8 @@ class Retriever:
         best = max((h.similarity for h in hits), default=None)
         verdict = judge(best, min_score, shared, self.calibration, evidence)
         below = bool(hits) and not verdict.covered
-        claim = Claim(cosines=tuple(score for _, score in claimed), words_cover=evidence is not None and evidence.covers,
+        claim = Claim(cosines=tuple(score for _, score in claimed),
+                      words_cover=evidence is not None and evidence.covers,
                       passages=scope.chunks if scope is not None else len(self.vectors))
         retrieval = Retrieval(
             question=question,

@@ -10,8 +10,8 @@ That alone ranks every index's best passage alike, however little the index has 
 question, and lost a third of MRR@5 on labelled sets searched together with other corpora
 (bench/scope_quality.py; bench/RESULTS.md, "Several indexes"). So each passage also carries its
 index's evidence, on the scale the relevance cut-off (rag.retrieval.relevance) judges coverage
-on, in every index alike: spreads of the index's own calibration above the best cosines of
-everyday questions no technical corpus answers.
+on, in every index alike: spreads above the median of the index's own calibration, the best
+cosines of everyday questions no technical corpus answers.
 
 - Its depth: the median cosine of the index's best DEPTH passages (at most a DEPTH_SHARE-th of
   its passages, so a folder of a few notes is judged by its best), not its single best. Every
@@ -24,6 +24,13 @@ everyday questions no technical corpus answers.
   whatever the cosine, so the ranking counts it as a cosine that covers by itself would
   (CORROBORATED_SPREADS), where the cosine says less. Without it a fact found by its words in
   one index lost to every other index's best-resembling passages.
+- Its unit: one spread for every index in one embedding model, the mean of their calibrations'
+  spreads (model_spreads). Each index keeps its own median (a broad corpus's best match for an
+  everyday question is closer than a narrow manual's), but within one model a cosine is a cosine,
+  and each index's spread is an estimate from 40 probes (a standard error near a fifth of it):
+  the five labelled corpora's ran from 0.039 (SQLite) to 0.048 (Python docs), so the same
+  margin counted a fifth more in SQLite, and SQLite and R-exts passages outranked the Python
+  docs' on Python questions. Indexes of different models keep their own spreads.
 
 Each index's passages keep the order that index put them in (the keyword evidence may put one
 first: rag.retrieval.relevance.lead_with_evidence); the ranking only interleaves the indexes. A
@@ -84,11 +91,17 @@ def search_together(
             "; ".join(f"{name}: {r.no_match}" for name, _, r, _ in results)
         return Retrieval(hits=[], below_cutoff=False, best_similarity=None, seconds=time.perf_counter() - started,
                          no_match=why, **common)
+    # a cross-encoder's scores need no evidence (nor an older index's calibration measured for it)
+    calibrations = {order: retriever.current_calibration()
+                    for order, (_, retriever, r, _) in enumerate(searched) if not r.reranked_by}
+    spreads = model_spreads([(searched[order][1].embedder.id, calibration)
+                             for order, calibration in calibrations.items()])
     ranked = []
     for order, (name, retriever, r, claim) in enumerate(searched):
         if not r.hits:
             continue
-        lift = 0.0 if r.reranked_by else index_evidence(claim, retriever.current_calibration(), mode)
+        lift = 0.0 if r.reranked_by else index_evidence(claim, calibrations[order], mode,
+                                                         spreads[retriever.embedder.id])
         ranked.append((order, lift, [replace(hit, index=name) for hit in r.hits]))
     hits = interleave(ranked)[:top_k]
     below = not hits and any(r.below_cutoff for _, _, r, _ in searched)
@@ -124,20 +137,31 @@ def interleave(ranked: Sequence[tuple[int, float, Sequence[Hit]]]) -> list[Hit]:
     return [hit for *_, hit in pooled]
 
 
-def index_evidence(claim: Claim, calibration: Calibration, mode: Mode) -> float:
-    """How far the index stands above unrelated questions, in its calibration's spreads: the depth
-    of its best cosines, or what its keyword evidence counts as when that covers the question."""
+def index_evidence(claim: Claim, calibration: Calibration, mode: Mode, spread: float | None = None) -> float:
+    """How far the index stands above unrelated questions, in spreads (`spread`, or its
+    calibration's): the depth of its best cosines, or what its keyword evidence counts as when
+    that covers the question."""
     depth = max(1, min(DEPTH, claim.passages // DEPTH_SHARE))
-    lift = evidence(claim.cosines[:depth], calibration)
+    lift = evidence(claim.cosines[:depth], calibration, spread)
     if mode == "dense" or lift >= CORROBORATED_SPREADS:
         return lift
     return CORROBORATED_SPREADS if claim.words_cover else lift
 
 
-def evidence(cosines: Sequence[float], calibration: Calibration) -> float:
+def evidence(cosines: Sequence[float], calibration: Calibration, spread: float | None = None) -> float:
     """How far the median of an index's best cosines stands above unrelated questions' best, in
-    their spreads (0 for no cosines)."""
+    `spread`s (None: their own spread; 0 for no cosines)."""
     if not cosines:
         return 0.0
-    return (statistics.median(cosines) - calibration.median) / max(calibration.spread, MIN_SPREAD)
+    spread = calibration.spread if spread is None else spread
+    return (statistics.median(cosines) - calibration.median) / max(spread, MIN_SPREAD)
+
+
+def model_spreads(calibrations: Sequence[tuple[str, Calibration]]) -> dict[str, float]:
+    """One spread per embedding model (model id, calibration of an index in it): the mean of its
+    indexes' spreads, the unit their evidence is counted in."""
+    by_model: dict[str, list[float]] = {}
+    for model, calibration in calibrations:
+        by_model.setdefault(model, []).append(calibration.spread)
+    return {model: statistics.fmean(spreads) for model, spreads in by_model.items()}
 
