@@ -3,8 +3,8 @@
 Each index is searched on its own (its own embedding model embeds the question, its own filters'
 scope, its own cut-off), with scores made comparable within it (`Retriever.search_pooled`): a
 hybrid score counts each leg in standard deviations above that leg's mean over the index's own top
-results, and dense or keyword mode is scored the same way. A cosine from one model
-is never compared with a cosine from another, nor BM25 over one FTS table with BM25 over another.
+results, and dense or keyword mode is scored the same way. A cosine from one model is never
+compared with a cosine from another, nor BM25 over one FTS table with BM25 over another.
 
 That alone ranks every index's best passage alike, however little the index has to do with the
 question, and lost a third of MRR@5 on labelled sets searched together with other corpora
@@ -30,12 +30,12 @@ cosines of everyday questions no technical corpus answers.
   and each index's spread is an estimate from 40 probes (a standard error near a fifth of it):
   the five labelled corpora's ran from 0.039 (SQLite) to 0.048 (Python docs), so the same
   margin counted a fifth more in SQLite, and SQLite and R-exts passages outranked the Python
-  docs' on Python questions. Indexes of different models keep their own spreads.
+  docs' on Python questions. An index alone in its model keeps its own spread.
 
 Each index's passages keep the order that index put them in (the keyword evidence may put one
 first: rag.retrieval.relevance.lead_with_evidence); the ranking only interleaves the indexes. A
 cross-encoder (rag.retrieval.rerank) scores every passage on one scale already and is merged as
-it scores. Figures: bench/RESULTS.md, "Several indexes".
+it scores. Figures: bench/RESULTS.md, "Several indexes" and "One spread per embedding model".
 
 The "not covered" cut-off is each index's own: an index that does not cover the question adds
 nothing. Each hit names its index.
