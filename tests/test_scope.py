@@ -380,7 +380,9 @@ def test_filters_apply_in_every_index_searched_together(two_models):
     assert nothing.no_match == "no indexed document matches --path 'nowhere/**' in default or harbour"
 
 
-def test_the_same_index_twice_scores_each_passage_alike(root):
+@pytest.fixture
+def default_and_copy(root):
+    """The default index and a copy of it, opened together (fresh retrievers for each test)."""
     copy = root / "indexes" / "copy"
     if not copy.exists():
         import shutil
@@ -388,9 +390,33 @@ def test_the_same_index_twice_scores_each_passage_alike(root):
         shutil.copytree(root / "indexes" / "default", copy)
     first, second = Index.open_together(Settings(index_dir=root / "indexes"), ["default", "copy"])
     with first, second:
-        result = first.search(QUESTION, top_k=4, cutoff=False, also=[second])
+        yield first, second
+
+
+def test_the_same_index_twice_scores_each_passage_alike(default_and_copy):
+    first, second = default_and_copy
+    result = first.search(QUESTION, top_k=4, cutoff=False, also=[second])
     assert [h.index for h in result.hits] == ["default", "copy", "default", "copy"]
     assert result.hits[0].chunk_id == result.hits[1].chunk_id
+    assert result.hits[0].score == pytest.approx(result.hits[1].score)
+
+
+def test_indexes_in_one_model_count_their_evidence_in_one_spread(default_and_copy):
+    # each calibration's spread is an estimate from 40 probes; the same cosine margin must not count
+    # twice as much in an index whose probes happened to spread half as wide
+    from dataclasses import replace as changed
+
+    from rag.retrieval.together import model_spreads
+
+    first, second = default_and_copy
+    for index, spread in ((first, 0.06), (second, 0.03)):
+        retriever = index._searcher()
+        retriever.calibration = changed(retriever.current_calibration(), median=0.0, spread=spread)
+    result = first.search(QUESTION, top_k=4, cutoff=False, also=[second])
+    model = first._searcher().embedder.id
+    assert model_spreads([(model, index._searcher().calibration) for index in default_and_copy]) == \
+        {model: pytest.approx(0.045)}
+    assert [h.index for h in result.hits] == ["default", "copy", "default", "copy"]
     assert result.hits[0].score == pytest.approx(result.hits[1].score)
 
 
@@ -415,11 +441,14 @@ def test_an_index_whose_words_hold_the_question_counts_as_covering_it(household)
     from rag.retrieval.together import evidence, index_evidence
 
     retriever = household._searcher()
+    calibration = retriever.current_calibration()
     vector = retriever.embed("blue flowerpot")
     best = retriever.dense(vector, 1)[0][1]
-    assert evidence([best], retriever.current_calibration()) < CORROBORATED_SPREADS  # the cosine says little
-    assert index_evidence(retriever, "blue flowerpot", vector, 5, "hybrid", None) == CORROBORATED_SPREADS
-    assert index_evidence(retriever, "blue flowerpot", vector, 5, "dense", None) < CORROBORATED_SPREADS
+    assert evidence([best], calibration) < CORROBORATED_SPREADS  # the cosine says little
+    _, claim = retriever.search_pooled("blue flowerpot", 5, "hybrid")
+    assert index_evidence(claim, calibration, "hybrid") == CORROBORATED_SPREADS
+    _, claim = retriever.search_pooled("blue flowerpot", 5, "dense")
+    assert index_evidence(claim, calibration, "dense") < CORROBORATED_SPREADS
 
 
 def test_an_index_is_judged_by_the_median_of_its_best_passages_and_a_few_notes_by_their_best(household):
@@ -432,8 +461,32 @@ def test_an_index_is_judged_by_the_median_of_its_best_passages_and_a_few_notes_b
     retriever = household._searcher()
     vector = retriever.embed("lentil soup")
     best = retriever.dense(vector, 2)[0][1]
-    assert index_evidence(retriever, "lentil soup", vector, 5, "dense", None) == \
+    _, claim = retriever.search_pooled("lentil soup", 5, "dense")
+    assert index_evidence(claim, retriever.current_calibration(), "dense") == \
         pytest.approx(evidence([best], retriever.current_calibration()))
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "keyword"])
+def test_a_search_among_several_indexes_hands_back_the_cosines_and_words_it_judged_by(household, mode):
+    # together ranks an index by what its own search computed, not by searching it a second time
+    from rag.retrieval.relevance import keyword_evidence
+    from rag.retrieval.search import key_terms
+
+    retriever = household._searcher()
+    question = "spare key garage keypad"
+    vector = retriever.embed(question)
+    alone = retriever.search(question, 5, mode)
+    pooled, claim = retriever.search_pooled(question, 5, mode)
+    assert [h.chunk_id for h in pooled.hits] == [h.chunk_id for h in alone.hits]
+    assert claim.cosines == pytest.approx([score for _, score in retriever.dense(vector, 10)], abs=1e-5)
+    assert claim.passages == len(retriever.vectors)
+    found = [cid for cid, _ in retriever.keyword(question, 50)]
+    words = keyword_evidence(*retriever.store.term_statistics(key_terms(question), found), found)
+    assert claim.words_cover == (words.covers and mode != "dense")
+    assert claim.words_cover or mode == "dense"
+    garden = Filters.build(paths=["garden.md"])
+    _, kept = retriever.search_pooled(question, 5, mode, filters=garden)
+    assert kept.passages == retriever.scopes.resolve(garden).chunks == 1
 
 
 def test_indexes_searched_together_keep_each_index_s_own_order():

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import re
 import time
-
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -160,6 +160,17 @@ def fuse(
     return fused
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What one index's search saw of how much the index has to do with the question, kept for
+    ranking it among other indexes searched together (rag.retrieval.together); not part of the
+    Retrieval, whose fields are what `--json` shows."""
+
+    cosines: tuple[float, ...]  # the dense leg's cosines in scope, best first (a search's depth)
+    words_cover: bool  # the keyword leg's evidence covers the question (rag.retrieval.relevance)
+    passages: int  # how many passages the search kept to (the filters' scope, or the whole index)
+
+
 class Retriever:
     """Holds the store, the embedder and the vector index, loaded once for many questions."""
 
@@ -267,17 +278,27 @@ class Retriever:
             similarity[cid] = float(np.dot(vector, query_vector))
 
     def search(self, question: str, top_k: int, mode: Mode = "hybrid", min_score: float = NO_CUTOFF,
-               filters: Filters | None = None, query_vector: np.ndarray | None = None,
-               comparable: bool = False) -> Retrieval:
+               filters: Filters | None = None, query_vector: np.ndarray | None = None) -> Retrieval:
         """The `top_k` best chunks for `question`, fused from both legs in hybrid mode, and the
         "not covered" verdict (rag.retrieval.relevance) against the floor `min_score`; the default,
         NO_CUTOFF, returns the best chunks whatever they score. Index.search is the public door.
 
         `filters` keep both legs to the chunks they match before the top k is taken; a filter that
-        matches nothing searches nothing (`no_match` says why). `comparable` scores dense and
-        keyword mode as hybrid's are, in standard deviations above the leg's mean over its top
-        results, so that indexes searched together rank on one scale (rag.retrieval.together).
+        matches nothing searches nothing (`no_match` says why).
         """
+        return self._search(question, top_k, mode, min_score, filters, query_vector, comparable=False)[0]
+
+    def search_pooled(self, question: str, top_k: int, mode: Mode = "hybrid", min_score: float = NO_CUTOFF,
+                      filters: Filters | None = None,
+                      query_vector: np.ndarray | None = None) -> tuple[Retrieval, Claim]:
+        """`search` as one of several indexes searched together (rag.retrieval.together): dense and
+        keyword mode scored as hybrid's are, in standard deviations above the leg's mean over its
+        top results, so that every index ranks on one scale; and the index's `Claim` on the
+        question, from what the search computed anyway."""
+        return self._search(question, top_k, mode, min_score, filters, query_vector, comparable=True)
+
+    def _search(self, question: str, top_k: int, mode: Mode, min_score: float, filters: Filters | None,
+                query_vector: np.ndarray | None, comparable: bool) -> tuple[Retrieval, Claim]:
         started = time.perf_counter()
         question = readable(question)
         scope = None
@@ -286,13 +307,15 @@ class Retriever:
             if scope.chunks == 0:
                 return Retrieval(question=question, mode=mode, hits=[], below_cutoff=False, best_similarity=None,
                                  seconds=time.perf_counter() - started, min_score=min_score, filters=filters,
-                                 no_match=scope.reason)
+                                 no_match=scope.reason), Claim(cosines=(), words_cover=False, passages=0)
             if scope.everything:
                 scope = None
         fetch = max(top_k * OVERFETCH, MIN_FETCH)
         if query_vector is None:
             query_vector = self.embed(question)
         dense = self.dense(query_vector, fetch, scope) if mode in ("hybrid", "dense") else []
+        # an index's claim reads its best cosines in keyword mode too (rag.retrieval.together)
+        claimed = dense if mode != "keyword" or not comparable else self.dense(query_vector, fetch, scope)
         keyword = self.keyword(question, fetch, scope) if mode in ("hybrid", "keyword") else []
         dense_rank = {cid: r for r, (cid, _) in enumerate(dense, start=1)}
         keyword_rank = {cid: r for r, (cid, _) in enumerate(keyword, start=1)}
@@ -352,7 +375,10 @@ class Retriever:
         best = max((h.similarity for h in hits), default=None)
         verdict = judge(best, min_score, shared, self.calibration, evidence)
         below = bool(hits) and not verdict.covered
-        return Retrieval(
+        claim = Claim(cosines=tuple(score for _, score in claimed),
+                      words_cover=evidence is not None and evidence.covers,
+                      passages=scope.chunks if scope is not None else len(self.vectors))
+        retrieval = Retrieval(
             question=question,
             mode=mode,
             hits=[] if below else hits,
@@ -364,6 +390,7 @@ class Retriever:
             reranked_by=self.reranker.name if self.reranker is not None else None,
             filters=filters,
         )
+        return retrieval, claim
 
     def _rerank(self, question: str, ranked: list[int], top_k: int):
         """The cross-encoder's order of the first stage's top candidates, cut to top_k."""

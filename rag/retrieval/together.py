@@ -1,17 +1,17 @@
 """Several indexes searched as one: each index normalises its own scores, then one ranking.
 
 Each index is searched on its own (its own embedding model embeds the question, its own filters'
-scope, its own cut-off), with scores made comparable within it (`Retriever.search(comparable=
-True)`): a hybrid score counts each leg in standard deviations above that leg's mean over the
-index's own top results, and dense or keyword mode is scored the same way. A cosine from one model
-is never compared with a cosine from another, nor BM25 over one FTS table with BM25 over another.
+scope, its own cut-off), with scores made comparable within it (`Retriever.search_pooled`): a
+hybrid score counts each leg in standard deviations above that leg's mean over the index's own top
+results, and dense or keyword mode is scored the same way. A cosine from one model is never
+compared with a cosine from another, nor BM25 over one FTS table with BM25 over another.
 
 That alone ranks every index's best passage alike, however little the index has to do with the
 question, and lost a third of MRR@5 on labelled sets searched together with other corpora
 (bench/scope_quality.py; bench/RESULTS.md, "Several indexes"). So each passage also carries its
 index's evidence, on the scale the relevance cut-off (rag.retrieval.relevance) judges coverage
-on, in every index alike: spreads of the index's own calibration above the best cosines of
-everyday questions no technical corpus answers.
+on, in every index alike: spreads above the median of the index's own calibration, the best
+cosines of everyday questions no technical corpus answers.
 
 - Its depth: the median cosine of the index's best DEPTH passages (at most a DEPTH_SHARE-th of
   its passages, so a folder of a few notes is judged by its best), not its single best. Every
@@ -24,11 +24,18 @@ everyday questions no technical corpus answers.
   whatever the cosine, so the ranking counts it as a cosine that covers by itself would
   (CORROBORATED_SPREADS), where the cosine says less. Without it a fact found by its words in
   one index lost to every other index's best-resembling passages.
+- Its unit: one spread for every index in one embedding model, the mean of their calibrations'
+  spreads (model_spreads). Each index keeps its own median (a broad corpus's best match for an
+  everyday question is closer than a narrow manual's), but within one model a cosine is a cosine,
+  and each index's spread is an estimate from 40 probes (a standard error near a fifth of it):
+  the five labelled corpora's ran from 0.039 (SQLite) to 0.048 (Python docs), so the same
+  margin counted a fifth more in SQLite, and SQLite and R-exts passages outranked the Python
+  docs' on Python questions. An index alone in its model keeps its own spread.
 
 Each index's passages keep the order that index put them in (the keyword evidence may put one
 first: rag.retrieval.relevance.lead_with_evidence); the ranking only interleaves the indexes. A
 cross-encoder (rag.retrieval.rerank) scores every passage on one scale already and is merged as
-it scores. Figures: bench/RESULTS.md, "Several indexes".
+it scores. Figures: bench/RESULTS.md, "Several indexes" and "One spread per embedding model".
 
 The "not covered" cut-off is each index's own: an index that does not cover the question adds
 nothing. Each hit names its index.
@@ -45,9 +52,8 @@ import numpy as np
 
 from rag.config import NO_CUTOFF, Mode
 from rag.filters import Filters
-from rag.retrieval.relevance import CORROBORATED_SPREADS, Calibration, keyword_evidence
-from rag.retrieval.scope import Scope
-from rag.retrieval.search import MIN_FETCH, OVERFETCH, Retriever, key_terms
+from rag.retrieval.relevance import CORROBORATED_SPREADS, Calibration
+from rag.retrieval.search import Claim, Retriever
 from rag.text import readable
 from rag.types import Hit, Retrieval
 
@@ -69,37 +75,43 @@ def search_together(
     question = readable(question)
     names = [name for name, _ in searchers]
     vectors: dict[int, np.ndarray] = {}  # one embedding per model, however many indexes share it
-    results: list[tuple[str, Retriever, Retrieval]] = []
+    results: list[tuple[str, Retriever, Retrieval, Claim]] = []
     for name, retriever in searchers:
         key = id(retriever.embedder)
         if key not in vectors:
             vectors[key] = retriever.embedder.embed_query(question)
-        results.append((name, retriever, retriever.search(question, top_k, mode, min_score, filters,
-                                                          query_vector=vectors[key], comparable=True)))
+        results.append((name, retriever, *retriever.search_pooled(question, top_k, mode, min_score, filters,
+                                                                   query_vector=vectors[key])))
 
-    searched = [(name, retriever, r) for name, retriever, r in results if not r.no_match]
+    searched = [(name, retriever, r, claim) for name, retriever, r, claim in results if not r.no_match]
     common = dict(question=question, mode=mode, min_score=min_score, filters=filters, indexes=names)
     if not searched:
-        reasons = list(dict.fromkeys(r.no_match for _, _, r in results))
+        reasons = list(dict.fromkeys(r.no_match for _, _, r, _ in results))
         why = f"{reasons[0]} in {' or '.join(names)}" if len(reasons) == 1 else \
-            "; ".join(f"{name}: {r.no_match}" for name, _, r in results)
+            "; ".join(f"{name}: {r.no_match}" for name, _, r, _ in results)
         return Retrieval(hits=[], below_cutoff=False, best_similarity=None, seconds=time.perf_counter() - started,
                          no_match=why, **common)
+    # a cross-encoder's scores need no evidence (nor an older index's calibration measured for it)
+    calibrations = {order: retriever.current_calibration()
+                    for order, (_, retriever, r, _) in enumerate(searched) if not r.reranked_by}
+    spreads = model_spreads([(searched[order][1].embedder.id, calibration)
+                             for order, calibration in calibrations.items()])
     ranked = []
-    for order, (name, retriever, r) in enumerate(searched):
+    for order, (name, retriever, r, claim) in enumerate(searched):
         if not r.hits:
             continue
-        lift = 0.0 if r.reranked_by else index_evidence(retriever, question, vectors[id(retriever.embedder)],
-                                                         top_k, mode, filters)
+        lift = 0.0 if r.reranked_by else index_evidence(claim, calibrations[order], mode,
+                                                         spreads[retriever.embedder.id])
         ranked.append((order, lift, [replace(hit, index=name) for hit in r.hits]))
     hits = interleave(ranked)[:top_k]
-    below = not hits and any(r.below_cutoff for _, _, r in searched)
-    reasons = "; ".join(f"{name}: {r.cutoff_reason}" for name, _, r in searched if r.below_cutoff)
-    rerankers = {r.reranked_by for _, _, r in searched}
+    below = not hits and any(r.below_cutoff for _, _, r, _ in searched)
+    reasons = "; ".join(f"{name}: {r.cutoff_reason}" for name, _, r, _ in searched if r.below_cutoff)
+    rerankers = {r.reranked_by for _, _, r, _ in searched}
     return Retrieval(
         hits=hits,
         below_cutoff=below,
-        best_similarity=max((r.best_similarity for _, _, r in searched if r.best_similarity is not None), default=None),
+        best_similarity=max((r.best_similarity for _, _, r, _ in searched if r.best_similarity is not None),
+                            default=None),
         seconds=time.perf_counter() - started,
         cutoff_reason=reasons if below else "",
         reranked_by=rerankers.pop() if len(rerankers) == 1 else None,
@@ -125,33 +137,31 @@ def interleave(ranked: Sequence[tuple[int, float, Sequence[Hit]]]) -> list[Hit]:
     return [hit for *_, hit in pooled]
 
 
-def index_evidence(retriever: Retriever, question: str, query_vector: np.ndarray, top_k: int, mode: Mode,
-                   filters: Filters | None) -> float:
-    """How far the index stands above unrelated questions, in its calibration's spreads: the depth
-    of its best cosines, or what its keyword evidence counts as when that covers the question."""
-    scope = _scope(retriever, filters)
-    passages = scope.chunks if scope is not None else len(retriever.vectors)
-    depth = max(1, min(DEPTH, passages // DEPTH_SHARE))
-    cosines = [score for _, score in retriever.dense(query_vector, depth, scope)]
-    lift = evidence(cosines, retriever.current_calibration())
+def index_evidence(claim: Claim, calibration: Calibration, mode: Mode, spread: float | None = None) -> float:
+    """How far the index stands above unrelated questions, in spreads (`spread`, or its
+    calibration's): the depth of its best cosines, or what its keyword evidence counts as when
+    that covers the question."""
+    depth = max(1, min(DEPTH, claim.passages // DEPTH_SHARE))
+    lift = evidence(claim.cosines[:depth], calibration, spread)
     if mode == "dense" or lift >= CORROBORATED_SPREADS:
         return lift
-    candidates = [cid for cid, _ in retriever.keyword(question, max(top_k * OVERFETCH, MIN_FETCH), scope)]
-    words = keyword_evidence(*retriever.store.term_statistics(key_terms(question), candidates), candidates)
-    return CORROBORATED_SPREADS if words.covers else lift
+    return CORROBORATED_SPREADS if claim.words_cover else lift
 
 
-def evidence(cosines: Sequence[float], calibration: Calibration) -> float:
+def evidence(cosines: Sequence[float], calibration: Calibration, spread: float | None = None) -> float:
     """How far the median of an index's best cosines stands above unrelated questions' best, in
-    their spreads (0 for no cosines)."""
+    `spread`s (None: their own spread; 0 for no cosines)."""
     if not cosines:
         return 0.0
-    return (statistics.median(cosines) - calibration.median) / max(calibration.spread, MIN_SPREAD)
+    spread = calibration.spread if spread is None else spread
+    return (statistics.median(cosines) - calibration.median) / max(spread, MIN_SPREAD)
 
 
-def _scope(retriever: Retriever, filters: Filters | None) -> Scope | None:
-    """The filters' scope in this index as Retriever.search keeps to it (None: everything)."""
-    if filters is None or filters.empty:
-        return None
-    scope = retriever.scopes.resolve(filters)
-    return None if scope.everything else scope
+def model_spreads(calibrations: Sequence[tuple[str, Calibration]]) -> dict[str, float]:
+    """One spread per embedding model (model id, calibration of an index in it): the mean of its
+    indexes' spreads, the unit their evidence is counted in."""
+    by_model: dict[str, list[float]] = {}
+    for model, calibration in calibrations:
+        by_model.setdefault(model, []).append(calibration.spread)
+    return {model: statistics.fmean(spreads) for model, spreads in by_model.items()}
+
