@@ -643,6 +643,32 @@ def test_the_prompt_says_which_names_of_the_question_no_passage_mentions():
     assert "Note: no passage mentions bake --steam or Thermomix.\n\nQuestion:" in user
 
 
+def test_a_name_of_several_words_is_missing_when_its_words_stand_apart_in_the_passages():
+    hits = [make_hit("ci.md", "With an account at GitHub, you can run the test suite there. Monitor your runs at "
+                              "https://github.com/<handle>/git/actions/workflows/main.yml.")]
+
+    user = user_message(build_messages("How do I write a GitHub Actions workflow that runs my tests?", hits))
+
+    assert "Note: no passage mentions GitHub Actions.\n\nQuestion:" in user
+
+
+@pytest.mark.parametrize("written", ["GitHub Actions", "github actions", "GitHub-Actions", "GitHub\nActions"])
+def test_a_name_of_several_words_is_mentioned_however_the_passage_spaces_or_cases_it(written):
+    hits = [make_hit("ci.md", f"Set up {written} to run the test suite on every push.")]
+
+    user = user_message(build_messages("How do I write a GitHub Actions workflow that runs my tests?", hits))
+
+    assert "Note:" not in user
+
+
+def test_capitalised_words_apart_in_the_question_are_names_of_their_own():
+    hits = [make_hit("paths.md", "Python on Windows limits a path to 260 characters unless long paths are enabled.")]
+
+    user = user_message(build_messages("On Windows, Python fails to open long paths. How can I fix that?", hits))
+
+    assert "Note:" not in user
+
+
 def test_names_the_passages_hold_are_not_called_missing():
     user = user_message(build_messages("Which kit does the manual name, BK-7?", bread_and_fan()))
 
