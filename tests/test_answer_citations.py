@@ -54,7 +54,8 @@ def test_a_citation_to_a_passage_never_given_is_flagged(ask):
 
 
 def test_json_citations_carry_quote_offsets_into_the_passage(ask):
-    answer = json.loads(ask("Bake the loaf at 250 degrees Celsius for forty minutes [1]. Let it rest.", "--json").stdout)
+    answer = json.loads(ask("Bake the loaf at 250 degrees Celsius for forty minutes, with steam for the first twenty [1]. "
+                            "Let it rest.", "--json").stdout)
 
     [citation] = answer["citations"]
     source = answer["sources"][0]

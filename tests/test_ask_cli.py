@@ -59,13 +59,13 @@ def assert_one_error_line(result, *fragments: str) -> str:
 
 
 def test_the_answer_streams_then_lists_only_the_cited_sources(ask, llm):
-    llm.reply = "Bake the loaf for forty minutes at 250 degrees Celsius [1]."
+    llm.reply = "Bake the loaf for forty minutes at 250 degrees Celsius, the first twenty with steam [1]."
 
     result = ask(BREAD, env=llm_env(llm))
 
     assert result.exit_code == 0, result.output
     assert result.stdout == (
-        "Bake the loaf for forty minutes at 250 degrees Celsius [1].\n"
+        "Bake the loaf for forty minutes at 250 degrees Celsius, the first twenty with steam [1].\n"
         "\n"
         "Sources:\n"
         "[1] corpus/cooking.md (Kitchen notes > Bread)\n"
@@ -97,7 +97,7 @@ def test_the_prompt_that_reaches_the_server_numbers_the_passages_and_ends_with_t
 
 
 def test_json_output_has_the_answer_its_sources_and_timings(ask, llm):
-    llm.reply = "Forty minutes [1]."
+    llm.reply = "Forty minutes at 250 degrees, the first twenty with steam [1]."
 
     started = time.perf_counter()
     result = ask(BREAD, "--json", env=llm_env(llm))
@@ -110,7 +110,7 @@ def test_json_output_has_the_answer_its_sources_and_timings(ask, llm):
     assert (answer["filters"], answer["indexes"], answer["no_match"]) == (None, [], "")
     assert answer["stopped"] is False
     assert (answer["question"], answer["answer"], answer["mode"], answer["model"]) == (
-        BREAD, "Forty minutes [1].", "llm", "test-model")
+        BREAD, "Forty minutes at 250 degrees, the first twenty with steam [1].", "llm", "test-model")
     first = answer["sources"][0]
     assert set(first) == {"rank", "path", "page", "heading", "score", "text", "cited", "file", "page_kind", "index"}
     assert (first["rank"], first["path"], first["page"], first["heading"], first["cited"]) == (
@@ -363,7 +363,7 @@ def test_a_passage_with_instructions_stays_inside_its_passage_tag(hostile_index,
 
 
 def test_rag_ask_prints_the_answer_as_it_streams_then_the_sources(built_index, llm):
-    llm.reply, llm.delay = "Bake it for forty minutes [1].", 0.3  # six pieces, 0.3 s apart
+    llm.reply, llm.delay = "Bake it at 250 degrees for forty minutes, twenty with steam [1].", 0.3  # ten pieces, 0.3 s apart
     rag = subprocess.Popen([str(RAG), "ask", BREAD], cwd=built_index, env=clean_env(**llm_env(llm)),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     first = rag.stdout.read(4)  # blocks until the first piece is printed
@@ -374,7 +374,7 @@ def test_rag_ask_prints_the_answer_as_it_streams_then_the_sources(built_index, l
     assert first == b"Bake"
     assert first_at < llm.last_piece_at  # the first word was on screen before the server sent the last
     assert (first + rest).decode() == (
-        "Bake it for forty minutes [1].\n\nSources:\n[1] corpus/cooking.md (Kitchen notes > Bread)\n"
+        "Bake it at 250 degrees for forty minutes, twenty with steam [1].\n\nSources:\n[1] corpus/cooking.md (Kitchen notes > Bread)\n"
         '    "Bake the loaf at 250 degrees Celsius for forty minutes, with steam for the first twenty."\n'
     )
 

@@ -201,7 +201,8 @@ def make_hit(text: str, chunk_id: int) -> Hit:
 
 
 def test_a_streamed_answer_is_checked_against_the_retrieved_passages_after_its_last_piece(llm):
-    llm.reply = "Bake the loaf at 250 degrees Celsius for 45 minutes [1]. Mars has two moons, Phobos and Ganymede [2]."
+    llm.reply = ("Bake the loaf at 250 degrees Celsius for 45 minutes, with steam for the first twenty [1]. Mars has two "
+                 "moons, Phobos and Ganymede [2].")
     hits = [make_hit(BREAD, 1), make_hit(MARS, 2)]
     retrieval = Retrieval(question="How long do I bake bread?", mode="hybrid", hits=hits, below_cutoff=False,
                           best_similarity=0.6, seconds=0.01)

@@ -394,10 +394,11 @@ def test_a_citation_to_the_wrong_passage_is_replaced_by_the_one_that_supports_th
 
 
 def test_a_sentence_no_passage_supports_is_marked_where_it_is_read(llm):
-    _, answer = answer_with(llm, "Bake the loaf for forty minutes. Brush the crust with olive oil and rosemary.")
+    _, answer = answer_with(llm, "Bake the loaf at 250 degrees for forty minutes. Brush the crust with olive oil and "
+                                 "rosemary.")
 
-    assert written(answer) == ("Bake the loaf for forty minutes [1]. Brush the crust with olive oil and rosemary. "
-                             f"{UNSUPPORTED_MARK}")
+    assert written(answer) == ("Bake the loaf at 250 degrees for forty minutes [1]. Brush the crust with olive oil "
+                             f"and rosemary. {UNSUPPORTED_MARK}")
     assert [(s.cited_by, s.supported) for s in answer.sentences] == [("rag", True), (None, False)]
 
 
@@ -411,10 +412,10 @@ def test_an_unsupported_citation_the_model_wrote_stays_for_the_sources_to_explai
 
 
 def test_strict_leaves_out_the_sentence_no_passage_supports(llm):
-    _, answer = answer_with(llm, "Bake the loaf for forty minutes. Brush the crust with olive oil and rosemary.",
-                            strict=True)
+    _, answer = answer_with(llm, "Bake the loaf at 250 degrees for forty minutes. Brush the crust with olive oil and "
+                                 "rosemary.", strict=True)
 
-    assert written(answer) == "Bake the loaf for forty minutes [1]."
+    assert written(answer) == "Bake the loaf at 250 degrees for forty minutes [1]."
     assert answer.dropped_sentences == 1
     assert [s.supported for s in answer.sentences] == [True]
 
@@ -446,9 +447,9 @@ def test_an_answer_without_one_supported_sentence_is_followed_by_the_passages_wo
 def test_an_answer_to_a_question_naming_what_no_passage_mentions_says_so_and_that_they_may_not_cover_it(llm):
     question = "How long do I bake bread in a Thermomix?"
 
-    _, answer = answer_with(llm, "Bake the loaf for forty minutes [1].", question=question)
+    _, answer = answer_with(llm, "Bake the loaf at 250 degrees for forty minutes [1].", question=question)
 
-    assert answer.answer == ("Bake the loaf for forty minutes [1].\n\n"
+    assert answer.answer == ("Bake the loaf at 250 degrees for forty minutes [1].\n\n"
                              "No passage mentions Thermomix: the documents may not cover this.")
     assert [s.kind for s in answer.sentences][-1] == "refusal"
 
@@ -474,10 +475,10 @@ def test_an_answer_of_citations_alone_to_a_question_naming_what_no_passage_menti
 def test_what_the_model_writes_about_a_name_no_passage_mentions_is_left_out_unless_a_passage_supports_it(llm):
     question = "How long do I bake bread in a Thermomix?"
 
-    _, answer = answer_with(llm, "Bake the loaf for forty minutes [1]. Preheat the Thermomix to 90 degrees first.",
-                            question=question)
+    _, answer = answer_with(llm, "Bake the loaf at 250 degrees for forty minutes [1]. Preheat the Thermomix to 90 "
+                                 "degrees first.", question=question)
 
-    assert answer.answer == ("Bake the loaf for forty minutes [1].\n\n"
+    assert answer.answer == ("Bake the loaf at 250 degrees for forty minutes [1].\n\n"
                              "No passage mentions Thermomix: the documents may not cover this.")
     assert answer.dropped_sentences == 1
 
@@ -502,10 +503,63 @@ def test_an_answer_that_names_what_the_best_passage_names_stands_alone(llm):
     assert answer.answer == "Replace the bearing kit BK-7 when the fan grinds [2]."
 
 
-def test_an_answer_that_gives_the_passages_number_in_words_stands_alone(llm):
-    _, answer = answer_with(llm, "Forty minutes [1].")
+def test_an_answer_that_gives_the_passages_numbers_in_words_stands_alone(llm):
+    _, answer = answer_with(llm, "Two hundred and fifty degrees, forty minutes [1].")
 
-    assert answer.answer == "Forty minutes [1]."
+    assert answer.answer == "Two hundred and fifty degrees, forty minutes [1]."
+
+
+CONTRASTS = make_hit("contrasts.md", "Factors are coded by contrasts. R uses contr.treatment for unordered factors and "
+                     "contr.poly for ordered ones; S-Plus codes unordered factors with contr.helmert instead.")
+CONTRASTS_QUESTION = "Which contrasts setting makes R code unordered factors the way S-Plus does?"
+
+
+def test_an_answer_that_names_one_of_the_passages_options_and_leaves_out_the_others_is_followed_by_its_words(llm):
+    _, answer = answer_with(llm, "R uses contr.poly for ordered factors [1].", hits=[CONTRASTS],
+                            question=CONTRASTS_QUESTION)
+
+    assert answer.answer == (f"R uses contr.poly for ordered factors [1].\n\n{PASSAGES_SAY}\n\n"
+                             f"{extractive_answer(CONTRASTS_QUESTION, [CONTRASTS])}")
+    assert "contr.helmert" in answer.answer
+
+
+def test_an_answer_that_names_every_option_of_the_passage_stands_alone(llm):
+    reply = ("R uses contr.treatment for unordered factors and contr.poly for ordered ones; S-Plus codes unordered "
+             "factors with contr.helmert [1].")
+
+    _, answer = answer_with(llm, reply, hits=[CONTRASTS], question=CONTRASTS_QUESTION)
+
+    assert answer.answer == reply
+
+
+def test_what_an_excerpt_goes_on_to_say_about_something_else_need_not_be_in_the_answer(llm):
+    planets = make_hit("astronomy.txt", "The planet Mars has two small moons, Phobos and Deimos.\n\nA light-year is "
+                                        "the distance light travels in one year, about 9.46 trillion kilometres.")
+
+    _, answer = answer_with(llm, "Mars has two moons, Phobos and Deimos [1].", hits=[planets],
+                            question="How many moons does Mars have?")
+
+    assert answer.answer == "Mars has two moons, Phobos and Deimos [1]."
+
+
+UPSERT = [
+    make_hit("conflict.md", "REPLACE\n\nWith INSERT OR REPLACE, when a UNIQUE constraint violation occurs, the existing row "
+                            "is removed before the new row is inserted, so the insert always succeeds."),
+    make_hit("upsert.md", "If the insert would violate a uniqueness constraint, the insert is omitted and the ON CONFLICT "
+                          "clause's DO UPDATE runs instead.", chunk_id=2),
+]
+UPSERT_QUESTION = "How can I insert a row, or update the existing one instead when the insert would violate a unique constraint?"
+
+
+def test_an_answer_that_leaves_out_what_the_next_excerpt_names_is_followed_by_the_passages_words(llm):
+    # the best excerpt is upsert.md's, and the answer names its ON CONFLICT and DO UPDATE; conflict.md's
+    # INSERT OR REPLACE, quoted next, it leaves out
+    _, answer = answer_with(llm, "Add an ON CONFLICT clause with DO UPDATE to the insert [2].", hits=UPSERT,
+                            question=UPSERT_QUESTION)
+
+    assert answer.answer == (f"Add an ON CONFLICT clause with DO UPDATE to the insert [2].\n\n{PASSAGES_SAY}\n\n"
+                             f"{extractive_answer(UPSERT_QUESTION, UPSERT)}")
+    assert "INSERT OR REPLACE" in answer.answer
 
 
 def test_the_passages_words_after_an_answer_are_described_as_quotes_rag_cited(llm):
@@ -643,6 +697,32 @@ def test_the_prompt_says_which_names_of_the_question_no_passage_mentions():
     assert "Note: no passage mentions bake --steam or Thermomix.\n\nQuestion:" in user
 
 
+def test_a_name_of_several_words_is_missing_when_its_words_stand_apart_in_the_passages():
+    hits = [make_hit("ci.md", "With an account at GitHub, you can run the test suite there. Monitor your runs at "
+                              "https://github.com/<handle>/git/actions/workflows/main.yml.")]
+
+    user = user_message(build_messages("How do I write a GitHub Actions workflow that runs my tests?", hits))
+
+    assert "Note: no passage mentions GitHub Actions.\n\nQuestion:" in user
+
+
+@pytest.mark.parametrize("written", ["GitHub Actions", "github actions", "GitHub-Actions", "GitHub\nActions"])
+def test_a_name_of_several_words_is_mentioned_however_the_passage_spaces_or_cases_it(written):
+    hits = [make_hit("ci.md", f"Set up {written} to run the test suite on every push.")]
+
+    user = user_message(build_messages("How do I write a GitHub Actions workflow that runs my tests?", hits))
+
+    assert "Note:" not in user
+
+
+def test_capitalised_words_apart_in_the_question_are_names_of_their_own():
+    hits = [make_hit("paths.md", "Python on Windows limits a path to 260 characters unless long paths are enabled.")]
+
+    user = user_message(build_messages("On Windows, Python fails to open long paths. How can I fix that?", hits))
+
+    assert "Note:" not in user
+
+
 def test_names_the_passages_hold_are_not_called_missing():
     user = user_message(build_messages("Which kit does the manual name, BK-7?", bread_and_fan()))
 
@@ -652,7 +732,8 @@ def test_names_the_passages_hold_are_not_called_missing():
 # -- as the user reads it: `rag ask`, --json, --strict ----------------------------------------------
 
 SOURDOUGH = "How long do I bake sourdough bread?"
-WITH_AN_INVENTION = "Bake the loaf at 250 degrees Celsius for forty minutes. Brush the crust with olive oil and rosemary."
+BAKED = "Bake the loaf at 250 degrees Celsius for forty minutes, with steam for the first twenty"  # all the passage's figures
+WITH_AN_INVENTION = f"{BAKED}. Brush the crust with olive oil and rosemary."
 
 
 @pytest.fixture
@@ -676,14 +757,13 @@ def test_ask_marks_the_sentence_no_passage_supports_and_lists_the_sources(ask):
     result = ask(WITH_AN_INVENTION)
 
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("Bake the loaf at 250 degrees Celsius for forty minutes [1]. Brush the crust "
-                                    f"with olive oil and rosemary. {UNSUPPORTED_MARK}\n")
+    assert result.stdout.startswith(f"{BAKED} [1]. Brush the crust with olive oil and rosemary. {UNSUPPORTED_MARK}\n")
     assert "\nSources:\n[1] corpus/cooking.md" in result.stdout
 
 
 def test_json_says_for_each_sentence_who_cited_it_and_whether_it_is_supported(ask):
-    result = ask("Bake the loaf at 250 degrees Celsius for forty minutes [1]. Let the loaf cool on a rack for an "
-                 "hour before slicing it. Brush the crust with olive oil and rosemary.", "--json")
+    result = ask(f"{BAKED} [1]. Let the loaf cool on a rack for an hour before slicing it. Brush the crust with olive "
+                 "oil and rosemary.", "--json")
 
     answer = json.loads(result.stdout)
     assert [(s["citations"], s["cited_by"], s["supported"]) for s in answer["sentences"]] == [
@@ -697,7 +777,7 @@ def test_strict_from_the_flag_or_the_environment_leaves_out_what_no_passage_supp
     result = ask(WITH_AN_INVENTION, "--json", *how, env={} if how else {"RAG_STRICT": "1"})
 
     answer = json.loads(result.stdout)
-    assert answer["answer"] == "Bake the loaf at 250 degrees Celsius for forty minutes [1]."
+    assert answer["answer"] == f"{BAKED} [1]."
     assert answer["dropped_sentences"] == 1
 
 

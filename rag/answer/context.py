@@ -15,7 +15,9 @@ so the model's [n] still names it, and citations are checked against the whole p
 
 `unmentioned` lists the names in a question (GitLab, io_uring, `--depth`) that no passage
 mentions: the prompt says so, which lets a small model see that the passages are about something
-else rather than answer from them anyway.
+else rather than answer from them anyway. Capitalised words side by side are one name ("GitHub
+Actions", "Visual Studio Code"), mentioned only where they stand together: a manual of Git
+mentions GitHub, and actions, in the passages retrieved for a question about GitHub Actions.
 """
 
 from __future__ import annotations
@@ -117,23 +119,47 @@ TOKEN = re.compile(r"-{1,2}[A-Za-z][\w-]*|[A-Za-z][\w.+-]*[\w+]|[A-Za-z]|[.!?:;]
 IDENTIFIER = re.compile(r"\d|_|\w\.\w|[a-z][A-Z]|^-")
 
 
+# a word of a name of several words ("GitHub Actions"): Capitalised, letters only and not all
+# capitals, so a product and a keyword stay apart ("SQLite PRAGMA", "Amazon RDS")
+TITLE_WORD = re.compile(r"[A-Z][A-Za-z]*[a-z][A-Za-z]*")
+
+
 def question_names(question: str) -> list[str]:
     """What a question names: code spans, identifiers, and capitalised words that do not start a
-    sentence ("GitLab", "PostgreSQL", "io_uring", "ggplot2", "--depth"), in order, each once."""
+    sentence ("GitLab", "PostgreSQL", "io_uring", "ggplot2", "--depth"), in order, each once;
+    Capitalised words side by side as one name ("GitHub Actions")."""
     found = [m.group(1).strip() for m in CODE_SPAN.finditer(question)]
+    text = CODE_SPAN.sub(" ", question)
     first = True
-    for word in TOKEN.findall(CODE_SPAN.sub(" ", question)):
+    joins = -1  # where the last name ended, when a Capitalised word right after it may join it
+    for token in TOKEN.finditer(text):
+        word = token.group(0)
         if word in ".!?:;":
             first = True
             continue
         if IDENTIFIER.search(word) or (len(word) > 1 and word[0].isupper() and not first
                                        and word.lower() not in STOPWORDS):
-            found.append(word)
+            title = bool(TITLE_WORD.fullmatch(word))
+            if title and joins >= 0 and not text[joins:token.start()].strip():  # only spaces between
+                found[-1] += " " + word
+            else:
+                found.append(word)
+            joins = token.end() if title else -1
+        else:
+            joins = -1
         first = False
     return list(dict.fromkeys(found))
 
 
 def unmentioned(question: str, texts: Sequence[str]) -> list[str]:
-    """The names of `question` that occur (ignoring case) in none of `texts`."""
+    """The names of `question` that occur (ignoring case) in none of `texts`; the words of a name of
+    several words side by side (one to three other characters between them: spaces, a hyphen, "('")."""
     haystack = "\n".join(texts).lower()
-    return [name for name in question_names(question) if name.lower() not in haystack]
+    return [name for name in question_names(question) if not _mentioned(name.lower(), haystack)]
+
+
+def _mentioned(name: str, haystack: str) -> bool:
+    if " " not in name:
+        return name in haystack
+    # "Decimal('NaN')" mentions a Decimal NaN; "GitHub handle>/git/actions" no GitHub Actions
+    return re.search(r"\W{1,3}".join(map(re.escape, name.split())), haystack) is not None

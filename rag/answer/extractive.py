@@ -24,7 +24,9 @@ The best pieces within ANSWER_CHARS are quoted verbatim, each followed by its ci
 best first; neighbouring pieces of one passage are quoted together, with the passage's lines kept
 (a code example stays a code block). An excerpt that stops inside a table it introduces is followed
 by the rows that answer (the one the question names), not merely the next ones; words already
-quoted from another passage (a copied page) are not quoted again.
+quoted from another passage (a copied page) are not quoted again. `answering_text` is what an
+excerpt says about the question, which a written answer must carry to stand without the quotes
+(rag.answer.generate.carries).
 """
 
 from __future__ import annotations
@@ -366,6 +368,26 @@ def _score(question: str, relevant: list[tuple[int, Hit]], spans: dict[int, list
         scored.append(Excerpt(n, start, end, score))
     scored.sort(key=lambda p: (-p.score, p.n, p.start))
     return scored
+
+
+def answering_text(question: str, hits: Sequence[Hit], chosen: Excerpt) -> str:
+    """The pieces of an excerpt that hold a word of the question, each with the code or the lead-in's
+    answer right after it (a piece ending in ":"): what it says about the question, without the
+    sentences it was grown by that are about something else ("A light-year is..." after Mars's moons)."""
+    text = hits[chosen.n - 1].text
+    asked = _words(split(question)[0])
+    spans = [(a, b) for a, b in _with_examples(text, excerpt_spans(text, EXTRACT_CHARS))
+             if a < chosen.end and b > chosen.start]
+    keep: set[int] = set()
+    for i, (a, b) in enumerate(spans):
+        if not any(_same(w, t) for w in asked for t in _words(PROMPT.sub("", text[a:b]))):
+            continue
+        keep.add(i)
+        if i + 1 < len(spans):
+            after = text[spans[i + 1][0]:spans[i + 1][1]]
+            if text[a:b].rstrip().endswith(":") or CODE_START.match(after) or CODE_LINE.search(after):
+                keep.add(i + 1)
+    return "\n\n".join(text[max(a, chosen.start):min(b, chosen.end)] for i, (a, b) in enumerate(spans) if i in keep)
 
 
 def extractive_answer(question: str, hits: Sequence[Hit], min_score: float | None = None) -> str:
