@@ -446,3 +446,10 @@ def test_exactly_half_of_the_words_is_not_enough():
 
     assert not citation.supported  # sink, function and sessions are there; save, data and future are not
     assert citation.reason == "passage 1 holds only 3 of the sentence's 6 content words (not save, data, future)"
+
+
+def test_a_number_in_words_is_checked_as_a_number_not_counted_as_content_words():
+    passage = "Bake the loaf at 250 degrees Celsius for forty minutes."
+
+    assert verdict("Two hundred and fifty degrees, forty minutes [1].", passage).supported
+    assert verdict("Two hundred degrees, forty minutes [1].", passage).reason == "passage 1 does not contain 200"

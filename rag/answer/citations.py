@@ -264,7 +264,9 @@ def read_claim(claim: str) -> Claim:
     joins = []
     content = [w for w in words if not w[0].isdigit() and not w.startswith(".")]
     for word in content:
-        if word.lower() not in CLAIM_STOPWORDS and len(word) > 1:
+        # a number in words ("two hundred and fifty") is one of the claim's numbers, checked as such
+        if word.lower() not in CLAIM_STOPWORDS and len(word) > 1 and word.lower() not in NUMBER_WORDS \
+                and word.lower() not in SCALES:
             wanted.setdefault(stem(word), word)
     for a, b in zip(content, content[1:]):
         if a.lower() not in CLAIM_STOPWORDS and b.lower() not in CLAIM_STOPWORDS:
