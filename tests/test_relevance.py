@@ -175,3 +175,14 @@ def test_a_name_the_index_lacks_beside_a_rare_one_it_holds_is_asked():
     assert found.unknown == ("macOS",)
     assert not found.names_absent
     assert judge(0.5, 0.2, 5, CALIBRATED, found).covered
+
+
+def test_a_plain_capitalised_word_the_index_holds_does_not_save_a_question_about_something_it_lacks():
+    # "How do I query a database from Rust with the Diesel ORM?" asked of the SQLite docs, which
+    # mention Rust once: the question is about Diesel
+    names = {"Rust": ["rust"], "Diesel": ["diesel"]}
+    statistics = {"rust": (1, {3}), "diesel": (0, set()), "database": (300, {3, 4})}
+    found = keyword_evidence(PASSAGES, statistics, [3, 4], names)
+
+    assert found.names_absent
+    assert judge(0.45, 0.2, 1, CALIBRATED, found) == Coverage(False, 'no passage mentions "Diesel"')

@@ -163,13 +163,15 @@ class KeywordEvidence:
     chunk_id: int | None = None
     shares: Mapping[int, float] = field(default_factory=dict, compare=False, repr=False)  # every hit's share
     unknown: tuple[str, ...] = ()  # the question's names (question_names) that no passage holds
-    known_rare_name: bool = False  # whether it also names something the index holds, rarely
+    known_rare_name: bool = False  # whether it also names, as code does, something the index holds rarely
 
     @property
     def names_absent(self) -> bool:
         """Whether the question is about something the index never mentions: it names something
-        no passage holds (Kotlin, in the Python docs) and nothing rare that one does (get_app_dir,
-        in "where does get_app_dir put its folder on macOS?")."""
+        no passage holds (Kotlin, in the Python docs) and no code name that is rare in the index
+        (get_app_dir, in "where does get_app_dir put its folder on macOS?"). A plain capitalised
+        word the index holds does not save it: "Diesel ORM from Rust" is not about SQLite because
+        its docs mention Rust once."""
         return bool(self.unknown) and not self.known_rare_name
 
     @property
@@ -228,6 +230,12 @@ def question_names(question: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
+def _code_like(name: str) -> bool:
+    """A name as code writes it (get_app_dir, os.path, DictReader), not a word that is merely
+    capitalised (Rust, Amazon): the one says what the question is about, the other may be context."""
+    return "_" in name or "." in name or any(c.isupper() or c.isdigit() for c in name[1:])
+
+
 def keyword_evidence(passages: int, statistics: Mapping[str, tuple[int, set[int]]],
                      candidates: Sequence[int] = (), names: Mapping[str, Sequence[str]] | None = None) -> KeywordEvidence:
     """`statistics` maps each question word to how many of the index's `passages` hold it and which
@@ -236,8 +244,8 @@ def keyword_evidence(passages: int, statistics: Mapping[str, tuple[int, set[int]
     the question's names (question_names) to its words, for the names the index lacks."""
     known = {name: terms for name, terms in (names or {}).items() if terms and all(t in statistics for t in terms)}
     unknown = tuple(name for name, terms in known.items() if any(not statistics[t][0] for t in terms))
-    known_rare_name = any(name not in unknown and any(is_rare(statistics[t][0], passages) for t in terms)
-                          for name, terms in known.items())
+    known_rare_name = any(name not in unknown and _code_like(name)
+                          and any(is_rare(statistics[t][0], passages) for t in terms) for name, terms in known.items())
     weights = {word: idf(holding, passages) for word, (holding, _) in statistics.items()}
     total = sum(weights.values())
     if not total:  # no words to weigh ("what is it?" searches its stopwords): no evidence
