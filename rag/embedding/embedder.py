@@ -411,6 +411,17 @@ def _openvino_each(path: Path, threads: int | None, bf16: bool = False) -> Each:
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         done(key, mask, request.infer({k: v for k, v in feed.items() if k in names})[output])
 
+    # One inference here, before any stream runs: OpenVINO's binding sets up pybind11's numpy table
+    # on the first tensor it hands to Python, in a static that two streams reaching it at once
+    # deadlock on (a fresh ingest hung in 1 of 8 runs: one stream holding the GIL in
+    # __cxa_guard_acquire, the other inside the once-call waiting for the GIL).
+    warm = idle.get()
+    try:
+        tiny = np.ones((1, 2), dtype=np.int64)
+        run(warm, None, tiny, tiny, lambda *_: None)
+    finally:
+        idle.put(warm)
+
     def each(batches, done) -> None:
         batches = iter(batches)
         ahead = list(itertools.islice(batches, 2))
