@@ -469,7 +469,7 @@ def _openvino_each(path: Path, threads: int | None, bf16: bool = False, cache_co
 
     # One inference here, before any stream runs: OpenVINO's binding sets up pybind11's numpy table
     # on the first tensor it hands to Python, in a static that two streams reaching it at once
-    # deadlock on (a fresh ingest hung in 1 of 8 runs: one stream holding the GIL in
+    # deadlock on (256 texts in a fresh process hung 3 times in 24: one stream holding the GIL in
     # __cxa_guard_acquire, the other inside the once-call waiting for the GIL).
     warm = idle.get()
     try:
