@@ -129,9 +129,10 @@ class LocalReader:
     With an embedder whose tokenizer may serve two threads at once (the exported runtimes keep a
     separate tokenizer for the chunker), the next files are loaded and chunked in a second
     thread while the encoder embeds the batch before them, so the encoder never waits on a
-    parser. The diff itself (which may write to SQLite) stays on the calling thread, and results
-    come back in file order. torch's tokenizer is reconfigured on every call, so there it stays
-    sequential.
+    parser. That thread also tokenizes the chunks as the model will read them
+    (`tokenize_ahead`), so the thread feeding the encoder does not stop its streams to do it. The
+    diff itself (which may write to SQLite) stays on the calling thread, and results come back in
+    file order. torch's tokenizer is reconfigured on every call, so there it stays sequential.
     """
 
     def __init__(self, embedder: Embeds, chunking: ChunkSettings, read_ahead: int = READ_AHEAD):
@@ -152,7 +153,7 @@ class LocalReader:
             in_flight = 0
             for item in changed:
                 size = len(item.data)
-                waiting.append((size, pool.submit(prepare, item, self.embedder, self.chunking, CHUNKS_AHEAD)))
+                waiting.append((size, pool.submit(self._prepare_ahead, item)))
                 in_flight += size
                 while waiting and (len(waiting) > self.read_ahead or in_flight > READ_AHEAD_BYTES):
                     done, result = waiting.popleft()
@@ -160,6 +161,13 @@ class LocalReader:
                     yield result.result()
             while waiting:
                 yield waiting.popleft()[1].result()
+
+    def _prepare_ahead(self, item: Changed) -> Pending | Failure | LeftOut:
+        pending = prepare(item, self.embedder, self.chunking, CHUNKS_AHEAD)
+        tokenize_ahead = getattr(self.embedder, "tokenize_ahead", None)  # a stand-in embedder may have none
+        if isinstance(pending, Pending) and tokenize_ahead is not None:
+            tokenize_ahead([chunk.embed_text for chunk in pending.chunks])
+        return pending
 
 
 def prepare(item: Changed, embedder: Embeds, chunking: ChunkSettings,

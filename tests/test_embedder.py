@@ -74,9 +74,12 @@ def test_bf16_document_vectors_agree_with_the_onnx_fp32_questions():
 
 
 def test_bf16_compiles_the_fp32_export_and_caches_no_model_of_its_own():
+    from rag.embedding.export import COMPILED
+
     bf16_or_skip()
     get_embedder(MODEL, "openvino-bf16").load()
-    assert {p.name for p in model_cache_dir().glob("*/openvino-*")} <= {"openvino-fp32", "openvino-int8"}
+    exports = {p.name for p in model_cache_dir().glob("*/openvino-*")} - {COMPILED}  # compiled blobs: below
+    assert exports <= {"openvino-fp32", "openvino-int8"}
     assert any(model_cache_dir().glob("*/openvino-fp32"))
 
 
@@ -386,3 +389,75 @@ def test_an_interrupted_ingest_stops_its_streams_after_the_batch_in_hand():
     stopped_at = len(taken)
     time.sleep(0.5)
     assert len(taken) == stopped_at < 100_000  # nothing goes on embedding behind the caller's back
+
+
+# -- OpenVINO's compiled model, cached beside the export --------------------------------------------
+
+def compiled_blobs() -> list[Path]:
+    from rag.embedding.export import COMPILED
+
+    return sorted(model_cache_dir().glob(f"*/{COMPILED}/*/openvino-fp32.THROUGHPUT.f32-*/*.blob"))
+
+
+def ingest_streams() -> np.ndarray:
+    """A fresh openvino-fp32 ingest embedder (threads None: THROUGHPUT, the cached compile)."""
+    from rag.embedding.embedder import Embedder
+
+    return Embedder(MODEL, "openvino-fp32").embed_documents(passages())
+
+
+def test_an_ingest_caches_its_compiled_model_and_compiles_from_it_next_time():
+    from rag.embedding.export import COMPILED
+
+    shutil.rmtree(next(model_cache_dir().glob("*/openvino-fp32")).parent / COMPILED, ignore_errors=True)
+    first = ingest_streams()
+    blobs = compiled_blobs()
+    assert len(blobs) == 1
+    made = blobs[0].stat().st_mtime_ns
+    again = ingest_streams()
+    assert compiled_blobs() == blobs and blobs[0].stat().st_mtime_ns == made  # read, not written again
+    assert np.array_equal(first, again)
+
+
+def test_a_damaged_compiled_model_is_deleted_and_compiled_again(caplog):
+    # OpenVINO itself reads such a blob without a word (bytes zeroed in it gave NaN vectors)
+    want = ingest_streams()
+    blob = compiled_blobs()[0]
+    data = bytearray(blob.read_bytes())
+    data[len(data) * 3 // 4:len(data) * 3 // 4 + 200_000] = b"\x7f" * 200_000
+    blob.chmod(0o600)  # OpenVINO writes it read-only
+    blob.write_bytes(bytes(data))
+    with caplog.at_level("WARNING", logger="rag.embedding.export"):
+        got = ingest_streams()
+    assert "is not the one recorded; compiling again" in caplog.text
+    assert np.isfinite(got).all() and (got * want).sum(axis=1).min() > 0.99999
+    assert compiled_blobs()[0].read_bytes() != bytes(data)
+
+
+def test_a_compiled_model_cache_that_cannot_be_written_is_done_without(tmp_path, caplog):
+    from rag.embedding import export
+    from rag.embedding.embedder import _local_folder, _openvino_each
+
+    runtime = parse_runtime("openvino-fp32")
+    folder = export.exported_model(_local_folder(MODEL), runtime, model_cache_dir())
+    copy = tmp_path / "openvino-fp32"
+    shutil.copytree(folder, copy)
+    (tmp_path / export.COMPILED).write_text("a file where the cache folder goes")  # unwritable, even for root
+    with caplog.at_level("WARNING", logger="rag.embedding.export"):
+        each = _openvino_each(export.model_file(copy, runtime), threads=None, cache_compiled=True)
+    assert "compiling without it" in caplog.text
+    ids = np.array([[101, 7592, 102]])
+    out = []
+    each([(np.array([0]), ids, np.ones_like(ids))], lambda key, mask, hidden: out.append(hidden))
+    assert out and np.isfinite(out[0]).all()
+
+
+def test_chunks_tokenized_ahead_embed_as_they_would_have_anyway():
+    from rag.embedding.embedder import Embedder
+
+    texts = passages()
+    plain = Embedder(MODEL, "onnx-fp32").embed_documents(texts)
+    ahead = Embedder(MODEL, "onnx-fp32")
+    ahead.tokenize_ahead(texts[: len(texts) // 2] + ["never embedded"])
+    assert np.array_equal(ahead.embed_documents(texts), plain)
+    assert list(ahead._engine._ahead) == ["never embedded"]  # the rest were taken, once

@@ -175,6 +175,15 @@ class Embedder:
             return []
         return self.load()._engine.token_offsets(list(texts))
 
+    def tokenize_ahead(self, texts: Sequence[str]) -> None:
+        """Tokenize, on the caller's thread, texts that embed_documents will soon be given: an
+        ingest's reader does this, so the thread feeding the encoder does not stop its streams to
+        tokenize a batch (0.5 ms a chunk). The exported runtimes keep what they were given until
+        it is embedded (at most AHEAD_TEXTS, the oldest dropped); torch tokenizes in encode()."""
+        engine = self.load()._engine
+        if texts and isinstance(engine, _ExportedEngine):
+            engine.tokenize_ahead(list(texts))
+
 
 _SHARED: dict[tuple, Embedder] = {}
 _SHARED_LOCK = threading.Lock()
@@ -231,6 +240,9 @@ class _TorchEngine:
         return [[(int(s), int(e)) for s, e in spans] for spans in encoded["offset_mapping"]]
 
 
+AHEAD_TEXTS = 4096  # texts tokenized ahead and not embedded yet, ~1 KB each (a few batches)
+
+
 class _ExportedEngine:
     """An exported graph (ONNX Runtime or OpenVINO), or numpy's BERT over the weights file itself
     (rag.embedding.numpy_bert), behind the model's own tokenizer.json."""
@@ -254,6 +266,8 @@ class _ExportedEngine:
         self.pad_id = int(padding["pad_id"]) if padding else (self.tokenizer.token_to_id("[PAD]") or 0)
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length=self.max_seq_length)
+        self._ahead: dict[str, list[int]] = {}  # tokenize_ahead's ids, oldest first
+        self._ahead_lock = threading.Lock()
 
         if runtime.backend == "numpy":
             from rag.embedding import numpy_bert
@@ -261,18 +275,49 @@ class _ExportedEngine:
             weights = export.transformer_folder(folder)
             if numpy_bert.supports(weights):
                 self.runtime = runtime
-                self.each = _one_by_one(numpy_bert.NumpyBert(weights))
+                self._each = _one_by_one(numpy_bert.NumpyBert(weights))
                 return
             runtime = Runtime("onnx", "fp32")  # the same vectors (cosine > 0.9999), from any architecture
         self.runtime = runtime
         exported = export.exported_model(folder, runtime, cache_dir or model_cache_dir())
         path = export.model_file(exported, runtime)
-        self.each = _one_by_one(_onnx_runner(path, threads)) if runtime.backend == "onnx" else _openvino_each(
-            path, threads, runtime.precision == "bf16")
+        if runtime.backend == "onnx":
+            self._each = _one_by_one(_onnx_runner(path, threads))
+        else:
+            # Imported and compiled on its own thread (0.5-1 s), while an ingest's reader, which
+            # needs only the tokenizer, reads and chunks the first files; the first batch waits for it.
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-compile")
+            self._each = pool.submit(_openvino_each, path, threads, runtime.precision == "bf16", cache_compiled=True)
+            pool.shutdown(wait=False)
+
+    @property
+    def each(self) -> Each:
+        if not callable(self._each):  # OpenVINO's compile, still a Future until the first batch
+            self._each = self._each.result()
+        return self._each
+
+    def tokenize_ahead(self, texts: list[str]) -> None:
+        ids = [row.ids for row in self.tokenizer.encode_batch(texts)]
+        with self._ahead_lock:
+            self._ahead.update(zip(texts, ids))
+            while len(self._ahead) > AHEAD_TEXTS:
+                del self._ahead[next(iter(self._ahead))]
+
+    def _ids(self, texts: list[str]) -> list[list[int]]:
+        """The model's word piece ids per text: tokenized ahead, or now."""
+        with self._ahead_lock:
+            rows = [self._ahead.pop(text, None) for text in texts] if self._ahead else [None] * len(texts)
+        missing = [i for i, row in enumerate(rows) if row is None]
+        if missing:
+            for i, row in zip(missing, self.tokenizer.encode_batch([texts[i] for i in missing])):
+                rows[i] = row.ids
+        return rows
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
-        rows = self.tokenizer.encode_batch(texts)
-        lengths = np.array([len(row.ids) for row in rows])
+        rows = self._ids(texts)
+        lengths = np.array([len(row) for row in rows])
         # Longest first, like sentence-transformers: batches of similar length waste little on padding.
         order = np.argsort(-lengths, kind="stable")
         out = np.empty((len(texts), self.dim), dtype=np.float32)
@@ -288,7 +333,7 @@ class _ExportedEngine:
                 ids = np.full((len(batch), width), self.pad_id, dtype=np.int64)
                 mask = np.zeros((len(batch), width), dtype=np.int64)
                 for i, index in enumerate(batch):
-                    ids[i, :lengths[index]] = rows[index].ids
+                    ids[i, :lengths[index]] = rows[index]
                     mask[i, :lengths[index]] = 1
                 yield batch, ids, mask
 
@@ -378,7 +423,7 @@ def _one_by_one(run: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray])
     return each
 
 
-def _openvino_each(path: Path, threads: int | None, bf16: bool = False) -> Each:
+def _openvino_each(path: Path, threads: int | None, bf16: bool = False, cache_compiled: bool = False) -> Each:
     """OpenVINO, compiled for what it is asked to do. `threads` given (questions): LATENCY, every
     thread on one batch. None (an ingest): THROUGHPUT, several streams each running a batch on
     its own core: no stream waits at a layer's end for a thread the machine lent elsewhere, which
@@ -388,9 +433,14 @@ def _openvino_each(path: Path, threads: int | None, bf16: bool = False) -> Each:
     The streams are fed by Python threads, one per infer request, each calling the blocking
     `infer` (which releases the GIL). Not AsyncInferQueue: its callbacks run Python on OpenVINO's
     own threads, and freeing the compiled model (which joins those threads while holding the
-    GIL) then deadlocks."""
+    GIL) then deadlocks.
+
+    `cache_compiled`: keep the compiled model in rag.embedding.export's verified cache beside the
+    exported one (`path`'s folder), and compile from it next time."""
     no_telemetry()
     import openvino
+
+    from rag.embedding import export
 
     core = openvino.Core()
     # Always explicit: on CPUs with bf16 support OpenVINO picks bf16 itself unless told f32, and an
@@ -399,7 +449,13 @@ def _openvino_each(path: Path, threads: int | None, bf16: bool = False) -> Each:
               "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32"}
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
-    compiled = core.compile_model(str(path), "CPU", config)
+    if not cache_compiled:
+        compiled = core.compile_model(str(path), "CPU", config)
+    else:
+        name = ".".join((path.parent.name, config["PERFORMANCE_HINT"], config["INFERENCE_PRECISION_HINT"],
+                         *([str(threads)] if threads else [])))
+        with export.compiled_cache(path.parent, openvino.get_version(), name) as cache:
+            compiled = core.compile_model(str(path), "CPU", {**config, **({"CACHE_DIR": str(cache)} if cache else {})})
     jobs = 1 if threads else max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
     idle: queue.SimpleQueue = queue.SimpleQueue()  # the infer requests not in use, shared by every caller
     for _ in range(jobs):
@@ -410,6 +466,17 @@ def _openvino_each(path: Path, threads: int | None, bf16: bool = False) -> Each:
     def run(request, key: np.ndarray, ids: np.ndarray, mask: np.ndarray, done) -> None:
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         done(key, mask, request.infer({k: v for k, v in feed.items() if k in names})[output])
+
+    # One inference here, before any stream runs: OpenVINO's binding sets up pybind11's numpy table
+    # on the first tensor it hands to Python, in a static that two streams reaching it at once
+    # deadlock on (256 texts in a fresh process hung 3 times in 24: one stream holding the GIL in
+    # __cxa_guard_acquire, the other inside the once-call waiting for the GIL).
+    warm = idle.get()
+    try:
+        tiny = np.ones((1, 2), dtype=np.int64)
+        run(warm, None, tiny, tiny, lambda *_: None)
+    finally:
+        idle.put(warm)
 
     def each(batches, done) -> None:
         batches = iter(batches)

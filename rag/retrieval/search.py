@@ -237,9 +237,10 @@ class Retriever:
 
     def measure_calibration(self) -> Calibration:
         """Search the relevance PROBES: how well questions this index does not cover match it."""
+        # one call for all of them: an ingest's streams embed them together (0.4 s one by one)
         best = []
-        for probe in PROBES:
-            hits = self.dense(self.embedder.embed_query(probe), 1)
+        for vector in self.embedder.embed_documents(list(PROBES)):
+            hits = self.dense(vector, 1)
             best.append(hits[0][1] if hits else 0.0)
         return calibrate(best, self.store.generation)
 
