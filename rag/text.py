@@ -71,3 +71,43 @@ def text_key(text: str) -> str:
     import hashlib
 
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+# -- what a question names ------------------------------------------------------------------------
+
+NAME_CODE_SPAN = LazyPattern(r"`([^`\n]+)`")
+NAME_TOKEN = LazyPattern(r"-{1,2}[A-Za-z][\w-]*|[A-Za-z][\w.+-]*[\w+]|[A-Za-z]|[.!?:;]")
+# an identifier: a digit, an underscore, a dot inside, camelCase or an --option
+IDENTIFIER = LazyPattern(r"\d|_|\w\.\w|[a-z][A-Z]|^-")
+# a word of a name of several words ("GitHub Actions"): Capitalised, letters only and not all
+# capitals, so a product and a keyword stay apart ("SQLite PRAGMA", "Amazon RDS")
+TITLE_WORD = LazyPattern(r"[A-Z][A-Za-z]*[a-z][A-Za-z]*")
+
+
+def question_names(question: str) -> list[str]:
+    """What a question names: code spans, identifiers, and capitalised words that do not start a
+    sentence ("GitLab", "PostgreSQL", "io_uring", "ggplot2", "--depth"), in order, each once;
+    Capitalised words side by side as one name ("GitHub Actions"). The answer says "No passage
+    mentions X" of the passages it was given (rag.answer.context.unmentioned); the cut-off refuses a
+    question naming what the whole index lacks (rag.retrieval.relevance)."""
+    found = [m.group(1).strip() for m in NAME_CODE_SPAN.finditer(question)]
+    text = NAME_CODE_SPAN.sub(" ", question)
+    first = True
+    joins = -1  # where the last name ended, when a Capitalised word right after it may join it
+    for token in NAME_TOKEN.finditer(text):
+        word = token.group(0)
+        if word in ".!?:;":
+            first = True
+            continue
+        if IDENTIFIER.search(word) or (len(word) > 1 and word[0].isupper() and not first
+                                       and word.lower() not in STOPWORDS):
+            title = bool(TITLE_WORD.fullmatch(word))
+            if title and joins >= 0 and not text[joins:token.start()].strip():  # only spaces between
+                found[-1] += " " + word
+            else:
+                found.append(word)
+            joins = token.end() if title else -1
+        else:
+            joins = -1
+        first = False
+    return list(dict.fromkeys(found))

@@ -27,7 +27,7 @@ import re
 from typing import Sequence
 
 from rag.markup import clip_lines, excerpt, excerpt_spans
-from rag.text import STOPWORDS, WORD
+from rag.text import STOPWORDS, WORD, question_names
 from rag.types import Hit
 
 FOCUS_CHARS = 360  # measured with bench/answers.py (README, Answers)
@@ -111,44 +111,6 @@ def chosen_all(question: str, hits: Sequence[Hit], min_score: float | None = Non
     for e in chosen:
         texts[e.n - 1].append(clip_lines(excerpt(hits[e.n - 1].text, e.start, e.end), SHOWN_CHARS * e.parts, 30 * e.parts))
     return ["\n\n".join(parts) for parts in texts]
-
-
-CODE_SPAN = re.compile(r"`([^`\n]+)`")
-TOKEN = re.compile(r"-{1,2}[A-Za-z][\w-]*|[A-Za-z][\w.+-]*[\w+]|[A-Za-z]|[.!?:;]")
-# an identifier: a digit, an underscore, a dot inside, camelCase or an --option
-IDENTIFIER = re.compile(r"\d|_|\w\.\w|[a-z][A-Z]|^-")
-
-
-# a word of a name of several words ("GitHub Actions"): Capitalised, letters only and not all
-# capitals, so a product and a keyword stay apart ("SQLite PRAGMA", "Amazon RDS")
-TITLE_WORD = re.compile(r"[A-Z][A-Za-z]*[a-z][A-Za-z]*")
-
-
-def question_names(question: str) -> list[str]:
-    """What a question names: code spans, identifiers, and capitalised words that do not start a
-    sentence ("GitLab", "PostgreSQL", "io_uring", "ggplot2", "--depth"), in order, each once;
-    Capitalised words side by side as one name ("GitHub Actions")."""
-    found = [m.group(1).strip() for m in CODE_SPAN.finditer(question)]
-    text = CODE_SPAN.sub(" ", question)
-    first = True
-    joins = -1  # where the last name ended, when a Capitalised word right after it may join it
-    for token in TOKEN.finditer(text):
-        word = token.group(0)
-        if word in ".!?:;":
-            first = True
-            continue
-        if IDENTIFIER.search(word) or (len(word) > 1 and word[0].isupper() and not first
-                                       and word.lower() not in STOPWORDS):
-            title = bool(TITLE_WORD.fullmatch(word))
-            if title and joins >= 0 and not text[joins:token.start()].strip():  # only spaces between
-                found[-1] += " " + word
-            else:
-                found.append(word)
-            joins = token.end() if title else -1
-        else:
-            joins = -1
-        first = False
-    return list(dict.fromkeys(found))
 
 
 def unmentioned(question: str, texts: Sequence[str]) -> list[str]:

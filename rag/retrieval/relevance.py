@@ -31,7 +31,7 @@ passage ranked first holds less of the question and the cosine alone would not h
 merely resemble the question.
 
 First of all, a question about something the index never mentions is not covered, whatever its
-cosine or keyword evidence: one that names something (question_names: Kotlin, iPhone, get_app_dir)
+cosine or keyword evidence: one that names something (names_a_thing: Kotlin, iPhone, GitLab)
 no passage holds, and nothing rare that one does. In a broad corpus, questions about other tools
 ("a data class in Kotlin", against the Python docs) match passages on everything but their subject;
 the name is the one word that says the index is the wrong place to look.
@@ -45,12 +45,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Mapping, Sequence
 
 from rag.config import DEFAULT_MIN_SCORE
+from rag.text import IDENTIFIER, LazyPattern, question_names
 
 FLOOR_SPREADS = 2.5
 CORROBORATED_SPREADS = 3.0
@@ -61,7 +61,7 @@ RARE_SHARE = 0.01  # a word held by at most this share of the passages is rare .
 RARE_MIN = 3  # ... or by at most this many (a small index has no 1%)
 HELD_SHARE = 0.5  # of the question's word weight, what one passage must hold (with a rare word)
 NAME_CHARS = 4  # a shorter capitalised word (CI, KB, 3D) is as often spelled out in the documents
-QUESTION_WORD = re.compile(r"[A-Za-z0-9][\w'\u2019.+#-]*[\w+#]|[A-Za-z0-9]|[.!?]")
+CODE_MARK = LazyPattern(r"[_.]|^-")
 
 # Everyday questions, far from any technical corpus; the calibration's null sample. (The off-topic
 # questions the cut-off is measured with are a separate set, bench/questions/offtopic.jsonl.)
@@ -162,7 +162,7 @@ class KeywordEvidence:
     rare: tuple[str, ...]  # the held words that are rare in the index
     chunk_id: int | None = None
     shares: Mapping[int, float] = field(default_factory=dict, compare=False, repr=False)  # every hit's share
-    unknown: tuple[str, ...] = ()  # the question's names (question_names) that no passage holds
+    unknown: tuple[str, ...] = ()  # the question's names that name a thing (names_a_thing) no passage holds
     known_rare_name: bool = False  # whether it also names, as code does, something the index holds rarely
 
     @property
@@ -213,27 +213,20 @@ def is_rare(holding: int, passages: int) -> bool:
     return 0 < holding <= max(RARE_MIN, RARE_SHARE * passages)
 
 
-def question_names(question: str) -> tuple[str, ...]:
-    """The words of a question that name something: capitalised where a sentence does not begin
-    (Kotlin, AWS), with a capital or a digit inside (iPhone, GitHub, S3fs) or an underscore
-    (get_app_dir); NAME_CHARS characters or more."""
-    out, first = [], True
-    for token in QUESTION_WORD.findall(question):
-        if token in ".!?":
-            first = True
-            continue
-        word = re.sub(r"['\u2019]s$", "", token).rstrip(".")
-        inner = any(c.isupper() or c.isdigit() for c in word[1:]) and any(c.isalpha() for c in word)
-        if len(word) >= NAME_CHARS and (inner or "_" in word or (word[0].isupper() and not first)):
-            out.append(word)
-        first = False
-    return tuple(dict.fromkeys(out))
+def names_a_thing(name: str) -> bool:
+    """Whether a name of a question (rag.text.question_names) names a product, a person or a place
+    rather than code: NAME_CHARS characters or more, a capital letter, no underscore, dot or leading
+    dash. Such a name that no passage holds says the question is about something else; a code name
+    the index lacks is often the user's own ("my_items", "summary.mydata"), and a question about it
+    may well be covered."""
+    return len(name) >= NAME_CHARS and any(c.isupper() for c in name) and not CODE_MARK.search(name)
 
 
 def _code_like(name: str) -> bool:
-    """A name as code writes it (get_app_dir, os.path, DictReader), not a word that is merely
-    capitalised (Rust, Amazon): the one says what the question is about, the other may be context."""
-    return "_" in name or "." in name or any(c.isupper() or c.isdigit() for c in name[1:])
+    """A name as code writes it (get_app_dir, os.path, DictReader, --depth), not a word that is
+    merely capitalised (Rust, Amazon): the one says what the question is about, the other may be
+    context."""
+    return IDENTIFIER.search(name) is not None
 
 
 def keyword_evidence(passages: int, statistics: Mapping[str, tuple[int, set[int]]],
@@ -241,10 +234,11 @@ def keyword_evidence(passages: int, statistics: Mapping[str, tuple[int, set[int]
     """`statistics` maps each question word to how many of the index's `passages` hold it and which
     of the keyword leg's hits (`candidates`, best first) do (Store.term_statistics). Each word
     weighs its inverse document frequency, a word the index lacks the most. `names` maps each of
-    the question's names (question_names) to its words, for the names the index lacks."""
+    the question's names (rag.text.question_names) to its words, for the names the index lacks."""
     known = {name: terms for name, terms in (names or {}).items() if terms and all(t in statistics for t in terms)}
-    unknown = tuple(name for name, terms in known.items() if any(not statistics[t][0] for t in terms))
-    known_rare_name = any(name not in unknown and _code_like(name)
+    absent = {name for name, terms in known.items() if any(not statistics[t][0] for t in terms)}
+    unknown = tuple(name for name in known if name in absent and names_a_thing(name))
+    known_rare_name = any(name not in absent and _code_like(name)
                           and any(is_rare(statistics[t][0], passages) for t in terms) for name, terms in known.items())
     weights = {word: idf(holding, passages) for word, (holding, _) in statistics.items()}
     total = sum(weights.values())

@@ -36,10 +36,10 @@ from rag.config import NO_CUTOFF, Mode, Settings
 from rag.errors import IndexMismatch, RagError
 from rag.filters import Filters
 from rag.retrieval.relevance import (META_KEY, PROBES, Calibration, agreement, calibrate, cosine_covers, judge,
-                                     keyword_evidence, lead_with_evidence, question_names)
+                                     keyword_evidence, lead_with_evidence)
 from rag.retrieval.scope import Scope, Scopes
 from rag.storage.store import Store, label_for
-from rag.text import STOPWORDS, WORD, readable
+from rag.text import STOPWORDS, WORD, question_names, readable
 from rag.types import Embeds, Hit, Retrieval
 
 OVERFETCH = 10
