@@ -92,6 +92,10 @@ def question_names(question: str) -> list[str]:
     question naming what the whole index lacks (rag.retrieval.relevance)."""
     found = [m.group(1).strip() for m in NAME_CODE_SPAN.finditer(question)]
     text = NAME_CODE_SPAN.sub(" ", question)
+    words = [w for w in NAME_TOKEN.findall(text)
+             if len(w) > 1 and w[0].isalpha() and w.lower() not in STOPWORDS and not IDENTIFIER.search(w)]
+    # In a question Written In Title Case or IN CAPITALS a capital marks nothing: identifiers only
+    capitals_mark_names = len(words) < 2 or not all(w[0].isupper() for w in words)
     first = True
     joins = -1  # where the last name ended, when a Capitalised word right after it may join it
     for token in NAME_TOKEN.finditer(text):
@@ -99,7 +103,7 @@ def question_names(question: str) -> list[str]:
         if word in ".!?:;":
             first = True
             continue
-        if IDENTIFIER.search(word) or (len(word) > 1 and word[0].isupper() and not first
+        if IDENTIFIER.search(word) or (capitals_mark_names and len(word) > 1 and word[0].isupper() and not first
                                        and word.lower() not in STOPWORDS):
             title = bool(TITLE_WORD.fullmatch(word))
             if title and joins >= 0 and not text[joins:token.start()].strip():  # only spaces between

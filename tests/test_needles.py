@@ -152,6 +152,14 @@ def test_a_name_the_notes_lack_beside_a_rare_one_they_hold_is_still_asked(notes)
     assert "sync_tides" in result.hits[0].text
 
 
+def test_a_question_typed_in_title_case_is_not_cut_for_its_capitalised_words(notes):
+    # no passage mentions "Marsupials Prefer Semantic Search", but the capitals mark no name here
+    result = notes.search("Which Marsupials Prefer Semantic Search Over Grep?")
+
+    assert not result.below_cutoff, result.cutoff_reason
+    assert "Zanzibar quokkas" in result.hits[0].text
+
+
 def test_the_cut_off_says_which_words_no_passage_holds(notes):
     result = notes.search("How do I knit a scarf for beginners?")
 
