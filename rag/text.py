@@ -92,13 +92,14 @@ def question_names(question: str) -> list[str]:
     question naming what the whole index lacks (rag.retrieval.relevance)."""
     found = [m.group(1).strip() for m in NAME_CODE_SPAN.finditer(question)]
     text = NAME_CODE_SPAN.sub(" ", question)
-    words = [w for w in NAME_TOKEN.findall(text)
+    tokens = list(NAME_TOKEN.finditer(text))
+    words = [w for w in (t.group(0) for t in tokens)
              if len(w) > 1 and w[0].isalpha() and w.lower() not in STOPWORDS and not IDENTIFIER.search(w)]
     # In a question Written In Title Case or IN CAPITALS a capital marks nothing: identifiers only
     capitals_mark_names = len(words) < 2 or not all(w[0].isupper() for w in words)
     first = True
     joins = -1  # where the last name ended, when a Capitalised word right after it may join it
-    for token in NAME_TOKEN.finditer(text):
+    for token in tokens:
         word = token.group(0)
         if word in ".!?:;":
             first = True

@@ -26,6 +26,7 @@ import math
 import re
 from typing import Sequence
 
+from rag.answer.extractive import Excerpt, shown
 from rag.markup import clip_lines, excerpt, excerpt_spans
 from rag.text import STOPWORDS, WORD, question_names
 from rag.types import Hit
@@ -98,18 +99,15 @@ def _focus(text: str, spans: list[tuple[int, int]], terms: list[set[str]], weigh
                       2 * limit, 40)
 
 
-def chosen_all(question: str, hits: Sequence[Hit], min_score: float | None = None) -> list[str]:
-    """Each passage's stretches that the extractive answer quotes for `question` (rag.answer.extractive.choose),
-    in the passage's order; "" for a passage it quotes nothing from. None of them (no piece to choose):
-    each passage's focus (`focus_all`)."""
-    from rag.answer.extractive import SHOWN_CHARS, choose
-
-    chosen = sorted(choose(question, hits, min_score), key=lambda e: (e.n, e.start))
+def chosen_all(question: str, hits: Sequence[Hit], chosen: Sequence[Excerpt]) -> list[str]:
+    """Each passage's stretches that the extractive answer quotes for `question` (`chosen`, by
+    rag.answer.extractive.choose), in the passage's order; "" for a passage it quotes nothing from.
+    None of them (no piece to choose): each passage's focus (`focus_all`)."""
     if not chosen:
         return focus_all(question, [h.text for h in hits])
     texts: list[list[str]] = [[] for _ in hits]
-    for e in chosen:
-        texts[e.n - 1].append(clip_lines(excerpt(hits[e.n - 1].text, e.start, e.end), SHOWN_CHARS * e.parts, 30 * e.parts))
+    for e in sorted(chosen, key=lambda e: (e.n, e.start)):
+        texts[e.n - 1].append(shown(e, hits))
     return ["\n\n".join(parts) for parts in texts]
 
 

@@ -390,13 +390,23 @@ def answering_text(question: str, hits: Sequence[Hit], chosen: Excerpt) -> str:
     return "\n\n".join(text[max(a, chosen.start):min(b, chosen.end)] for i, (a, b) in enumerate(spans) if i in keep)
 
 
-def extractive_answer(question: str, hits: Sequence[Hit], min_score: float | None = None) -> str:
-    """The excerpts that answer, best first, each quoted with its passage's citation [n]."""
+def shown(chosen: Excerpt, hits: Sequence[Hit]) -> str:
+    """An excerpt as it is quoted: its passage's lines, clipped between lines past SHOWN_CHARS a piece."""
+    return clip_lines(excerpt(hits[chosen.n - 1].text, chosen.start, chosen.end), SHOWN_CHARS * chosen.parts,
+                      30 * chosen.parts)
+
+
+def quote(chosen: Sequence[Excerpt], hits: Sequence[Hit]) -> str:
+    """The excerpts (`choose`), in their order, each quoted with its passage's citation [n]."""
     parts = []
-    for chosen in choose(question, hits, min_score):
-        text = hits[chosen.n - 1].text
-        quoted = clip_lines(excerpt(text, chosen.start, chosen.end), SHOWN_CHARS * chosen.parts, 30 * chosen.parts)
+    for one in chosen:
+        quoted = shown(one, hits)
         # a citation after code goes on its own line, not into the code
         last = quoted.rsplit("\n", 1)[-1]
-        parts.append(f"{quoted}{chr(10) if last[:1].isspace() else ' '}[{chosen.n}]")
+        parts.append(f"{quoted}{chr(10) if last[:1].isspace() else ' '}[{one.n}]")
     return "\n\n".join(parts)
+
+
+def extractive_answer(question: str, hits: Sequence[Hit], min_score: float | None = None) -> str:
+    """The excerpts that answer, best first, each quoted with its passage's citation [n]."""
+    return quote(choose(question, hits, min_score), hits)

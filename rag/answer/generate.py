@@ -23,7 +23,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 from rag.answer.context import chosen_all, unmentioned
-from rag.answer.extractive import CODE_NAME, NUMBER, SPECIFIC, Excerpt, answering_text, choose, extractive_answer
+from rag.answer.extractive import (CODE_NAME, NUMBER, SPECIFIC, Excerpt, answering_text, choose, extractive_answer,
+                                   quote)
 from rag.text import clip, content_words, heading_path, location, readable
 from rag.types import Answer, AnswerMode, AnswerSentence, Citation, Hit, Retrieval, Source, Timings
 
@@ -85,11 +86,14 @@ def _attribute(text: str) -> str:
     return _escape(text).replace('"', "'")
 
 
-def format_passages(hits: Sequence[Hit], question: str | None = None, min_score: float | None = None) -> str:
+def format_passages(hits: Sequence[Hit], question: str | None = None, min_score: float | None = None,
+                    chosen: Sequence[Excerpt] | None = None) -> str:
     """The passages as the model reads them: numbered, with their source; with a `question`, only
-    the stretches of them that the extractive answer would quote (rag.answer.context.chosen_all),
-    each under its passage's number, and a passage with none left out."""
-    texts = chosen_all(question, hits, min_score) if question else [h.text for h in hits]
+    the stretches of them that the extractive answer would quote (`chosen`, or chosen here;
+    rag.answer.context.chosen_all), each under its passage's number, and a passage with none left out."""
+    if question and chosen is None:
+        chosen = choose(question, hits, min_score)
+    texts = chosen_all(question, hits, chosen) if question else [h.text for h in hits]
     blocks = []
     for n, (hit, text) in enumerate(zip(hits, texts), start=1):
         if not text.strip():
@@ -108,11 +112,14 @@ def missing_names(question: str, hits: Sequence[Hit]) -> list[str]:
 
 
 def build_messages(question: str, hits: Sequence[Hit], history: Sequence[Message] = (),
-                   min_score: float | None = None) -> list[Message]:
+                   min_score: float | None = None, chosen: Sequence[Excerpt] | None = None,
+                   missing: Sequence[str] | None = None) -> list[Message]:
+    """The messages for the model; `chosen` (rag.answer.extractive.choose) and `missing`
+    (missing_names) when the caller has them already."""
     asked = readable(question)
-    missing = missing_names(question, hits)
-    note = f"Note: no passage mentions {_names(missing)}.\n\n" if missing else ""
-    user = f"Passages:\n\n{format_passages(hits, asked, min_score)}\n\n{note}Question: {asked}"
+    missing = missing_names(question, hits) if missing is None else missing
+    note = f"Note: no passage mentions {_names(list(missing))}.\n\n" if missing else ""
+    user = f"Passages:\n\n{format_passages(hits, asked, min_score, chosen)}\n\n{note}Question: {asked}"
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": EXAMPLE_QUESTION},
             {"role": "assistant", "content": EXAMPLE_ANSWER}, *history, {"role": "user", "content": user}]
 
@@ -317,18 +324,17 @@ class AnswerStream:
 
             hits = self.retrieval.hits
             chosen = choose(self.question, hits, self.retrieval.min_score)
-            quoted = extractive_answer(self.question, hits, self.retrieval.min_score)
+            quoted = quote(chosen, hits)
             missing = missing_names(self.question, hits)
-            # the model may write nothing the passages bear out (a small model often does): what
+            # The model may write nothing the passages bear out (a small model often does): what
             # retrieval found is still worth reading, in the passages' own cited words, which follow
-            # (each of its sentences is marked already); the documents may not cover the question
-            # when a name it asks about is in no passage, and the answer says so
-            # and when it is, whatever the model writes that no passage supports comes from elsewhere
-            # (a small model writes on about GPUs or Redis from its own memory): it is left out, as
-            # under --strict
+            # (each of its sentences is marked already). When a name the question asks about is in no
+            # passage, the documents may not cover it and the answer says so; whatever the model
+            # then writes that no passage supports comes from elsewhere (a small model writes on
+            # about GPUs or Redis from its own memory) and is left out, as under --strict.
             grounder = self._grounder = Grounder([h.text for h in hits], self.strict or bool(missing),
                                                  doubt=None if quoted or missing else NOTHING_SUPPORTED)
-            messages = build_messages(self.question, hits, self.history, self.retrieval.min_score)
+            messages = build_messages(self.question, hits, self.history, self.retrieval.min_score, chosen, missing)
             yield from ground(capped(self.llm.stream(messages)), grounder)
             written = grounder.sentences
             said_not_covered = grounder.nothing_supported and grounder.dropped  # STRICT_NOTHING_LEFT
