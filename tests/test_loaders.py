@@ -292,6 +292,26 @@ def test_html_leaves_out_menus_breadcrumbs_tables_of_contents_and_footers():
     assert "The WAL file grows" in section_under(sections, "Write-Ahead Logging", "Overview")  # <h1> in a header div
 
 
+def test_html_leaves_out_a_site_tagline_and_a_closing_last_modified_stamp():
+    # SQLite's pages: the slogan above every page and the stamp below it were quoted in answers
+    page = (b"<title>Conflicts</title><div class='tagline desktoponly'>Small. Fast. Reliable.<br>Choose any three.</div>"
+            b"<h1>Conflict resolution</h1><p>REPLACE removes the pre-existing row.</p>"
+            b"<p align=center><small><i>This page last modified on <a href='x'>2014-08-15 14:59:54</a> UTC</i></small></p>")
+    _, sections, _ = load_html(Path("conflict.html"), page)
+    text = " ".join(s.text for s in sections)
+
+    assert "REPLACE removes the pre-existing row." in text
+    assert "Small. Fast." not in text and "Choose any three" not in text
+    assert "last modified" not in text
+    for stamp in (b"Last updated 2024-05-31 00:35:55 UTC", b"This page was last edited on 5 May 2024, at 10:00."):
+        _, sections, _ = load_html(Path("p.html"), b"<h1>T</h1><p>Body text.</p><div>" + stamp + b"</div>")
+        assert [s.text.strip() for s in sections] == ["Body text."]
+    # what merely mentions a change, or is the page's only paragraph, stays
+    for kept in (b"<p>Body.</p><p>Changed in 2021 to read UTF-8 by default.</p>", b"<p>Last updated 2024-05-31.</p>"):
+        _, sections, _ = load_html(Path("p.html"), kept)
+        assert kept.split(b"<p>")[-1][:-4].decode() in " ".join(s.text for s in sections)
+
+
 def test_an_unclosed_menu_element_never_swallows_the_page():
     swallowed = b"<title>T</title><div class='sidebar'><a href='/'>Home</a><h1>Guide</h1>" + b"<p>Real text.</p>" * 20
     wrapped = b"<div><div class='menu'><a href='/'>Home</a><div><p>" + b"Real text. " * 50 + b"</p></div></div></div>"

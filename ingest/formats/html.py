@@ -41,9 +41,17 @@ VOID_TAGS = {"br", "hr", "img", "input", "meta", "link", "area", "base", "col", 
 CHROME_ROLES = {"navigation", "contentinfo", "search"}
 CHROME_WORDS = {
     "nav", "navbar", "navigation", "menu", "menubar", "searchmenu", "sidebar", "sphinxsidebar",
-    "breadcrumb", "breadcrumbs", "toc", "footer", "skip", "skiplink",
+    "breadcrumb", "breadcrumbs", "toc", "footer", "skip", "skiplink", "tagline",
 }
 CLASS_WORD = re.compile(r"[a-z0-9]+")
+# A page's closing stamp, when no footer element marks it: "This page last modified on 2014-08-15
+# 14:59:54 UTC" (SQLite), "Last updated 2024-05-31 00:35:55 UTC" (Asciidoc: Git's manual), "Last
+# updated on Jun 05, 2024." (Sphinx), "This page was last edited on 5 May 2024" (MediaWiki). It
+# answers no question, yet an extractive answer that quoted the paragraph above it quoted the
+# stamp too. Only a short last paragraph that says "last ..." and holds a year is dropped.
+STAMP = re.compile(r"(?:this\s+(?:page|document|file)\s+(?:was\s+)?)?last\s+(?:modified|updated|edited|changed)"
+                   r"\b[^\n]{0,60}?\b(?:1[89]|20)\d\d\b[^\n]{0,40}", re.I)
+STAMP_WORDS = 16
 # A page whose chrome element is still open at its end, or would swallow more than this share of
 # its text, probably left a <div> unclosed: it is read again without skipping, so no page ever
 # loses its body to the heuristic.
@@ -368,9 +376,20 @@ def html_sections(markup: str) -> tuple[str, list[Section]]:
     parser = _parse_html(markup, skip_chrome=True)
     if parser.chrome or parser.chrome_chars > MAX_CHROME_SHARE * (parser.chrome_chars + parser.length):
         parser = _parse_html(markup, skip_chrome=False)
-    text = "".join(parser.parts)
+    text = _without_stamp("".join(parser.parts))
+    headings = [h for h in parser.headings if h[0] < len(text)]
     title = " ".join(parser.title.split()) or next((t for _, _, lvl, t in parser.headings if lvl == 1), "")
-    return title, sections_from_headings(text, parser.headings)
+    return title, sections_from_headings(text, headings)
+
+
+def _without_stamp(text: str) -> str:
+    """The text without a closing "last modified/updated <date>" paragraph (STAMP)."""
+    body = text.rstrip()
+    cut = body.rfind("\n\n") + 1  # 0 when the page is one paragraph: then it is kept
+    last = body[cut:].strip()
+    if cut and len(last.split()) <= STAMP_WORDS and STAMP.fullmatch(last.rstrip(".")):
+        return body[:cut].rstrip() + "\n"
+    return text
 
 
 def load_html(path: Path, data: bytes) -> Loaded:
