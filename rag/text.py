@@ -79,6 +79,7 @@ NAME_CODE_SPAN = LazyPattern(r"`([^`\n]+)`")
 NAME_TOKEN = LazyPattern(r"-{1,2}[A-Za-z][\w-]*|[A-Za-z][\w.+-]*[\w+]|[A-Za-z]|[.!?:;]")
 # an identifier: a digit, an underscore, a dot inside, camelCase or an --option
 IDENTIFIER = LazyPattern(r"\d|_|\w\.\w|[a-z][A-Z]|^-")
+SHORT_OPTION = LazyPattern(r"-[A-Za-z]")
 # a word of a name of several words ("GitHub Actions"): Capitalised, letters only and not all
 # capitals, so a product and a keyword stay apart ("SQLite PRAGMA", "Amazon RDS")
 TITLE_WORD = LazyPattern(r"[A-Z][A-Za-z]*[a-z][A-Za-z]*")
@@ -86,13 +87,15 @@ TITLE_WORD = LazyPattern(r"[A-Z][A-Za-z]*[a-z][A-Za-z]*")
 
 def question_names(question: str) -> list[str]:
     """What a question names: code spans, identifiers, and capitalised words that do not start a
-    sentence ("GitLab", "PostgreSQL", "io_uring", "ggplot2", "--depth"), in order, each once;
+    sentence ("GitLab", "PostgreSQL", "io_uring", "ggplot2", "--depth"; not "-u"), in order, each once;
     Capitalised words side by side as one name ("GitHub Actions"). The answer says "No passage
     mentions X" of the passages it was given (rag.answer.context.unmentioned); the cut-off refuses a
     question naming what the whole index lacks (rag.retrieval.relevance)."""
     found = [m.group(1).strip() for m in NAME_CODE_SPAN.finditer(question)]
     text = NAME_CODE_SPAN.sub(" ", question)
-    tokens = list(NAME_TOKEN.finditer(text))
+    # an option of one letter names nothing without its command: "the format that diff -u prints"
+    # asks the Python docs about unified diffs, whose passages need not say "-u" (every tool has one)
+    tokens = [t for t in NAME_TOKEN.finditer(text) if not SHORT_OPTION.fullmatch(t.group(0))]
     words = [w for w in (t.group(0) for t in tokens)
              if len(w) > 1 and w[0].isalpha() and w.lower() not in STOPWORDS and not IDENTIFIER.search(w)]
     # In a question Written In Title Case or IN CAPITALS a capital marks nothing: identifiers only

@@ -198,6 +198,12 @@ def test_a_code_name_the_index_lacks_does_not_cut_the_question():
     assert not found.names_absent
 
 
+def test_an_option_of_one_letter_is_no_name_without_its_command():
+    # "diff -u" described the format asked about: "No passage mentions -u" followed a right answer
+    assert question_names("How can I produce a diff in the same format that diff -u prints?") == []
+    assert question_names("What do -rf and --depth do in `rm -r`?") == ["rm -r", "-rf", "--depth"]
+
+
 def test_a_question_in_title_case_or_capitals_names_nothing_by_its_capitals():
     assert question_names("How Do I Shelve My Half-Done Edits?") == []
     assert question_names("HOW DO I SHELVE MY EDITS?") == []
