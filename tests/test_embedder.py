@@ -305,44 +305,35 @@ def test_a_bf16_index_stays_bf16_where_auto_now_means_int8(tmp_path, monkeypatch
         assert idx._query_embedder().runtime == "numpy-fp32"
 
 
-@pytest.mark.slow  # the openvino-int8 export (NNCF calibration)
-def test_an_openvino_int8_index_is_asked_in_fp32_and_finds_what_int8_questions_find(tmp_path):
+def asked_through_numpy_and_through(runtime: str, tmp_path: Path) -> list:
+    """An index of the test corpus built on `runtime`, asked three questions the default way (which
+    must be numpy-fp32) and through `runtime` itself: (default, own) dense results per question."""
     from rag import Index, Settings
     from rag.retrieval.search import Retriever
 
     folder = make_corpus(tmp_path / "corpus")
-    settings = Settings(index_dir=tmp_path / "indexes", embed_backend="openvino-int8")
+    settings = Settings(index_dir=tmp_path / "indexes", embed_backend=runtime)
     questions = ["How long do I bake sourdough?", "what's the biggest world orbiting the sun", "grinding fan"]
     with Index.open(settings, create=True) as idx:
         idx.ingest([folder])
-        assert idx.status().runtime == "openvino-int8"
+        assert idx.status().runtime == runtime
         assert idx._query_embedder().runtime == "numpy-fp32"
-        own = Retriever.open(settings, idx._db, get_embedder(MODEL, "openvino-int8"))
-        for question in questions:
-            fp32, int8 = idx.search(question, top_k=3, mode="dense"), own.search(question, 3, "dense")
-            assert fp32.hits[0].chunk_id == int8.hits[0].chunk_id, question
-            assert fp32.hits[0].similarity == pytest.approx(int8.hits[0].similarity, abs=0.02)
+        own = Retriever.open(settings, idx._db, get_embedder(MODEL, runtime))
+        return [(idx.search(q, top_k=5, mode="dense"), own.search(q, 5, "dense")) for q in questions]
+
+
+@pytest.mark.slow  # the openvino-int8 export (NNCF calibration)
+def test_an_openvino_int8_index_is_asked_in_fp32_and_finds_what_int8_questions_find(tmp_path):
+    for fp32, int8 in asked_through_numpy_and_through("openvino-int8", tmp_path):
+        assert fp32.hits[0].chunk_id == int8.hits[0].chunk_id
+        assert fp32.hits[0].similarity == pytest.approx(int8.hits[0].similarity, abs=0.02)
 
 
 def test_an_openvino_index_asked_through_numpy_finds_what_openvino_finds(tmp_path):
-    from rag import Index, Settings
-    from rag.embedding.embedder import get_embedder
-    from rag.retrieval.search import Retriever
-
-    folder = make_corpus(tmp_path / "corpus")
-    settings = Settings(index_dir=tmp_path / "indexes", embed_backend="openvino-fp32")
-    questions = ["How long do I bake sourdough?", "what's the biggest world orbiting the sun", "grinding fan"]
-    with Index.open(settings, create=True) as idx:
-        idx.ingest([folder])
-        assert idx.status().runtime == "openvino-fp32"
-        assert idx._query_embedder().runtime == "numpy-fp32"
-        asked = [idx.search(q, top_k=5, mode="dense") for q in questions]
-        own = Retriever.open(settings, idx._db, get_embedder("all-MiniLM-L6-v2", "openvino-fp32"))
-        for question, result in zip(questions, asked):
-            reference = own.search(question, 5, "dense")
-            assert [h.chunk_id for h in result.hits] == [h.chunk_id for h in reference.hits]
-            for a, b in zip(result.hits, reference.hits):
-                assert a.similarity == pytest.approx(b.similarity, abs=1e-4)
+    for result, reference in asked_through_numpy_and_through("openvino-fp32", tmp_path):
+        assert [h.chunk_id for h in result.hits] == [h.chunk_id for h in reference.hits]
+        for a, b in zip(result.hits, reference.hits):
+            assert a.similarity == pytest.approx(b.similarity, abs=1e-4)
 
 
 # -- numpy-fp32: BERT in numpy, how questions are embedded ------------------------------------------
