@@ -13,7 +13,11 @@ that a change in the machine's load hits every runtime alike (each model is load
 need be, before the clock starts). Prints per runtime the median and best tokens/s and the median
 speed against the first backend, then how far each runtime's vectors are from the first's and from
 onnx-fp32's (questions on a bf16 index go through onnx-fp32, rag.runtimes.query_runtime): min and
-median cosine over the windows. Run by hand with `nice`, never from the tests.
+median cosine over the windows. With --questions, the questions of those JSONL files ("question"
+or, as in a BEIR queries.jsonl, "text" on each line) are embedded as questions (embed_query) by each
+runtime and by rag.runtimes.QUERY_FP32, what they go through on an index of any of these runtimes
+but onnx-int8, and the cosine of each runtime's vector to QUERY_FP32's is printed (min, 5th
+percentile, median). Run by hand with `nice`, never from the tests.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=400)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--backends", default="openvino-fp32,openvino-bf16,onnx-fp32")
+    parser.add_argument("--questions", nargs="*", default=[], type=Path, metavar="QUESTIONS.jsonl")
     args = parser.parse_args()
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     print(f"load average at start {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
@@ -88,7 +93,31 @@ def main() -> None:
             cells.append(f"{cosines.min():.6f} / {statistics.median(cosines.tolist()):.6f}")
         print(f"{name:<22} {tokens / median:>12.0f} {tokens / min(seconds[name]):>10.0f} "
               f"{reference / median:>21.2f}x {cells[0]:>34} {cells[1]:>28}")
+    if args.questions:
+        question_agreement(args.questions, {name.partition("@")[0]: embedders[name] for name in backends})
     print(f"load average at end {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+
+
+def question_agreement(files: list[Path], embedders: dict) -> None:
+    """Cosine of each runtime's question vectors to QUERY_FP32's, over the questions in `files`."""
+    import json
+
+    import numpy as np
+
+    from rag.embedding.embedder import Embedder
+    from rag.runtimes import QUERY_FP32
+
+    questions = []
+    for path in files:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        questions += [row.get("question") or row["text"] for row in rows]
+    fp32 = Embedder(MODEL, QUERY_FP32).load()
+    reference = np.stack([fp32.embed_query(q) for q in questions])
+    print(f"\n{len(questions)} questions from {' '.join(map(str, files))}, embedded as questions")
+    print(f"{'runtime':<22} {'cos vs ' + QUERY_FP32 + ' min / p5 / median':>40}")
+    for name, embedder in embedders.items():
+        cosines = (np.stack([embedder.embed_query(q) for q in questions]) * reference).sum(axis=1)
+        print(f"{name:<22} {cosines.min():>14.6f} / {np.percentile(cosines, 5):.6f} / {np.median(cosines):.6f}")
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ class Settings:
     max_tokens: int | None = None  # None: not sent
     strict: bool = False  # leave out the sentences of a written answer that no passage supports
     query_threads: int = 1  # torch/FAISS threads for answering; see rag.index.limit_threads
-    # the runtime questions on an fp32/bf16 index embed through (rag.runtimes.query_runtime): auto is
+    # the runtime questions embed through (rag.runtimes.query_runtime; an onnx-int8 index: its own): auto is
     # numpy-fp32 (no engine to start) for a command that asks once, onnx-fp32 for chat and the servers
     query_backend: str = "auto"
     rerank_model: str | None = None  # a local CrossEncoder folder re-scoring the top candidates (rag.retrieval.rerank)

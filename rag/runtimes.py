@@ -5,7 +5,7 @@ invariant: every name resolves to exactly one `Runtime`, whose `.name` (e.g. "on
 an index records beside the model id; two names that resolve to the same runtime produce the same
 vectors, and an index's vectors all come from one runtime (an ingest in another is refused).
 Questions are another matter (`query_runtime`): every fp32 runtime embeds them alike, and
-alike enough to bf16 document vectors.
+alike enough to bf16 and openvino-int8 document vectors.
 """
 
 from __future__ import annotations
@@ -26,16 +26,21 @@ BACKENDS: tuple[Backend, ...] = ("torch", "onnx", "openvino", "numpy")
 # Runtime 1.32's CPU provider has no bf16 kernel for MatMul, Gemm or Add (a bf16 graph fails to load
 # with NOT_IMPLEMENTED), so there is no onnx-bf16 to be faster.
 RUNTIME_NAMES = ("torch", "onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-bf16", "openvino-int8", "numpy-fp32")
-# Questions on any fp32 or bf16 index go through this runtime: fp32 vectors of the same weights
-# agree across runtimes above cosine 0.9999 (tests/test_embedder.py), and openvino-bf16 document
-# vectors agree with onnx-fp32 ones at cosine 0.99997 minimum, 0.99998 median (400 windows of the
-# Python howto pages, bench/precision.py; rintro_dev scores the same either way), so the choice is
-# only speed, and a question is fastest from a cold start where nothing is loaded: numpy-fp32 maps
-# the weights and runs BERT through numpy's BLAS (rag.embedding.numpy_bert; ~25 ms to a first
-# vector against ONNX Runtime's ~200 ms, bench/latency.py). A model that is not a BERT goes through
-# onnx-fp32 instead (rag.embedding.embedder). An int8 index is asked through its own runtime: int8
-# vectors differ from fp32 ones by up to 0.05 of cosine.
+# Questions on any fp32, bf16 or openvino-int8 index go through this runtime: fp32 vectors of the
+# same weights agree across runtimes above cosine 0.9999 (tests/test_embedder.py), and openvino-bf16
+# document vectors agree with onnx-fp32 ones at cosine 0.99997 minimum, 0.99998 median (400 windows
+# of the Python howto pages, bench/precision.py; rintro_dev scores the same either way), so the
+# choice is only speed, and a question is fastest from a cold start where nothing is loaded:
+# numpy-fp32 maps the weights and runs BERT through numpy's BLAS (rag.embedding.numpy_bert; ~25 ms
+# to a first vector against ONNX Runtime's ~200 ms, bench/latency.py). A model that is not a BERT
+# goes through onnx-fp32 instead (rag.embedding.embedder). openvino-int8 document vectors differ
+# more (cosine to fp32 0.99 minimum), yet fp32 questions against them score as int8 questions do on
+# SciFact and the labelled sets (bench/RESULTS.md, "fp32 questions on int8 documents"), and a cold
+# `rag ask` takes 0.3 s instead of int8's 0.7 s.
 QUERY_FP32 = "numpy-fp32"
+# onnx-int8 quantizes activations per batch at run time; fp32 questions were not measured against
+# its vectors, so its indexes are still asked through it.
+ASKED_IN_OWN_RUNTIME = ("onnx-int8",)
 
 
 @dataclass(frozen=True)
@@ -72,12 +77,44 @@ def cpu_supports_bf16() -> bool:
         return "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     except Exception:  # not installed, or no CPU plugin: fall back to the kernel's word
         pass
+    flags = _cpu_flags()
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _cpu_flags() -> list[str]:
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
-            flags = next((line.split(":", 1)[1].split() for line in handle if line.startswith("flags")), [])
+            return next((line.split(":", 1)[1].split() for line in handle if line.startswith("flags")), [])
     except OSError:
+        return []
+
+
+# The instructions that make int8 matrix products fast (VNNI's dot product of four int8 pairs into
+# an int32, or AMX's tiles); without them OpenVINO still lists INT8 but emulates it with AVX2.
+FAST_INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+@functools.cache  # the CPU does not change while we run; the query costs an OpenVINO import
+def cpu_supports_int8() -> bool:
+    """Whether OpenVINO runs int8 fast here: INT8 in its OPTIMIZATION_CAPABILITIES (where it
+    imports) and VNNI or AMX among the CPU's flags."""
+    if not any(flag in FAST_INT8_FLAGS for flag in _cpu_flags()):
         return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    try:
+        no_telemetry()
+        import openvino
+
+        return "INT8" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    except Exception:  # not installed, or no CPU plugin: the flags alone then
+        return True
+
+
+def nncf_installed() -> bool:
+    """Whether the openvino-int8 export can be made here: NNCF (rag[int8]) importable. find_spec,
+    not an import: NNCF takes seconds to import and is needed only at export time."""
+    from rag.extras import installed
+
+    return installed("nncf")
 
 
 NVIDIA_DEVICES = ("/dev/nvidiactl", "/proc/driver/nvidia/version")
@@ -103,18 +140,24 @@ def torch_device(cuda: Callable[[], bool] = cuda_usable) -> str:
     return "cuda" if cuda() else "cpu"
 
 
-def auto_runtime(supports_bf16: Callable[[], bool] = cpu_supports_bf16, cuda: Callable[[], bool] = cuda_usable) -> str:
+def auto_runtime(supports_bf16: Callable[[], bool] = cpu_supports_bf16, cuda: Callable[[], bool] = cuda_usable,
+                 supports_int8: Callable[[], bool] = cpu_supports_int8,
+                 int8_export: Callable[[], bool] = nncf_installed) -> str:
     """What "auto" means for a new index: torch on a machine with a CUDA device torch can use (a
-    GPU embeds tens of times faster than any CPU runtime here); else openvino-bf16 where the CPU
-    runs bf16 natively, else openvino-fp32 (an existing index keeps its own runtime, rag.index).
+    GPU embeds tens of times faster than any CPU runtime here); else openvino-int8 where the CPU
+    runs int8 fast and NNCF is installed to make the export (rag[int8]); else openvino-bf16 where
+    the CPU runs bf16 natively; else openvino-fp32 (an existing index keeps its own runtime, rag.index).
 
-    Among the runtimes whose hit@5 and MRR@5 stay within 0.01 of torch fp32 on every labelled set
-    (bench/quality.py; both int8 runtimes miss), the one that ingests fastest (bench/ingest.py,
-    bench/precision.py). Change it only by re-measuring: bench/RESULTS.md, "Embedding runtimes",
-    has the figures. The capability query imports OpenVINO, so only what is about to embed asks it
-    (settings accept "auto" unresolved: check_runtime_name)."""
+    The fastest ingest (bench/ingest.py, bench/precision.py: int8 1.46x bf16, bf16 1.6x fp32) among
+    the runtimes that score as fp32 does, with questions in fp32 (QUERY_FP32): SciFact nDCG@10
+    within 0.005 and the labelled sets' average hit@5 and MRR@5 within 0.01 (bench/quality.py,
+    `rag eval --beir`). Change it only by re-measuring: bench/RESULTS.md, "Embedding runtimes",
+    has the figures. The capability queries import OpenVINO, so only what is about to embed asks
+    them (settings accept "auto" unresolved: check_runtime_name)."""
     if cuda():
         return "torch"
+    if supports_int8() and int8_export():
+        return "openvino-int8"
     return "openvino-bf16" if supports_bf16() else "openvino-fp32"
 
 
@@ -150,9 +193,10 @@ QUERY_FP32_MANY = "onnx-fp32"
 
 
 def query_runtime(built_with: Runtime, wanted: str = "auto") -> Runtime:
-    """The runtime questions go through on an index whose vectors `built_with` made: its own for
-    int8 (int8 vectors are not fp32 ones); else `wanted` (Settings.query_backend), auto = QUERY_FP32."""
-    if built_with.precision == "int8":
+    """The runtime questions go through on an index whose vectors `built_with` made: `wanted`
+    (Settings.query_backend, an fp32 runtime) when set, else QUERY_FP32; an onnx-int8 index is
+    asked through onnx-int8 whatever is set (ASKED_IN_OWN_RUNTIME)."""
+    if built_with.name in ASKED_IN_OWN_RUNTIME:
         return built_with
     return parse_runtime(QUERY_FP32 if is_auto(wanted) else wanted)
 

@@ -90,7 +90,7 @@ def test_an_fp32_index_stays_fp32_under_auto_and_refuses_a_bf16_ingest(tmp_path)
     folder = make_corpus(tmp_path / "corpus")
     with Index.open(Settings(index_dir=tmp_path / "indexes", embed_backend="openvino-fp32"), create=True) as idx:
         idx.ingest([folder / "cooking.md"])
-    with Index.open(Settings(index_dir=tmp_path / "indexes")) as idx:  # auto, on a machine where auto is bf16
+    with Index.open(Settings(index_dir=tmp_path / "indexes")) as idx:  # auto, on a machine where auto is int8 or bf16
         idx.ingest([folder])
         assert idx.status().runtime == "openvino-fp32"
     with pytest.raises(IndexMismatch) as caught:
@@ -189,12 +189,41 @@ def test_backend_names_resolve_to_one_runtime():
     assert get_embedder(MODEL, "onnx") is get_embedder("sentence-transformers/all-MiniLM-L6-v2", "onnx-fp32")
 
 
-def test_auto_ingests_in_bf16_where_the_cpu_runs_it():
-    assert auto_runtime(supports_bf16=lambda: True, cuda=lambda: False) == "openvino-bf16"
+def no_int8() -> bool:
+    return False
+
+
+def test_auto_ingests_in_int8_where_the_cpu_runs_it_fast_and_nncf_can_export_it():
+    assert auto_runtime(supports_bf16=lambda: True, cuda=lambda: False, supports_int8=lambda: True,
+                        int8_export=lambda: True) == "openvino-int8"
+
+
+@pytest.mark.parametrize("fast_int8, nncf", ((True, False), (False, True)))
+def test_auto_ingests_in_bf16_where_int8_is_slow_or_cannot_be_exported(fast_int8, nncf):
+    assert auto_runtime(supports_bf16=lambda: True, cuda=lambda: False, supports_int8=lambda: fast_int8,
+                        int8_export=lambda: nncf) == "openvino-bf16"
 
 
 def test_auto_ingests_in_fp32_where_the_cpu_has_no_bf16():
-    assert auto_runtime(supports_bf16=lambda: False, cuda=lambda: False) == "openvino-fp32"
+    assert auto_runtime(supports_bf16=lambda: False, cuda=lambda: False, supports_int8=no_int8) == "openvino-fp32"
+
+
+def test_a_cpu_without_vnni_or_amx_is_not_fast_at_int8_whatever_openvino_lists(monkeypatch):
+    import rag.runtimes
+
+    # OpenVINO lists INT8 on any x86 CPU (AVX2 emulates it); only VNNI or AMX make it faster than bf16
+    monkeypatch.setattr(rag.runtimes, "_cpu_flags", lambda: ["sse4_2", "avx2", "avx512f", "avx512_bf16"])
+    assert rag.runtimes.cpu_supports_int8.__wrapped__() is False
+    monkeypatch.setattr(rag.runtimes, "_cpu_flags", lambda: ["avx2", "avx_vnni"])
+    assert rag.runtimes.cpu_supports_int8.__wrapped__() is True  # and OpenVINO here lists INT8
+
+
+def test_without_nncf_the_int8_export_cannot_be_made(monkeypatch):
+    from rag.runtimes import nncf_installed
+
+    assert nncf_installed()  # rag[int8] is installed for the tests (make install)
+    monkeypatch.setitem(sys.modules, "nncf", None)
+    assert not nncf_installed()
 
 
 # -- a GPU: none on these machines, so the device query is faked -------------------------------------
@@ -202,7 +231,8 @@ def test_auto_ingests_in_fp32_where_the_cpu_has_no_bf16():
 def test_auto_ingests_on_the_gpu_where_torch_can_use_one():
     from rag.runtimes import torch_device
 
-    assert auto_runtime(supports_bf16=lambda: True, cuda=lambda: True) == "torch"
+    assert auto_runtime(supports_bf16=lambda: True, cuda=lambda: True, supports_int8=lambda: True,
+                        int8_export=lambda: True) == "torch"
     assert torch_device(cuda=lambda: True) == "cuda"
     assert torch_device(cuda=lambda: False) == "cpu"
 
@@ -250,34 +280,60 @@ def test_an_unwritable_model_cache_is_one_clear_error(tmp_path):
     assert str(caught.value).endswith("set RAG_CACHE_DIR to a writable folder, or use --embed-backend torch")
 
 
-def test_questions_on_fp32_and_bf16_indexes_go_through_numpy_and_int8_indexes_through_their_own():
+def test_questions_on_fp32_bf16_and_openvino_int8_indexes_go_through_numpy_and_onnx_int8_through_its_own():
     from rag.runtimes import parse_runtime, query_runtime
 
-    for built_with in ("torch", "onnx-fp32", "openvino-fp32", "openvino-bf16", "numpy-fp32"):
+    for built_with in ("torch", "onnx-fp32", "openvino-fp32", "openvino-bf16", "openvino-int8", "numpy-fp32"):
         assert query_runtime(parse_runtime(built_with)).name == "numpy-fp32"
-    for built_with in ("onnx-int8", "openvino-int8"):
-        assert query_runtime(parse_runtime(built_with)).name == built_with
+        assert query_runtime(parse_runtime(built_with), "onnx-fp32").name == "onnx-fp32"  # chat, serve, mcp
+    assert query_runtime(parse_runtime("onnx-int8")).name == "onnx-int8"
+    assert query_runtime(parse_runtime("onnx-int8"), "onnx-fp32").name == "onnx-int8"
 
 
-def test_an_openvino_index_asked_through_numpy_finds_what_openvino_finds(tmp_path):
+def test_a_bf16_index_stays_bf16_where_auto_now_means_int8(tmp_path, monkeypatch):
+    import rag.runtimes
     from rag import Index, Settings
-    from rag.embedding.embedder import get_embedder
+
+    bf16_or_skip()
+    folder = make_corpus(tmp_path / "corpus")
+    with Index.open(Settings(index_dir=tmp_path / "indexes", embed_backend="openvino-bf16"), create=True) as idx:
+        idx.ingest([folder / "cooking.md"])
+    monkeypatch.setattr(rag.runtimes, "auto_runtime", lambda: "openvino-int8")
+    with Index.open(Settings(index_dir=tmp_path / "indexes")) as idx:
+        idx.ingest([folder])
+        assert idx.status().runtime == "openvino-bf16"
+        assert idx._query_embedder().runtime == "numpy-fp32"
+
+
+def asked_through_numpy_and_through(runtime: str, tmp_path: Path) -> list:
+    """An index of the test corpus built on `runtime`, asked three questions the default way (which
+    must be numpy-fp32) and through `runtime` itself: (default, own) dense results per question."""
+    from rag import Index, Settings
     from rag.retrieval.search import Retriever
 
     folder = make_corpus(tmp_path / "corpus")
-    settings = Settings(index_dir=tmp_path / "indexes", embed_backend="openvino-fp32")
+    settings = Settings(index_dir=tmp_path / "indexes", embed_backend=runtime)
     questions = ["How long do I bake sourdough?", "what's the biggest world orbiting the sun", "grinding fan"]
     with Index.open(settings, create=True) as idx:
         idx.ingest([folder])
-        assert idx.status().runtime == "openvino-fp32"
+        assert idx.status().runtime == runtime
         assert idx._query_embedder().runtime == "numpy-fp32"
-        asked = [idx.search(q, top_k=5, mode="dense") for q in questions]
-        own = Retriever.open(settings, idx._db, get_embedder("all-MiniLM-L6-v2", "openvino-fp32"))
-        for question, result in zip(questions, asked):
-            reference = own.search(question, 5, "dense")
-            assert [h.chunk_id for h in result.hits] == [h.chunk_id for h in reference.hits]
-            for a, b in zip(result.hits, reference.hits):
-                assert a.similarity == pytest.approx(b.similarity, abs=1e-4)
+        own = Retriever.open(settings, idx._db, get_embedder(MODEL, runtime))
+        return [(idx.search(q, top_k=5, mode="dense"), own.search(q, 5, "dense")) for q in questions]
+
+
+@pytest.mark.slow  # the openvino-int8 export (NNCF calibration)
+def test_an_openvino_int8_index_is_asked_in_fp32_and_finds_what_int8_questions_find(tmp_path):
+    for fp32, int8 in asked_through_numpy_and_through("openvino-int8", tmp_path):
+        assert fp32.hits[0].chunk_id == int8.hits[0].chunk_id
+        assert fp32.hits[0].similarity == pytest.approx(int8.hits[0].similarity, abs=0.02)
+
+
+def test_an_openvino_index_asked_through_numpy_finds_what_openvino_finds(tmp_path):
+    for result, reference in asked_through_numpy_and_through("openvino-fp32", tmp_path):
+        assert [h.chunk_id for h in result.hits] == [h.chunk_id for h in reference.hits]
+        for a, b in zip(result.hits, reference.hits):
+            assert a.similarity == pytest.approx(b.similarity, abs=1e-4)
 
 
 # -- numpy-fp32: BERT in numpy, how questions are embedded ------------------------------------------

@@ -168,7 +168,7 @@ def test_rag_ask_on_an_index_of_the_default_runtime_loads_no_torch(tmp_path):
     result = CliRunner().invoke(main, ["ingest", str(notes), "--index-dir", str(tmp_path / "ix")])
     assert result.exit_code == 0, result.output
     with Index.open(Settings(index_dir=tmp_path / "ix")) as index:
-        assert index.status().runtime == auto_runtime()  # openvino-bf16 or -fp32, by the CPU (rag/runtimes.py)
+        assert index.status().runtime == auto_runtime()  # openvino-int8, -bf16 or -fp32, by the CPU (rag/runtimes.py)
         assert index._query_embedder().runtime == "numpy-fp32"  # and questions through numpy (no engine to load)
 
     asked = subprocess.run([sys.executable, "-c", ASK_AND_LIST_MODULES, str(tmp_path / "ix")], cwd=tmp_path,
