@@ -241,6 +241,7 @@ class _TorchEngine:
 
 
 AHEAD_TEXTS = 4096  # texts tokenized ahead and not embedded yet, ~1 KB each (a few batches)
+RUNTIME_CACHE_SHAPES = 20  # input shapes whose compiled kernels OpenVINO keeps (see _openvino_each)
 
 
 class _ExportedEngine:
@@ -445,8 +446,11 @@ def _openvino_each(path: Path, threads: int | None, bf16: bool = False, cache_co
     core = openvino.Core()
     # Always explicit: on CPUs with bf16 support OpenVINO picks bf16 itself unless told f32, and an
     # index's vectors must all come from one precision (rag.runtimes).
+    # CPU_RUNTIME_CACHE_CAPACITY: the kernels OpenVINO keeps per input shape (its default, 5,000,
+    # grew an int8 ingest by ~140 MiB over 6,000 texts of varied lengths; 20 kept 697 MiB against
+    # 815, as fast within the noise: bench/RESULTS.md, "int8's peak RSS")
     config = {"PERFORMANCE_HINT": "LATENCY" if threads else "THROUGHPUT",
-              "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32"}
+              "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32", "CPU_RUNTIME_CACHE_CAPACITY": RUNTIME_CACHE_SHAPES}
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
     if not cache_compiled:
