@@ -217,8 +217,9 @@ def main(debug: bool) -> None:
 @click.option("--prune/--no-prune", default=True, show_default=True, help="Forget files that vanished from a folder given again.")
 @click.option("--rebuild", is_flag=True, help="Re-chunk and re-embed every file given (needed to change chunk sizes).")
 @click.option("--embed-backend", metavar="RUNTIME",
-              help=setting_help(f"Embedding runtime for a new index: auto (openvino-bf16 on a CPU with bf16, else "
-                                f"openvino-fp32), {', '.join(RUNTIME_NAMES)}.", "embed_backend"))
+              help=setting_help(f"Embedding runtime for a new index: auto (torch on a CUDA GPU; openvino-int8 on a "
+                                f"CPU with VNNI or AMX when rag[int8] is installed; else openvino-bf16 on a CPU "
+                                f"with bf16, else openvino-fp32), {', '.join(RUNTIME_NAMES)}.", "embed_backend"))
 @json_option("the report (every failure with its reason)")
 @click.option("--ray", "ray_address", metavar="ADDRESS",
               help="Load, chunk and embed on a Ray cluster: HOST:PORT, auto (this machine's) or local "
