@@ -155,6 +155,17 @@ def test_a_corrupt_cached_model_is_rebuilt_the_same(tmp_path):
     assert not [p.name for p in model.parent.parent.iterdir() if p.name.startswith((".tmp-", ".stale-"))]
 
 
+@pytest.mark.slow  # an ONNX export in a fresh process: transformers' progress bars are per process
+def test_a_first_use_export_prints_no_progress_bar(tmp_path):
+    code = ("from pathlib import Path; from rag.embedding.embedder import Embedder; "
+            f"Embedder({MODEL!r}, 'onnx-fp32', cache_dir=Path({str(tmp_path)!r})).embed_query('How long does sourdough bake?')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+    assert done.returncode == 0, done.stderr
+    assert "exporting the embedding model to onnx-fp32" in done.stderr  # the one line a user is told
+    assert "Loading weights" not in done.stderr and "it/s" not in done.stderr
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("runtime", ("onnx-int8", "openvino-int8"))
 def test_embedding_a_query_loads_no_torch_and_leaves_nothing_in_home(runtime, tmp_path):

@@ -298,6 +298,7 @@ def _export_onnx(model_folder: Path, out: Path) -> None:
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()  # "Loading weights: 100%|..." on a first ingest's export
         # eager attention: sdpa traces shape checks as constants, valid only for the example shape
         model = AutoModel.from_pretrained(str(transformer_folder(model_folder)), attn_implementation="eager",
                                           local_files_only=True)
