@@ -2,8 +2,9 @@
 
 `pip install rag` gives ingest, ask, chat, status, ls, rm and eval. What only some people need is
 an extra: `map` (openTSNE, matplotlib), `serve` (starlette, uvicorn), `mcp` (the MCP SDK), `ray`
-and `int8` (NNCF, for the openvino-int8 runtime, which "auto" picks only where NNCF is installed). `make install` installs them all. A command
-that needs a missing one stops with one line naming it, before any work is done.
+and `int8` (NNCF, for the openvino-int8 runtime, which "auto" picks only where NNCF is
+installed). `make install` installs them all. A command that needs a missing one stops with one
+line naming it, before any work is done.
 """
 
 from __future__ import annotations

@@ -67,16 +67,25 @@ class Runtime:
 
 
 @functools.cache  # the CPU does not change while we run; the query costs an OpenVINO import
-def cpu_supports_bf16() -> bool:
-    """Whether OpenVINO runs bf16 natively here: its own OPTIMIZATION_CAPABILITIES when it imports
-    (what it will actually do), else the AVX512_BF16 / AMX-BF16 flags in /proc/cpuinfo."""
+def _openvino_capabilities() -> tuple[str, ...] | None:
+    """OpenVINO's OPTIMIZATION_CAPABILITIES for the CPU (what it will actually do), or None where it
+    does not import or has no CPU plugin."""
     try:
         no_telemetry()
         import openvino
 
-        return "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    except Exception:  # not installed, or no CPU plugin: fall back to the kernel's word
-        pass
+        return tuple(openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    except Exception:
+        return None
+
+
+@functools.cache
+def cpu_supports_bf16() -> bool:
+    """Whether OpenVINO runs bf16 natively here: its own capabilities when it imports, else the
+    AVX512_BF16 / AMX-BF16 flags in /proc/cpuinfo."""
+    capabilities = _openvino_capabilities()
+    if capabilities is not None:
+        return "BF16" in capabilities
     flags = _cpu_flags()
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
@@ -94,19 +103,14 @@ def _cpu_flags() -> list[str]:
 FAST_INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
 
-@functools.cache  # the CPU does not change while we run; the query costs an OpenVINO import
+@functools.cache
 def cpu_supports_int8() -> bool:
-    """Whether OpenVINO runs int8 fast here: INT8 in its OPTIMIZATION_CAPABILITIES (where it
-    imports) and VNNI or AMX among the CPU's flags."""
+    """Whether OpenVINO runs int8 fast here: VNNI or AMX among the CPU's flags, and INT8 in its
+    capabilities where it imports (the flags alone where it does not)."""
     if not any(flag in FAST_INT8_FLAGS for flag in _cpu_flags()):
         return False
-    try:
-        no_telemetry()
-        import openvino
-
-        return "INT8" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    except Exception:  # not installed, or no CPU plugin: the flags alone then
-        return True
+    capabilities = _openvino_capabilities()
+    return capabilities is None or "INT8" in capabilities
 
 
 def nncf_installed() -> bool:

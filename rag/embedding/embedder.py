@@ -450,7 +450,8 @@ def _openvino_each(path: Path, threads: int | None, bf16: bool = False, cache_co
     # grew an int8 ingest by ~140 MiB over 6,000 texts of varied lengths; 20 kept 697 MiB against
     # 815, as fast within the noise: bench/RESULTS.md, "int8's peak RSS")
     config = {"PERFORMANCE_HINT": "LATENCY" if threads else "THROUGHPUT",
-              "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32", "CPU_RUNTIME_CACHE_CAPACITY": RUNTIME_CACHE_SHAPES}
+              "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32",
+              "CPU_RUNTIME_CACHE_CAPACITY": RUNTIME_CACHE_SHAPES}
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
     if not cache_compiled:
