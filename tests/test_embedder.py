@@ -486,6 +486,28 @@ def test_an_ingest_caches_its_compiled_model_and_compiles_from_it_next_time():
     assert np.array_equal(first, again)
 
 
+def test_openvino_keeps_compiled_kernels_for_a_few_input_shapes_only(monkeypatch):
+    # its default (5,000 shapes) grew an int8 ingest of the Python docs past 1.5 GB: an ingest meets
+    # a new shape with nearly every batch length. The compiled model does not report the setting,
+    # so what reaches OpenVINO is recorded on the way in, and the real compile runs.
+    import openvino
+
+    from rag.embedding.embedder import RUNTIME_CACHE_SHAPES
+
+    configs = []
+    compile_model = openvino.Core.compile_model
+
+    def recording(self, model, device=None, config=None, *args, **kwargs):
+        configs.append(dict(config or {}))
+        return compile_model(self, model, device, config, *args, **kwargs)
+
+    monkeypatch.setattr(openvino.Core, "compile_model", recording)
+    ingest_streams()
+
+    assert configs and all(c.get("CPU_RUNTIME_CACHE_CAPACITY") == RUNTIME_CACHE_SHAPES for c in configs)
+    assert RUNTIME_CACHE_SHAPES <= 20
+
+
 def test_a_damaged_compiled_model_is_deleted_and_compiled_again(caplog):
     # OpenVINO itself reads such a blob without a word (bytes zeroed in it gave NaN vectors)
     want = ingest_streams()
