@@ -318,6 +318,20 @@ MAX_GLUED = 2  # pieces that may follow the one introducing them
 MAX_TERM_CHARS = 80  # a line this short, alone, without a full stop, is a term over its description
 
 
+def signature(piece: str) -> bool:
+    """Whether the piece is a signature alone: a directive that describes a thing (`.. function::`,
+    `.. class::`, `.. decorator::`, not a note or a code block) with its argument, continued over
+    more lines ("lru_cache(user_function)" then "lru_cache(maxsize=128, typed=False)"), with no
+    body. The body that follows describes what it names, and says it only through the signature."""
+    lines = piece.strip("\n").split("\n")
+    found = DIRECTIVE.match(lines[0])
+    if not found or not found.group(3):
+        return False
+    name = found.group(2).lower().split(":")[-1]
+    return (name not in ADMONITIONS and name not in VERSIONS and name not in CODE_DIRECTIVES
+            and name not in SILENT_DIRECTIVES and all(_indent(line) > len(found.group(1)) for line in lines[1:]))
+
+
 def table_row(line: str) -> bool:
     """Whether the line reads as a table row: labelled cells ("Offset: 0; Size: 16") or pipe-joined ones."""
     return bool(LABELLED_ROW.match(line) or ("|" in line and PIPE_ROW.search(line)))
@@ -416,8 +430,10 @@ def _introduces(text: str, piece: tuple[int, int], following: tuple[int, int]) -
     if INTRODUCES.search(text[max(piece[0], piece[1] - 4):piece[1]]):
         return True
     body = text[piece[0]:piece[1]]
+    # a directive on its line (".. versionadded:: 3.2") is a marker, not a term: it describes
+    # only its own body, which is joined to it already
     if (len(body) <= MAX_TERM_CHARS and "\n" not in body and body.rstrip()[-1:] not in ".!?;,"
-            and "\n" in text[piece[1]:following[0]]):
+            and "\n" in text[piece[1]:following[0]] and not COMMENT.match(body)):
         return True
     if not INTRODUCES_CODE.search(text[max(piece[0], piece[1] - 160):piece[1]]):
         return False

@@ -252,3 +252,29 @@ def test_a_how_to_is_answered_by_the_piece_that_names_the_clause_to_use():
     text = extractive_answer("How do I keep the old row when an insert hits a duplicate key?", hits)
 
     assert "give it an ON CONFLICT DO NOTHING clause. [2]" in text
+
+
+FUNCTOOLS_PASSAGE = """   For sorting examples and a brief sorting tutorial, see :ref:`sortinghowto`.
+
+   .. versionadded:: 3.2
+
+
+.. decorator:: lru_cache(user_function)
+               lru_cache(maxsize=128, typed=False)
+
+   Decorator to wrap a function with a memoizing callable that saves up to the
+   *maxsize* most recent calls.  It can save time when an expensive or I/O bound
+   function is periodically called with the same arguments.
+
+   The cache is threadsafe so the wrapped function can be used in multiple
+   threads.
+"""
+
+
+def test_a_description_is_quoted_with_the_signature_it_describes():
+    # the signature runs over two lines, so it is a piece of its own; the description names nothing
+    question = "A function of mine is expensive and called again with the same arguments. How can I save time?"
+    text = extractive_answer(question, [make_hit(FUNCTOOLS_PASSAGE)])
+
+    assert "lru_cache(maxsize=128, typed=False)" in text
+    assert text.index("lru_cache(user_function)") < text.index("Decorator to wrap a function")

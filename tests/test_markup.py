@@ -488,3 +488,13 @@ def test_no_escape_sequence_from_a_file_or_its_name_reaches_the_terminal(tmp_pat
         assert status == 0, output
         leak = FORBIDDEN.search(output.replace("\r\n", "\n"))
         assert leak is None, f"rag {args[0]} on a terminal leaks {leak.group(0)!r}: {output!r}"
+
+
+def test_a_directive_line_introduces_only_its_own_body():
+    # ".. versionadded:: 3.2" is short and has no full stop, as a term over its description has,
+    # but what follows it is the next entry's signature, not its description
+    text = "   .. versionadded:: 3.2\n\n\n.. decorator:: lru_cache(user_function)\n               lru_cache(maxsize=128)\n"
+    pieces = [text[a:b] for a, b in excerpt_spans(text)]
+
+    assert pieces[0] == ".. versionadded:: 3.2"
+    assert pieces[1].startswith(".. decorator:: lru_cache(user_function)")

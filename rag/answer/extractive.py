@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
 
-from rag.markup import CODE_START, clip_lines, excerpt, excerpt_spans, table_row
+from rag.markup import CODE_START, clip_lines, excerpt, excerpt_spans, signature, table_row
 from rag.text import STOPWORDS
 from rag.types import Hit
 
@@ -241,6 +241,12 @@ def choose(question: str, hits: Sequence[Hit], min_score: float | None = None,
         i = next(k for k, (a, b) in enumerate(own) if (a, b) == (seed.start, seed.end))
         lo = hi = i
         room = min(EXTRACT_CHARS, budget - used)
+        text = hits[seed.n - 1].text
+        # a description is quoted with the signature it describes: "Decorator to wrap a function
+        # with a memoizing callable" says what to use only under ".. decorator:: lru_cache(...)"
+        if lo > 0 and signature(text[own[lo - 1][0]:own[lo - 1][1]]) and own[hi][1] - own[lo - 1][0] <= room \
+                and not _taken(chosen, seed.n, own[lo - 1]):
+            lo -= 1
         while hi + 1 < len(own) and own[hi + 1][1] - own[lo][0] <= room and not _taken(chosen, seed.n, own[hi + 1]):
             hi += 1
         start, end = own[lo][0], own[hi][1]
