@@ -466,10 +466,31 @@ def test_an_index_is_judged_by_the_median_of_its_best_passages_and_a_few_notes_b
         pytest.approx(evidence([best], retriever.current_calibration()))
 
 
+def test_an_index_whose_legs_share_no_passage_counts_its_cosines_for_less():
+    # the cut-off asks CORROBORATED_SPREADS of a cosine no keyword hit backs, FLOOR_SPREADS of one
+    # that is: a manual whose passages merely resemble the question counts that difference less
+    from rag.retrieval.relevance import CORROBORATED_SPREADS, FLOOR_SPREADS, Calibration
+    from rag.retrieval.search import Claim
+    from rag.retrieval.together import index_evidence
+
+    calibration = Calibration(median=0.2, spread=0.1, probes=40, generation=1)
+    close = (0.9,) * 10
+    assert index_evidence(Claim(close, words_cover=False, passages=1000, shared=2), calibration,
+                          "hybrid") == pytest.approx(7.0)
+    assert index_evidence(Claim(close, words_cover=False, passages=1000, shared=0), calibration,
+                          "hybrid") == pytest.approx(7.0 - (CORROBORATED_SPREADS - FLOOR_SPREADS))
+    # one leg (dense or keyword mode): nothing to agree on
+    assert index_evidence(Claim(close, words_cover=False, passages=1000, shared=None), calibration,
+                          "dense") == pytest.approx(7.0)
+    # words that cover the question still count as a covering cosine
+    assert index_evidence(Claim((0.3,) * 10, words_cover=True, passages=1000, shared=0), calibration,
+                          "hybrid") == CORROBORATED_SPREADS
+
+
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "keyword"])
 def test_a_search_among_several_indexes_hands_back_the_cosines_and_words_it_judged_by(household, mode):
     # together ranks an index by what its own search computed, not by searching it a second time
-    from rag.retrieval.relevance import keyword_evidence
+    from rag.retrieval.relevance import agreement, keyword_evidence
     from rag.retrieval.search import key_terms
 
     retriever = household._searcher()
@@ -484,6 +505,8 @@ def test_a_search_among_several_indexes_hands_back_the_cosines_and_words_it_judg
     words = keyword_evidence(*retriever.store.term_statistics(key_terms(question), found), found)
     assert claim.words_cover == (words.covers and mode != "dense")
     assert claim.words_cover or mode == "dense"
+    legs = agreement([cid for cid, _ in retriever.dense(vector, 50)], found)
+    assert claim.shared == (legs if mode == "hybrid" else None)
     garden = Filters.build(paths=["garden.md"])
     _, kept = retriever.search_pooled(question, 5, mode, filters=garden)
     assert kept.passages == retriever.scopes.resolve(garden).chunks == 1

@@ -169,6 +169,7 @@ class Claim:
     cosines: tuple[float, ...]  # the dense leg's cosines in scope, best first (a search's depth)
     words_cover: bool  # the keyword leg's evidence covers the question (rag.retrieval.relevance)
     passages: int  # how many passages the search kept to (the filters' scope, or the whole index)
+    shared: int | None = None  # passages in both legs' top AGREEMENT_DEPTH (hybrid mode; else None)
 
 
 class Retriever:
@@ -378,7 +379,7 @@ class Retriever:
         below = bool(hits) and not verdict.covered
         claim = Claim(cosines=tuple(score for _, score in claimed),
                       words_cover=evidence is not None and evidence.covers,
-                      passages=scope.chunks if scope is not None else len(self.vectors))
+                      passages=scope.chunks if scope is not None else len(self.vectors), shared=shared)
         retrieval = Retrieval(
             question=question,
             mode=mode,
