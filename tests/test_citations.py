@@ -13,6 +13,7 @@ from rag.answer.citations import answer_sentences, check_citations, locate, quot
 from rag.config import Settings
 from rag.answer.extractive import extractive_answer
 from rag.answer.generate import AnswerStream
+from rag.answer.grounding import ground_text
 from rag.answer.llm import LLM
 from rag.types import Citation, Hit, Retrieval
 
@@ -453,3 +454,54 @@ def test_a_number_in_words_is_checked_as_a_number_not_counted_as_content_words()
 
     assert verdict("Two hundred and fifty degrees, forty minutes [1].", passage).supported
     assert verdict("Two hundred degrees, forty minutes [1].", passage).reason == "passage 1 does not contain 200"
+
+
+# -- the words an answer repeats from its question ------------------------------------------------
+
+CSV_DOCS = ("The DictReader class creates an object that operates like a regular reader but maps the "
+            "information in each row to a dict whose keys are given by the optional fieldnames parameter.\n\n"
+            "    with open('names.csv', newline='') as f:\n        for row in csv.DictReader(f):\n"
+            "            print(row)")
+CSV_QUESTION = "How do I read the rows of a CSV file so that each row comes back as a dict keyed by the header line?"
+
+
+def test_the_words_a_sentence_repeats_from_the_question_are_not_its_claim():
+    sentence = ("To read the rows of a CSV file so that each row comes back as a dictionary keyed by the header "
+                "line, use `csv.DictReader` [1].")
+    assert not only(check_citations(sentence, [CSV_DOCS])).supported  # the passage never says "keyed", "header"
+    citation = only(check_citations(sentence, [CSV_DOCS], CSV_QUESTION))
+    assert citation.supported, citation.reason
+    assert "csv.DictReader" in citation.reason and "question" in citation.reason
+    assert_quote_is_exact(citation, [CSV_DOCS])
+    assert "DictReader" in citation.quote
+
+
+def test_what_a_sentence_adds_to_the_question_must_still_be_in_the_passage():
+    invented = "To read the rows of a CSV file as dicts keyed by the header line, use `csv.RowMapper` [1]."
+    citation = only(check_citations(invented, [CSV_DOCS], CSV_QUESTION))
+    assert not citation.supported and "RowMapper" in citation.reason
+    # words of its own beyond the question: more than half of them, as for any sentence
+    wordy = ("To read the rows of a CSV file keyed by the header line, open it in binary mode and decode every "
+             "byte by hand [1].")
+    assert not only(check_citations(wordy, [CSV_DOCS], CSV_QUESTION)).supported
+
+
+def test_a_name_the_question_asks_about_is_needed_in_the_passage_too():
+    # the question names nginx; a sentence repeating it is not borne out by a passage about WSGI
+    wsgi = ("The Web Server Gateway Interface (WSGI) is a standard interface between web servers and Python "
+            "web applications.")
+    question = "How do I set up nginx as a reverse proxy in front of my Python web application?"
+    sentence = "Configure Nginx as a reverse proxy in front of the Python web application [1]."
+    assert not only(check_citations(sentence, [wsgi], question)).supported
+    # a sentence that only restates the question claims nothing beyond it: checked whole
+    assert not only(check_citations("You can set up nginx as a reverse proxy in front of a Python web "
+                                    "application [1].", [wsgi], question)).supported
+
+
+def test_a_sphinx_role_the_model_copied_is_markup_not_a_claimed_word():
+    runner = "Run the coroutine with asyncio.run(main()), which manages the event loop.\n\n    asyncio.run(main())"
+    question = "How do I start an async main() coroutine from a normal synchronous script?"
+    reply = "Start a ``main()`` coroutine from a normal synchronous script using :meth:`asyncio.run(main())`."
+    text, sentences = ground_text(reply, [runner], question=question)
+    assert sentences[0].supported and sentences[0].citations == [1], text
+    assert ":meth:`asyncio.run(main())` [1]." in text  # the role keeps its place before the code span

@@ -611,6 +611,19 @@ def test_a_model_that_writes_on_and_on_is_stopped_at_the_end_of_a_sentence(llm):
     assert answer.answer.split(f"\n\n{PASSAGES_SAY}")[0].endswith(f"a while. {UNSUPPORTED_MARK}")
 
 
+def test_an_answer_that_restates_the_question_and_names_the_answer_is_cited_through_the_real_client(llm):
+    # the model's sentence repeats the asker's words ("a grinding fan", "fix"), which the passage does
+    # not use; what it claims beyond them, the kit BK-7, is the passage's: cited, by rag, and the
+    # answer's own citation check agrees (it reads the question the same way)
+    question = "What part should I order to fix a grinding fan in my unit?"
+    _, answer = answer_with(llm, "To fix a grinding fan in your unit, order BK-7.", question=question)
+
+    assert written(answer) == "To fix a grinding fan in your unit, order BK-7 [2]."
+    [sentence] = answer.sentences
+    assert (sentence.citations, sentence.cited_by, sentence.supported) == ([2], "rag", True)
+    assert [(c.n, c.supported) for c in answer.citations] == [(2, True)]
+
+
 def test_a_sentence_said_twice_is_shown_once(llm):
     _, answer = answer_with(llm, "Bake the loaf for forty minutes [1]. Replace the bearing kit BK-7 [2]. "
                                  "Bake the loaf for forty minutes [1].")

@@ -233,14 +233,16 @@ def cited_numbers(text: str, count: int) -> set[int]:
     return {n for n in numbers if 1 <= n <= count}
 
 
-def check_answer(text: str, hits: Sequence[Hit], mode: AnswerMode) -> tuple[list[Citation], int, int]:
-    """(citations, unsupported, uncited sentences): every [n] checked against passage n."""
+def check_answer(text: str, hits: Sequence[Hit], mode: AnswerMode,
+                 question: str = "") -> tuple[list[Citation], int, int]:
+    """(citations, unsupported, uncited sentences): every [n] checked against passage n (the words a
+    sentence repeats from `question` are what was asked, not what it claims: citations.answered)."""
     from rag.answer.citations import check_written, quote_for_extractive
 
     if mode == "none" or not text:
         return [], 0, 0
     passages = [h.text for h in hits]
-    report = check_written(text, passages) if mode == "llm" else quote_for_extractive(text, passages)
+    report = check_written(text, passages, question) if mode == "llm" else quote_for_extractive(text, passages)
     citations = []
     for c in report.citations:  # the checker reads texts; the source of each cited passage is known here
         hit = hits[c.n - 1] if 1 <= c.n <= len(hits) else None
@@ -262,7 +264,7 @@ def build_answer(question: str, retrieval: Retrieval, text: str, llm: LLM | None
                  stopped: bool = False, sentences: Sequence[AnswerSentence] = (), dropped: int = 0) -> Answer:
     sources = sources_of(retrieval, cited_numbers(text, len(retrieval.hits)))
     mode = answer_mode(retrieval, llm)
-    citations, unsupported, uncited = check_answer(text, retrieval.hits, mode)
+    citations, unsupported, uncited = check_answer(text, retrieval.hits, mode, readable(question))
     return Answer(
         question=readable(question),
         answer=text,
@@ -333,7 +335,8 @@ class AnswerStream:
             # then writes that no passage supports comes from elsewhere (a small model writes on
             # about GPUs or Redis from its own memory) and is left out, as under --strict.
             grounder = self._grounder = Grounder([h.text for h in hits], self.strict or bool(missing),
-                                                 doubt=None if quoted or missing else NOTHING_SUPPORTED)
+                                                 doubt=None if quoted or missing else NOTHING_SUPPORTED,
+                                                 question=readable(self.question))
             messages = build_messages(self.question, hits, self.history, self.retrieval.min_score, chosen, missing)
             yield from ground(capped(self.llm.stream(messages)), grounder)
             written = grounder.sentences

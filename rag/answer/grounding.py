@@ -101,7 +101,7 @@ def loop_start(text: str) -> int | None:
 def _claim(text: str) -> str:
     """The sentence without its citations (white space they leave tidied)."""
     out = CITATION.sub("", text)
-    out = re.sub(r"[ \t]+([.,;:!?])", r"\1", out)
+    out = re.sub(r"[ \t]+([.,;:!?])(?=[\s\"'\u201d\u2019)*_]|$)", r"\1", out)  # not " :meth:`run`" into "x:meth:"
     return re.sub(r"[ \t]{2,}", " ", out).strip()
 
 
@@ -119,12 +119,12 @@ def with_citation(text: str, n: int, keep: int = 0) -> str:
     return f"{text[:tail]} [{n}]{CITATION.sub('', text[tail:]).strip()}"
 
 
-def _best_support(text: str, passages: Sequence[str]) -> tuple[int, str] | None:
+def _best_support(text: str, passages: Sequence[str], question: str = "") -> tuple[int, str] | None:
     """The passage that best supports `text` alone, and its citation text, or None."""
     best: tuple[float, int, str] | None = None
     for n in range(1, len(passages) + 1):
         cited = with_citation(text, n)
-        report = check_citations(cited, passages)
+        report = check_citations(cited, passages, question)
         if report.citations and all(c.supported for c in report.citations):
             # the closest quote wins; the better ranked passage among equals
             closeness = max(fuzz.token_set_ratio(_claim(text), c.quote) for c in report.citations)
@@ -133,16 +133,17 @@ def _best_support(text: str, passages: Sequence[str]) -> tuple[int, str] | None:
     return (best[1], best[2]) if best else None
 
 
-def ground_sentence(sentence: Sentence, passages: Sequence[str]) -> AnswerSentence:
-    """One sentence of the answer with the citation it ends up with, and who wrote it."""
+def ground_sentence(sentence: Sentence, passages: Sequence[str], question: str = "") -> AnswerSentence:
+    """One sentence of the answer with the citation it ends up with, and who wrote it; with the
+    `question`, the words the sentence repeats from it are not its claim (citations.answered)."""
     text = sentence.text
     if sentence.kind != "fact":
         return AnswerSentence(text, sentence.kind, list(sentence.numbers), "model" if sentence.numbers else None, None)
     if sentence.numbers:
-        report = check_citations(text, passages)
+        report = check_citations(text, passages, question)
         if report.citations and all(c.supported for c in report.citations):
             return AnswerSentence(text, "fact", list(sentence.numbers), "model", True)
-    found = _best_support(text, passages)
+    found = _best_support(text, passages, question)
     if found is not None:
         n, cited = found
         return AnswerSentence(cited, "fact", [n], "rag", True)  # its text as written whole (see _render)
@@ -208,8 +209,10 @@ class Grounder:
     caller then stops the model).
     """
 
-    def __init__(self, passages: Sequence[str], strict: bool = False, doubt: str | None = NOTHING_SUPPORTED):
+    def __init__(self, passages: Sequence[str], strict: bool = False, doubt: str | None = NOTHING_SUPPORTED,
+                 question: str = ""):
         self.passages = list(passages)
+        self.question = question  # what the answer answers: its words are asked, not claimed
         self.strict = strict
         self.doubt = doubt  # said after an answer nothing supports (None: nothing said)
         self.sentences: list[AnswerSentence] = []
@@ -389,7 +392,7 @@ class Grounder:
         key = _norm(sentence.text)
         if key and key in self._said and not begun:
             return None  # said already: a small model repeating itself
-        grounded = ground_sentence(sentence, self.passages)
+        grounded = ground_sentence(sentence, self.passages, self.question)
         if grounded.supported is False and self.strict:
             self.dropped += 1
             return None
@@ -455,8 +458,9 @@ def ground(pieces: Iterable[str], grounder: Grounder) -> Iterator[str]:
             close()
 
 
-def ground_text(text: str, passages: Sequence[str], strict: bool = False) -> tuple[str, list[AnswerSentence]]:
+def ground_text(text: str, passages: Sequence[str], strict: bool = False,
+                question: str = "") -> tuple[str, list[AnswerSentence]]:
     """A whole answer grounded at once (what streaming it gives)."""
-    grounder = Grounder(passages, strict)
+    grounder = Grounder(passages, strict, question=question)
     out = "".join(ground(re.findall(r"\S+\s*|\s+", text), grounder))  # in pieces, as it would stream
     return out, grounder.sentences
