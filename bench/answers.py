@@ -95,12 +95,16 @@ def norm(text: str) -> str:
 
 
 def refused(answer: str, mode: str) -> bool:
-    """The answer says the documents do not cover the question. An extractive answer only quotes
-    passages, so only rag's own "not covered" line counts; a written one refuses in one of its
-    sentences, without citing a passage."""
-    if mode == "extractive" or answer.startswith(NOT_COVERED):
-        return answer.startswith(NOT_COVERED)
-    return not answer.strip() or any(s.kind == "refusal" and not s.numbers for s in answer_sentences(answer))
+    """The answer says the documents do not cover the question: a written one in one of its
+    sentences, without citing a passage; an extractive one, which otherwise only quotes passages,
+    by rag's own lines before the quotes ("not covered", or that no passage mentions a name the
+    question asks about, as a written answer says it too)."""
+    if answer.startswith(NOT_COVERED):
+        return True
+    said = split_written(answer)[0] if mode == "extractive" else answer
+    if mode == "extractive" and said == answer:
+        return False  # quotes alone
+    return not said.strip() or any(s.kind == "refusal" and not s.numbers for s in answer_sentences(said))
 
 
 def labelled_source(source: dict, question: dict) -> bool:

@@ -76,7 +76,9 @@ def text_key(text: str) -> str:
 # -- what a question names ------------------------------------------------------------------------
 
 NAME_CODE_SPAN = LazyPattern(r"`([^`\n]+)`")
-NAME_TOKEN = LazyPattern(r"-{1,2}[A-Za-z][\w-]*|[A-Za-z][\w.+-]*[\w+]|[A-Za-z]|[.!?:;]")
+# an --option starts a word: the "-byte" of "1024-byte pages" is none
+NAME_TOKEN = LazyPattern(r"(?<!\w)-{1,2}[A-Za-z][\w-]*|[A-Za-z][\w.+-]*[\w+]|[A-Za-z]|[.!?:;]")
+ABBREVIATION = LazyPattern(r"[A-Za-z](?:\.[A-Za-z])+")  # e.g, i.e: no name, though dotted
 # an identifier: a digit, an underscore, a dot inside, camelCase or an --option
 IDENTIFIER = LazyPattern(r"\d|_|\w\.\w|[a-z][A-Z]|^-")
 SHORT_OPTION = LazyPattern(r"-[A-Za-z]")
@@ -95,7 +97,8 @@ def question_names(question: str) -> list[str]:
     text = NAME_CODE_SPAN.sub(" ", question)
     # an option of one letter names nothing without its command: "the format that diff -u prints"
     # asks the Python docs about unified diffs, whose passages need not say "-u" (every tool has one)
-    tokens = [t for t in NAME_TOKEN.finditer(text) if not SHORT_OPTION.fullmatch(t.group(0))]
+    tokens = [t for t in NAME_TOKEN.finditer(text)
+              if not SHORT_OPTION.fullmatch(t.group(0)) and not ABBREVIATION.fullmatch(t.group(0))]
     words = [w for w in (t.group(0) for t in tokens)
              if len(w) > 1 and w[0].isalpha() and w.lower() not in STOPWORDS and not IDENTIFIER.search(w)]
     # In a question Written In Title Case or IN CAPITALS a capital marks nothing: identifiers only

@@ -108,6 +108,9 @@ class Retrieval:
     filters: Filters | None = None  # what the search was kept to (rag.filters)
     indexes: list[str] = field(default_factory=list)  # the indexes searched together, when several were
     no_match: str = ""  # the filters match nothing, so nothing was searched: why, in one line
+    # the question's names the index holds throughout (its subject: Python, in the Python docs); an
+    # answer never says that no passage mentions them (rag.retrieval.relevance.is_common)
+    common_names: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -5,6 +5,7 @@ and the extractive answer used when there is no LLM."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -800,3 +801,30 @@ def test_a_strict_setting_that_is_not_a_boolean_is_one_line(ask):
     assert result.exit_code == 1
     assert result.stderr.strip() == ("Error: RAG_STRICT='sometimes' is not true or false (use 1 or 0): fix it in the "
                                      "environment or .env")
+
+
+def test_an_extractive_answer_says_first_that_no_passage_mentions_what_the_question_names():
+    # asked of a manual that mentions GitHub and its actions page but never GitHub Actions: the
+    # excerpts follow the line, as they follow a written answer, and --json describes each
+    hits = [make_hit("ci.md", "After the initial setup, CI runs whenever you push to your fork on GitHub. "
+                              "Watch your branches on the actions page.")]
+    stream = AnswerStream("How do I write a GitHub Actions workflow for my tests?", retrieval_of(hits), None)
+    answer = stream.result()
+
+    line = "No passage mentions GitHub Actions: the documents may not cover this."
+    assert answer.answer.startswith(f"{line}\n\n{PASSAGES_SAY}\n\n") and answer.answer.endswith("[1]")
+    assert [(s.kind, s.citations) for s in answer.sentences][:2] == [("refusal", []), ("heading", [])]
+    assert all(s.kind == "quote" and s.citations == [1] and s.supported for s in answer.sentences[2:])
+    assert answer.sentences[2:] and [c.supported for c in answer.citations] == [True] * len(answer.citations)
+
+
+def test_an_extractive_answer_does_not_doubt_a_name_the_index_is_about():
+    hits = [make_hit("meta.rst", "The appropriate metaclass is determined from the explicitly given metaclass "
+                                 "and the metaclasses of all the bases.")]
+    question = "How does Python decide which metaclass to use for a class with several bases?"
+    retrieval = replace(retrieval_of(hits, question), common_names=["Python"])
+
+    answer = AnswerStream(question, retrieval, None).result()
+
+    assert not answer.answer.startswith("No passage mentions") and answer.answer.endswith("[1]")
+    assert "No passage mentions" in AnswerStream(question, retrieval_of(hits, question), None).result().answer

@@ -106,9 +106,11 @@ def format_passages(hits: Sequence[Hit], question: str | None = None, min_score:
     return "\n\n".join(blocks)
 
 
-def missing_names(question: str, hits: Sequence[Hit]) -> list[str]:
-    """The names of the question no passage mentions, in its title, heading or text (rag.answer.context)."""
-    return unmentioned(readable(question), [f"{h.title}\n{heading_path(h.heading)}\n{h.text}" for h in hits])
+def missing_names(question: str, hits: Sequence[Hit], common: Sequence[str] = ()) -> list[str]:
+    """The names of the question no passage mentions, in its title, heading or text (rag.answer.context),
+    but for those the index holds throughout (`common`: Retrieval.common_names), which it is about."""
+    texts = [f"{h.title}\n{heading_path(h.heading)}\n{h.text}" for h in hits]
+    return [name for name in unmentioned(readable(question), texts) if name not in common]
 
 
 def build_messages(question: str, hits: Sequence[Hit], history: Sequence[Message] = (),
@@ -319,7 +321,7 @@ class AnswerStream:
         elif not self.retrieval.hits:
             yield NOT_COVERED
         elif self.llm is None:
-            yield extractive_answer(self.question, self.retrieval.hits, self.retrieval.min_score)
+            yield from self._extractive()
         else:
             from rag.answer.citations import PASSAGES_SAY
             from rag.answer.grounding import NOTHING_SUPPORTED, Grounder, ground  # the checker needs rapidfuzz
@@ -327,7 +329,7 @@ class AnswerStream:
             hits = self.retrieval.hits
             chosen = choose(self.question, hits, self.retrieval.min_score)
             quoted = quote(chosen, hits)
-            missing = missing_names(self.question, hits)
+            missing = missing_names(self.question, hits, self.retrieval.common_names)
             # The model may write nothing the passages bear out (a small model often does): what
             # retrieval found is still worth reading, in the passages' own cited words, which follow
             # (each of its sentences is marked already). When a name the question asks about is in no
@@ -354,6 +356,25 @@ class AnswerStream:
                             for m in QUOTED_EXCERPT.finditer(quoted)]
                 yield self._after(f"\n\n{PASSAGES_SAY}\n\n{quoted}",
                                   AnswerSentence(PASSAGES_SAY, "heading", [], None, None), *excerpts)
+
+    def _extractive(self) -> Iterator[str]:
+        """The passages' own words (rag.answer.extractive); when a name the question asks about is in
+        no passage, led by the line that says so, as a written answer is followed by it: the excerpts
+        are then what the passages say, not an answer ("GitHub Actions" asked of Git's manual, whose
+        passages are about GitHub and its actions page)."""
+        from rag.answer.citations import PASSAGES_SAY
+
+        hits = self.retrieval.hits
+        quoted = extractive_answer(self.question, hits, self.retrieval.min_score)
+        missing = missing_names(self.question, hits, self.retrieval.common_names)
+        if not missing:
+            yield quoted
+            return
+        line = f"No passage mentions {_names(missing)}: the documents may not cover this."
+        excerpts = [AnswerSentence(m.group(0).strip(), "quote", [int(m.group(1))], "rag", True)
+                    for m in QUOTED_EXCERPT.finditer(quoted)]
+        yield self._after(f"{line}\n\n{PASSAGES_SAY}\n\n{quoted}", AnswerSentence(line, "refusal", [], None, None),
+                          AnswerSentence(PASSAGES_SAY, "heading", [], None, None), *excerpts)
 
     def _after(self, text: str, *sentences: AnswerSentence) -> str:
         """Text rag adds after the grounded answer, described in `sentences` as the rest is."""
@@ -393,6 +414,6 @@ class AnswerStream:
         elif not self._done:
             self.stop()  # iterated part of the way and abandoned
         grounder = self._grounder
-        sentences = [*grounder.sentences, *self._added] if grounder else []
+        sentences = [*(grounder.sentences if grounder else []), *self._added]
         return build_answer(self.question, self.retrieval, self.text, self.llm, self._seconds, self.stopped,
                             sentences=sentences, dropped=grounder.dropped if grounder else 0)

@@ -59,6 +59,8 @@ AGREEMENT_DEPTH = 10  # how deep in each leg's list a shared chunk counts
 META_KEY = "relevance_calibration"
 RARE_SHARE = 0.01  # a word held by at most this share of the passages is rare ...
 RARE_MIN = 3  # ... or by at most this many (a small index has no 1%)
+COMMON_SHARE = 0.1  # a name held by at least this share of the passages is the index's subject ...
+COMMON_MIN = 10  # ... and by at least this many (not two notes of a small folder)
 HELD_SHARE = 0.5  # of the question's word weight, what one passage must hold (with a rare word)
 NAME_CHARS = 4  # a shorter capitalised word (CI, KB, 3D) is as often spelled out in the documents
 CODE_MARK = LazyPattern(r"[_.]|^-")
@@ -164,6 +166,7 @@ class KeywordEvidence:
     shares: Mapping[int, float] = field(default_factory=dict, compare=False, repr=False)  # every hit's share
     unknown: tuple[str, ...] = ()  # the question's names that name a thing (names_a_thing) no passage holds
     known_rare_name: bool = False  # whether it also names, as code does, something the index holds rarely
+    common: tuple[str, ...] = ()  # the question's names the index holds throughout (is_common): its subject
 
     @property
     def names_absent(self) -> bool:
@@ -213,6 +216,14 @@ def is_rare(holding: int, passages: int) -> bool:
     return 0 < holding <= max(RARE_MIN, RARE_SHARE * passages)
 
 
+def is_common(holding: int, passages: int) -> bool:
+    """Whether a word is held throughout the index: Python in the Python docs (38% of its passages),
+    SQLite and TABLE in SQLite's (74%, 29%); never a name of the off-topic or unanswerable questions
+    measured (PostgreSQL in SQLite's docs 0.9%, GitHub in Git's 0.4%). Such a name is what the index
+    is about: a passage need not repeat it (rag.answer.context.unmentioned)."""
+    return holding >= max(COMMON_MIN, COMMON_SHARE * passages)
+
+
 def names_a_thing(name: str) -> bool:
     """Whether a name of a question (rag.text.question_names) names a product, a person or a place
     rather than code: NAME_CHARS characters or more, a capital letter, no underscore, dot or leading
@@ -240,21 +251,24 @@ def keyword_evidence(passages: int, statistics: Mapping[str, tuple[int, set[int]
     unknown = tuple(name for name in known if name in absent and names_a_thing(name))
     known_rare_name = any(name not in absent and _code_like(name)
                           and any(is_rare(statistics[t][0], passages) for t in terms) for name, terms in known.items())
+    common = tuple(name for name, terms in known.items() if all(is_common(statistics[t][0], passages) for t in terms))
     weights = {word: idf(holding, passages) for word, (holding, _) in statistics.items()}
     total = sum(weights.values())
     if not total:  # no words to weigh ("what is it?" searches its stopwords): no evidence
-        return KeywordEvidence(0.0, (), tuple(weights), (), unknown=unknown, known_rare_name=known_rare_name)
+        return KeywordEvidence(0.0, (), tuple(weights), (), unknown=unknown, known_rare_name=known_rare_name,
+                                common=common)
     order = list(dict.fromkeys([*candidates, *sorted({c for _, held in statistics.values() for c in held})]))
     shares = {chunk: sum(w for word, w in weights.items() if chunk in statistics[word][1]) / total for chunk in order}
     by_weight = sorted(weights, key=lambda word: -weights[word])
     if not shares:
-        return KeywordEvidence(0.0, (), tuple(by_weight), (), unknown=unknown, known_rare_name=known_rare_name)
+        return KeywordEvidence(0.0, (), tuple(by_weight), (), unknown=unknown, known_rare_name=known_rare_name,
+                                common=common)
     best = max(order, key=lambda chunk: shares[chunk])  # the first of equals: the keyword leg's order
     held = tuple(word for word in by_weight if best in statistics[word][1])
     return KeywordEvidence(
         share=shares[best], held=held, missing=tuple(word for word in by_weight if word not in held),
         rare=tuple(word for word in held if is_rare(statistics[word][0], passages)), chunk_id=best, shares=shares,
-        unknown=unknown, known_rare_name=known_rare_name,
+        unknown=unknown, known_rare_name=known_rare_name, common=common,
     )
 
 

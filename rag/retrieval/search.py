@@ -391,6 +391,7 @@ class Retriever:
             cutoff_reason=verdict.reason if below else "",
             reranked_by=self.reranker.name if self.reranker is not None else None,
             filters=filters,
+            common_names=list(evidence.common) if evidence is not None else [],
         )
         return retrieval, claim
 

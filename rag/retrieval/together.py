@@ -125,6 +125,7 @@ def search_together(
         seconds=time.perf_counter() - started,
         cutoff_reason=reasons if below else "",
         reranked_by=rerankers.pop() if len(rerankers) == 1 else None,
+        common_names=list(dict.fromkeys(name for _, _, r, _ in searched for name in r.common_names)),
         **common,
     )
 
