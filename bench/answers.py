@@ -161,7 +161,9 @@ def score(question: dict, index: str, mode: str, reply: dict) -> Result:
         reply = {"error": "empty answer from the LLM server", "wall_s": reply["wall_s"]}
         return score(question, index, mode, reply)
     passages = [s["text"] for s in sources]
-    report: CitationReport = (quote_for_extractive if reply["mode"] == "extractive" else check_written)(answer, passages)
+    # checked as rag checks it: a written sentence with the question it answers (citations.answered)
+    report: CitationReport = quote_for_extractive(answer, passages) if reply["mode"] == "extractive" else \
+        check_written(answer, passages, reply.get("question") or question["question"])
     text = norm(answer)
     found = sum(any(norm(alt) in text for alt in alts) for alts in question["facts"])
     labelled = sum(1 <= c.n <= len(sources) and labelled_source(sources[c.n - 1], question) for c in report.citations)
