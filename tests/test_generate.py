@@ -828,3 +828,13 @@ def test_an_extractive_answer_does_not_doubt_a_name_the_index_is_about():
 
     assert not answer.answer.startswith("No passage mentions") and answer.answer.endswith("[1]")
     assert "No passage mentions" in AnswerStream(question, retrieval_of(hits, question), None).result().answer
+
+
+def test_an_extractive_answer_with_nothing_to_quote_says_only_what_no_passage_mentions():
+    hits = [make_hit("scan.pdf", "")]  # a page with no text layer: nothing to quote
+    retrieval = retrieval_of(hits, "How do I prune Kotlin roses?")
+
+    answer = AnswerStream("How do I prune Kotlin roses?", retrieval, None).result()
+
+    assert answer.answer == "No passage mentions Kotlin: the documents may not cover this."
+    assert [s.kind for s in answer.sentences] == ["refusal"]

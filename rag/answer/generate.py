@@ -371,6 +371,9 @@ class AnswerStream:
             yield quoted
             return
         line = f"No passage mentions {_names(missing)}: the documents may not cover this."
+        if not quoted:  # no excerpt to follow it (every passage under the cut-off)
+            yield self._after(line, AnswerSentence(line, "refusal", [], None, None))
+            return
         excerpts = [AnswerSentence(m.group(0).strip(), "quote", [int(m.group(1))], "rag", True)
                     for m in QUOTED_EXCERPT.finditer(quoted)]
         yield self._after(f"{line}\n\n{PASSAGES_SAY}\n\n{quoted}", AnswerSentence(line, "refusal", [], None, None),
