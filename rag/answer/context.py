@@ -17,7 +17,9 @@ so the model's [n] still names it, and citations are checked against the whole p
 mentions: the prompt says so, which lets a small model see that the passages are about something
 else rather than answer from them anyway. Capitalised words side by side are one name ("GitHub
 Actions", "Visual Studio Code"), mentioned only where they stand together: a manual of Git
-mentions GitHub, and actions, in the passages retrieved for a question about GitHub Actions.
+mentions GitHub, and actions, in the passages retrieved for a question about GitHub Actions. A
+name the index holds throughout (Python in the Python docs: Retrieval.common_names) is what the
+index is about, and rag.answer.generate.missing_names leaves it out.
 """
 
 from __future__ import annotations

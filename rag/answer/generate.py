@@ -8,10 +8,11 @@ here too, so `rag chat` and the HTTP server share one behaviour.
 
 After the written (and grounded) answer rag may add two things, each described in
 `Answer.sentences` like the rest: a line saying which names of the question no passage mentions
-(the documents may not cover it), and the passages' own words (the extractive answer, each excerpt
-cited) when the written answer leaves out anything those excerpts name (`carries`) or nothing in
-it is supported. A small model often describes an option instead of naming it, or names the wrong
-one; the reader still gets what --no-llm would have shown.
+(the documents may not cover it; an extractive answer says it first, then quotes), and the
+passages' own words (the extractive answer, each excerpt cited) when the written answer leaves out
+anything those excerpts name (`carries`) or nothing in it is supported. A small model often
+describes an option instead of naming it, or names the wrong one; the reader still gets what
+--no-llm would have shown.
 """
 
 from __future__ import annotations
