@@ -111,6 +111,9 @@ class Retrieval:
     # the question's names the index holds throughout (its subject: Python, in the Python docs); an
     # answer never says that no passage mentions them (rag.retrieval.relevance.is_common)
     common_names: list[str] = field(default_factory=list)
+    # the question's words all but absent from the index (rag.retrieval.relevance.is_scarce): a
+    # written answer about one of them that nothing supports is about what the documents lack
+    scarce_words: list[str] = field(default_factory=list)
 
 
 @dataclass

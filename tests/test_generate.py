@@ -838,3 +838,32 @@ def test_an_extractive_answer_with_nothing_to_quote_says_only_what_no_passage_me
 
     assert answer.answer == "No passage mentions Kotlin: the documents may not cover this."
     assert [s.kind for s in answer.sentences] == ["refusal"]
+
+
+WSGI = ("The Web Server Gateway Interface (WSGI) is a standard interface between web servers and Python web "
+        "applications; wsgiref is its reference implementation.")
+NGINX_QUESTION = "How do I set up nginx as a reverse proxy for my Python web application?"
+
+
+def nginx_answer(llm, reply: str, passage: str = WSGI) -> Answer:
+    llm.reply = reply
+    retrieval = replace(retrieval_of([make_hit("wsgiref.rst", passage)], NGINX_QUESTION), scarce_words=["nginx"])
+    return AnswerStream(NGINX_QUESTION, retrieval, LLM(settings_for(llm))).result()
+
+
+def test_a_written_answer_about_a_word_the_index_lacks_that_nothing_supports_says_the_documents_may_not_cover_it(llm):
+    # a small model answers from its own memory about what the Python docs never describe
+    answer = nginx_answer(llm, "Add a server block to your nginx configuration that proxies requests to the app.")
+
+    line = "No passage mentions nginx: the documents may not cover this."
+    assert f"{UNSUPPORTED_MARK}\n\n{line}\n\n{PASSAGES_SAY}" in answer.answer
+    assert [s.kind for s in answer.sentences][:2] == ["fact", "refusal"]
+
+
+def test_no_such_line_when_a_passage_holds_the_word_or_the_answer_is_supported(llm):
+    reply = "Add a server block to your nginx configuration that proxies requests to the app."
+    told = "No passage mentions"
+    assert told not in nginx_answer(llm, reply, WSGI + " Behind nginx, set the proxy headers.").answer
+    assert told not in nginx_answer(llm, "WSGI is a standard interface between web servers and Python web "
+                                         "applications.").answer
+    assert told not in nginx_answer(llm, "Configure your web server to proxy requests to the app.").answer

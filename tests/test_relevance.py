@@ -227,3 +227,10 @@ def test_a_name_the_index_holds_throughout_is_its_subject():
     assert found.common == ("Python",)
     # a small folder: a name in 3 of 10 notes is no subject
     assert keyword_evidence(10, {"python": (3, set())}, [], {"Python": ["python"]}).common == ()
+
+
+def test_a_word_held_by_at_most_one_passage_in_a_thousand_is_scarce():
+    statistics = {"nginx": (1, set()), "front": (43, {2}), "monad": (0, set())}
+    assert keyword_evidence(22329, statistics, [2]).scarce == ("nginx", "monad")
+    # an index of fewer than a thousand passages: only a word none holds
+    assert keyword_evidence(438, {"instead": (7, set()), "conda": (0, set())}, []).scarce == ("conda",)

@@ -426,3 +426,13 @@ def test_opening_an_index_that_does_not_exist_says_to_ingest_first(tmp_path, emb
 def test_opening_an_index_with_another_embedding_model_is_refused(built_index):
     with pytest.raises(IndexMismatch, match="was built with sentence-transformers/all-MiniLM-L6-v2"):
         Retriever.open(Settings(index_dir=built_index / "indexes", embed_model="some-other-model"))
+
+
+def test_a_search_lists_the_unfamiliar_words_of_the_question_the_index_all_but_lacks(parts_retriever):
+    # nginx and kubelet are in no passage and spelt in pieces by the model's vocabulary; "someone"
+    # and "afterwards" are in no passage either but are everyday words; kettle is in the index
+    question = "Can someone set up nginx and the kubelet for the kettle afterwards?"
+    retrieval = parts_retriever.search(question, top_k=3, mode="hybrid")
+
+    assert retrieval.scarce_words == ["nginx", "kubelet"]
+    assert parts_retriever.search(question, top_k=3, mode="keyword").scarce_words == []

@@ -676,3 +676,12 @@ def test_mcp_search_and_ask_take_filters_and_indexes(mcp_two):
     assert nothing["mode"] == "none" and nothing["no_match"].startswith("no indexed document matches --path")
     unknown = mcp_two.call("search", {"query": "x", "indexes": ["elsewhere"]})
     assert unknown.is_error and "this server searches default, harbour" in unknown.content[0].text
+
+
+def test_searched_together_a_word_is_scarce_only_when_every_index_all_but_lacks_it(two_models):
+    # "logbook" is in the harbour notes only; "kubelet" in neither index
+    default, harbour = two_models
+    question = "Does the kubelet keep the lighthouse logbook?"
+    assert default.search(question, cutoff=False).scarce_words == ["kubelet", "logbook"]
+    together = default.search(question, cutoff=False, also=[harbour])
+    assert together.scarce_words == ["kubelet"]

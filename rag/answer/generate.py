@@ -8,8 +8,10 @@ here too, so `rag chat` and the HTTP server share one behaviour.
 
 After the written (and grounded) answer rag may add two things, each described in
 `Answer.sentences` like the rest: a line saying which names of the question no passage mentions
-(the documents may not cover it; an extractive answer says it first, then quotes), and the
-passages' own words (the extractive answer, each excerpt cited) when the written answer leaves out
+(the documents may not cover it; an extractive answer says it first, then quotes; a written answer
+nothing supports says it too of a word of the question the index all but lacks, unfamiliar to the
+embedding model's vocabulary, that the model wrote about and no passage holds: nginx, asked of the
+Python docs), and the passages' own words (the extractive answer, each excerpt cited) when the written answer leaves out
 anything those excerpts name (`carries`) or nothing in it is supported. A small model often
 describes an option instead of naming it, or names the wrong one; the reader still gets what
 --no-llm would have shown.
@@ -112,6 +114,19 @@ def missing_names(question: str, hits: Sequence[Hit], common: Sequence[str] = ()
     but for those the index holds throughout (`common`: Retrieval.common_names), which it is about."""
     texts = [f"{h.title}\n{heading_path(h.heading)}\n{h.text}" for h in hits]
     return [name for name in unmentioned(readable(question), texts) if name not in common]
+
+
+def unsaid_words(scarce: Sequence[str], written: str, hits: Sequence[Hit]) -> list[str]:
+    """The words of `scarce` (Retrieval.scarce_words) that the written answer uses and no passage
+    holds, as the answer wrote them."""
+    haystack = "\n".join(f"{h.title}\n{heading_path(h.heading)}\n{h.text}" for h in hits).lower()
+    found = []
+    for word in scarce:
+        pattern = re.compile(rf"(?<![\w-]){re.escape(word)}(?![\w-])", re.I)
+        used = pattern.search(written)
+        if used and not pattern.search(haystack) and " " not in word:
+            found.append(used.group(0))
+    return list(dict.fromkeys(found))
 
 
 def build_messages(question: str, hits: Sequence[Hit], history: Sequence[Message] = (),
@@ -344,6 +359,11 @@ class AnswerStream:
             yield from ground(capped(self.llm.stream(messages)), grounder)
             written = grounder.sentences
             said_not_covered = grounder.nothing_supported and grounder.dropped  # STRICT_NOTHING_LEFT
+            if not missing and grounder.nothing_supported and not said_not_covered:
+                # nothing the model wrote is supported, and it wrote about a word of the question that
+                # the index all but lacks and no passage holds (nginx, asked of the Python docs):
+                # the documents are about something else, as when a name is missing
+                missing = unsaid_words(self.retrieval.scarce_words, grounder.text, hits)
             if missing and not declined(written) and not grounder.looped and not said_not_covered:
                 line = f"No passage mentions {_names(missing)}: the documents may not cover this."
                 yield self._after(("\n\n" if grounder.text.strip() else "") + line,

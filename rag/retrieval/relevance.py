@@ -59,6 +59,7 @@ AGREEMENT_DEPTH = 10  # how deep in each leg's list a shared chunk counts
 META_KEY = "relevance_calibration"
 RARE_SHARE = 0.01  # a word held by at most this share of the passages is rare ...
 RARE_MIN = 3  # ... or by at most this many (a small index has no 1%)
+SCARCE_SHARE = 0.001  # a word held by at most this share of the passages is all but absent from the index
 COMMON_SHARE = 0.1  # a name held by at least this share of the passages is the index's subject ...
 COMMON_MIN = 10  # ... and by at least this many (not two notes of a small folder)
 HELD_SHARE = 0.5  # of the question's word weight, what one passage must hold (with a rare word)
@@ -167,6 +168,7 @@ class KeywordEvidence:
     unknown: tuple[str, ...] = ()  # the question's names that name a thing (names_a_thing) no passage holds
     known_rare_name: bool = False  # whether it also names, as code does, something the index holds rarely
     common: tuple[str, ...] = ()  # the question's names the index holds throughout (is_common): its subject
+    scarce: tuple[str, ...] = ()  # the question's words all but absent from the index (is_scarce)
 
     @property
     def names_absent(self) -> bool:
@@ -216,6 +218,13 @@ def is_rare(holding: int, passages: int) -> bool:
     return 0 < holding <= max(RARE_MIN, RARE_SHARE * passages)
 
 
+def is_scarce(holding: int, passages: int) -> bool:
+    """Whether a word is all but absent from the index: held by at most one passage in a thousand
+    (none, in an index of fewer). nginx (1 of the Python docs' 22,329 passages), conda (1), monad
+    (0); not "switch" in SQLite's docs (35 of 8,903) nor "front" in the Python docs' (43)."""
+    return holding <= SCARCE_SHARE * passages
+
+
 def is_common(holding: int, passages: int) -> bool:
     """Whether a word is held throughout the index: Python in the Python docs (38% of its passages),
     SQLite and TABLE in SQLite's (74%, 29%); never a name of the off-topic or unanswerable questions
@@ -252,23 +261,24 @@ def keyword_evidence(passages: int, statistics: Mapping[str, tuple[int, set[int]
     known_rare_name = any(name not in absent and _code_like(name)
                           and any(is_rare(statistics[t][0], passages) for t in terms) for name, terms in known.items())
     common = tuple(name for name, terms in known.items() if all(is_common(statistics[t][0], passages) for t in terms))
+    scarce = tuple(word for word, (holding, _) in statistics.items() if is_scarce(holding, passages))
     weights = {word: idf(holding, passages) for word, (holding, _) in statistics.items()}
     total = sum(weights.values())
     if not total:  # no words to weigh ("what is it?" searches its stopwords): no evidence
         return KeywordEvidence(0.0, (), tuple(weights), (), unknown=unknown, known_rare_name=known_rare_name,
-                                common=common)
+                                common=common, scarce=scarce)
     order = list(dict.fromkeys([*candidates, *sorted({c for _, held in statistics.values() for c in held})]))
     shares = {chunk: sum(w for word, w in weights.items() if chunk in statistics[word][1]) / total for chunk in order}
     by_weight = sorted(weights, key=lambda word: -weights[word])
     if not shares:
         return KeywordEvidence(0.0, (), tuple(by_weight), (), unknown=unknown, known_rare_name=known_rare_name,
-                                common=common)
+                                common=common, scarce=scarce)
     best = max(order, key=lambda chunk: shares[chunk])  # the first of equals: the keyword leg's order
     held = tuple(word for word in by_weight if best in statistics[word][1])
     return KeywordEvidence(
         share=shares[best], held=held, missing=tuple(word for word in by_weight if word not in held),
         rare=tuple(word for word in held if is_rare(statistics[word][0], passages)), chunk_id=best, shares=shares,
-        unknown=unknown, known_rare_name=known_rare_name, common=common,
+        unknown=unknown, known_rare_name=known_rare_name, common=common, scarce=scarce,
     )
 
 

@@ -29,6 +29,7 @@ import math
 import re
 import time
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -392,8 +393,16 @@ class Retriever:
             reranked_by=self.reranker.name if self.reranker is not None else None,
             filters=filters,
             common_names=list(evidence.common) if evidence is not None else [],
+            scarce_words=self._unfamiliar(evidence.scarce) if evidence is not None and mode != "keyword" else [],
         )
         return retrieval, claim
+
+    def _unfamiliar(self, words: Sequence[str]) -> list[str]:
+        """Those of `words` that the embedding model's vocabulary spells in pieces: not an everyday
+        word ("someone", "afterwards", all but absent from a manual too) but a name or a term
+        (nginx, conda, monad; also "typos" or "shelve", which a written answer seldom repeats
+        with nothing supported)."""
+        return [w for w, pieces in zip(words, self.embedder.count_tokens(words)) if pieces > 1] if words else []
 
     def _rerank(self, question: str, ranked: list[int], top_k: int):
         """The cross-encoder's order of the first stage's top candidates, cut to top_k."""

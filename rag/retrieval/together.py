@@ -126,6 +126,8 @@ def search_together(
         cutoff_reason=reasons if below else "",
         reranked_by=rerankers.pop() if len(rerankers) == 1 else None,
         common_names=list(dict.fromkeys(name for _, _, r, _ in searched for name in r.common_names)),
+        # all but absent from every index searched (a word one of them holds is no sign)
+        scarce_words=[w for w in searched[0][2].scarce_words if all(w in r.scarce_words for _, _, r, _ in searched)],
         **common,
     )
 
