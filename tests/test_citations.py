@@ -505,3 +505,12 @@ def test_a_sphinx_role_the_model_copied_is_markup_not_a_claimed_word():
     text, sentences = ground_text(reply, [runner], question=question)
     assert sentences[0].supported and sentences[0].citations == [1], text
     assert ":meth:`asyncio.run(main())` [1]." in text  # the role keeps its place before the code span
+
+
+def test_a_negation_the_question_does_not_hold_is_checked_in_the_whole_sentence():
+    counter = "A Counter is a dict subclass for counting hashable objects, such as the words of a list."
+    question = "What is the simplest way to count how many times each word occurs in a list of words?"
+    said = "`Counter()` is the simplest way to count how many times each word occurs in a list of words [1]."
+    assert only(check_citations(said, [counter], question)).supported
+    denied = "`Counter()` is not the simplest way to count how many times each word occurs in a list of words [1]."
+    assert not only(check_citations(denied, [counter], question)).supported

@@ -811,10 +811,19 @@ def _check_sentence(sentence: Sentence, passages: Sequence[str], prepared: dict[
     claim_text = clean_claim(sentence.text)
     claim = read_claim(claim_text)
     out = _verdicts(sentence, claim_text, claim, passages, prepared)
-    if all(c.supported for c in out) or (own := answered(claim, question)) is None:
+    if all(c.supported for c in out) or _negates_more(claim_text, question) \
+            or (own := answered(claim, question)) is None:
         return out
     beyond = _verdicts(sentence, claim_text, own, passages, prepared, beyond_question=True)
     return beyond if all(c.supported for c in beyond) else out
+
+
+def _negates_more(claim_text: str, question: str) -> bool:
+    """Whether the sentence holds a negation its question does not ("Counter() is not the way to
+    count words"): what it adds is then that negation, which only the whole sentence can be
+    checked for."""
+    asked = any(_is_negation(w, CLAIM_NEGATIONS) for w in PLAIN_WORD.findall(question))
+    return not asked and any(_is_negation(w, CLAIM_NEGATIONS) for w in PLAIN_WORD.findall(claim_text))
 
 
 def _verdicts(sentence: Sentence, claim_text: str, claim: Claim, passages: Sequence[str],
