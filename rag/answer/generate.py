@@ -11,10 +11,10 @@ After the written (and grounded) answer rag may add two things, each described i
 (the documents may not cover it; an extractive answer says it first, then quotes; a written answer
 nothing supports says it too of a word of the question the index all but lacks, unfamiliar to the
 embedding model's vocabulary, that the model wrote about and no passage holds: nginx, asked of the
-Python docs), and the passages' own words (the extractive answer, each excerpt cited) when the written answer leaves out
-anything those excerpts name (`carries`) or nothing in it is supported. A small model often
-describes an option instead of naming it, or names the wrong one; the reader still gets what
---no-llm would have shown.
+Python docs), and the passages' own words (the extractive answer, each excerpt cited) when the
+written answer leaves out anything those excerpts name (`carries`) or nothing in it is supported.
+A small model often describes an option instead of naming it, or names the wrong one; the reader
+still gets what --no-llm would have shown.
 """
 
 from __future__ import annotations
@@ -109,24 +109,46 @@ def format_passages(hits: Sequence[Hit], question: str | None = None, min_score:
     return "\n\n".join(blocks)
 
 
+def _searched_texts(hits: Sequence[Hit]) -> list[str]:
+    """Each passage as a name is looked for in it: its title, heading path and text."""
+    return [f"{h.title}\n{heading_path(h.heading)}\n{h.text}" for h in hits]
+
+
 def missing_names(question: str, hits: Sequence[Hit], common: Sequence[str] = ()) -> list[str]:
     """The names of the question no passage mentions, in its title, heading or text (rag.answer.context),
     but for those the index holds throughout (`common`: Retrieval.common_names), which it is about."""
-    texts = [f"{h.title}\n{heading_path(h.heading)}\n{h.text}" for h in hits]
-    return [name for name in unmentioned(readable(question), texts) if name not in common]
+    return [name for name in unmentioned(readable(question), _searched_texts(hits)) if name not in common]
 
 
 def unsaid_words(scarce: Sequence[str], written: str, hits: Sequence[Hit]) -> list[str]:
     """The words of `scarce` (Retrieval.scarce_words) that the written answer uses and no passage
     holds, as the answer wrote them."""
-    haystack = "\n".join(f"{h.title}\n{heading_path(h.heading)}\n{h.text}" for h in hits).lower()
+    haystack = "\n".join(_searched_texts(hits))
     found = []
     for word in scarce:
+        if " " in word:  # a compound with a digit ("KX-1187"): not a word of prose
+            continue
         pattern = re.compile(rf"(?<![\w-]){re.escape(word)}(?![\w-])", re.I)
         used = pattern.search(written)
-        if used and not pattern.search(haystack) and " " not in word:
+        if used and not pattern.search(haystack):
             found.append(used.group(0))
     return list(dict.fromkeys(found))
+
+
+def not_mentioned(missing: Sequence[str]) -> tuple[str, AnswerSentence]:
+    """The line that says which of the question's names (or words) no passage mentions."""
+    line = f"No passage mentions {_names(list(missing))}: the documents may not cover this."
+    return line, AnswerSentence(line, "refusal", [], None, None)
+
+
+def quoted_sentences(quoted: str) -> list[AnswerSentence]:
+    """The heading before the passages' own words that rag adds, and each excerpt of `quoted` (an
+    extractive answer), cited and supported."""
+    from rag.answer.citations import PASSAGES_SAY
+
+    return [AnswerSentence(PASSAGES_SAY, "heading", [], None, None),
+            *(AnswerSentence(m.group(0).strip(), "quote", [int(m.group(1))], "rag", True)
+              for m in QUOTED_EXCERPT.finditer(quoted))]
 
 
 def build_messages(question: str, hits: Sequence[Hit], history: Sequence[Message] = (),
@@ -365,18 +387,14 @@ class AnswerStream:
                 # the documents are about something else, as when a name is missing
                 missing = unsaid_words(self.retrieval.scarce_words, grounder.text, hits)
             if missing and not declined(written) and not grounder.looped and not said_not_covered:
-                line = f"No passage mentions {_names(missing)}: the documents may not cover this."
-                yield self._after(("\n\n" if grounder.text.strip() else "") + line,
-                                  AnswerSentence(line, "refusal", [], None, None))
+                line, sentence = not_mentioned(missing)
+                yield self._after(("\n\n" if grounder.text.strip() else "") + line, sentence)
             if quoted and not grounder.looped and (grounder.nothing_supported or (
                     not declined(written) and not carries(written, chosen, hits, self.question))):
                 # nor does a written answer stand alone that leaves out what the excerpts name
                 # (a small model often describes the option instead of naming it, or names another)
                 # each excerpt verbatim with its passage's citation (rag.answer.extractive), so supported
-                excerpts = [AnswerSentence(m.group(0).strip(), "quote", [int(m.group(1))], "rag", True)
-                            for m in QUOTED_EXCERPT.finditer(quoted)]
-                yield self._after(f"\n\n{PASSAGES_SAY}\n\n{quoted}",
-                                  AnswerSentence(PASSAGES_SAY, "heading", [], None, None), *excerpts)
+                yield self._after(f"\n\n{PASSAGES_SAY}\n\n{quoted}", *quoted_sentences(quoted))
 
     def _extractive(self) -> Iterator[str]:
         """The passages' own words (rag.answer.extractive); when a name the question asks about is in
@@ -391,14 +409,11 @@ class AnswerStream:
         if not missing:
             yield quoted
             return
-        line = f"No passage mentions {_names(missing)}: the documents may not cover this."
-        if not quoted:  # no excerpt to follow it (every passage under the cut-off)
-            yield self._after(line, AnswerSentence(line, "refusal", [], None, None))
+        line, sentence = not_mentioned(missing)
+        if not quoted:  # no excerpt to follow it (a passage with no text to quote)
+            yield self._after(line, sentence)
             return
-        excerpts = [AnswerSentence(m.group(0).strip(), "quote", [int(m.group(1))], "rag", True)
-                    for m in QUOTED_EXCERPT.finditer(quoted)]
-        yield self._after(f"{line}\n\n{PASSAGES_SAY}\n\n{quoted}", AnswerSentence(line, "refusal", [], None, None),
-                          AnswerSentence(PASSAGES_SAY, "heading", [], None, None), *excerpts)
+        yield self._after(f"{line}\n\n{PASSAGES_SAY}\n\n{quoted}", sentence, *quoted_sentences(quoted))
 
     def _after(self, text: str, *sentences: AnswerSentence) -> str:
         """Text rag adds after the grounded answer, described in `sentences` as the rest is."""
