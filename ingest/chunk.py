@@ -8,7 +8,8 @@ only a word with more pieces than a chunk may hold is cut between its pieces. Cu
 tail of a word can tokenize into more pieces than it had inside it, so every section's chunks
 are measured again and re-split smaller if one of them would overflow. Consecutive chunks
 overlap by up to `overlap_tokens`, starting the overlap at a sentence start when one is close
-enough.
+enough, and not at all when none is (a chunk cut between lines or words may overlap from a line or
+a word).
 
 Structure is never cut (`_Structure`): no chunk starts or ends inside a code line, a table row, a
 doctest or shell prompt line, or a signature (a reST directive's header lines, lines joined by a
@@ -263,13 +264,14 @@ def split_section(
             break
         limit = token_ends[first + budget - 1]  # last character that still fits
         cut = None
+        strength = len(levels)  # the level the cut is made at: 0 paragraph .. 4 punctuation, 5 inside a unit
         for number, level in enumerate(levels):
             found = level.last_cut(start, limit)
             if found is None:
                 continue
             tokens_used = bisect.bisect_right(token_ends, found[0]) - first
             if tokens_used >= budget * MIN_FILL or number >= 3:
-                cut = found
+                cut, strength = found, number
                 break
         if cut is None:  # a unit longer than the chunk (a huge table row): cut inside it after all
             unbroken = unbroken or [_Boundaries(SPACE, text), _Boundaries(PUNCT, text)]
@@ -284,7 +286,13 @@ def split_section(
             back_limit = bisect.bisect_right(token_ends, end) - overlap
             back_char = token_starts[max(back_limit, first + 1)]
             chosen = None
-            for level in (levels[1], levels[2], words, *unbroken):  # a sentence, a line, a word
+            # the overlap starts at a sentence, or at a boundary as weak as the cut's (a line in a
+            # code block cut between lines, a word in a paragraph cut between words), never
+            # weaker: starting at any word began 30% of the Git manual's chunks mid-sentence ("disk
+            # writeback cache and then...") or inside a code line, and a quote from there reads
+            # as a fragment. A reST paragraph's lines are wrapped, so a line is no sentence either.
+            starts = (levels[1], levels[2], words, *unbroken)[:max(1, strength)]
+            for level in starts:
                 chosen = level.first_start(back_char, next_start)
                 if chosen is not None:
                     break

@@ -312,6 +312,24 @@ def test_html_leaves_out_a_site_tagline_and_a_closing_last_modified_stamp():
         assert kept.split(b"<p>")[-1][:-4].decode() in " ".join(s.text for s in sections)
 
 
+def test_html_leaves_out_a_pager_of_links_to_the_neighbouring_pages():
+    # Texinfo writes one atop every node, in an unmarked <div class="header">: the GNU diffutils
+    # manual's were quoted as answers ("Previous: Controlling Side by Side Format, Up: ...")
+    page = (b"<title>Side by Side</title><div class='header'><p>Next: <a href='n.html'>Making Edit Scripts</a>, "
+            b"Previous: <a href='p.html'>Showing Differences</a>, Up: <a href='u.html'>diff Output Formats</a> "
+            b"&nbsp; [<a href='index.html#toc'>Contents</a>][<a href='Index.html'>Index</a>]</p></div>"
+            b"<h3>Controlling Side by Side Format</h3><p>The <code>--side-by-side</code> option selects side by side format.</p>"
+            b"<p>See <a href='w.html'>Width</a> and <a href='t.html'>Tabs</a> for more.</p>"
+            b"<p><a href='a.html'>Prev</a> <a href='b.html'>Up</a> <a href='c.html'>Next</a></p>")
+    _, sections, _ = load_html(Path("Output-Formats.html"), page)
+    text = " ".join(s.text for s in sections)
+
+    assert "The --side-by-side option selects side by side format." in text
+    assert "See Width and Tabs for more." in text  # links in a sentence are text
+    for pager in ("Next:", "Previous:", "Making Edit Scripts", "Contents", "Prev"):
+        assert pager not in text
+
+
 def test_an_unclosed_menu_element_never_swallows_the_page():
     swallowed = b"<title>T</title><div class='sidebar'><a href='/'>Home</a><h1>Guide</h1>" + b"<p>Real text.</p>" * 20
     wrapped = b"<div><div class='menu'><a href='/'>Home</a><div><p>" + b"Real text. " * 50 + b"</p></div></div></div>"

@@ -56,6 +56,12 @@ STAMP_WORDS = 16
 # its text, probably left a <div> unclosed: it is read again without skipping, so no page ever
 # loses its body to the heuristic.
 MAX_CHROME_SHARE = 0.5
+# A pager: a paragraph of links to the neighbouring pages with nothing else but these words, as
+# Texinfo writes atop every node ("Next: Incomplete Lines, Previous: What Comparison Means, Up:
+# Comparing and Merging Files [Contents][Index]") in a <div class="header">, and DocBook or
+# LaTeX2HTML in theirs ("Prev Up Next"). Unmarked as chrome, it was read into every chunk it
+# touched and quoted as an answer (GNU diffutils manual).
+PAGER_WORDS = frozenset("next previous prev up home top contents index back forward first last page".split())
 
 
 def _is_chrome(tag: str, attrs: list[tuple[str, str | None]]) -> bool:
@@ -198,6 +204,11 @@ class _VisibleText(HTMLParser):
         self.table: list[tuple] | None = None  # the events of the table being recorded
         self.table_depth = 0
         self.replaying = False
+        # the block since the last break: where its text starts, its links, the words outside them
+        self.block_at = (0, 0)
+        self.link_depth = 0
+        self.links: list[str] = []
+        self.outside: list[str] = []
 
     def _record(self, event: tuple) -> bool:
         """Record an event of the open table; at its end, write it as rows or play it back."""
@@ -234,8 +245,23 @@ class _VisibleText(HTMLParser):
         self.length += len(text)
 
     def _break(self) -> None:
+        if self._is_pager():
+            del self.parts[self.block_at[0]:]
+            self.length = self.block_at[1]
         if self.parts and not self.parts[-1].endswith("\n\n"):
             self._emit("\n\n" if not self.parts[-1].endswith("\n") else "\n")
+        self.block_at = (len(self.parts), self.length)
+        self.links, self.outside = [], []
+
+    def _is_pager(self) -> bool:
+        """Whether the block since the last break is a pager (PAGER_WORDS): two links or more, and
+        outside them only pager words; with none outside, the links' own words are all pager words."""
+        if len(self.links) < 2 or self.heading_level or self.pre_depth:
+            return False
+        outside = CLASS_WORD.findall(" ".join(self.outside).lower())
+        if not all(word in PAGER_WORDS for word in outside):
+            return False
+        return bool(outside) or all(word in PAGER_WORDS for word in CLASS_WORD.findall(" ".join(self.links).lower()))
 
     def handle_starttag(self, tag, attrs):
         if self._record(("start", tag, attrs)):
@@ -258,6 +284,9 @@ class _VisibleText(HTMLParser):
             return
         if tag == "pre":
             self.pre_depth += 1
+        if tag == "a":
+            self.link_depth += 1
+            self.links.append("")
         if tag in HEADING_TAGS and not self.skip_depth:
             self._break()
             self.heading_level = HEADING_TAGS[tag]
@@ -282,6 +311,8 @@ class _VisibleText(HTMLParser):
             return
         if tag == "pre":
             self.pre_depth = max(0, self.pre_depth - 1)
+        if tag == "a":
+            self.link_depth = max(0, self.link_depth - 1)
         if tag in HEADING_TAGS and self.heading_level:
             title = " ".join("".join(self.heading_text).split())
             self._break()
@@ -303,6 +334,10 @@ class _VisibleText(HTMLParser):
             return
         if self.heading_level:
             self.heading_text.append(data)
+        if self.link_depth and self.links:
+            self.links[-1] += data
+        else:
+            self.outside.append(data)
         if not self.pre_depth:
             data = re.sub(r"\s+", " ", data)
             if self.parts and self.parts[-1].endswith((" ", "\n")):
