@@ -302,7 +302,9 @@ def clip_lines(text: str, max_chars: int, max_lines: int) -> str:
 
 # -- excerpts that keep their lines -----------------------------------------------------------
 
-SENTENCE_END = _LazyPattern(r"(?<=[.!?])\s+")
+# a sentence ends at its stop, or at the bracket or quote that closes after it ("...the second
+# position.) To do this, use the --new-file option.")
+SENTENCE_END = _LazyPattern(r"(?:(?<=[.!?])|(?<=[.!?][)\]\"'\u201d\u2019]))\s+")
 # A table row as ingest.formats.tables writes it ("Offset: 0; Size: 16; Description: ..."), or a
 # Markdown, grid or pipe-joined row ("| a | b |", "a | b | c"). The chunker keeps these lines whole.
 LABELLED_ROW = _LazyPattern(r"^[ \t]*[^\n:;]{1,80}: [^\n]*?; [^\n:;]{1,80}: ")

@@ -278,3 +278,28 @@ def test_a_description_is_quoted_with_the_signature_it_describes():
 
     assert "lru_cache(maxsize=128, typed=False)" in text
     assert text.index("lru_cache(user_function)") < text.index("Decorator to wrap a function")
+
+
+def test_how_to_do_what_a_sentence_describes_is_quoted_with_it():
+    # the GNU diffutils manual: the sentence that restates the question is followed by a
+    # parenthesis and then by the one that names the option, past the room an excerpt grows by
+    passage = ("If only one file exists, diff normally does not show its contents; it merely reports that one file "
+               "exists but the other does not. You can make diff act as though the missing file is empty, so that it "
+               "outputs the entire contents of the file that actually exists. (It is output as either an insertion "
+               "or a deletion, depending on whether the missing file is in the first or the second position.) To do "
+               "this, use the --new-file (-N) option. This option affects command-line arguments as well as files "
+               "found via directory traversal.")
+    question = ("When comparing two folders, how do I make a file that exists in only one of them show up as if the "
+                "other copy were empty?")
+
+    text = extractive_answer(question, [make_hit(passage)])
+
+    assert "You can make diff act as though the missing file is empty" in text
+    assert "To do this, use the --new-file (-N) option." in text
+
+
+def test_a_sentence_ends_at_the_bracket_that_closes_after_its_stop():
+    text = "First one here. (A remark in brackets ends here.) To do this, use the -N option. Last one."
+
+    assert [text[a:b] for a, b in excerpt_spans(text, long=20)] == [
+        "First one here.", "(A remark in brackets ends here.)", "To do this, use the -N option.", "Last one."]

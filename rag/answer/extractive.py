@@ -87,6 +87,11 @@ PROMPT = re.compile(r"^[ \t]*[A-Za-z][\w.-]*>(?= )", re.M)
 # Debug gitignore / exclude files", "csv --- CSV File Reading and Writing"
 NAMED_LINE = re.compile(r"\s*:?[\w.:`-]+(?:\(\d\))?`?[ \t]+(?:-{1,3}|\u2014|\u2013)[ \t]+\w")
 HEADING_LIKE = 30  # a piece this short is mostly a title or a label
+# A sentence that says how to do what the one before it describes ("You can make diff act as
+# though the missing file is empty. ... To do this, use the --new-file (-N) option."): it is quoted
+# with that one, past the room an excerpt grows by, and never without it
+FOLLOWS_ON = re.compile(r"^\W*(?:to\s+do\s+(?:this|that|so)|(?:you|one)\s+(?:can|could|may)\s+do\s+(?:this|that|so)|"
+                        r"this\s+(?:is|can\s+be)\s+done|do\s+(?:this|so)\s+(?:by|with)|to\s+(?:achieve|get)\s+this)\b", re.I)
 
 
 # what rag.answer.followup carries into a follow-up from the question before it
@@ -249,6 +254,13 @@ def choose(question: str, hits: Sequence[Hit], min_score: float | None = None,
             lo -= 1
         while hi + 1 < len(own) and own[hi + 1][1] - own[lo][0] <= room and not _taken(chosen, seed.n, own[hi + 1]):
             hi += 1
+        # how to do what the excerpt describes, and what a "to do this" seed refers to (FOLLOWS_ON)
+        if hi + 1 < len(own) and FOLLOWS_ON.match(text[own[hi + 1][0]:own[hi + 1][1]]) \
+                and own[hi + 1][1] - own[lo][0] <= SHOWN_CHARS and not _taken(chosen, seed.n, own[hi + 1]):
+            hi += 1
+        if lo > 0 and FOLLOWS_ON.match(text[own[lo][0]:own[lo][1]]) and own[hi][1] - own[lo - 1][0] <= SHOWN_CHARS \
+                and not _taken(chosen, seed.n, own[lo - 1]):
+            lo -= 1
         start, end = own[lo][0], own[hi][1]
         chosen.append(Excerpt(seed.n, start, end, seed.score))
         seeds += 1
