@@ -102,7 +102,7 @@ class _Structure:
     """Where a chunk must not begin or end: inside these (start, end) character spans, and at
     these ends (right after a line that introduces what follows)."""
 
-    def __init__(self, text: str):
+    def __init__(self, text: str, code: Sequence[tuple[int, int]] = ()):
         self.text = text
         self.spans: list[tuple[int, int]] = []
         self.keep_with_next: set[int] = set()
@@ -113,6 +113,13 @@ class _Structure:
             starts.append(at)
             at += len(line) + 1
         spans = self.spans
+        # the lines of code the reader marked (an HTML <pre>: "+++ new/README<TAB>2002-03-17 ...")
+        for a, b in code:
+            for k in range(bisect.bisect_right(starts, a) - 1, bisect.bisect_left(starts, b)):
+                if lines[k].strip():
+                    line_a, line_b = starts[k] + len(lines[k]) - len(lines[k].lstrip()), starts[k] + len(lines[k].rstrip())
+                    if line_b > line_a:
+                        spans.append((line_a, line_b))
 
         def indent(i: int) -> int:
             return len(lines[i]) - len(lines[i].lstrip())
@@ -244,13 +251,15 @@ def split_section(
     offsets: list[tuple[int, int]],
     budget: int,
     overlap: int,
+    code: Sequence[tuple[int, int]] = (),
 ) -> list[tuple[int, int]]:
-    """Character spans [start, end) of the chunks of `text`, each at most `budget` tokens."""
+    """Character spans [start, end) of the chunks of `text`, each at most `budget` tokens; `code`
+    marks stretches whose lines are code (Section.code)."""
     if not offsets:
         return []
     token_ends = [end for _, end in offsets]
     token_starts = [start for start, _ in offsets]
-    structure = _Structure(text)
+    structure = _Structure(text, code)
     levels = [_Boundaries(p, text, structure) for p in (PARAGRAPH, SENTENCE, LINE, SPACE, PUNCT)]
     words = levels[3]
     unbroken: list[_Boundaries] = []  # any space or punctuation: for a unit longer than a chunk
@@ -326,8 +335,11 @@ def merge_small_sections(sections: list[Section], chunk_tokens: int) -> list[Sec
                 n += 1
             shared, own = last.heading[:n], section.heading[n:]
             glue = "\n\n" + "\n\n".join(own) + "\n\n" if own else "\n\n"
-            merged[-1] = Section(text=last.text.rstrip() + glue + section.text.lstrip(), heading=shared,
-                                 page=section.page, start=last.start)
+            head, body = last.text.rstrip() + glue, section.text.lstrip()
+            shift = len(head) - (len(section.text) - len(body))
+            code = tuple((a, min(b, len(last.text.rstrip()))) for a, b in last.code if a < len(last.text.rstrip()))
+            code += tuple((max(a + shift, len(head)), b + shift) for a, b in section.code if b + shift > len(head))
+            merged[-1] = Section(text=head + body, heading=shared, page=section.page, start=last.start, code=code)
         else:
             merged.append(section)
     return merged
@@ -347,7 +359,9 @@ def _windows(section: Section, size: int = WINDOW_CHARS) -> Iterable[Section]:
                 if at > pos:
                     end = at + len(mark)
                     break
-        yield Section(text=text[pos:end], heading=section.heading, page=section.page, start=section.start + pos)
+        code = tuple((max(a, pos) - pos, min(b, end) - pos) for a, b in section.code if a < end and b > pos)
+        yield Section(text=text[pos:end], heading=section.heading, page=section.page, start=section.start + pos,
+                      code=code)
         pos = end
 
 
@@ -428,7 +442,7 @@ def _chunk_group(
         while True:
             overlap = min(settings.overlap_tokens, budget // 2)
             pieces = []
-            spans = split_section(section.text, offsets, budget, overlap)
+            spans = split_section(section.text, offsets, budget, overlap, section.code)
             for start, end in (piece for span in spans for piece in _capped(section.text, *span, max_chars)):
                 body = section.text[start:end].strip()
                 if body:

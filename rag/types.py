@@ -33,6 +33,9 @@ class Section:
     heading: tuple[str, ...] = ()
     page: int | None = None
     start: int = 0  # character offset of `text` within the document's full text
+    # (start, end) offsets into `text` of code its reader knows to be code (an HTML <pre>), whose
+    # lines a chunk never starts or ends inside
+    code: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import re
 import string
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -175,6 +176,29 @@ def test_a_chunk_never_starts_inside_a_sentence_or_a_code_line(embedder):
     assert len(chunks) > 4
     for c in chunks[1:]:
         assert c.text.startswith(("Sentence", "+++")), c.text[:40]
+
+
+def test_a_chunk_never_starts_or_ends_inside_a_line_of_an_html_pre_block(embedder):
+    # a <pre> line has no prompt and no indentation, yet it holds sentence stops ("space.   --
+    # John Heywood$") and spaces: the diffutils manual's chunks began at "-- John Heywood$" and at
+    # "2002-03-17 20:49:32 -0800", halfway along a line
+    from ingest.formats.html import load_html
+
+    line = "Here lyeth  muche rychnesse  in lytell space.   -- John Heywood{n}$ +++ v2.0.{n}/prog/README\t2002-03-17 -0800"
+    prose = " ".join(f"Sentence {i} says the patch option changes the output of diff in a way." for i in range(6))
+    page = "<title>T</title><h1>Blank lines</h1>" + "".join(
+        f"<p>{prose}</p><pre class='example'>" + "\n".join(line.format(n=f"{k}{j}") for j in range(8)) + "\n</pre>"
+        for k in range(4))
+    _, sections, _ = load_html(Path("Comparison.html"), page.encode())
+    lines = {text.strip() for s in sections for text in s.text.split("\n") if "Heywood" in text}
+
+    chunks = chunk_sections("T", sections, embedder.token_offsets, embedder.max_tokens, ChunkSettings(100, 30))
+
+    assert len(chunks) > 4 and all(s.code for s in sections)
+    for c in chunks:
+        first, last = c.text.split("\n")[0].strip(), c.text.split("\n")[-1].strip()
+        assert "Heywood" not in first or first in lines, first
+        assert "Heywood" not in last or last in lines, last
 
 
 def test_chunks_keep_the_heading_path_and_page(embedder):

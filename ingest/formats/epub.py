@@ -64,7 +64,8 @@ def load_epub(path: Path, data: bytes) -> Loaded:
             or f"Chapter {number}"
         for part in parts:
             inner = part.heading[1:] if part.heading[:1] == (chapter,) else part.heading
-            sections.append(Section(text=part.text, heading=(chapter, *inner), page=number, start=offset + part.start))
+            sections.append(Section(text=part.text, heading=(chapter, *inner), page=number, start=offset + part.start,
+                                    code=part.code))
         offset += max(s.start + len(s.text) for s in parts) + 2
     return title or path.stem, require_text(sections), number
 

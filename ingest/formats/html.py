@@ -14,6 +14,7 @@ cell of several paragraphs' length), played back as ordinary blocks.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -195,6 +196,8 @@ class _VisibleText(HTMLParser):
         self.chrome: list[str] = []  # the open chrome element's tag, once per nested same tag
         self.chrome_chars = 0
         self.pre_depth = 0
+        self.pre_start = 0
+        self.code: list[tuple[int, int]] = []  # the <pre> blocks' (start, end) in the text
         self.title = ""
         self.in_title = False
         self.heading_level = 0
@@ -294,6 +297,8 @@ class _VisibleText(HTMLParser):
             self.heading_start = self.length
         elif tag in BLOCK_TAGS:
             self._break()
+        if tag == "pre" and self.pre_depth == 1:
+            self.pre_start = self.length
 
     def handle_endtag(self, tag):
         if self._record(("end", tag, None)):
@@ -309,8 +314,10 @@ class _VisibleText(HTMLParser):
         if tag in SKIP_TAGS:
             self.skip_depth = max(0, self.skip_depth - 1)
             return
-        if tag == "pre":
-            self.pre_depth = max(0, self.pre_depth - 1)
+        if tag == "pre" and self.pre_depth:
+            self.pre_depth -= 1
+            if not self.pre_depth and self.length > self.pre_start:
+                self.code.append((self.pre_start, self.length))
         if tag == "a":
             self.link_depth = max(0, self.link_depth - 1)
         if tag in HEADING_TAGS and self.heading_level:
@@ -414,7 +421,14 @@ def html_sections(markup: str) -> tuple[str, list[Section]]:
     text = _without_stamp("".join(parser.parts))
     headings = [h for h in parser.headings if h[0] < len(text)]
     title = " ".join(parser.title.split()) or next((t for _, _, lvl, t in parser.headings if lvl == 1), "")
-    return title, sections_from_headings(text, headings)
+    return title, [_with_code(s, parser.code) for s in sections_from_headings(text, headings)]
+
+
+def _with_code(section: Section, code: list[tuple[int, int]]) -> Section:
+    """The section with the <pre> blocks that fall in it, as offsets into its text."""
+    start, end = section.start, section.start + len(section.text)
+    inside = tuple((max(a, start) - start, min(b, end) - start) for a, b in code if a < end and b > start)
+    return replace(section, code=inside) if inside else section
 
 
 def _without_stamp(text: str) -> str:
