@@ -303,3 +303,21 @@ def test_a_sentence_ends_at_the_bracket_that_closes_after_its_stop():
 
     assert [text[a:b] for a, b in excerpt_spans(text, long=20)] == [
         "First one here.", "(A remark in brackets ends here.)", "To do this, use the -N option.", "Last one."]
+
+
+def test_a_sentence_about_this_option_is_quoted_from_the_one_that_names_it():
+    passage = ("The --ignore-space-change (-b) option ignores white space at line end. "
+               "The --ignore-all-space (-w) option is stronger still. It ignores differences even if one line has "
+               "white space where the other line has none. White space characters include tab, vertical tab, form "
+               "feed, carriage return, and space; some locales may define additional characters to be white space. "
+               "With this option, diff considers the following two lines to be equivalent, even inside lines "
+               "where tabs and spaces differ:\n\n"
+               "Here lyeth  muche  rychnesse in lytell space.--  John Heywood$\n"
+               "  He relyeth much erychnes  seinly tells pace.  --John Heywood   ^M$\n\n"
+               "These functions only work on text files.")
+    question = "How do I compare two files but not care at all about spaces and tabs, even inside lines?"
+
+    text = extractive_answer(question, [make_hit(passage)])
+
+    assert "The --ignore-all-space (-w) option is stronger still." in text
+    assert text.index("--ignore-all-space") < text.index("With this option")

@@ -92,6 +92,12 @@ HEADING_LIKE = 30  # a piece this short is mostly a title or a label
 # with that one, past the room an excerpt grows by, and never without it
 FOLLOWS_ON = re.compile(r"^\W*(?:to\s+do\s+(?:this|that|so)|(?:you|one)\s+(?:can|could|may)\s+do\s+(?:this|that|so)|"
                         r"this\s+(?:is|can\s+be)\s+done|do\s+(?:this|so)\s+(?:by|with)|to\s+(?:achieve|get)\s+this)\b", re.I)
+# A sentence about a thing the one before it names ("The --ignore-all-space (-w) option is stronger
+# still. ... With this option, diff considers the following two lines to be equivalent"): quoted
+# from the sentence that names it, a few back at most and in its paragraph
+REFERS_BACK = re.compile(r"^\W*(?:(?:with|using|for|in)\s+)?(?:this|that|these|those)\s+(?:option|flag|switch|command|"
+                         r"setting|pragma|function|method|keyword|clause|statement|parameter|argument|variable)s?\b", re.I)
+NAMES_BACK = 3  # pieces a REFERS_BACK seed looks back for the name
 
 
 # what rag.answer.followup carries into a follow-up from the question before it
@@ -261,6 +267,13 @@ def choose(question: str, hits: Sequence[Hit], min_score: float | None = None,
         if lo > 0 and FOLLOWS_ON.match(text[own[lo][0]:own[lo][1]]) and own[hi][1] - own[lo - 1][0] <= SHOWN_CHARS \
                 and not _taken(chosen, seed.n, own[lo - 1]):
             lo -= 1
+        if REFERS_BACK.match(text[own[lo][0]:own[lo][1]]):
+            named = next((k for k in range(lo - 1, max(-1, lo - 1 - NAMES_BACK), -1)
+                          if re.search(CODE_NAME, text[own[k][0]:own[k][1]])
+                          and not re.search(r"\n[ \t]*\n", text[own[k][1]:own[lo][0]])), None)  # in its paragraph
+            if named is not None and own[hi][1] - own[named][0] <= SHOWN_CHARS \
+                    and not any(_taken(chosen, seed.n, own[k]) for k in range(named, lo)):
+                lo = named
         start, end = own[lo][0], own[hi][1]
         chosen.append(Excerpt(seed.n, start, end, seed.score))
         seeds += 1
