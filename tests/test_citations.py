@@ -81,6 +81,19 @@ def test_headings_questions_refusals_and_connectives_are_not_counted_as_uncited(
     assert report.citations == []
 
 
+@pytest.mark.parametrize("refusal", [
+    "The documents do not cover this.", "There is no information about nginx in the passages.",
+    "The provided context does not mention conda.", "I could not find this in the documentation.",
+    "Nothing in the given text answers it."])
+def test_a_refusal_names_the_documents_and_a_domain_word_is_not_one(refusal):
+    # patch's fuzz factor, answered rightly, was read as a refusal: "no ... context" (lines of
+    # context are what a diff has) made the answer count as declined
+    fact = "The default fuzz factor is 2; there is no point to setting it to more than the number of lines of context."
+
+    assert [s.kind for s in answer_sentences(refusal)] == ["refusal"]
+    assert [s.kind for s in answer_sentences(fact)] == ["fact"]
+
+
 def test_a_number_that_differs_from_the_passage_is_not_supported():
     citation = only(check_citations("Bake the loaf at 250 degrees Celsius for 40 minutes [1].", PASSAGES))
 

@@ -104,7 +104,10 @@ LINK = re.compile(r"\[([^\]\n]+)\]\([^)\s]+\)")
 # know": a negation near a word for the documents. A plain negative fact ("Git does not track
 # empty folders") is not a refusal.
 _NOT = r"(?:do(?:es)?\s*n[o']t|did\s*n[o']t|cannot|can't|could\s*n[o']t|not|no|nothing)"
-_DOCS = r"(?:documents?|passages?|context|sources?|manual|provided (?:text|information))"
+# the documents as the material given, behind a determiner: "the context", "the provided passages";
+# not a domain word ("more than the number of lines of context in the diff", about patch's fuzz)
+_DOCS = (r"(?:(?:the|these|those|this|provided|given|your|my|any|available)\s+(?:[\w-]+\s+)?"
+         r"(?:documents?|passages?|context|sources?|manual|documentation)|(?:provided|given)\s+(?:text|information))")
 REFUSAL = re.compile(
     rf"\b{_NOT}\b[^.?!]{{0,80}}\b{_DOCS}\b|\b{_DOCS}\b[^.?!]{{0,80}}\b{_NOT}\b"
     r"|\bI (?:do not|don't) know\b|\bnot covered\b|\bI(?:'m| am) sorry\b|\bI can(?:'t|not) (?:help|assist|answer)\b",
