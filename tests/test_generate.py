@@ -572,8 +572,20 @@ def test_the_passages_words_after_an_answer_are_described_as_quotes_rag_cited(ll
     assert answer.sentences[-1].citations == [2]
 
 
-def test_a_refusal_is_left_as_it_is(llm):
-    _, answer = answer_with(llm, "The documents do not cover this.")
+def test_a_refusal_beside_passages_that_answer_is_followed_by_their_words(llm):
+    # Qwen declined "What does it mean when diff exits with status 2?" beside "... and 2 means
+    # trouble": a fact in the index called not covered; the reader gets the passages' words too
+    question = "How long do I bake the loaf?"
+    _, answer = answer_with(llm, "The documents do not cover this.", question=question)
+
+    assert answer.answer == (f"The documents do not cover this.\n\n{PASSAGES_SAY}\n\n"
+                             f"{extractive_answer(question, bread_and_fan())}")
+    assert [(s.kind, s.cited_by) for s in answer.sentences] == [("refusal", None), ("heading", None), ("quote", "rag")]
+
+
+def test_a_refusal_of_what_the_passages_barely_touch_is_left_as_it_is(llm):
+    question = "How do I grease the hinges of a bread oven door?"
+    _, answer = answer_with(llm, "The documents do not cover this.", question=question)
 
     assert answer.answer == "The documents do not cover this."
     assert [(s.kind, s.supported) for s in answer.sentences] == [("refusal", None)]

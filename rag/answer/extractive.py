@@ -231,7 +231,7 @@ def choose(question: str, hits: Sequence[Hit], min_score: float | None = None,
     # one-line fact in a page about something else that the keyword evidence put first
     # (rag.retrieval.relevance.lead_with_evidence), and its cosine is low by nature.
     relevant = [(n, h) for n, h in numbered
-                if min_score is None or h.similarity >= min_score or (n == 1 and _holds_most(question, h.text))] \
+                if min_score is None or h.similarity >= min_score or (n == 1 and holds_most(question, h.text))] \
         or numbered[:1]
     spans = {n: _with_examples(hit.text, excerpt_spans(hit.text, EXTRACT_CHARS)) for n, hit in relevant}
     pieces = _score(question, [(n, hit) for n, hit in relevant], spans)
@@ -321,7 +321,7 @@ def _rows_that_answer(text: str, own: list[tuple[int, int]], after: int, score_o
     return sorted(best)
 
 
-def _holds_most(question: str, text: str) -> bool:
+def holds_most(question: str, text: str) -> bool:
     """Whether the text holds at least half of the question's own content words (and two, if it has two)."""
     asked, words = _words(split(question)[0]), _words(text)
     held = {w for w in asked if any(_same(w, t) for t in words)}

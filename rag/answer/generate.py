@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 from rag.answer.context import chosen_all, unmentioned
 from rag.answer.extractive import (CODE_NAME, NUMBER, SPECIFIC, Excerpt, answering_text, choose, extractive_answer,
-                                   quote)
+                                   holds_most, quote)
 from rag.text import clip, content_words, heading_path, location, readable
 from rag.types import Answer, AnswerMode, AnswerSentence, Citation, Hit, Retrieval, Source, Timings
 
@@ -221,6 +221,12 @@ def capped(pieces: Iterator[str], limit: int = WRITTEN_CHARS) -> Iterator[str]:
             close()
 
 
+def answers_it(question: str, hits: Sequence[Hit], chosen: Sequence[Excerpt]) -> bool:
+    """Whether the best excerpt, in what it says about the question (answering_text), holds most of
+    the question's own words: the passages answer it whatever a model says."""
+    return bool(chosen) and holds_most(question, answering_text(question, hits, chosen[0]))
+
+
 def declined(sentences: Sequence[AnswerSentence]) -> bool:
     """The model said the documents do not cover the question, and claimed nothing."""
     return any(s.kind == "refusal" for s in sentences) and not any(s.kind in ("fact", "code") for s in sentences)
@@ -390,9 +396,12 @@ class AnswerStream:
                 line, sentence = not_mentioned(missing)
                 yield self._after(("\n\n" if grounder.text.strip() else "") + line, sentence)
             if quoted and not grounder.looped and (grounder.nothing_supported or (
-                    not declined(written) and not carries(written, chosen, hits, self.question))):
+                    not declined(written) and not carries(written, chosen, hits, self.question))
+                    or (declined(written) and answers_it(self.question, hits, chosen))):
                 # nor does a written answer stand alone that leaves out what the excerpts name
-                # (a small model often describes the option instead of naming it, or names another)
+                # (a small model often describes the option instead of naming it, or names another),
+                # nor a refusal when the best excerpt holds most of what was asked ("What does it mean
+                # when diff exits with status 2?" declined beside "... and 2 means trouble"):
                 # each excerpt verbatim with its passage's citation (rag.answer.extractive), so supported
                 yield self._after(f"\n\n{PASSAGES_SAY}\n\n{quoted}", *quoted_sentences(quoted))
 
