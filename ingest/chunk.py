@@ -8,8 +8,7 @@ only a word with more pieces than a chunk may hold is cut between its pieces. Cu
 tail of a word can tokenize into more pieces than it had inside it, so every section's chunks
 are measured again and re-split smaller if one of them would overflow. Consecutive chunks
 overlap by up to `overlap_tokens`, starting the overlap at a sentence start when one is close
-enough, and not at all when none is (a chunk cut between lines or words may overlap from a line or
-a word).
+enough.
 
 Structure is never cut (`_Structure`): no chunk starts or ends inside a code line, a table row, a
 doctest or shell prompt line, or a signature (a reST directive's header lines, lines joined by a
@@ -273,14 +272,13 @@ def split_section(
             break
         limit = token_ends[first + budget - 1]  # last character that still fits
         cut = None
-        strength = len(levels)  # the level the cut is made at: 0 paragraph .. 4 punctuation, 5 inside a unit
         for number, level in enumerate(levels):
             found = level.last_cut(start, limit)
             if found is None:
                 continue
             tokens_used = bisect.bisect_right(token_ends, found[0]) - first
             if tokens_used >= budget * MIN_FILL or number >= 3:
-                cut, strength = found, number
+                cut = found
                 break
         if cut is None:  # a unit longer than the chunk (a huge table row): cut inside it after all
             unbroken = unbroken or [_Boundaries(SPACE, text), _Boundaries(PUNCT, text)]
@@ -295,13 +293,13 @@ def split_section(
             back_limit = bisect.bisect_right(token_ends, end) - overlap
             back_char = token_starts[max(back_limit, first + 1)]
             chosen = None
-            # the overlap starts at a sentence, or at a boundary as weak as the cut's (a line in a
-            # code block cut between lines, a word in a paragraph cut between words), never
-            # weaker: starting at any word began 30% of the Git manual's chunks mid-sentence ("disk
-            # writeback cache and then...") or inside a code line, and a quote from there reads
-            # as a fragment. A reST paragraph's lines are wrapped, so a line is no sentence either.
-            starts = (levels[1], levels[2], words, *unbroken)[:max(1, strength)]
-            for level in starts:
+            # a sentence, a line, a word; never inside a code line or a table row (the boundaries
+            # skip them). Starting only at a sentence (no overlap when the sentence before is
+            # longer than it) was measured and left out: 30% of the Git manual's chunks start
+            # mid-sentence, yet over indexes rebuilt so, answers held 1 of 17 and 2 of 20 fewer
+            # key facts on the Git and SQLite sets (bench/answers.py) and MRR@5 fell 0.015 on
+            # average (bench/quality.py; recall@5 rose 0.015)
+            for level in (levels[1], levels[2], words, *unbroken):
                 chosen = level.first_start(back_char, next_start)
                 if chosen is not None:
                     break

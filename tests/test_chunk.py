@@ -162,22 +162,6 @@ def test_overlap_starts_at_a_sentence_when_one_is_near(embedder):
     assert all(c.text[0].isupper() for c in chunks[1:])
 
 
-def test_a_chunk_never_starts_inside_a_sentence_or_a_code_line(embedder):
-    # sentences longer than the overlap: the old overlap began at whatever word came 30 tokens
-    # back ("disk writeback cache and then..."), and inside a code line of an HTML <pre>
-    rng = random.Random(5)
-    words = "patch file diff context line option output change version tree".split()
-    sentences = [f"Sentence{i} " + " ".join(rng.choice(words) for _ in range(40)) + "." for i in range(12)]
-    code = "\n".join(f"+++ v2.0.{i}/prog/README\t2002-03-17 20:49:32.44226058{i} -0800" for i in range(6))
-    text = " ".join(sentences[:6]) + "\n\n" + code + "\n\n" + " ".join(sentences[6:])
-
-    chunks = chunk(embedder, text, ChunkSettings(100, 30))
-
-    assert len(chunks) > 4
-    for c in chunks[1:]:
-        assert c.text.startswith(("Sentence", "+++")), c.text[:40]
-
-
 def test_a_chunk_never_starts_or_ends_inside_a_line_of_an_html_pre_block(embedder):
     # a <pre> line has no prompt and no indentation, yet it holds sentence stops ("space.   --
     # John Heywood$") and spaces: the diffutils manual's chunks began at "-- John Heywood$" and at
