@@ -84,14 +84,16 @@ def test_headings_questions_refusals_and_connectives_are_not_counted_as_uncited(
 @pytest.mark.parametrize("refusal", [
     "The documents do not cover this.", "There is no information about nginx in the passages.",
     "The provided context does not mention conda.", "I could not find this in the documentation.",
-    "Nothing in the given text answers it."])
+    "Nothing in the given text answers it.", "The passages do not specifically mention conda.",
+    "The context provided is not related to nginx."])
 def test_a_refusal_names_the_documents_and_a_domain_word_is_not_one(refusal):
     # patch's fuzz factor, answered rightly, was read as a refusal: "no ... context" (lines of
     # context are what a diff has) made the answer count as declined
-    fact = "The default fuzz factor is 2; there is no point to setting it to more than the number of lines of context."
+    facts = ("The default fuzz factor is 2; there is no point to setting it to more than the number of lines of context.",
+             "The default fuzz factor that patch uses when the context does not match exactly is 2.")
 
     assert [s.kind for s in answer_sentences(refusal)] == ["refusal"]
-    assert [s.kind for s in answer_sentences(fact)] == ["fact"]
+    assert [s.kind for fact in facts for s in answer_sentences(fact)] == ["fact", "fact"]
 
 
 def test_a_number_that_differs_from_the_passage_is_not_supported():

@@ -108,8 +108,12 @@ _NOT = r"(?:do(?:es)?\s*n[o']t|did\s*n[o']t|cannot|can't|could\s*n[o']t|not|no|n
 # not a domain word ("more than the number of lines of context in the diff", about patch's fuzz)
 _DOCS = (r"(?:(?:the|these|those|this|provided|given|your|my|any|available)\s+(?:[\w-]+\s+)?"
          r"(?:documents?|passages?|context|sources?|manual|documentation)|(?:provided|given)\s+(?:text|information))")
+# what the documents, as the subject, are said not to do: "the passages do not mention X", "the
+# context doesn't specifically cover it"; not "when the context does not match exactly" (patch's)
+_SAY = (r"(?:(?:\w+ly\s+)?(?:mention|cover|contain|say|include|provide|describe|specify|discuss|explain|address|"
+        r"state|give|list|show|have|talk|refer|answer|seem|appear|deal|touch|offer)\w*|(?:about|related|relevant)\b)")
 REFUSAL = re.compile(
-    rf"\b{_NOT}\b[^.?!]{{0,80}}\b{_DOCS}\b|\b{_DOCS}\b[^.?!]{{0,80}}\b{_NOT}\b"
+    rf"\b{_NOT}\b[^.?!]{{0,80}}\b{_DOCS}\b|\b{_DOCS}\b[^.?!]{{0,60}}?\b{_NOT}\s+(?:be\s+|been\s+)?{_SAY}"
     r"|\bI (?:do not|don't) know\b|\bnot covered\b|\bI(?:'m| am) sorry\b|\bI can(?:'t|not) (?:help|assist|answer)\b",
     re.I,
 )
