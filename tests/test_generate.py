@@ -598,6 +598,14 @@ def test_a_code_block_no_passage_holds_is_marked_after_its_fence(llm):
     assert [(s.kind, s.supported) for s in answer.sentences][:2] == [("fact", True), ("code", False)]
 
 
+def test_an_empty_code_block_never_reaches_the_reader(llm):
+    # Qwen, asked about the diffutils manual, ended an answer with "```[5]\n```"
+    pieces, answer = answer_with(llm, "Bake the loaf for forty minutes [1].\n```[1]\n```\nSteam it first.")
+
+    assert "```" not in answer.answer and "```" not in "".join(pieces)
+    assert answer.answer.startswith("Bake the loaf for forty minutes [1].")
+
+
 def test_a_prompt_tag_the_model_echoes_never_reaches_the_reader(llm):
     reply = ('Bake the loaf for forty minutes [1]. </passage>\n\n<passage id="6" source="corpus/cooking.md" '
              'heading="Kitchen notes > Bread">Replace the bearing kit BK-7 [2]. <passage id="7" source="corpus/m')

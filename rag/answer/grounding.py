@@ -312,7 +312,9 @@ class Grounder:
         """What may go out before its sentence is complete."""
         text = self._pending
         if FENCE_LINE.match(text):
-            safe = text.rfind("\n") + 1  # a code block's finished lines
+            safe = text.rfind("\n") + 1  # a code block's finished lines, once it has one (EMPTY_BLOCK)
+            if not text[text.find("\n") + 1:safe].strip():
+                safe = 0
         else:
             safe = open_tag_at(text)
             line = text.rfind("\n", 0, safe) + 1
@@ -400,6 +402,8 @@ class Grounder:
         return grounded
 
     def _code(self, block: str, frozen: int) -> str:
+        if not frozen and not any(line.strip() and not FENCE_LINE.match(line) for line in block.split("\n")[1:]):
+            return ""  # an empty block (Qwen wrote "```[5]\n```") shows the reader two fences and nothing
         grounded = ground_code(block.rstrip("\n"), self.passages)
         if grounded.supported is False:
             if self.strict:
