@@ -127,8 +127,9 @@ def test_the_page_shows_it_is_working_and_the_passages_found_before_the_answer_a
 
 def test_sources_are_listed_when_the_answer_cites_no_passage(keyed_page, llm):
     page = keyed_page
+    # a refusal of what the passages barely touch (beside passages that answer, their words follow it)
     llm.reply = "I cannot tell that from these passages."
-    finished_turn(page, "How many moons does Mars have?")
+    finished_turn(page, "How many moons and rings do the outer planets have in total?")
 
     assert page.inner_text(".turn .answer") == llm.reply
     sources = page.inner_text(".turn .sources")
