@@ -32,7 +32,7 @@ from rag.config import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, MIN_CHUNK_T
 from rag.errors import ConfigError
 from rag.markup import LABELLED_ROW, PIPE_ROW
 from rag.text import HEADING_SEPARATOR, clip
-from rag.types import Chunk, Section
+from rag.types import Chunk, Section, spans_within
 
 TokenOffsets = Callable[[Sequence[str]], list[list[tuple[int, int]]]]
 
@@ -112,13 +112,6 @@ class _Structure:
             starts.append(at)
             at += len(line) + 1
         spans = self.spans
-        # the lines of code the reader marked (an HTML <pre>: "+++ new/README<TAB>2002-03-17 ...")
-        for a, b in code:
-            for k in range(bisect.bisect_right(starts, a) - 1, bisect.bisect_left(starts, b)):
-                if lines[k].strip():
-                    line_a, line_b = starts[k] + len(lines[k]) - len(lines[k].lstrip()), starts[k] + len(lines[k].rstrip())
-                    if line_b > line_a:
-                        spans.append((line_a, line_b))
 
         def indent(i: int) -> int:
             return len(lines[i]) - len(lines[i].lstrip())
@@ -136,6 +129,10 @@ class _Structure:
                 i += 1
             return i
 
+        # the lines of code the reader marked (an HTML <pre>: "+++ new/README<TAB>2002-03-17 ...")
+        for a, b in code:
+            for k in range(bisect.bisect_right(starts, a) - 1, bisect.bisect_left(starts, b)):
+                line_span(k)
         i, n = 0, len(lines)
         in_simple_table = False
         while i < n:
@@ -334,9 +331,9 @@ def merge_small_sections(sections: list[Section], chunk_tokens: int) -> list[Sec
             shared, own = last.heading[:n], section.heading[n:]
             glue = "\n\n" + "\n\n".join(own) + "\n\n" if own else "\n\n"
             head, body = last.text.rstrip() + glue, section.text.lstrip()
-            shift = len(head) - (len(section.text) - len(body))
-            code = tuple((a, min(b, len(last.text.rstrip()))) for a, b in last.code if a < len(last.text.rstrip()))
-            code += tuple((max(a + shift, len(head)), b + shift) for a, b in section.code if b + shift > len(head))
+            lead = len(section.text) - len(body)
+            code = spans_within(last.code, 0, len(last.text.rstrip())) + tuple(
+                (a + len(head), b + len(head)) for a, b in spans_within(section.code, lead, len(section.text)))
             merged[-1] = Section(text=head + body, heading=shared, page=section.page, start=last.start, code=code)
         else:
             merged.append(section)
@@ -357,9 +354,8 @@ def _windows(section: Section, size: int = WINDOW_CHARS) -> Iterable[Section]:
                 if at > pos:
                     end = at + len(mark)
                     break
-        code = tuple((max(a, pos) - pos, min(b, end) - pos) for a, b in section.code if a < end and b > pos)
         yield Section(text=text[pos:end], heading=section.heading, page=section.page, start=section.start + pos,
-                      code=code)
+                      code=spans_within(section.code, pos, end))
         pos = end
 
 

@@ -38,6 +38,12 @@ class Section:
     code: tuple[tuple[int, int], ...] = ()
 
 
+def spans_within(spans: Sequence[tuple[int, int]], start: int, end: int) -> tuple[tuple[int, int], ...]:
+    """The (start, end) spans that overlap [start, end), cut to it, as offsets from `start`: a
+    section's code in a stretch of its text."""
+    return tuple((max(a, start) - start, min(b, end) - start) for a, b in spans if a < end and b > start)
+
+
 @dataclass(frozen=True)
 class Document:
     path: Path

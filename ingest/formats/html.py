@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ingest.formats.tables import table_text
 from ingest.formats.text import Loaded, NotContent, decode_text, require_text, sections_from_headings
-from rag.types import Section
+from rag.types import Section, spans_within
 
 # Elements whose content is never visible text. <head> is not one of them: its end tag is optional
 # in HTML5, and a page that omits it would lose its whole body; what <head> holds is covered here.
@@ -426,8 +426,7 @@ def html_sections(markup: str) -> tuple[str, list[Section]]:
 
 def _with_code(section: Section, code: list[tuple[int, int]]) -> Section:
     """The section with the <pre> blocks that fall in it, as offsets into its text."""
-    start, end = section.start, section.start + len(section.text)
-    inside = tuple((max(a, start) - start, min(b, end) - start) for a, b in code if a < end and b > start)
+    inside = spans_within(code, section.start, section.start + len(section.text))
     return replace(section, code=inside) if inside else section
 
 

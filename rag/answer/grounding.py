@@ -312,8 +312,8 @@ class Grounder:
         """What may go out before its sentence is complete."""
         text = self._pending
         if FENCE_LINE.match(text):
-            safe = text.rfind("\n") + 1  # a code block's finished lines, once it has one (EMPTY_BLOCK)
-            if not text[text.find("\n") + 1:safe].strip():
+            safe = text.rfind("\n") + 1  # a code block's finished lines, once it has one (_has_code)
+            if not _has_code(text[:safe]):
                 safe = 0
         else:
             safe = open_tag_at(text)
@@ -402,7 +402,7 @@ class Grounder:
         return grounded
 
     def _code(self, block: str, frozen: int) -> str:
-        if not frozen and not any(line.strip() and not FENCE_LINE.match(line) for line in block.split("\n")[1:]):
+        if not frozen and not _has_code(block):
             return ""  # an empty block (Qwen wrote "```[5]\n```") shows the reader two fences and nothing
         grounded = ground_code(block.rstrip("\n"), self.passages)
         if grounded.supported is False:
@@ -411,6 +411,11 @@ class Grounder:
                 return ""
             return self._let_out((block.rstrip("\n") + "\n" + UNSUPPORTED_MARK)[frozen:], [grounded])
         return self._let_out(block[frozen:], [grounded])
+
+
+def _has_code(block: str) -> bool:
+    """Whether a fenced block (its opening fence line first) holds a line of code, not only fences."""
+    return any(line.strip() and not FENCE_LINE.match(line) for line in block.split("\n")[1:])
 
 
 def _tail_start(text: str) -> int:
