@@ -262,10 +262,12 @@ def split_section(
 
     spans: list[tuple[int, int]] = []
     first = 0  # index of the first token of the current chunk
+    resume = 0  # the token after the last chunk's cut: where the next chunk starts without overlap
     while first < len(offsets):
         start = token_starts[first]
         if len(offsets) - first <= budget:
-            spans.append((start, token_ends[-1]))
+            if not spans or token_ends[-1] > spans[-1][1]:
+                spans.append((start, token_ends[-1]))
             break
         limit = token_ends[first + budget - 1]  # last character that still fits
         cut = None
@@ -283,9 +285,16 @@ def split_section(
         if cut is None:  # one "word" longer than the window: cut between word pieces
             cut = (limit, token_starts[first + budget])
         end, next_start = cut
+        if spans and end <= spans[-1][1]:
+            # the overlap stepped back into the last chunk, and its cut is the only one ahead (a
+            # short stretch before a block that may not be cut): this chunk would end where that
+            # one did, inside it, and the next one word later ("...descriptor types.", "descriptor
+            # types.", "types."). Go on from that cut without overlap instead.
+            first = resume
+            continue
         spans.append((start, end))
 
-        next_first = bisect.bisect_left(token_starts, next_start)
+        next_first = resume = bisect.bisect_left(token_starts, next_start)
         if overlap > 0:
             back_limit = bisect.bisect_right(token_ends, end) - overlap
             back_char = token_starts[max(back_limit, first + 1)]
@@ -383,6 +392,20 @@ def chunk_sections(
     return list(iter_chunks(title, sections, token_offsets, max_tokens, settings))
 
 
+NAME_WORD = re.compile(r"\w+")
+
+
+def only_names(section: Section, title: str) -> bool:
+    """Whether a section says nothing but its document's title and its own headings: an HTML
+    page's <h1> before a first <h2> section too long to fold it into (every SQLite page: a chunk
+    "EXPLAIN QUERY PLAN" that resembles any question about it, took one of five places, and held
+    no answer). Each chunk's prefix carries the title and headings already."""
+    if len(section.text) > MAX_PREFIX_CHARS:
+        return False
+    words = set(NAME_WORD.findall(section.text.lower()))
+    return bool(words) and words <= set(NAME_WORD.findall(f"{title} {' '.join(section.heading)}".lower()))
+
+
 def iter_chunks(
     title: str,
     sections: Iterable[Section],
@@ -391,8 +414,11 @@ def iter_chunks(
     settings: ChunkSettings,
 ) -> Iterator[Chunk]:
     """The chunks, one group of windows at a time: a document of any size streams through (the
-    ingest embeds and commits it batch by batch) without all its chunks in memory at once."""
-    sections = merge_small_sections([s for s in sections if s.text.strip()], settings.chunk_tokens)
+    ingest embeds and commits it batch by batch) without all its chunks in memory at once. A
+    section of nothing but names (`only_names`) makes no chunk, unless it is all there is."""
+    sections = [s for s in sections if s.text.strip()]
+    named = [s for s in sections if not only_names(s, title)]
+    sections = merge_small_sections(named or sections, settings.chunk_tokens)
     made = 0
     for group in _groups(sections):
         chunks: list[Chunk] = []

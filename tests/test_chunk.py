@@ -334,3 +334,50 @@ def test_the_python_docs_dictreader_chunk_starts_with_its_whole_signature(embedd
     assert described and all(".. class:: DictReader(f, fieldnames=None, restkey=None, restval=None, \\\n"
                                  "                      dialect='excel', *args, **kwds)" in c.text for c in described)
     assert not any(c.text.startswith(("restkey=None", "dialect='excel'")) for c in chunks)
+
+
+def test_a_short_stretch_before_an_uncuttable_block_makes_one_chunk_not_a_shrinking_tail(embedder):
+    # The Python docs' c-api/descriptor.rst: a sentence, then a run of directive signatures the
+    # chunker may not cut between. The cut before the run left a small chunk, and its overlap
+    # stepped back one word at a time: "type object for the built-in descriptor types.", "object
+    # for the built-in ...", ..., "types.", seven chunks each inside the one before
+    from pathlib import Path
+
+    from ingest.formats.markdown import load_rst
+
+    path = Path(__file__).parent / "data" / "descriptor.rst"
+    _, sections, _ = load_rst(path, path.read_bytes())
+
+    chunks = chunk_sections("descriptor", sections, embedder.token_offsets, embedder.max_tokens, ChunkSettings())
+
+    spans = [(c.char_start, c.char_end) for c in chunks]
+    assert not [(a, b) for a, b in zip(spans, spans[1:]) if b[1] <= a[1]], spans
+    assert sum("descriptor types." in c.text for c in chunks) == 1
+
+
+def test_a_page_title_alone_before_a_long_section_makes_no_chunk(embedder):
+    # every SQLite page: its title in a <div class="fancy_title">, a table of contents, then a first
+    # <h1> section too long to fold the title into; the title alone was a chunk that resembled
+    # every question about WAL and held no answer
+    from ingest.formats.html import load_html
+
+    body = " ".join(f"A write-ahead log appends changes to a separate file, number {n}." for n in range(60))
+    page = (f"<html><head><title>Write-Ahead Logging</title></head><body><div class=fancy>"
+            f"<div class=nosearch><div class=\"fancy_title\">\nWrite-Ahead Logging\n</div>"
+            f"<div class=\"fancy_toc\"><a onclick=\"toggle_toc()\">Table Of Contents</a>"
+            f"<div id=\"toc_sub\"><div class=\"fancy-toc1\"><a href=\"#overview\">1. Overview</a></div></div>"
+            f"</div></div><h1 id=\"overview\"><span>1. </span>Overview</h1><p>{body}</p></div></body></html>").encode()
+    title, sections, _ = load_html(Path("wal.html"), page)
+
+    chunks = chunk_sections(title, sections, embedder.token_offsets, embedder.max_tokens, ChunkSettings())
+
+    assert len(chunks) > 1
+    assert all("number" in c.text for c in chunks)
+    assert chunks[0].heading[-1] == "1. Overview"
+
+
+def test_a_document_that_is_only_its_title_still_makes_its_chunk(embedder):
+    chunks = chunk_sections("Release notes", [Section(text="Release Notes", heading=("Release notes",))],
+                            embedder.token_offsets, embedder.max_tokens, ChunkSettings())
+
+    assert [c.text for c in chunks] == ["Release Notes"]
