@@ -40,6 +40,15 @@ CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufeff\uffff]")
 SCANNED_MAX_LETTERS = 20
 # PDFium is not thread-safe: one document at a time per process (ingest reads ahead in a thread).
 _PDFIUM = threading.Lock()
+# Page furniture: a page's first or last line that is a running header or footer ("Chapter 5:
+# Arrays and matrices 21", a bare "17" or "iv", "Acme Corp - Confidential"), read into the text
+# between two pages' sentences and into any chunk that runs over a page break.
+FURNITURE_MAX_CHARS = 120  # a longer first or last line is the text itself
+EDGE_NUMBER = re.compile(r"^\s*(\d{1,4})\b|\b(\d{1,4})\s*$")
+ROMAN_NUMBER = re.compile(r"\s*[ivxlc]{1,7}\s*", re.I)
+DIGITS = re.compile(r"\d+")
+MIN_REPEATS = 3  # a line without the page's number is furniture when it recurs on this many pages ...
+REPEAT_SHARE = 0.2  # ... and on this share of the pages with text
 
 
 def load_pdf(path: Path, data: bytes) -> Loaded:
@@ -73,6 +82,7 @@ def load_pdf(path: Path, data: bytes) -> Loaded:
     if count == 0:
         raise LoadError("PDF has no pages")
     texts, unread = _page_texts(data, pages)
+    texts = without_furniture(texts)
     starting = _outline_by_page(reader)
     sections: list[Section] = []
     heading: tuple[str, ...] = ()
@@ -152,6 +162,75 @@ def _page_texts(data: bytes, pages) -> tuple[list[str | None], int]:
         finally:
             document.close()
     return texts, 0
+
+
+def without_furniture(texts: list[str | None]) -> list[str | None]:
+    """Each page's text without its running header and footer: a first or last line that carries
+    the page's printed number (the PDF page less the offset most pages agree on) where most pages
+    carry it (alone, or before or after words, at that edge: R-intro's "Chapter 9: Grouping, loops
+    and conditional execution 44" on its page 50, but not R-exts' footnote "10 CRAN expands them
+    ..." at the foot of its printed page 10); a bare roman numeral where two pages or more have one
+    (front matter); or a line that recurs at the same edge on MIN_REPEATS pages and a REPEAT_SHARE
+    of them, whatever its numbers."""
+    lines = {n: text.split("\n") for n, text in enumerate(texts) if text and text.strip()}
+    edges = {n: _edges(page) for n, page in lines.items()}
+    least = max(MIN_REPEATS, REPEAT_SHARE * len(lines))
+    keys: Counter = Counter()
+    offsets: Counter = Counter()
+    romans: Counter = Counter()
+    for n, found in edges.items():
+        for edge, i in found:
+            keys[edge, _edge_key(lines[n][i])] += 1
+            printed = _page_number(lines[n][i])
+            if printed is not None:
+                offsets[n - printed[0]] += 1
+            romans[edge] += bool(ROMAN_NUMBER.fullmatch(lines[n][i]))
+    offset, agreeing = offsets.most_common(1)[0] if offsets else (0, 0)
+    placed: Counter = Counter()  # (edge, where the number stands) of the lines that carry the page's number
+    for n, found in edges.items():
+        for edge, i in found:
+            printed = _page_number(lines[n][i])
+            if printed is not None and n - printed[0] == offset:
+                placed[edge, printed[1]] += 1
+    out = list(texts)
+    for n, found in edges.items():
+        drop = set()
+        for edge, i in found:
+            line = lines[n][i]
+            printed = _page_number(line)
+            numbered = (agreeing >= least and printed is not None and n - printed[0] == offset
+                        and placed[edge, printed[1]] >= MIN_REPEATS)
+            roman = ROMAN_NUMBER.fullmatch(line) is not None and romans[edge] >= 2
+            if numbered or roman or keys[edge, _edge_key(line)] >= least:
+                drop.add(i)
+        if drop:
+            out[n] = "\n".join(line for i, line in enumerate(lines[n]) if i not in drop)
+    return out
+
+
+def _edges(lines: list[str]) -> list[tuple[str, int]]:
+    """("top" or "bottom", index) of a page's first and last non-blank lines, when short enough to
+    be furniture."""
+    filled = [i for i, line in enumerate(lines) if line.strip()]
+    if not filled:
+        return []
+    ends = [("top", filled[0])] + ([("bottom", filled[-1])] if filled[-1] != filled[0] else [])
+    return [(edge, i) for edge, i in ends if len(lines[i].strip()) <= FURNITURE_MAX_CHARS]
+
+
+def _edge_key(line: str) -> str:
+    """A first or last line as pages repeat it: its words, every number one mark."""
+    return DIGITS.sub("#", " ".join(line.lower().split()))
+
+
+def _page_number(line: str) -> tuple[int, str] | None:
+    """The number a line starts or ends with (a printed page number), and where: "alone", "start"
+    or "end"."""
+    match = EDGE_NUMBER.search(line)
+    if not match:
+        return None
+    where = "alone" if line.strip().isdigit() else "start" if match.group(1) else "end"
+    return int(match.group(1) or match.group(2)), where
 
 
 def _draws_something(page) -> bool:
