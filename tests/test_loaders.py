@@ -454,3 +454,30 @@ def test_pdf_dot_leaders_are_collapsed(tmp_path):
     assert "Installing the widget ... 12" in text
     assert "Wiring ... 14" in text
     assert ". . . ." not in text
+
+
+def test_rst_markup_that_renders_as_nothing_is_not_read():
+    # the Python docs' c-api/descriptor.rst: its first chunk was ".. highlight:: c .. _descriptor-objects:"
+    from ingest.formats.markdown import load_rst
+
+    path = Path(__file__).parent / "data" / "descriptor.rst"
+    data = path.read_bytes()
+    _, sections, _ = load_rst(path, data)
+    text = "\n".join(s.text for s in sections)
+
+    assert ".. highlight" not in text and ".. _descriptor-objects" not in text and "XXX" not in text
+    assert ".. c:var:: PyTypeObject PyProperty_Type" in text and "The type object for the built-in" in text
+    # positions still point into the file
+    assert all(data.decode()[s.start:s.start + len(s.text)].strip().startswith(s.text.strip()[:20]) for s in sections)
+
+
+def test_a_rst_comment_takes_its_indented_lines_but_not_the_paragraph_after_it():
+    from ingest.formats.markdown import load_rst
+
+    source = (b"Title\n=====\n\n.. a comment\n   that goes on\n\nKept paragraph.\n\n.. note::\n\n   Kept note.\n\n"
+              b".. |version| replace:: 3.2\n\nVersion |version|.\n")
+    _, sections, _ = load_rst(Path("x.rst"), source)
+    text = "\n".join(s.text for s in sections)
+
+    assert "comment" not in text and "goes on" not in text
+    assert "Kept paragraph." in text and ".. note::" in text and "Kept note." in text and "replace:: 3.2" in text
