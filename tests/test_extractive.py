@@ -321,3 +321,31 @@ def test_a_sentence_about_this_option_is_quoted_from_the_one_that_names_it():
 
     assert "The --ignore-all-space (-w) option is stronger still." in text
     assert text.index("--ignore-all-space") < text.index("With this option")
+
+
+PATCH_OPTIONS = (
+    "See Merging Files with If-then-else. \n\n--dry-run\n\nPrint the results of applying the patches without actually "
+    "changing any files. See Predicting what patch will do. \n\n-e\n\n--ed\n\nInterpret the patch file as an ed "
+    "script. See Selecting the patch Input Format. \n\n-E\n\n--remove-empty-files\n\nRemove output files that are "
+    "empty after the patches have been applied. See Creating and Removing Files. \n\n-f\n\n--force\n\nAssume that the "
+    "user knows exactly what he or she is doing, and do not ask any questions. See Messages and Questions from "
+    "patch. \n\n-F lines\n\n--fuzz=lines\n\nSet the maximum fuzz factor to lines. See Helping patch Find Inexact "
+    "Matches. \n\n--help"
+)
+
+
+def test_an_options_list_is_quoted_one_entry_not_the_next_entries_its_room_reaches():
+    # GNU diffutils' "Options to patch" (Texinfo HTML, a <dl>): the answer quoted --dry-run, then
+    # -e/--ed, -E/--remove-empty-files and ended on "--force" with nothing after it
+    answer = extractive_answer("How can I see what a patch would do without actually changing any of my files?",
+                               [make_hit(PATCH_OPTIONS)])
+
+    assert answer.startswith("--dry-run\n\nPrint the results of applying the patches without actually changing")
+    assert "--ed" not in answer and "--force" not in answer and "--remove-empty-files" not in answer
+
+
+def test_an_entry_asked_about_by_its_term_is_quoted_with_its_description():
+    answer = extractive_answer("What does the --fuzz option of patch set?", [make_hit(PATCH_OPTIONS)])
+
+    assert "-F lines\n\n--fuzz=lines\n\nSet the maximum fuzz factor to lines." in answer
+    assert "--help" not in answer.split("fuzz factor to lines.")[1].split("[1]")[0]

@@ -98,6 +98,13 @@ FOLLOWS_ON = re.compile(r"^\W*(?:to\s+do\s+(?:this|that|so)|(?:you|one)\s+(?:can
 REFERS_BACK = re.compile(r"^\W*(?:(?:with|using|for|in)\s+)?(?:this|that|these|those)\s+(?:option|flag|switch|command|"
                          r"setting|pragma|function|method|keyword|clause|statement|parameter|argument|variable)s?\b", re.I)
 NAMES_BACK = 3  # pieces a REFERS_BACK seed looks back for the name
+# A definition list (a manual's options: "--dry-run" / "Print the results of applying the patches
+# without actually changing any files." / "-e" / "--ed" / "Interpret the patch file as an ed
+# script." ...): an excerpt quotes the entry that answers, not the next entries its room would
+# reach, and never ends on a term without its description ("--force").
+TERM_CHARS = 40  # a term is one short line ...
+TERM_WORDS = 3  # ... of a few words, with no sentence in it
+MIN_TERMS = 3  # a passage with this many terms each followed by a sentence is a definition list
 
 
 # what rag.answer.followup carries into a follow-up from the question before it
@@ -258,8 +265,19 @@ def choose(question: str, hits: Sequence[Hit], min_score: float | None = None,
         if lo > 0 and signature(text[own[lo - 1][0]:own[lo - 1][1]]) and own[hi][1] - own[lo - 1][0] <= room \
                 and not _taken(chosen, seed.n, own[lo - 1]):
             lo -= 1
+        terms = _terms(text, own)
+        while lo - 1 in terms and lo not in terms and own[hi][1] - own[lo - 1][0] <= SHOWN_CHARS \
+                and not _taken(chosen, seed.n, own[lo - 1]):
+            lo -= 1  # a description with its term
+        while lo - 1 in terms and lo in terms and own[hi][1] - own[lo - 1][0] <= SHOWN_CHARS \
+                and not _taken(chosen, seed.n, own[lo - 1]):
+            lo -= 1  # and with the term's other spellings ("-F lines" / "--fuzz=lines")
         while hi + 1 < len(own) and own[hi + 1][1] - own[lo][0] <= room and not _taken(chosen, seed.n, own[hi + 1]):
+            if hi + 1 in terms and any(k not in terms for k in range(lo, hi + 1)):
+                break  # the next entry of a definition list, once this one's description is in
             hi += 1
+        while hi > i and hi in terms:
+            hi -= 1  # a term whose description did not fit
         # how to do what the excerpt describes, and what a "to do this" seed refers to (FOLLOWS_ON)
         if hi + 1 < len(own) and FOLLOWS_ON.match(text[own[hi + 1][0]:own[hi + 1][1]]) \
                 and own[hi + 1][1] - own[lo][0] <= SHOWN_CHARS and not _taken(chosen, seed.n, own[hi + 1]):
@@ -287,6 +305,28 @@ def choose(question: str, hits: Sequence[Hit], min_score: float | None = None,
         if used >= budget:
             break
     return _merge(chosen, hits)
+
+
+def _terms(text: str, spans: list[tuple[int, int]]) -> set[int]:
+    """The pieces of a passage that are the terms of a definition list (empty unless it has
+    MIN_TERMS of them): short lines with no sentence in them, not code, before a piece that ends a
+    sentence (its description) or before another term of the same entry."""
+    def term(k: int) -> bool:  # each of its lines (a term's spellings: "-e" / "--ed")
+        at = text.rfind("\n", 0, spans[k][0]) + 1
+        lines = [line.strip() for line in text[at:spans[k][1]].split("\n") if line.strip()]
+        return bool(lines) and not CODE_LINE.search(text[at:spans[k][1]]) and all(
+            len(line) <= TERM_CHARS and line[-1] not in ".!?:;," and len(line.split()) <= TERM_WORDS for line in lines)
+
+    def described(k: int) -> bool:
+        return text[spans[k][0]:spans[k][1]].rstrip()[-1:] in (".", "!", "?")
+
+    found: set[int] = set()
+    for k in range(len(spans) - 2, -1, -1):
+        if term(k) and (described(k + 1) or k + 1 in found):
+            found.add(k)
+    if sum(1 for k in found if k + 1 not in found) < MIN_TERMS:
+        return set()
+    return found | ({len(spans) - 1} if term(len(spans) - 1) else set())  # a last term, its description cut off
 
 
 def _with_examples(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
