@@ -529,3 +529,25 @@ def test_a_negation_the_question_does_not_hold_is_checked_in_the_whole_sentence(
     assert only(check_citations(said, [counter], question)).supported
     denied = "`Counter()` is not the simplest way to count how many times each word occurs in a list of words [1]."
     assert not only(check_citations(denied, [counter], question)).supported
+
+
+EXIT_STATUS = ("An exit status of 0 means no differences were found, 1 means some differences were found, "
+               "and 2 means trouble. Normally, differing binary files count as differences.")
+
+
+def test_a_number_paired_with_what_the_passage_gives_another_number_is_unsupported():
+    # Qwen on the diffutils manual: each word of the sentence is in the passage, "2" too, so it was
+    # called supported; the passage says 2 means trouble
+    report = check_citations("When diff exits with status 2, it means there were no differences found [1].",
+                             [EXIT_STATUS], question="What does it mean when diff exits with status 2?")
+
+    (citation,) = report.citations
+    assert not citation.supported
+    assert citation.reason == 'passage 1 says "2 means trouble"'
+
+
+def test_a_number_paired_as_the_passage_pairs_it_is_supported():
+    for claim in ("Exit status 2 means trouble [1].", "Status 0 means that no differences were found [1].",
+                  "An exit status of 1 means some differences were found [1]."):
+        report = check_citations(claim, [EXIT_STATUS], question="What do diff's exit statuses mean?")
+        assert report.citations[0].supported, (claim, report.citations[0].reason)

@@ -792,6 +792,33 @@ def _contradiction(claim_text: str, passage: _Passage, match: _Match, cited: lis
     return None
 
 
+# A passage that pairs numbers with what they mean ("An exit status of 0 means no differences were
+# found, 1 means some differences were found, and 2 means trouble"): each number's words run to the
+# next number
+PAIRED_NUMBER = re.compile(r"(?<![\w.])(\d+)\s+(?:means?|indicates?|signals?|signifies|stands\s+for)\b", re.I)
+
+
+def mispaired(claim: Claim, span: str) -> str | None:
+    """What `span` pairs the claim's one number with, when the claim pairs it with the words the
+    span gives another number ("When diff exits with status 2, it means there were no differences
+    found" beside the sentence above: '"2 means trouble"'); None when the pairing holds or the span
+    pairs no numbers."""
+    marks = list(PAIRED_NUMBER.finditer(span))
+    if len(claim.numbers) != 1 or len({m.group(1) for m in marks}) < 2:
+        return None
+    (number,) = claim.numbers
+    meanings: dict[str, tuple[str, set[str]]] = {}
+    for mark, after in zip(marks, marks[1:] + [None]):
+        said = span[mark.start():after.start() if after else len(span)]
+        meanings.setdefault(mark.group(1), (said, _matched(claim, content_stems(said))))
+    if number not in meanings:
+        return None
+    own = meanings[number][1]
+    if any(len(found) > len(own) for other, (_, found) in meanings.items() if other != number):
+        return '"' + " ".join(meanings[number][0].split()).rstrip(" ,;.") + '"'
+    return None
+
+
 def _another_says_all(claim_text: str, claim: Claim, passages: Sequence[str], prepared: dict[int, _Passage],
                       cited: tuple[int, ...]) -> int | None:
     """The first passage the sentence does not cite that holds every one of its content words,
@@ -872,6 +899,8 @@ def _verdicts(sentence: Sentence, claim_text: str, claim: Claim, passages: Seque
             supported, reason = False, f"no cited passage contains {', '.join(missing_numbers + missing_names)}"
         elif contradiction := _contradiction(claim_text, passage, match, [prepared[m] for m in given]):
             supported, reason = False, f"passage {n} says {contradiction}"
+        elif match.matched and (pairing := mispaired(claim, passage.text[match.start:match.end])):
+            supported, reason = False, f"passage {n} says {pairing}"
         elif len(given) > 1 and wanted and match.coverage < SHARE:
             supported, reason = False, (f"passage {n} holds only {len(match.matched)} of the sentence's {len(wanted)} "
                                         f"content words (not {_missing_words(claim, match.matched)})")
