@@ -46,8 +46,11 @@ if TYPE_CHECKING:
 # so upgrading rag improves an index without --rebuild. 2: HTML site chrome left out, PDF
 # bookmarks as heading paths. 3: tables as labelled rows (HTML, docx, odt, pptx); chunks never
 # begin or end inside a signature, a code line or a table row; PDF words from PDFium (word spaces
-# kept, scans read by OCR); navigation and redirect pages left out.
-PARSER_VERSION = 3
+# kept, scans read by OCR); navigation and redirect pages left out. 4: HTML pagers left out and
+# <pre> lines never cut; PDF running headers, footers and page numbers left out; reST targets,
+# comments and highlight directives not read; no chunk of a page's title alone, nor one inside
+# the chunk before it.
+PARSER_VERSION = 4
 BATCH_CHUNKS = 256  # chunks embedded and committed together: bounds memory and crash loss
 MAX_FILE_BYTES = 512 * 1024 * 1024  # a bigger file is refused before it is read
 # Chunks made as a file is read (in the reader's thread); a document with more streams the rest

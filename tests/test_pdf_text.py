@@ -72,3 +72,13 @@ def test_a_line_that_merely_starts_several_pages_is_kept_when_few_pages_share_it
     text = "\n".join(s.text for s in sections)
 
     assert text.count("Warning") == 2 and text.count("Check the") == 18 and text.count("Then the") == 20
+
+
+def test_a_page_x_of_y_footer_is_left_out():
+    pages = [[f"Section {n} of the contract covers {'payment delivery warranty liability notice'.split()[n % 5]}.",
+              f"Page {n} of 6"] for n in range(1, 7)]
+
+    _, sections, *_ = load_pdf(Path("contract.pdf"), pdf_bytes(pages))
+    text = "\n".join(s.text for s in sections)
+
+    assert "of 6" not in text and text.count("of the contract covers") == 6

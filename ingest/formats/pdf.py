@@ -41,14 +41,15 @@ SCANNED_MAX_LETTERS = 20
 # PDFium is not thread-safe: one document at a time per process (ingest reads ahead in a thread).
 _PDFIUM = threading.Lock()
 # Page furniture: a page's first or last line that is a running header or footer ("Chapter 5:
-# Arrays and matrices 21", a bare "17" or "iv", "Acme Corp - Confidential"), read into the text
-# between two pages' sentences and into any chunk that runs over a page break.
+# Arrays and matrices 21", a bare "17" or "iv", "Page 3 of 10", "Acme Corp - Confidential"), read
+# into the text between two pages' sentences and into any chunk that runs over a page break.
 FURNITURE_MAX_CHARS = 120  # a longer first or last line is the text itself
-EDGE_NUMBER = re.compile(r"^\s*(\d{1,4})\b|\b(\d{1,4})\s*$")
+PAGE_NUMBER = re.compile(r"(?<![\w.,:/-])\d{1,4}(?![\w.,:/-]\w)")
 ROMAN_NUMBER = re.compile(r"\s*[ivxlc]{1,7}\s*", re.I)
-DIGITS = re.compile(r"\d+")
-MIN_REPEATS = 3  # a line without the page's number is furniture when it recurs on this many pages ...
+MIN_REPEATS = 3  # the page's number stands so on this many pages; a line recurs on this many ...
 REPEAT_SHARE = 0.2  # ... and on this share of the pages with text
+WITHIN_WORDS = 4  # a number within a line's words is its page's in a line this short at most
+MIN_PAGES = 5  # a shorter document keeps lines that merely recur (its own words, most likely)
 
 
 def load_pdf(path: Path, data: bytes) -> Loaded:
@@ -165,44 +166,37 @@ def _page_texts(data: bytes, pages) -> tuple[list[str | None], int]:
 
 
 def without_furniture(texts: list[str | None]) -> list[str | None]:
-    """Each page's text without its running header and footer: a first or last line that carries
-    the page's printed number (the PDF page less the offset most pages agree on) where most pages
-    carry it (alone, or before or after words, at that edge: R-intro's "Chapter 9: Grouping, loops
-    and conditional execution 44" on its page 50, but not R-exts' footnote "10 CRAN expands them
-    ..." at the foot of its printed page 10); a bare roman numeral where two pages or more have one
-    (front matter); or a line that recurs at the same edge on MIN_REPEATS pages and a REPEAT_SHARE
-    of them, whatever its numbers."""
+    """Each page's text without its running header and footer, a first or last line that
+    - holds the page's printed number (the PDF page less the offset most pages agree on), placed
+      in the line as at least MIN_REPEATS pages place it at that edge (alone, first, last or within
+      its words): R-intro's "Chapter 9: Grouping, loops and conditional execution 44" on its page
+      50, but not R-exts' footnote "10 CRAN expands them ..." at the foot of its printed page 10;
+    - or is a bare roman numeral, where two pages or more have one (front matter);
+    - or recurs word for word at that edge on MIN_REPEATS pages and a REPEAT_SHARE of them, in a
+      document of MIN_PAGES pages or more."""
     lines = {n: text.split("\n") for n, text in enumerate(texts) if text and text.strip()}
-    edges = {n: _edges(page) for n, page in lines.items()}
+    edges = {n: [(edge, i, lines[n][i].strip()) for edge, i in _edges(page)] for n, page in lines.items()}
     least = max(MIN_REPEATS, REPEAT_SHARE * len(lines))
-    keys: Counter = Counter()
     offsets: Counter = Counter()
-    romans: Counter = Counter()
     for n, found in edges.items():
-        for edge, i in found:
-            keys[edge, _edge_key(lines[n][i])] += 1
-            printed = _page_number(lines[n][i])
-            if printed is not None:
-                offsets[n - printed[0]] += 1
-            romans[edge] += bool(ROMAN_NUMBER.fullmatch(lines[n][i]))
+        for _, _, line in found:
+            offsets.update({n - number for number, _ in _numbers(line)})
     offset, agreeing = offsets.most_common(1)[0] if offsets else (0, 0)
-    placed: Counter = Counter()  # (edge, where the number stands) of the lines that carry the page's number
+    numbered = {}  # (page, line index) -> (edge, where the page's number stands in it)
     for n, found in edges.items():
-        for edge, i in found:
-            printed = _page_number(lines[n][i])
-            if printed is not None and n - printed[0] == offset:
-                placed[edge, printed[1]] += 1
+        for edge, i, line in found:
+            where = next((place for number, place in _numbers(line) if n - number == offset), None)
+            if agreeing >= least and where is not None:
+                numbered[n, i] = (edge, where)
+    placed = Counter(numbered.values())
+    repeats = Counter((edge, line) for found in edges.values() for edge, _, line in found)
+    romans = Counter(edge for found in edges.values() for edge, _, line in found if ROMAN_NUMBER.fullmatch(line))
     out = list(texts)
     for n, found in edges.items():
-        drop = set()
-        for edge, i in found:
-            line = lines[n][i]
-            printed = _page_number(line)
-            numbered = (agreeing >= least and printed is not None and n - printed[0] == offset
-                        and placed[edge, printed[1]] >= MIN_REPEATS)
-            roman = ROMAN_NUMBER.fullmatch(line) is not None and romans[edge] >= 2
-            if numbered or roman or keys[edge, _edge_key(line)] >= least:
-                drop.add(i)
+        drop = {i for edge, i, line in found
+                if placed[numbered.get((n, i))] >= MIN_REPEATS
+                or (ROMAN_NUMBER.fullmatch(line) and romans[edge] >= 2)
+                or (len(lines) >= MIN_PAGES and repeats[edge, line] >= least)}
         if drop:
             out[n] = "\n".join(line for i, line in enumerate(lines[n]) if i not in drop)
     return out
@@ -218,19 +212,16 @@ def _edges(lines: list[str]) -> list[tuple[str, int]]:
     return [(edge, i) for edge, i in ends if len(lines[i].strip()) <= FURNITURE_MAX_CHARS]
 
 
-def _edge_key(line: str) -> str:
-    """A first or last line as pages repeat it: its words, every number one mark."""
-    return DIGITS.sub("#", " ".join(line.lower().split()))
-
-
-def _page_number(line: str) -> tuple[int, str] | None:
-    """The number a line starts or ends with (a printed page number), and where: "alone", "start"
-    or "end"."""
-    match = EDGE_NUMBER.search(line)
-    if not match:
-        return None
-    where = "alone" if line.strip().isdigit() else "start" if match.group(1) else "end"
-    return int(match.group(1) or match.group(2)), where
+def _numbers(line: str) -> list[tuple[int, str]]:
+    """The numbers a line could print its page number as, each with where it stands: "alone",
+    "first", "last" or "within" (a date, a version or a section number "2.1" is none)."""
+    out = []
+    for match in PAGE_NUMBER.finditer(line):
+        place = ("alone" if match.group(0) == line else "first" if match.start() == 0
+                 else "last" if match.end() == len(line) else "within")
+        if place != "within" or len(line.split()) <= WITHIN_WORDS:  # "Page 3 of 10", not a sentence
+            out.append((int(match.group(0)), place))
+    return out
 
 
 def _draws_something(page) -> bool:
