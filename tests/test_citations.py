@@ -551,3 +551,24 @@ def test_a_number_paired_as_the_passage_pairs_it_is_supported():
                   "An exit status of 1 means some differences were found [1]."):
         report = check_citations(claim, [EXIT_STATUS], question="What do diff's exit statuses mean?")
         assert report.citations[0].supported, (claim, report.citations[0].reason)
+
+
+WAL = ("An SQLite database connection defaults to journal_mode=DELETE. To convert to WAL mode, use the "
+       "following pragma: PRAGMA journal_mode=WAL;")
+
+
+def test_a_long_sentence_that_introduces_a_block_is_checked_as_a_claim():
+    # Qwen on the SQLite docs: an invented configuration file, in a sentence that ends with a colon
+    # before its code block, passed unchecked as a heading
+    answer = ("Edit the sqlite3.ini configuration file in the folder of your SQLite executable and add "
+              "this line [1]:\n\n```ini\nwal_mode = WAL\n```")
+    (sentence, *_) = answer_sentences(answer)
+    report = check_citations(answer, [WAL], question="How do I switch a database to write-ahead logging?")
+
+    assert sentence.kind == "fact"
+    assert not report.citations[0].supported
+
+
+def test_a_short_line_that_introduces_a_block_is_still_a_heading():
+    for line in ("The steps are:", "Use the following command:", "Here is how [1]:"):
+        assert answer_sentences(f"{line}\n\n```\nPRAGMA journal_mode=WAL;\n```")[0].kind == "heading", line

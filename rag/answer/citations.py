@@ -84,6 +84,11 @@ MAX_WINDOW = 3  # passage sentences a quote may span
 CLAUSE_CHARS = 300  # passage sentences longer than this are cut into clauses
 ABBREVIATION_MIN = 4  # a question word this long that begins a sentence's word asks for it ("dict", "dictionary")
 MIN_FACT_WORDS = 3  # fewer content words than this: a connective ("Here is how:"), not a claim
+# A sentence ending in ":" introduces what follows ("The steps are:", "Use the following command:");
+# one with this many content words also claims something ("To set up nginx ..., you would pass the
+# address of the proxy to the HTTPConnection constructor ... to the set_tunnel method::", Qwen on
+# the Python docs) and is checked as any sentence is
+MIN_INTRO_CLAIM_WORDS = 6
 
 CITATION = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 CITATIONS_RUN = r"(?:\s*\[\d{1,3}(?:\s*,\s*\d{1,3})*\])*"
@@ -651,11 +656,11 @@ def _kind(text: str) -> Kind:
     claim = clean_claim(text)
     if claim.endswith("?"):
         return "question"
-    if claim.endswith(":"):
+    words = [w for w in _words(CODE_SPAN.sub(" x ", claim)) if w.lower() not in CLAIM_STOPWORDS]
+    if claim.endswith(":") and len(words) < MIN_INTRO_CLAIM_WORDS:
         return "heading"  # "The steps are:" introduces what follows
     if REFUSAL.search(claim):
         return "refusal"
-    words = [w for w in _words(CODE_SPAN.sub(" x ", claim)) if w.lower() not in CLAIM_STOPWORDS]
     return "short" if len(words) < MIN_FACT_WORDS else "fact"
 
 
