@@ -175,19 +175,18 @@ def without_furniture(texts: list[str | None]) -> list[str | None]:
     - or recurs word for word at that edge on MIN_REPEATS pages and a REPEAT_SHARE of them, in a
       document of MIN_PAGES pages or more."""
     lines = {n: text.split("\n") for n, text in enumerate(texts) if text and text.strip()}
-    edges = {n: [(edge, i, lines[n][i].strip()) for edge, i in _edges(page)] for n, page in lines.items()}
+    edges = {n: [(edge, i, page[i].strip()) for edge, i in _edges(page)] for n, page in lines.items()}
+    numbers = {(n, i): _numbers(line) for n, found in edges.items() for _, i, line in found}
     least = max(MIN_REPEATS, REPEAT_SHARE * len(lines))
-    offsets: Counter = Counter()
-    for n, found in edges.items():
-        for _, _, line in found:
-            offsets.update({n - number for number, _ in _numbers(line)})
+    offsets = Counter(offset for (n, _), found in numbers.items() for offset in {n - number for number, _ in found})
     offset, agreeing = offsets.most_common(1)[0] if offsets else (0, 0)
     numbered = {}  # (page, line index) -> (edge, where the page's number stands in it)
-    for n, found in edges.items():
-        for edge, i, line in found:
-            where = next((place for number, place in _numbers(line) if n - number == offset), None)
-            if agreeing >= least and where is not None:
-                numbered[n, i] = (edge, where)
+    if agreeing >= least:
+        for n, found in edges.items():
+            for edge, i, _ in found:
+                where = next((place for number, place in numbers[n, i] if n - number == offset), None)
+                if where is not None:
+                    numbered[n, i] = (edge, where)
     placed = Counter(numbered.values())
     repeats = Counter((edge, line) for found in edges.values() for edge, _, line in found)
     romans = Counter(edge for found in edges.values() for edge, _, line in found if ROMAN_NUMBER.fullmatch(line))

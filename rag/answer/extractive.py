@@ -241,6 +241,7 @@ def choose(question: str, hits: Sequence[Hit], min_score: float | None = None,
                 if min_score is None or h.similarity >= min_score or (n == 1 and holds_most(question, h.text))] \
         or numbered[:1]
     spans = {n: _with_examples(hit.text, excerpt_spans(hit.text, EXTRACT_CHARS)) for n, hit in relevant}
+    terms_of = {n: _terms(hit.text, spans[n]) for n, hit in relevant}
     pieces = _score(question, [(n, hit) for n, hit in relevant], spans)
     if not pieces:
         return []
@@ -265,13 +266,10 @@ def choose(question: str, hits: Sequence[Hit], min_score: float | None = None,
         if lo > 0 and signature(text[own[lo - 1][0]:own[lo - 1][1]]) and own[hi][1] - own[lo - 1][0] <= room \
                 and not _taken(chosen, seed.n, own[lo - 1]):
             lo -= 1
-        terms = _terms(text, own)
-        while lo - 1 in terms and lo not in terms and own[hi][1] - own[lo - 1][0] <= SHOWN_CHARS \
-                and not _taken(chosen, seed.n, own[lo - 1]):
-            lo -= 1  # a description with its term
-        while lo - 1 in terms and lo in terms and own[hi][1] - own[lo - 1][0] <= SHOWN_CHARS \
-                and not _taken(chosen, seed.n, own[lo - 1]):
-            lo -= 1  # and with the term's other spellings ("-F lines" / "--fuzz=lines")
+        terms = terms_of[seed.n]
+        # a description with its term, and the term's other spellings ("-F lines" / "--fuzz=lines")
+        while lo - 1 in terms and own[hi][1] - own[lo - 1][0] <= SHOWN_CHARS and not _taken(chosen, seed.n, own[lo - 1]):
+            lo -= 1
         while hi + 1 < len(own) and own[hi + 1][1] - own[lo][0] <= room and not _taken(chosen, seed.n, own[hi + 1]):
             if hi + 1 in terms and any(k not in terms for k in range(lo, hi + 1)):
                 break  # the next entry of a definition list, once this one's description is in
