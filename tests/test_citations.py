@@ -572,3 +572,40 @@ def test_a_long_sentence_that_introduces_a_block_is_checked_as_a_claim():
 def test_a_short_line_that_introduces_a_block_is_still_a_heading():
     for line in ("The steps are:", "Use the following command:", "Here is how [1]:"):
         assert answer_sentences(f"{line}\n\n```\nPRAGMA journal_mode=WAL;\n```")[0].kind == "heading", line
+
+
+CLONE = ("Make a local clone that borrows from the current directory, without checking things out:\n\n"
+         "$ git clone -l -s -n . ../copy\n$ cd ../copy\n$ git show-branch")
+
+
+def test_a_command_at_a_prompt_is_one_claim_with_the_sentence_that_introduces_it():
+    # Qwen on Git's manual copied an example without a fence: the period of "-n ." ended a sentence,
+    # so rag wrote its citation into the command ("git clone -l -s -n [3]. ../copy"), and the
+    # sentence introducing it was counted uncited
+    answer = f"{CLONE} [1]\n\nThen work in ../copy."
+    sentences = answer_sentences(answer)
+
+    assert [s.text for s in sentences] == [f"{CLONE} [1]", "Then work in ../copy."]
+    assert sentences[0].numbers == (1,) and sentences[0].kind == "fact"
+    assert check_citations(answer, [CLONE]).citations[0].supported
+
+
+def test_a_command_run_goes_on_over_continued_lines_and_not_into_the_prose_after_it():
+    answer = (">>> total = sum(x for x in\n...           values)\nDone. That is all.\n\n"
+              "$ git clone --reference /git/linux.git \\\n    git://example.org/linux.git my-linux\nIt is fast.")
+    texts = [s.text for s in answer_sentences(answer)]
+
+    assert texts == [">>> total = sum(x for x in\n...           values)", "Done.", "That is all.",
+                     "$ git clone --reference /git/linux.git \\\n    git://example.org/linux.git my-linux", "It is fast."]
+
+
+def test_rag_cites_a_command_after_it_and_never_inside_it():
+    passage = ("To stage every change in the current folder, run the add command on the folder itself:\n\n"
+               "$ git add .\n\nNew files are staged too.")
+    out, sentences = ground_text("Stage every change in the current folder by running the add command on the "
+                                 "folder itself:\n\n$ git add .\n\nNew files are staged too.", [passage])
+    unfenced, _ = ground_text(f"{CLONE}\n\nThat is the example.", [CLONE])
+
+    assert "$ git add . [1]\n" in out
+    assert sentences[0].cited_by == "rag" and sentences[0].supported
+    assert "$ git clone -l -s -n . ../copy\n" in unfenced and unfenced.startswith(f"{CLONE} [1]")

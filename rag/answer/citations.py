@@ -102,6 +102,10 @@ ABBREVIATIONS = frozenset(
 LIST_ITEM = re.compile(r"^\s*(?:[-*+\u2022]|\d{1,3}[.)])\s+")
 HEADING = re.compile(r"^\s*#{1,6}\s")
 FENCE = re.compile(r"^\s*(```|~~~)")
+# A command typed at a prompt, written without a fence ("$ git clone -l -s -n . ../copy", ">>> len(x)"):
+# a period in it ends no sentence, and what the prompt lines show is claimed with the sentence that
+# introduces them ("Make a local clone ...:"), as the manual says them together
+COMMAND_LINE = re.compile(r"^[ \t]*(?:\$|>>>)[ \t]+\S", re.M)
 CODE_SPAN = re.compile(r"`+[^`\n]*`+")
 RST_ROLE = re.compile(r"(?<![\w:]):(?:[a-z]+:)?[a-z]+:(?=`)")  # :func:, :py:meth: before a code span
 LINK = re.compile(r"\[([^\]\n]+)\]\([^)\s]+\)")
@@ -618,8 +622,13 @@ def answer_sentences(answer: str) -> list[Sentence]:
         blocks.append((block_start, len(answer), False))
 
     sentences: list[Sentence] = []
+    introduced: int | None = None  # where the sentence before began, when it introduces what follows (":")
     for start, end, is_heading in blocks:
-        spans = [(start, end)] if is_heading else list(sentence_spans(masked, start, end))
+        spans = [(start, end)] if is_heading else list(_block_spans(masked, start, end))
+        if spans and introduced is not None and COMMAND_LINE.match(masked, start):
+            sentences.pop()  # the introduction and its commands are one claim
+            spans[0] = (introduced, spans[0][1])
+        introduced = None
         for s, e in spans:
             text, cites = answer[s:e].strip(), _citation_numbers(masked[s:e])
             if not CITATION.sub("", masked[s:e]).strip(" \t\n.,;:") and sentences and cites:
@@ -628,7 +637,30 @@ def answer_sentences(answer: str) -> list[Sentence]:
                 sentences[-1] = Sentence(last.text + " " + text, _unique(last.numbers + cites), last.kind)
                 continue
             sentences.append(Sentence(text, cites, "heading" if is_heading else _kind(text)))
+            introduced = s if not is_heading and CITATION.sub("", text).rstrip().endswith(":") else None
     return sentences
+
+
+def _block_spans(masked: str, start: int, end: int) -> list[tuple[int, int]]:
+    """The sentences of a paragraph, each run of command lines one span with the sentence that
+    introduces it (":"); a run goes on over a line continued ("\\" at its end, "... " next)."""
+    spans: list[tuple[int, int]] = []
+    at = start
+    while (command := COMMAND_LINE.search(masked, at, end)) is not None:
+        before = list(sentence_spans(masked, at, command.start()))
+        run_start = command.start()
+        if before and CITATION.sub("", masked[slice(*before[-1])]).rstrip().endswith(":"):
+            run_start = before.pop()[0]
+        line_end = masked.find("\n", command.start(), end)
+        while 0 <= line_end < end:
+            following = masked[line_end + 1:end].split("\n", 1)[0]
+            if not (masked[:line_end].rstrip(" \t").endswith("\\") or COMMAND_LINE.match(following)
+                    or re.match(r"[ \t]*\.\.\.(?:[ \t]|$)", following)):
+                break
+            line_end = masked.find("\n", line_end + 1, end)
+        at = end if line_end < 0 else line_end
+        spans += before + list(_trimmed(masked, run_start, at))
+    return spans + list(sentence_spans(masked, at, end))
 
 
 def _citation_numbers(text: str) -> tuple[int, ...]:

@@ -32,7 +32,7 @@ from typing import Iterable, Iterator, Sequence
 
 from rapidfuzz import fuzz
 
-from rag.answer.citations import CITATION, Sentence, answer_sentences, check_citations
+from rag.answer.citations import CITATION, CITATIONS_RUN, COMMAND_LINE, Sentence, answer_sentences, check_citations
 from rag.types import AnswerSentence
 
 # after the sentence, as a word a reader cannot miss (and no refusal: "not ... sources" would read as one)
@@ -107,7 +107,13 @@ def _claim(text: str) -> str:
 
 def with_citation(text: str, n: int, keep: int = 0) -> str:
     """`text` with [n] where a writer puts it (before the final period, replacing the citations
-    there), and text[:keep] unchanged (it went out already)."""
+    there), and text[:keep] unchanged (it went out already). After a command line (COMMAND_LINE) it
+    goes at the very end: the period of "$ git add ." is the command's."""
+    last = text[text.rfind("\n") + 1:]
+    if COMMAND_LINE.match(last):
+        bare = re.sub(CITATIONS_RUN + r"\s*$", "", text)
+        bare = text[:max(keep, len(bare.rstrip()))]
+        return f"{bare}{'' if bare[-1:].isspace() else ' '}[{n}]"
     if keep <= 0:
         claim = _claim(text)
         end = re.search(r"[.!?:;]+[\"'\u201d\u2019)*_]*$", claim)
