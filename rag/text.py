@@ -76,6 +76,7 @@ def text_key(text: str) -> str:
 # -- what a question names ------------------------------------------------------------------------
 
 NAME_CODE_SPAN = LazyPattern(r"`([^`\n]+)`")
+EMAIL_ADDRESS = LazyPattern(r"[\w.+-]*@[\w-]+(?:\.[\w-]+)+")
 # an --option starts a word: the "-byte" of "1024-byte pages" is none
 NAME_TOKEN = LazyPattern(r"(?<!\w)-{1,2}[A-Za-z][\w-]*|[A-Za-z][\w.+-]*[\w+]|[A-Za-z]|[.!?:;]")
 ABBREVIATION = LazyPattern(r"[A-Za-z](?:\.[A-Za-z])+")  # e.g, i.e: no name, though dotted
@@ -94,7 +95,9 @@ def question_names(question: str) -> list[str]:
     mentions X" of the passages it was given (rag.answer.context.unmentioned); the cut-off refuses a
     question naming what the whole index lacks (rag.retrieval.relevance)."""
     found = [m.group(1).strip() for m in NAME_CODE_SPAN.finditer(question)]
-    text = NAME_CODE_SPAN.sub(" ", question)
+    # an e-mail address is the asker's own ("my addresses look like user@box.local"): no document
+    # names it, and none has to for the question to be covered
+    text = EMAIL_ADDRESS.sub(" ", NAME_CODE_SPAN.sub(" ", question))
     # an option of one letter names nothing without its command: "the format that diff -u prints"
     # asks the Python docs about unified diffs, whose passages need not say "-u" (every tool has one)
     tokens = [t for t in NAME_TOKEN.finditer(text)

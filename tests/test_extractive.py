@@ -349,3 +349,46 @@ def test_an_entry_asked_about_by_its_term_is_quoted_with_its_description():
 
     assert "-F lines\n\n--fuzz=lines\n\nSet the maximum fuzz factor to lines." in answer
     assert "--help" not in answer.split("fuzz factor to lines.")[1].split("[1]")[0]
+
+
+DEBUG_PEERS = ("In /etc/postfix/main.cf, list the remote site name or address in the debug_peer_list parameter. For "
+               "example, in order to make the software log a lot of information to the syslog daemon for connections "
+               "from or to the loopback interface: \n\n\n/etc/postfix/main.cf:\n    debug_peer_list = 127.0.0.1\n\n\n\n"
+               "You can specify one or more hosts, domains, addresses or net/masks. To make the change effective "
+               "immediately, execute the command \"postfix reload\".")  # as Postfix's DEBUG_README reads in the index
+
+
+def test_logging_is_a_word_for_log_and_an_example_is_quoted_with_what_it_illustrates():
+    # Postfix's manual: "logging" was stemmed "logg", which matched no "log", so the answer quoted
+    # only "You can specify one or more hosts ..." without the parameter it is about
+    others = [  # the other four passages the Postfix index found, shortened
+        make_hit("debug_peer_level (default: 2)\n\nThe increment in verbose logging level when a nexthop destination, "
+                 "remote client or server name or network address matches a pattern given with the debug_peer_list "
+                 "parameter. \n\nPer-nexthop debug logging is available in Postfix 3.6 and later.", 2, 0.447),
+        make_hit("With a default per-destination concurrency limit of 20 connections, throughput falls to just over 1 "
+                 "message per second. \n\nThe best way to avoid bottlenecks when one or more MX hosts is "
+                 "non-responsive is to use connection caching.", 3, 0.232),
+        make_hit("The scache(8) connection cache server logs statistics about the peak cache size and the cache hit "
+                 "rates. \n\nHit rates for connection cache lookups by domain will tell you how useful connection "
+                 "caching is. \n\nNo statistics are logged when no attempts are made to access the connection "
+                 "cache.", 4, 0.359),
+        make_hit("Postfix supports it own logging system as an alternative to syslog (which remains the default). "
+                 "\n\nConfiguring logging to file \n\nConfiguring logging to stdout \n\nRotating logs", 5, 0.412)]
+    answer = extractive_answer("How do I get much more detailed logging, but only for connections from one "
+                               "particular host?", [make_hit(DEBUG_PEERS, 1, 0.559), *others], min_score=0.2)
+
+    assert answer.startswith("In /etc/postfix/main.cf, list the remote site name or address in the debug_peer_list")
+    assert "debug_peer_list = 127.0.0.1" in answer
+
+
+def test_the_row_a_question_names_by_its_number_is_quoted_however_the_other_pieces_score():
+    # once "settings" read as "set" (a word of the question), pieces about the temp_store setting
+    # outscored the row of 3 and it fell under the share an excerpt must reach
+    others = [make_hit("The default setting for the temp_store pragma is 0, which means to follow the recommendation "
+                       "of the SQLITE_TEMP_STORE compile-time parameter when SQLite is compiled.", 2),
+              make_hit("The temp_store pragma setting decides where temporary files are kept when SQLite was "
+                       "compiled with SQLITE_TEMP_STORE set to 1 or 2: on disk or in memory.", 3)]
+    answer = extractive_answer("If SQLite is compiled with SQLITE_TEMP_STORE set to 3, where are temporary files kept?",
+                               [make_hit(TEMP_STORE), *others])
+
+    assert "SQLITE_TEMP_STORE: 3; Meaning: Always use memory" in answer

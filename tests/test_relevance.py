@@ -234,3 +234,10 @@ def test_a_word_held_by_at_most_one_passage_in_a_thousand_is_scarce():
     assert keyword_evidence(22329, statistics, [2]).scarce == ("nginx", "monad")
     # an index of fewer than a thousand passages: only a word none holds
     assert keyword_evidence(438, {"instead": (7, set()), "conda": (0, set())}, []).scarce == ("conda",)
+
+
+def test_an_email_address_in_a_question_is_the_askers_own_not_a_name():
+    # "No passage mentions box.local" refused a question the SOHO guide answers word for word
+    assert question_names("My addresses look like user@box.local. How do I have them replaced by my ISP "
+                          "address when mail leaves the machine?") == ["ISP"]
+    assert question_names("Why does mail from jane.doe+lists@mail.example.org bounce in Postfix?") == ["Postfix"]

@@ -93,10 +93,13 @@ HEADING_LIKE = 30  # a piece this short is mostly a title or a label
 FOLLOWS_ON = re.compile(r"^\W*(?:to\s+do\s+(?:this|that|so)|(?:you|one)\s+(?:can|could|may)\s+do\s+(?:this|that|so)|"
                         r"this\s+(?:is|can\s+be)\s+done|do\s+(?:this|so)\s+(?:by|with)|to\s+(?:achieve|get)\s+this)\b", re.I)
 # A sentence about a thing the one before it names ("The --ignore-all-space (-w) option is stronger
-# still. ... With this option, diff considers the following two lines to be equivalent"): quoted
-# from the sentence that names it, a few back at most and in its paragraph
-REFERS_BACK = re.compile(r"^\W*(?:(?:with|using|for|in)\s+)?(?:this|that|these|those)\s+(?:option|flag|switch|command|"
-                         r"setting|pragma|function|method|keyword|clause|statement|parameter|argument|variable)s?\b", re.I)
+# still. ... With this option, diff considers the following two lines to be equivalent"), or an
+# example of it ("... list the remote site in the debug_peer_list parameter. For example, in order
+# to make the software log ... for connections from the loopback interface:"): quoted from the
+# sentence that names it, a few back at most and in its paragraph
+REFERS_BACK = re.compile(r"^\W*(?:(?:(?:with|using|for|in)\s+)?(?:this|that|these|those)\s+(?:option|flag|switch|command|"
+                         r"setting|pragma|function|method|keyword|clause|statement|parameter|argument|variable)s?\b"
+                         r"|for\s+(?:example|instance)\b|e\.g\.)", re.I)
 NAMES_BACK = 3  # pieces a REFERS_BACK seed looks back for the name
 # A definition list (a manual's options: "--dry-run" / "Print the results of applying the patches
 # without actually changing any files." / "-e" / "--ed" / "Interpret the patch file as an ed
@@ -120,6 +123,9 @@ def split(question: str) -> tuple[str, str]:
     return question[: found.start()], found.group(1)
 
 
+UNDOUBLED = ("ings", "ing", "ers", "er", "ed")  # suffixes that double a consonant before them
+
+
 @lru_cache(maxsize=16384)
 def _stem(word: str) -> str:
     w = word.lower()
@@ -130,7 +136,10 @@ def _stem(word: str) -> str:
                 continue
             if suffix == "s" and w.endswith("ss"):
                 continue
-            return w[: len(w) - len(suffix)] + replacement
+            stem = w[: len(w) - len(suffix)] + replacement
+            if suffix in UNDOUBLED and len(stem) >= 4 and stem[-1] == stem[-2] and stem[-1] not in "aeioulsfz":
+                stem = stem[:-1]  # "logging" is "log", "stopped" "stop" ("called" stays "call", "added" "add")
+            return stem
     return w
 
 
@@ -249,6 +258,7 @@ def choose(question: str, hits: Sequence[Hit], min_score: float | None = None,
     score_of = {(p.n, p.start): p.score for p in pieces}
     chosen: list[Excerpt] = []
     used = seeds = 0
+    asked_numbers = frozenset(NUMBER.findall(split(question)[0]))
     for seed in pieces:
         if chosen and (seed.score < KEEP_SHARE * best or seeds >= MAX_EXCERPTS):
             break
@@ -295,7 +305,8 @@ def choose(question: str, hits: Sequence[Hit], min_score: float | None = None,
         seeds += 1
         used += min(end - start, SHOWN_CHARS)  # a longer piece (a command with its example) is clipped
         # the excerpt stops inside a table it introduces: the rows that answer follow it, not the next ones
-        for row in _rows_that_answer(hits[seed.n - 1].text, own, hi + 1, score_of, seed.n, KEEP_SHARE * best):
+        for row in _rows_that_answer(hits[seed.n - 1].text, own, hi + 1, score_of, seed.n, KEEP_SHARE * best,
+                                     asked_numbers):
             if used + (row[1] - row[0]) > budget or _taken(chosen, seed.n, row):
                 continue
             chosen.append(Excerpt(seed.n, row[0], row[1], score_of[(seed.n, row[0])]))
@@ -346,17 +357,20 @@ def _with_examples(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, i
 
 
 def _rows_that_answer(text: str, own: list[tuple[int, int]], after: int, score_of: dict[tuple[int, int], float],
-                      n: int, floor: float, most: int = 2) -> list[tuple[int, int]]:
+                      n: int, floor: float, asked: frozenset[str] = frozenset(), most: int = 2) -> list[tuple[int, int]]:
     """Of the table rows that run on from piece `after` of a passage, the `most` best scoring at least
-    `floor`, in the table's order."""
+    `floor`, in the table's order; first the rows that hold every number the question states
+    (`asked`): "compiled with SQLITE_TEMP_STORE set to 3" is answered by the row of 3, however
+    many words of the question the other rows share."""
     rows = []
     for a, b in own[after:]:
         if not table_row(text[a:b]):
             break
         rows.append((a, b))
-    best = sorted((r for r in rows if score_of.get((n, r[0]), 0.0) >= floor),
-                  key=lambda r: -score_of[(n, r[0])])[:most]
-    return sorted(best)
+    named = [r for r in rows if asked and asked <= set(NUMBER.findall(text[r[0]:r[1]]))]
+    best = named[:most] + sorted((r for r in rows if r not in named and score_of.get((n, r[0]), 0.0) >= floor),
+                                 key=lambda r: -score_of[(n, r[0])])
+    return sorted(best[:most])
 
 
 def holds_most(question: str, text: str) -> bool:
