@@ -653,3 +653,38 @@ def test_ingest_json_and_the_summary_survive_a_name_that_is_not_utf8(tmp_path):
     assert result.exit_code == 1 and result.exception is None or isinstance(result.exception, SystemExit)
     report = json.loads(result.stdout)
     assert report["added"] == 1 and report["failures"][0]["reason"] == "file name is not valid UTF-8: rename it"
+
+
+MAN_PAGE = """<html><head><title>Postfix manual - cleanup(8)</title></head><body>
+<h1>cleanup(8)</h1>
+<pre>
+DESCRIPTION
+       The cleanup(8) daemon processes inbound mail, inserts it into the incoming mail queue, and in-
+       forms the queue manager of its arrival. For example, it inserts missing message headers. This
+       is enabled with the local_header_re-
+       write_clients parameter, which takes user-defined patterns; see the exam-
+       ple below. A site may list user-
+       defined patterns here too.
+</pre>
+<h2>EXAMPLE</h2>
+<p>An example that informs the queue manager.</p>
+</body></html>"""
+
+
+def test_a_word_a_manual_page_breaks_over_a_pre_line_end_is_read_whole(tmp_path):
+    # Postfix's manual pages are nroff output in <pre>: "local_header_re-" / "write_clients" was two
+    # words to the keyword search and the embedding model, and a chunk could begin at "dard input"
+    path = tmp_path / "cleanup.8.html"
+    path.write_text(MAN_PAGE)
+
+    title, sections, _ = load(path)
+    text = "".join(s.text for s in sections)
+
+    assert "local_header_rewrite_clients parameter" in text  # a name: joined whole
+    assert "informs the queue manager" in text and "see the example below" in text  # words the page spells whole
+    assert "A site may list user-defined patterns" in text  # a hyphen the page writes itself stays
+    assert [s.heading for s in sections] == [("cleanup(8)",), ("cleanup(8)", "EXAMPLE")]
+    assert sections[1].text.strip() == "An example that informs the queue manager."
+    code = sections[0].code[0]
+    assert sections[0].text[code[0]:code[1]].strip().startswith("DESCRIPTION")
+    assert sections[0].text[code[0]:code[1]].rstrip().endswith("defined patterns here too.")

@@ -13,7 +13,9 @@ cell of several paragraphs' length), played back as ordinary blocks.
 
 from __future__ import annotations
 
+import bisect
 import re
+from collections import Counter
 from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
@@ -21,6 +23,10 @@ from pathlib import Path
 from ingest.formats.tables import table_text
 from ingest.formats.text import Loaded, NotContent, decode_text, require_text, sections_from_headings
 from rag.types import Section, spans_within
+
+# a word a <pre> line ends with, broken by a hyphen, and its rest on the next line (_mended)
+PRE_BROKEN = re.compile(r"([A-Za-z]\w*[A-Za-z])-\n[ \t]*([a-z]\w*)")
+WORDS = re.compile(r"\w+(?:-\w+)*")
 
 # Elements whose content is never visible text. <head> is not one of them: its end tag is optional
 # in HTML5, and a page that omits it would lose its whole body; what <head> holds is covered here.
@@ -418,10 +424,54 @@ def html_sections(markup: str) -> tuple[str, list[Section]]:
     parser = _parse_html(markup, skip_chrome=True)
     if parser.chrome or parser.chrome_chars > MAX_CHROME_SHARE * (parser.chrome_chars + parser.length):
         parser = _parse_html(markup, skip_chrome=False)
-    text = _without_stamp("".join(parser.parts))
-    headings = [h for h in parser.headings if h[0] < len(text)]
+    text, headings, code = _mended("".join(parser.parts), parser.headings, parser.code)
+    text = _without_stamp(text)
+    headings = [h for h in headings if h[0] < len(text)]
     title = " ".join(parser.title.split()) or next((t for _, _, lvl, t in parser.headings if lvl == 1), "")
-    return title, [_with_code(s, parser.code) for s in sections_from_headings(text, headings)]
+    return title, [_with_code(s, code) for s in sections_from_headings(text, headings)]
+
+
+def _mended(text: str, headings: list[tuple[int, int, int, str]], code: list[tuple[int, int]]
+            ) -> tuple[str, list[tuple[int, int, int, str]], list[tuple[int, int]]]:
+    """The words a <pre> block breaks over a line end with a hyphen joined, and the offsets of the
+    headings and the blocks moved to match.
+
+    A manual page typeset by nroff and put in <pre> (Postfix's, man2html's) hyphenates: "exam-" /
+    "ple", "local_header_re-" / "write_clients". Read so, neither a keyword search nor the
+    embedding model sees the word, and a chunk may begin halfway through it ("dard input"). As the
+    PDF reader does (ingest.formats.pdf._dehyphenate), the document's own words decide between
+    "example" and a hyphen of its own ("user-defined"); a name with an underscore is joined whole.
+    The rest of the next line moves up onto the first."""
+    spans = sorted(code)
+    if not spans or "-\n" not in text:
+        return text, headings, code
+    seen = Counter(w.lower() for w in WORDS.findall(text))
+    out: list[str] = []
+    removed: list[tuple[int, int]] = []  # (old offset, characters removed before it)
+    at = total = 0
+    for match in PRE_BROKEN.finditer(text):
+        k = bisect.bisect_right(spans, (match.start(), len(text))) - 1
+        if k < 0 or match.end() > spans[k][1]:
+            continue  # not inside one <pre>
+        left, right = match.group(1), match.group(2)
+        whole = left + right
+        joined = whole if "_" in whole or (seen[whole.lower()] and seen[whole.lower()] >= seen[f"{left}-{right}".lower()]) \
+            else f"{left}-{right}"
+        out += [text[at:match.start()], joined]
+        total += match.end() - match.start() - len(joined)
+        at = match.end()
+        removed.append((at, total))
+    if not removed:
+        return text, headings, code
+    out.append(text[at:])
+    ends = [offset for offset, _ in removed]
+
+    def moved(offset: int) -> int:
+        i = bisect.bisect_right(ends, offset) - 1
+        return offset - (removed[i][1] if i >= 0 else 0)
+
+    return ("".join(out), [(moved(a), moved(b), level, title) for a, b, level, title in headings],
+            [(moved(a), moved(b)) for a, b in code])
 
 
 def _with_code(section: Section, code: list[tuple[int, int]]) -> Section:
