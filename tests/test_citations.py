@@ -609,3 +609,18 @@ def test_rag_cites_a_command_after_it_and_never_inside_it():
     assert "$ git add . [1]\n" in out
     assert sentences[0].cited_by == "rag" and sentences[0].supported
     assert "$ git clone -l -s -n . ../copy\n" in unfenced and unfenced.startswith(f"{CLONE} [1]")
+
+
+def test_a_name_the_answer_adds_to_the_question_counts_as_what_it_claims():
+    # Qwen on Postfix's manual: "run `newaliases`" was checked for "run" and "file" alone, the name
+    # left aside, and 1 of 2 words was no majority: a right answer was marked [unsupported]
+    passage = ('Execute the command "newaliases" after changing the aliases file. Instead of /etc/aliases, your '
+               'alias file may be located elsewhere.')
+    question = "I edited /etc/aliases but mail still goes to the old place. What command makes the change take effect?"
+    right = check_citations("To make the change take effect, run `newaliases` after changing the aliases file [1].",
+                            [passage], question)
+    wrong = check_citations("To make the change take effect, run `postalias` after changing the aliases file [1].",
+                            [passage], question)
+
+    assert right.citations[0].supported
+    assert not wrong.citations[0].supported and "postalias" in wrong.citations[0].reason

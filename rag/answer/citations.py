@@ -795,10 +795,12 @@ def answered(claim: Claim, question: str) -> Claim | None:
     # a question's short form is asked too ("dict" asks for a dictionary, "repo" for a repository)
     short = {w.lower() for w in _words(question) if len(w) >= ABBREVIATION_MIN and w.lower() not in CLAIM_STOPWORDS}
     lower, question_parts = question.lower(), parts(question)
-    named = {stem(part) for name in claim.names for part in parts(name)}  # checked as the name they spell
+    own_names = [name for name in claim.names if not name_found(name, lower, question_parts)]
+    # the words of a name the question does not hold are what the sentence claims, as any other
+    # word of it ("run `newaliases` after changing the aliases file": newaliases, run, file)
+    named = {stem(part) for name in claim.names if name not in own_names for part in parts(name)}
     words = {key: word for key, word in claim.words.items()
              if key not in asked and key not in named and not any(word.lower().startswith(w) for w in short)}
-    own_names = [name for name in claim.names if not name_found(name, lower, question_parts)]
     if len(words) == len(claim.words) or not (words or own_names):
         return None
     joins = tuple(join for join in claim.joins if join[0] in words or join[1] in words)
