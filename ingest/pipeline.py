@@ -49,7 +49,8 @@ if TYPE_CHECKING:
 # kept, scans read by OCR); navigation and redirect pages left out. 4: HTML pagers left out and
 # <pre> lines never cut; PDF running headers, footers and page numbers left out; reST targets,
 # comments and highlight directives not read; no chunk of a page's title alone, nor one inside
-# the chunk before it. 5: a word a <pre> line end breaks with a hyphen is read whole.
+# the chunk before it. 5: a word a <pre> line end breaks with a hyphen is read whole (and a name
+# with an underscore a PDF line end breaks).
 PARSER_VERSION = 5
 BATCH_CHUNKS = 256  # chunks embedded and committed together: bounds memory and crash loss
 MAX_FILE_BYTES = 512 * 1024 * 1024  # a bigger file is refused before it is read

@@ -624,3 +624,17 @@ def test_a_name_the_answer_adds_to_the_question_counts_as_what_it_claims():
 
     assert right.citations[0].supported
     assert not wrong.citations[0].supported and "postalias" in wrong.citations[0].reason
+
+
+def test_roots_prompt_is_a_command_and_not_a_markdown_heading():
+    # manuals print root's commands as "# postfix reload": read as a heading, the line was never
+    # checked, nor the sentence introducing it
+    passage = ("Whenever you make a change to the main.cf or master.cf file, execute the following command as "
+               "root in order to refresh a running mail system:\n\n# postfix reload")
+    answer = ("## Reloading\n\nWhenever you change main.cf, execute the following command as root to refresh the "
+              "running mail system:\n\n# postfix reload [1]")
+    sentences = answer_sentences(answer)
+
+    assert [s.kind for s in sentences] == ["heading", "fact"]
+    assert sentences[1].text.endswith("# postfix reload [1]")
+    assert check_citations(answer, [passage]).citations[0].supported

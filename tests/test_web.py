@@ -103,6 +103,22 @@ def test_the_answer_is_rendered_as_markdown_and_html_in_it_is_shown_as_text_neve
     assert page.title() != "pwned" and page.errors == []
 
 
+def test_commands_at_a_prompt_are_shown_as_code_never_as_a_heading_or_a_quote(keyed_page, llm):
+    # manuals print root's commands as "# postfix reload": Markdown read it as a heading, and a
+    # Python session's ">>> len(x)" as a quote
+    page = keyed_page
+    llm.reply = ("Mars has two small moons, Phobos and Deimos [1]. List them as root:\n\n# ls /srv/moons\n"
+                 "$ ls /srv/moons/phobos \\\n    --long\n\n## Notes\n\n>>> len(moons)\n")
+    finished_turn(page, "How many moons does Mars have?")
+
+    answer = page.query_selector(".turn .answer")
+    code = [c.inner_text() for c in answer.query_selector_all("pre code")]
+    assert code == ["# ls /srv/moons\n$ ls /srv/moons/phobos \\\n    --long", ">>> len(moons)"]
+    assert [h.inner_text() for h in answer.query_selector_all("h1, h2, h3, h4, h5, h6")] == ["Notes"]
+    assert answer.query_selector("blockquote") is None
+    assert page.errors == []
+
+
 def test_the_page_shows_it_is_working_and_the_passages_found_before_the_answer_arrives(keyed_page, llm):
     page = keyed_page
     llm.reply = "Mars has two small moons, Phobos and Deimos [1]."

@@ -21,7 +21,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from ingest.formats.tables import table_text
-from ingest.formats.text import Loaded, NotContent, decode_text, require_text, sections_from_headings
+from ingest.formats.text import Loaded, NotContent, decode_text, rejoined, require_text, sections_from_headings
 from rag.types import Section, spans_within
 
 # a word a <pre> line ends with, broken by a hyphen, and its rest on the next line (_mended)
@@ -439,8 +439,8 @@ def _mended(text: str, headings: list[tuple[int, int, int, str]], code: list[tup
     A manual page typeset by nroff and put in <pre> (Postfix's, man2html's) hyphenates: "exam-" /
     "ple", "local_header_re-" / "write_clients". Read so, neither a keyword search nor the
     embedding model sees the word, and a chunk may begin halfway through it ("dard input"). As the
-    PDF reader does (ingest.formats.pdf._dehyphenate), the document's own words decide between
-    "example" and a hyphen of its own ("user-defined"); a name with an underscore is joined whole.
+    PDF reader does, the document's own words decide between "example" and a hyphen of its own
+    ("user-defined"); a name with an underscore is joined whole (ingest.formats.text.rejoined).
     The rest of the next line moves up onto the first."""
     spans = sorted(code)
     if not spans or "-\n" not in text:
@@ -453,10 +453,7 @@ def _mended(text: str, headings: list[tuple[int, int, int, str]], code: list[tup
         k = bisect.bisect_right(spans, (match.start(), len(text))) - 1
         if k < 0 or match.end() > spans[k][1]:
             continue  # not inside one <pre>
-        left, right = match.group(1), match.group(2)
-        whole = left + right
-        joined = whole if "_" in whole or (seen[whole.lower()] and seen[whole.lower()] >= seen[f"{left}-{right}".lower()]) \
-            else f"{left}-{right}"
+        joined = rejoined(match.group(1), match.group(2), seen)
         out += [text[at:match.start()], joined]
         total += match.end() - match.start() - len(joined)
         at = match.end()

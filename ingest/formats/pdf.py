@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 from ingest.formats import ocr
-from ingest.formats.text import Loaded, short
+from ingest.formats.text import Loaded, rejoined, short
 from rag.errors import LoadError
 from rag.types import Section
 
@@ -243,12 +243,7 @@ def _dehyphenate(texts: list[str | None]) -> list[str | None]:
         return texts
     seen = Counter(w.lower() for t in texts if t for w in WORDS.findall(t.replace(SOFT_HYPHEN, " ")))
 
-    def mend(match: re.Match) -> str:
-        left, right = match.groups()
-        whole = (left + right).lower()
-        return left + right if seen[whole] and seen[whole] >= seen[f"{left}-{right}".lower()] else f"{left}-{right}"
-
-    return [BROKEN_WORD.sub(mend, t).replace(SOFT_HYPHEN, "-") if t and SOFT_HYPHEN in t else t for t in texts]
+    return [BROKEN_WORD.sub(lambda match: rejoined(*match.groups(), seen), t).replace(SOFT_HYPHEN, "-") if t and SOFT_HYPHEN in t else t for t in texts]
 
 
 def _pypdf_text(page) -> str | None:

@@ -11,7 +11,7 @@ headings included), so offsets never overlap and grow in reading order.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from rag.errors import LoadError, NotContent  # noqa: F401  (NotContent: raised by the formats)
 from rag.types import Section
@@ -117,6 +117,17 @@ class Outline:
     def done(self) -> list[Section]:
         self.flush()
         return require_text(self.sections)
+
+
+def rejoined(left: str, right: str, seen: Mapping[str, int]) -> str:
+    """A word broken over a line end with a hyphen ("pack-" "ages"), as the document writes it:
+    whole when it spells it whole (`seen`: its words, lowercased, counted) at least as often as
+    hyphenated, or when it is a name with an underscore ("local_header_re-" "write_clients");
+    with its hyphen otherwise ("git-config", "user-defined")."""
+    whole = left + right
+    if "_" in whole or (seen.get(whole.lower(), 0) and seen[whole.lower()] >= seen.get(f"{left}-{right}".lower(), 0)):
+        return whole
+    return f"{left}-{right}"
 
 
 def short(exc: Exception) -> str:

@@ -100,12 +100,13 @@ ABBREVIATIONS = frozenset(
     "esp viz al ch sec".split()
 )
 LIST_ITEM = re.compile(r"^\s*(?:[-*+\u2022]|\d{1,3}[.)])\s+")
-HEADING = re.compile(r"^\s*#{1,6}\s")
+HEADING = re.compile(r"^\s*#{1,6}\s(?![a-z])")  # "# postfix reload" is a root prompt (COMMAND_LINE)
 FENCE = re.compile(r"^\s*(```|~~~)")
-# A command typed at a prompt, written without a fence ("$ git clone -l -s -n . ../copy", ">>> len(x)"):
+# A command typed at a prompt, written without a fence ("$ git clone -l -s -n . ../copy", ">>> len(x)",
+# root's "# postfix reload": a "#" before a lowercase word is no Markdown heading, "% make"):
 # a period in it ends no sentence, and what the prompt lines show is claimed with the sentence that
 # introduces them ("Make a local clone ...:"), as the manual says them together
-COMMAND_LINE = re.compile(r"^[ \t]*(?:\$|>>>)[ \t]+\S", re.M)
+COMMAND_LINE = re.compile(r"^[ \t]*(?:[$%]|>>>|#(?=[ \t]+[a-z]))[ \t]+\S", re.M)
 CODE_SPAN = re.compile(r"`+[^`\n]*`+")
 RST_ROLE = re.compile(r"(?<![\w:]):(?:[a-z]+:)?[a-z]+:(?=`)")  # :func:, :py:meth: before a code span
 LINK = re.compile(r"\[([^\]\n]+)\]\([^)\s]+\)")

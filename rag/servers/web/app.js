@@ -118,6 +118,11 @@ const HEADING = /^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$/;
 const ITEM = /^(\s*)([-*+\u2022]|\d{1,9}[.)])\s+(.*)$/;
 const RULE = /^ {0,3}([-*_])(\s*\1){2,}\s*$/;
 const TABLE_RULE = /^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$/;
+// a command at a prompt, as manuals print it: "$ git clone ...", "% make", ">>> len(x)", and root's
+// "# postfix reload" (a "#" before a lowercase word: no heading); rag.answer.citations.COMMAND_LINE
+const PROMPT = /^\s*(?:[$%]|>>>|#(?=\s+[a-z]))\s+\S/;
+const CONTINUED = /^\s*\.\.\.(\s|$)/;
+const TRAILING_MARKS = /\s*((?:\[\d{1,3}(?:\s*,\s*\d{1,3})*\]|\[unsupported\])(?:\s*(?:\[\d{1,3}(?:\s*,\s*\d{1,3})*\]|\[unsupported\]))*)\s*$/;
 
 function cells(line) {
   return line.trim().replace(/^\||\|$/g, "").split("|").map((cell) => cell.trim());
@@ -167,6 +172,26 @@ function renderMarkdown(container, text, sources) {
       const pre = el("pre");
       pre.append(el("code", "", body.join("\n")));
       container.append(pre);
+      continue;
+    }
+    if (PROMPT.test(line) && !list) {  // commands: code, and their citations after them
+      flush();
+      const body = [];
+      while (i < lines.length && lines[i].trim() && (PROMPT.test(lines[i]) || CONTINUED.test(lines[i])
+             || (body.length && /\\\s*$/.test(body[body.length - 1])))) {
+        body.push(lines[i]);
+        i += 1;
+      }
+      const marks = body[body.length - 1].match(TRAILING_MARKS);
+      if (marks) body[body.length - 1] = body[body.length - 1].slice(0, marks.index);
+      const pre = el("pre");
+      pre.append(el("code", "", body.join("\n")));
+      container.append(pre);
+      if (marks) {
+        const cited = el("p", "cited");
+        inline(cited, marks[1], sources);
+        container.append(cited);
+      }
       continue;
     }
     const heading = line.match(HEADING);
