@@ -667,10 +667,17 @@ def test_under_strict_the_answer_arrives_a_sentence_at_a_time(llm):
     assert pieces[:2] == ["Replace the bearing kit BK-7 when the fan grinds [2].", " Bake the loaf for forty minutes [1]."]
 
 
+LISTED_REPLY = ("Here is how:\n\n- Bake the loaf for forty minutes.\n- Replace the bearing kit BK-7 [1].\n"
+                "- Paint the widget blue [2].\n\n```\nreplace BK-7\n```\n\nBake the loaf at 250 degrees [1].")
+# a sentence whose next one opens with a bracket or a backtick: one character at a time, the stop
+# of the first went out with the bracket, before it could take its citation (Qwen on the Python docs)
+BRACKETED_REPLY = ("Bake the loaf for forty minutes.\n\n(Replace the bearing kit BK-7 when the fan grinds.)\n\n"
+                   "`BK-7` is the bearing kit the service shop sells.")
+
+
 @pytest.mark.parametrize("strict", [False, True])
-def test_the_grounded_answer_is_the_same_however_the_model_splits_its_stream(strict):
-    reply = ("Here is how:\n\n- Bake the loaf for forty minutes.\n- Replace the bearing kit BK-7 [1].\n"
-             "- Paint the widget blue [2].\n\n```\nreplace BK-7\n```\n\nBake the loaf at 250 degrees [1].")
+@pytest.mark.parametrize("reply", [LISTED_REPLY, BRACKETED_REPLY])
+def test_the_grounded_answer_is_the_same_however_the_model_splits_its_stream(strict, reply):
     passages = [hit.text for hit in bread_and_fan()]
     expected, _ = ground_text(reply, passages, strict)
 
@@ -678,8 +685,10 @@ def test_the_grounded_answer_is_the_same_however_the_model_splits_its_stream(str
         grounder = Grounder(passages, strict)
         shown = "".join(ground((reply[i:i + size] for i in range(0, len(reply), size)), grounder))
         assert shown == expected == grounder.text, size
-    assert ("Paint the widget blue" in expected) is not strict
-    assert "Bake the loaf for forty minutes [1]." in expected and "Replace the bearing kit BK-7 [2]." in expected
+    assert "Bake the loaf for forty minutes [1]." in expected
+    if reply == LISTED_REPLY:
+        assert ("Paint the widget blue" in expected) is not strict
+        assert "Replace the bearing kit BK-7 [2]." in expected
 
 
 # -- what the model reads ------------------------------------------------------------------------

@@ -326,7 +326,7 @@ class Grounder:
             line = text.rfind("\n", 0, safe) + 1
             if re.match(r"[ \t]*[`~]", text[line:]):
                 safe = line  # may open a code block
-            safe = _tail_start(text[:safe])
+            safe = _tail_start(text[:safe], arriving=True)
             begun = _norm(text[:safe])
             if begun and any(said.startswith(begun) for said in self._said):
                 safe = 0  # it may be a sentence said already, which is left out whole
@@ -424,12 +424,16 @@ def _has_code(block: str) -> bool:
     return any(line.strip() and not FENCE_LINE.match(line) for line in block.split("\n")[1:])
 
 
-def _tail_start(text: str) -> int:
+def _tail_start(text: str, arriving: bool = False) -> int:
     """Where the end of a sentence may begin at the end of `text`: white space, closing
-    punctuation and citations (whole or still arriving) that grounding may rewrite."""
+    punctuation and citations (whole or still arriving) that grounding may rewrite. With
+    `arriving` (text still streaming), any punctuation: an opening bracket, quote or backtick after
+    a sentence's stop may begin the next sentence ("fopen().\n\n(Contributed"), which is not known
+    to be one until a word of it arrives; let out, it would take the stop before it along, and the
+    sentence could no longer take its citation."""
     i = len(text)
     while i > 0:
-        if text[i - 1].isspace() or text[i - 1] in ".!?:;\"'\u201d\u2019)*_":
+        if text[i - 1].isspace() or text[i - 1] in ".!?:;\"'\u201d\u2019)*_" or (arriving and not text[i - 1].isalnum()):
             i -= 1
             continue
         line = text.rfind("\n", 0, i) + 1
