@@ -379,6 +379,22 @@ def test_an_llm_answer_is_rendered_as_markdown_on_a_terminal():
     assert "\x1b]" not in shown and "pwned" not in shown and "\x07" not in shown
 
 
+def test_commands_at_a_prompt_keep_their_lines_and_prompt_on_a_terminal():
+    # as Markdown, root's "# postfix reload" was a heading (its "#" gone) and two "$" lines one line
+    from rich.console import Console
+
+    out = io.StringIO()
+    text = ("Make a local clone:\n\n$ git clone -l -s -n . ../copy\n$ cd ../copy [2]\n\n"
+            "Then reload as root:\n\n# postfix reload [1]\n")
+
+    raw = stream_markdown(iter(pieces(text)), Console(file=out, force_terminal=True, width=80))
+
+    shown = [line.strip() for line in screen(out.getvalue()) if line.strip()]
+    assert raw == text
+    assert "$ git clone -l -s -n . ../copy" in shown and "$ cd ../copy" in shown
+    assert "# postfix reload" in shown and "[1]" in shown and "[2]" in shown
+
+
 def screen(output: str) -> list[str]:
     """The lines a terminal ends up showing for `output`: enough of one for rich.live's redraws
     (newline, carriage return, erase line, cursor up; colours and cursor visibility ignored)."""

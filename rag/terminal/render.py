@@ -8,6 +8,7 @@ rich is imported only when it draws (the progress bar, an answer rendered as Mar
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from typing import TYPE_CHECKING, Iterable, Iterator, TextIO
@@ -185,12 +186,48 @@ class _Lines:
                 yield Segment.line()
 
 
+FENCE_LINE = re.compile(r"^[ \t]*(```|~~~)")
+CONTINUED = re.compile(r"^[ \t]*\.\.\.(?:[ \t]|$)")
+TRAILING_MARKS = re.compile(r"(?:\s*(?:\[\d{1,3}(?:\s*,\s*\d{1,3})*\]|\[unsupported\]))+\s*$")
+
+
+def fenced_commands(text: str) -> str:
+    """`text` for Markdown, with each run of lines typed at a prompt ("$ git clone ...", root's
+    "# postfix reload", ">>> len(x)"; rag.answer.citations.COMMAND_LINE) in a code block, its
+    citations after it. As Markdown, root's prompt is a heading, ">>>" a quote, and the lines of a
+    run are joined into one paragraph line. Only what is shown changes, never the answer."""
+    from rag.answer.citations import COMMAND_LINE
+
+    lines = text.split("\n")
+    out: list[str] = []
+    i, fenced = 0, False
+    while i < len(lines):
+        line = lines[i]
+        if FENCE_LINE.match(line):
+            fenced = not fenced
+        if fenced or not COMMAND_LINE.match(line):
+            out.append(line)
+            i += 1
+            continue
+        run = [line]
+        i += 1
+        while i < len(lines) and lines[i].strip() and (COMMAND_LINE.match(lines[i]) or CONTINUED.match(lines[i])
+                                                       or run[-1].rstrip().endswith("\\")):
+            run.append(lines[i])
+            i += 1
+        marks = TRAILING_MARKS.search(run[-1])
+        if marks:
+            run[-1] = run[-1][:marks.start()]
+        out += ["```", *run, "```"] + ([marks.group(0).strip()] if marks else [])
+    return "\n".join(out)
+
+
 def _render(live, text: str, shown: int, final: bool) -> int:
     from rich.markdown import Markdown
 
     console = live.console
     # hyperlinks off: a link from the LLM shows its address instead of hiding it behind the text
-    lines = console.render_lines(Markdown(text, hyperlinks=False), console.options, pad=False)
+    lines = console.render_lines(Markdown(fenced_commands(text), hyperlinks=False), console.options, pad=False)
     settled = len(lines) if final else max(shown, len(lines) - LIVE_LINES)
     if settled > shown:
         live.console.print(_Lines(lines[shown:settled], settled=True), end="")
