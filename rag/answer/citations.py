@@ -654,11 +654,13 @@ def _block_spans(masked: str, start: int, end: int) -> list[tuple[int, int]]:
             run_start = before.pop()[0]
         line_end = masked.find("\n", command.start(), end)
         while 0 <= line_end < end:
-            following = masked[line_end + 1:end].split("\n", 1)[0]
-            if not (masked[:line_end].rstrip(" \t").endswith("\\") or COMMAND_LINE.match(following)
+            next_end = masked.find("\n", line_end + 1, end)
+            following = masked[line_end + 1:end if next_end < 0 else next_end]
+            line = masked[masked.rfind("\n", 0, line_end) + 1:line_end]
+            if not (line.rstrip(" \t").endswith("\\") or COMMAND_LINE.match(following)
                     or re.match(r"[ \t]*\.\.\.(?:[ \t]|$)", following)):
                 break
-            line_end = masked.find("\n", line_end + 1, end)
+            line_end = next_end
         at = end if line_end < 0 else line_end
         spans += before + list(_trimmed(masked, run_start, at))
     return spans + list(sentence_spans(masked, at, end))
