@@ -392,3 +392,19 @@ def test_the_row_a_question_names_by_its_number_is_quoted_however_the_other_piec
                                [make_hit(TEMP_STORE), *others])
 
     assert "SQLITE_TEMP_STORE: 3; Meaning: Always use memory" in answer
+
+
+def test_a_page_repeating_another_pages_instruction_is_quoted_once():
+    # Postfix's BASIC_CONFIGURATION and INSTALL pages say the same with "as root" more or less;
+    # quoted twice, the repeat took the place of the manual page's own words
+    first = ("Whenever you make a change to the main.cf or master.cf file, execute the following command as root "
+             "in order to refresh a running mail system:\n\n# postfix reload")
+    again = ("Whenever you make a change to the main.cf or master.cf file, execute the following command in order "
+             "to refresh a running mail system:\n\n# postfix reload")
+    other = ("Unlike most Postfix daemon processes, the master(8) server does not automatically pick up changes "
+             "to main.cf. Use the postfix reload command after a configuration change.")
+    answer = extractive_answer("I changed main.cf. What do I run so that the running mail system picks up my change?",
+                               [make_hit(first, 1, 0.62), make_hit(again, 2, 0.61), make_hit(other, 3, 0.55)])
+
+    assert answer.count("# postfix reload") == 1 and "[2]" not in answer
+    assert "does not automatically pick up changes" in answer

@@ -87,6 +87,7 @@ PROMPT = re.compile(r"^[ \t]*[A-Za-z][\w.-]*>(?= )", re.M)
 # Debug gitignore / exclude files", "csv --- CSV File Reading and Writing"
 NAMED_LINE = re.compile(r"\s*:?[\w.:`-]+(?:\(\d\))?`?[ \t]+(?:-{1,3}|\u2014|\u2013)[ \t]+\w")
 HEADING_LIKE = 30  # a piece this short is mostly a title or a label
+SAID_WORDS = 8  # an excerpt of this many content words, all in one quoted already, says nothing new
 # A sentence that says how to do what the one before it describes ("You can make diff act as
 # though the missing file is empty. ... To do this, use the --new-file (-N) option."): it is quoted
 # with that one, past the room an excerpt grows by, and never without it
@@ -301,6 +302,8 @@ def choose(question: str, hits: Sequence[Hit], min_score: float | None = None,
                     and not any(_taken(chosen, seed.n, own[k]) for k in range(named, lo)):
                 lo = named
         start, end = own[lo][0], own[hi][1]
+        if _repeats(chosen, hits, seed.n, text[start:end]):
+            continue
         chosen.append(Excerpt(seed.n, start, end, seed.score))
         seeds += 1
         used += min(end - start, SHOWN_CHARS)  # a longer piece (a command with its example) is clipped
@@ -385,6 +388,15 @@ def _said(chosen: list["Excerpt"], hits: Sequence[Hit], seed: "Excerpt") -> bool
     words = " ".join(hits[seed.n - 1].text[seed.start:seed.end].split())
     return len(words) >= HEADING_LIKE and any(
         e.n != seed.n and words in " ".join(hits[e.n - 1].text[e.start:e.end].split()) for e in chosen)
+
+
+def _repeats(chosen: list["Excerpt"], hits: Sequence[Hit], n: int, text: str) -> bool:
+    """Whether every word of an excerpt of SAID_WORDS content words or more is in one excerpt of
+    another passage quoted already: a page repeating another's instruction with a word more or
+    less ("execute the following command [as root] in order to refresh a running mail system")."""
+    own = _words(text)
+    return len(own) >= SAID_WORDS and any(e.n != n and own <= _words(hits[e.n - 1].text[e.start:e.end])
+                                          for e in chosen)
 
 
 def _taken(chosen: list["Excerpt"], n: int, span: tuple[int, int]) -> bool:
