@@ -106,6 +106,9 @@ class Watcher:
                 stop.wait(TICK_MS / 1000)
                 self._check_roots(stop)
                 continue
+            if any(p in self._gone for p in present):
+                # back before a tick of its absence noticed it (deleted and re-created at once)
+                self._check_roots(stop)
             restart = False
             for changes in watchfiles.watch(
                 *present, watch_filter=self._relevant, debounce=self.debounce_ms, step=self.step_ms,
