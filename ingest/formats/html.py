@@ -15,18 +15,17 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections import Counter
 from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
 from ingest.formats.tables import table_text
-from ingest.formats.text import Loaded, NotContent, decode_text, rejoined, require_text, sections_from_headings
+from ingest.formats.text import (Loaded, NotContent, decode_text, rejoined, require_text, sections_from_headings,
+                                 spellings)
 from rag.types import Section, spans_within
 
 # a word a <pre> line ends with, broken by a hyphen, and its rest on the next line (_mended)
 PRE_BROKEN = re.compile(r"([A-Za-z]\w*[A-Za-z])-\n[ \t]*([a-z]\w*)")
-WORDS = re.compile(r"\w+(?:-\w+)*")
 
 # Elements whose content is never visible text. <head> is not one of them: its end tag is optional
 # in HTML5, and a page that omits it would lose its whole body; what <head> holds is covered here.
@@ -445,7 +444,7 @@ def _mended(text: str, headings: list[tuple[int, int, int, str]], code: list[tup
     spans = sorted(code)
     if not spans or "-\n" not in text:
         return text, headings, code
-    seen = Counter(w.lower() for w in WORDS.findall(text))
+    seen = spellings([text])
     out: list[str] = []
     removed: list[tuple[int, int]] = []  # (old offset, characters removed before it)
     at = total = 0

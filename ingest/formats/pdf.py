@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 from ingest.formats import ocr
-from ingest.formats.text import Loaded, rejoined, short
+from ingest.formats.text import Loaded, rejoined, short, spellings
 from rag.errors import LoadError
 from rag.types import Section
 
@@ -33,7 +33,6 @@ DOT_LEADER = re.compile(r"(?<![ \t])[ \t]*(?:\.[ \t]*){4,}")
 # which breaks lines at hyphens): the document's own words decide (_dehyphenate).
 SOFT_HYPHEN = "\ufffe"
 BROKEN_WORD = re.compile(r"(\w+)\ufffe(\w+)")
-WORDS = re.compile(r"\w+(?:-\w+)*")
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufeff\uffff]")
 # A page with fewer letters than this in its text layer but with something drawn on it is read
 # by OCR: a scan often carries a stamped page number or a header as real text.
@@ -241,9 +240,12 @@ def _dehyphenate(texts: list[str | None]) -> list[str | None]:
     marked = [t for t in texts if t and SOFT_HYPHEN in t]
     if not marked:
         return texts
-    seen = Counter(w.lower() for t in texts if t for w in WORDS.findall(t.replace(SOFT_HYPHEN, " ")))
+    seen = spellings(t.replace(SOFT_HYPHEN, " ") for t in texts if t)
 
-    return [BROKEN_WORD.sub(lambda match: rejoined(*match.groups(), seen), t).replace(SOFT_HYPHEN, "-") if t and SOFT_HYPHEN in t else t for t in texts]
+    def mend(text: str) -> str:
+        return BROKEN_WORD.sub(lambda match: rejoined(*match.groups(), seen), text).replace(SOFT_HYPHEN, "-")
+
+    return [mend(t) if t and SOFT_HYPHEN in t else t for t in texts]
 
 
 def _pypdf_text(page) -> str | None:

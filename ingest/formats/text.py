@@ -10,11 +10,15 @@ headings included), so offsets never overlap and grow in reading order.
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from rag.errors import LoadError, NotContent  # noqa: F401  (NotContent: raised by the formats)
 from rag.types import Section
+
+WORDS = re.compile(r"\w+(?:-\w+)*")  # a word, hyphenated ones whole
 
 # title, sections, page (slide, chapter) count; a loader that reads scans adds a fourth item, the
 # pages it could not read because Tesseract is missing (ingest.formats.ocr)
@@ -117,6 +121,12 @@ class Outline:
     def done(self) -> list[Section]:
         self.flush()
         return require_text(self.sections)
+
+
+def spellings(texts: Iterable[str]) -> Counter:
+    """How often a document writes each of its words (hyphenated ones whole), lowercased: what
+    `rejoined` decides by."""
+    return Counter(w.lower() for text in texts for w in WORDS.findall(text))
 
 
 def rejoined(left: str, right: str, seen: Mapping[str, int]) -> str:

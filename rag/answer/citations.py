@@ -107,6 +107,7 @@ FENCE = re.compile(r"^\s*(```|~~~)")
 # a period in it ends no sentence, and what the prompt lines show is claimed with the sentence that
 # introduces them ("Make a local clone ...:"), as the manual says them together
 COMMAND_LINE = re.compile(r"^[ \t]*(?:[$%]|>>>|#(?=[ \t]+[a-z]))[ \t]+\S", re.M)
+CONTINUATION_LINE = re.compile(r"[ \t]*\.\.\.(?:[ \t]|$)")  # ">>> f(1,\n...   2)"
 CODE_SPAN = re.compile(r"`+[^`\n]*`+")
 RST_ROLE = re.compile(r"(?<![\w:]):(?:[a-z]+:)?[a-z]+:(?=`)")  # :func:, :py:meth: before a code span
 LINK = re.compile(r"\[([^\]\n]+)\]\([^)\s]+\)")
@@ -656,14 +657,19 @@ def _block_spans(masked: str, start: int, end: int) -> list[tuple[int, int]]:
         while 0 <= line_end < end:
             next_end = masked.find("\n", line_end + 1, end)
             following = masked[line_end + 1:end if next_end < 0 else next_end]
-            line = masked[masked.rfind("\n", 0, line_end) + 1:line_end]
-            if not (line.rstrip(" \t").endswith("\\") or COMMAND_LINE.match(following)
-                    or re.match(r"[ \t]*\.\.\.(?:[ \t]|$)", following)):
+            if not continues_command(masked[masked.rfind("\n", 0, line_end) + 1:line_end], following):
                 break
             line_end = next_end
         at = end if line_end < 0 else line_end
         spans += before + list(_trimmed(masked, run_start, at))
     return spans + list(sentence_spans(masked, at, end))
+
+
+def continues_command(line: str, following: str) -> bool:
+    """Whether `following` goes on the run of command lines that `line` ends: a command of its
+    own, a "... " continuation, or the rest of a line continued with a backslash."""
+    return (line.rstrip(" \t").endswith("\\") or COMMAND_LINE.match(following) is not None
+            or CONTINUATION_LINE.match(following) is not None)
 
 
 def _citation_numbers(text: str) -> tuple[int, ...]:

@@ -187,7 +187,6 @@ class _Lines:
 
 
 FENCE_LINE = re.compile(r"^[ \t]*(```|~~~)")
-CONTINUED = re.compile(r"^[ \t]*\.\.\.(?:[ \t]|$)")
 TRAILING_MARKS = re.compile(r"(?:\s*(?:\[\d{1,3}(?:\s*,\s*\d{1,3})*\]|\[unsupported\]))+\s*$")
 
 
@@ -196,7 +195,7 @@ def fenced_commands(text: str) -> str:
     "# postfix reload", ">>> len(x)"; rag.answer.citations.COMMAND_LINE) in a code block, its
     citations after it. As Markdown, root's prompt is a heading, ">>>" a quote, and the lines of a
     run are joined into one paragraph line. Only what is shown changes, never the answer."""
-    from rag.answer.citations import COMMAND_LINE
+    from rag.answer.citations import COMMAND_LINE, continues_command
 
     lines = text.split("\n")
     out: list[str] = []
@@ -211,8 +210,7 @@ def fenced_commands(text: str) -> str:
             continue
         run = [line]
         i += 1
-        while i < len(lines) and lines[i].strip() and (COMMAND_LINE.match(lines[i]) or CONTINUED.match(lines[i])
-                                                       or run[-1].rstrip().endswith("\\")):
+        while i < len(lines) and lines[i].strip() and continues_command(run[-1], lines[i]):
             run.append(lines[i])
             i += 1
         marks = TRAILING_MARKS.search(run[-1])
