@@ -45,6 +45,9 @@ PUNCT = re.compile(r"(?<=[^\w\s])(?=\w)|(?<=\w)(?=[^\w\s])")
 MAX_PREFIX_CHARS = 160
 # A cut at a weaker boundary is taken only when no stronger one keeps the chunk this full.
 MIN_FILL = 0.5
+# A block (code, a doctest, a table) of at most this share of a chunk is never cut inside
+# (_Structure); a longer one is cut between its lines, as it has to be somewhere.
+WHOLE_SHARE = 0.5
 # Characters tokenized in one call. A tokenizer's offsets cost ~100 bytes per word piece, so a
 # 100 MB one-line file tokenized whole took GBs; longer sections are cut into windows first (at
 # a paragraph, line or space in the window's second half) and sections are tokenized in groups.
@@ -99,9 +102,17 @@ MAX_SIGNATURE_CHARS = 800  # a directive "header" longer than this is prose (an 
 
 class _Structure:
     """Where a chunk must not begin or end: inside these (start, end) character spans, and at
-    these ends (right after a line that introduces what follows)."""
+    these ends (right after a line that introduces what follows).
 
-    def __init__(self, text: str, code: Sequence[tuple[int, int]] = ()):
+    A block (a code block, a literal block, a `<pre>`, a doctest or a run of shell prompts with
+    their output, a table) is kept whole when `fits` it (split_section: half a chunk at most): a
+    chunk ends before it or after it, never at a blank line inside it. Cut between its lines, an
+    example lost the line that is the answer ("asyncio.run(main())" after the coroutine it runs)
+    and the next chunk began halfway through a statement ("...     await asyncio.sleep(1)").
+    """
+
+    def __init__(self, text: str, code: Sequence[tuple[int, int]] = (),
+                 fits: Callable[[int, int], bool] = lambda start, end: False):
         self.text = text
         self.spans: list[tuple[int, int]] = []
         self.keep_with_next: set[int] = set()
@@ -129,10 +140,27 @@ class _Structure:
                 i += 1
             return i
 
+        def whole(i: int, j: int) -> None:
+            """Lines i..j-1 as one block, kept whole when it `fits` (blank lines at its ends aside)."""
+            while j > i and not lines[j - 1].strip():
+                j -= 1
+            if j - i > 1:
+                a, b = starts[i] + indent(i), starts[j - 1] + len(lines[j - 1].rstrip())
+                if fits(a, b):
+                    spans.append((a, b))
+
+        def run_end(i: int) -> int:
+            """First line from i on that is blank: the end of a doctest example or a run of prompts."""
+            while i < len(lines) and lines[i].strip():
+                i += 1
+            return i
+
         # the lines of code the reader marked (an HTML <pre>: "+++ new/README<TAB>2002-03-17 ...")
         for a, b in code:
-            for k in range(bisect.bisect_right(starts, a) - 1, bisect.bisect_left(starts, b)):
+            first_line, past = bisect.bisect_right(starts, a) - 1, bisect.bisect_left(starts, b)
+            for k in range(first_line, past):
                 line_span(k)
+            whole(first_line, past)
         i, n = 0, len(lines)
         in_simple_table = False
         while i < n:
@@ -148,6 +176,7 @@ class _Structure:
                     j += 1
                 for k in range(i, min(j + 1, n)):
                     line_span(k)
+                whole(i, min(j + 1, n))
                 i = j + 1
                 continue
             if directive := DIRECTIVE_LINE.match(line):
@@ -160,6 +189,7 @@ class _Structure:
                     for k in range(i, body_end):
                         if lines[k].strip():
                             line_span(k)
+                    whole(i, body_end)
                     i = body_end
                     continue
                 if name not in PROSE_DIRECTIVES and starts[j] + len(lines[j]) - starts[i] <= MAX_SIGNATURE_CHARS:
@@ -174,12 +204,26 @@ class _Structure:
                 for k in range(i + 1, body_end):
                     if lines[k].strip():
                         line_span(k)
+                whole(i + 1, body_end)
                 i = body_end
                 continue
             if SIMPLE_TABLE_BORDER.match(line):
+                if not in_simple_table and i + 1 < n and lines[i + 1].strip():
+                    table = i + 1  # its rows run to the border a blank line (or the end) follows
+                    while table < n and not (SIMPLE_TABLE_BORDER.match(lines[table])
+                                             and (table + 1 == n or not lines[table + 1].strip())):
+                        table += 1
+                    whole(i, table + 1)
                 in_simple_table = not in_simple_table if i + 1 < n and lines[i + 1].strip() else False
                 i += 1
                 continue
+            if PROMPT_LINE.match(line) and not (i > 0 and lines[i - 1].strip()):
+                whole(i, run_end(i))  # a doctest example or prompts with their output, up to a blank line
+            if "|" in line and PIPE_ROW.search(line) and not (i > 0 and lines[i - 1].strip()):
+                j = i
+                while j < n and "|" in lines[j] and PIPE_ROW.search(lines[j]):
+                    j += 1
+                whole(i, j)  # a Markdown table
             if line.rstrip().endswith("\\") and i + 1 < n and lines[i + 1].strip():
                 j = i
                 while j + 1 < n and lines[j].rstrip().endswith("\\") and lines[j + 1].strip():
@@ -255,7 +299,10 @@ def split_section(
         return []
     token_ends = [end for _, end in offsets]
     token_starts = [start for start, _ in offsets]
-    structure = _Structure(text, code)
+    def fits(a: int, b: int) -> bool:  # a block of at most WHOLE_SHARE of a chunk is kept whole
+        return bisect.bisect_left(token_starts, b) - bisect.bisect_left(token_starts, a) <= budget * WHOLE_SHARE
+
+    structure = _Structure(text, code, fits)
     levels = [_Boundaries(p, text, structure) for p in (PARAGRAPH, SENTENCE, LINE, SPACE, PUNCT)]
     words = levels[3]
     unbroken: list[_Boundaries] = []  # any space or punctuation: for a unit longer than a chunk

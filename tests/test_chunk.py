@@ -320,6 +320,53 @@ def test_a_chunk_never_begins_or_ends_inside_a_signature_a_code_line_or_a_table_
         assert not c.text.endswith(":"), f"ends on what introduces the next chunk: {c.text[-60:]!r}"
 
 
+EXAMPLE = """For example, the following snippet of code prints "hello", waits 1 second,
+and then prints "world"::
+
+    >>> import asyncio
+
+    >>> async def main():
+    ...     print('hello')
+    ...     await asyncio.sleep(1)
+    ...     print('world')
+
+    >>> asyncio.run(main())
+    hello
+    world
+
+"""
+
+
+@pytest.mark.parametrize("chunk_tokens", [160, 200])
+@pytest.mark.parametrize("lead", range(0, 12, 3))
+def test_a_short_example_is_never_cut_at_a_blank_line_inside_it(embedder, lead, chunk_tokens):
+    # The Python docs' asyncio-task.rst: a chunk ended at the blank line before ">>> asyncio.run(main())",
+    # so the passage that showed the coroutine never showed how to run it, and the next chunk began
+    # at "...     await asyncio.sleep(1)". Wherever the example falls, it is in one chunk whole.
+    text = prose(lead, lead + 1) + "\n\n" + EXAMPLE + prose(lead + 50, 12)
+    block = text[text.index(">>> import"):text.index("    world") + len("    world")]
+
+    chunks = chunk(embedder, text, ChunkSettings(chunk_tokens, 30), heading=())
+
+    assert any(block in c.text for c in chunks), [c.text[-80:] for c in chunks]
+    assert not any(c.text.startswith(("...", "world", "hello", ">>> asyncio.run")) for c in chunks)
+
+
+def test_a_doctest_and_a_run_of_prompts_are_kept_whole_and_a_long_block_is_still_cut(embedder):
+    session = "$ make\ncc -o tool tool.c\n$ make install\ninstall -m 755 tool /usr/local/bin\n$ tool --version\ntool 1.0"
+    doctest = ">>> total = 0\n>>> for n in range(3):\n...     total += n\n>>> total\n3"
+    text = "\n\n".join([prose(1, 5), session, prose(2, 4), doctest, prose(3, 5)])
+    long_block = "Run these::\n\n" + "\n\n".join(f"    step_{k} = run(stage={k}, retries=3)  # stage {k}"
+                                                     for k in range(60)) + "\n"
+
+    chunks = chunk(embedder, text, ChunkSettings(64, 16), heading=())
+    long_chunks = chunk(embedder, long_block, ChunkSettings(64, 16), heading=())
+
+    assert any(session in c.text for c in chunks) and any(doctest in c.text for c in chunks)
+    assert len(long_chunks) > 3  # longer than half a chunk: cut between its lines, as before
+    assert all(c.text.split("\n")[0].strip().startswith(("step_", "Run these")) for c in long_chunks)
+
+
 def test_the_python_docs_dictreader_chunk_starts_with_its_whole_signature(embedder):
     from pathlib import Path
 
