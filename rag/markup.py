@@ -434,8 +434,10 @@ def _introduces(text: str, piece: tuple[int, int], following: tuple[int, int]) -
     body = text[piece[0]:piece[1]]
     # a directive on its line (".. versionadded:: 3.2") is a marker, not a term: it describes
     # only its own body, which is joined to it already
+    # nor is a line that holds a sentence ("...in lytell space.   -- John Heywood$", the last line
+    # of an example a chunk begins with): a label has no full stop inside it either
     if (len(body) <= MAX_TERM_CHARS and "\n" not in body and body.rstrip()[-1:] not in ".!?;,"
-            and "\n" in text[piece[1]:following[0]] and not COMMENT.match(body)):
+            and "\n" in text[piece[1]:following[0]] and not COMMENT.match(body) and not SENTENCE_END.search(body)):
         return True
     if not INTRODUCES_CODE.search(text[max(piece[0], piece[1] - 160):piece[1]]):
         return False

@@ -514,3 +514,19 @@ def test_a_directive_line_introduces_only_its_own_body():
 
     assert pieces[0] == ".. versionadded:: 3.2"
     assert pieces[1].startswith(".. decorator:: lru_cache(user_function)")
+
+
+def test_the_last_line_of_an_example_is_not_a_term_over_the_next_paragraph():
+    # A diffutils chunk begins with the last line of the example before it; short and without a
+    # final full stop, it read as a term and was glued to the next sentence, so the piece that
+    # names the option ("The --ignore-all-space (-w) option is stronger still.") could not be
+    # quoted with the sentence about it
+    text = ("Here lyeth muche rychnesse in lytell space. -- John Heywood   $\n\n\n\n"
+            "The --ignore-all-space (-w) option is stronger still. " + "It ignores white space. " * 20)
+    pieces = [text[a:b] for a, b in excerpt_spans(text)]
+
+    assert pieces[0].endswith("John Heywood   $")
+    assert pieces[1] == "The --ignore-all-space (-w) option is stronger still."
+    # a term over its description is still one
+    term = "--ignore-all-space\n\n   Ignore white space when comparing lines."
+    assert [term[a:b] for a, b in excerpt_spans(term)] == [term]
