@@ -314,7 +314,12 @@ TERM_ROW = _LazyPattern(r"^[ \t]*[^\s:][^\n:]{0,39}: \S")
 # what introduces the next piece whatever it is ("as follows:", "Example::"), and what introduces
 # a command or code ("Use the following command.")
 INTRODUCES = _LazyPattern(r":\s*$")
-INTRODUCES_CODE = _LazyPattern(r"\b(?:the following|as follows|like this|like so|below|for example|for instance)\b[^.!?]*[.!?]?\s*$")
+# "the following" in the paragraph's last sentence (any case), or "the following example" in the
+# one before ("The following example presents additional configuration. You need to combine this
+# with basic configuration information as discussed in the first half of this document.")
+INTRODUCES_CODE = _LazyPattern(r"\b(?i:the following|as follows|like this|like so|below|for example|for instance)\b"
+                               r"[^.!?]*[.!?]?\s*$|\b(?i:the following(?:\s+\w+){0,2}?\s+examples?)\b[^.!?]*[.!?]"
+                               r"\s+[^.!?]*[.!?]?\s*$")
 CODE_START = _LazyPattern(r"^\s*(?:\$ |% |> |>>> |sqlite> |[A-Za-z]:\\\S*> )")
 MAX_GLUED = 2  # pieces that may follow the one introducing them
 MAX_TERM_CHARS = 80  # a line this short, alone, without a full stop, is a term over its description
@@ -439,7 +444,7 @@ def _introduces(text: str, piece: tuple[int, int], following: tuple[int, int]) -
     if (len(body) <= MAX_TERM_CHARS and "\n" not in body and body.rstrip()[-1:] not in ".!?;,"
             and "\n" in text[piece[1]:following[0]] and not COMMENT.match(body) and not SENTENCE_END.search(body)):
         return True
-    if not INTRODUCES_CODE.search(text[max(piece[0], piece[1] - 160):piece[1]]):
+    if not INTRODUCES_CODE.search(text[max(piece[0], piece[1] - 240):piece[1]]):
         return False
     line_start = text.rfind("\n", 0, following[0]) + 1
     new_line = not text[line_start:following[0]].strip()

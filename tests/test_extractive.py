@@ -408,3 +408,25 @@ def test_a_page_repeating_another_pages_instruction_is_quoted_once():
 
     assert answer.count("# postfix reload") == 1 and "[2]" not in answer
     assert "does not automatically pick up changes" in answer
+
+
+def test_the_example_after_an_excerpt_is_quoted_with_it():
+    # Postfix's SOHO_README: the sentences that answer say what the mapping does; the setting to
+    # type is in "The following example ...", a paragraph and a block the excerpt's room did not reach
+    passage = ("Postfix 2.2 uses the generic(5) address mapping to replace local fantasy email addresses by valid "
+               "Internet addresses. This mapping happens ONLY when mail leaves the machine; not when you send mail "
+               "between users on the same machine. \n\n"
+               "The following example presents additional configuration. You need to combine this with basic "
+               "configuration information as discussed in the first half of this document. \n\n\n"
+               "1 /etc/postfix/main.cf:\n2     smtp_generic_maps = hash:/etc/postfix/generic\n3 \n"
+               "4 /etc/postfix/generic:\n5     his@localdomain.local             hisaccount@hisisp.example\n"
+               "6     her@localdomain.local             heraccount@herisp.example\n\n\n\n"
+               "When mail is sent to a remote host via SMTP: \n\nLine 5 replaces his@localdomain.local by his ISP "
+               "mail address,")
+    question = ("My machine's addresses look like user@box.local. How do I have them replaced by my real address at "
+                "my ISP, only when mail leaves the machine?")
+
+    text = extractive_answer(question, [make_hit(passage)])
+
+    assert "This mapping happens ONLY when mail leaves the machine" in text
+    assert "smtp_generic_maps = hash:/etc/postfix/generic" in text

@@ -530,3 +530,13 @@ def test_the_last_line_of_an_example_is_not_a_term_over_the_next_paragraph():
     # a term over its description is still one
     term = "--ignore-all-space\n\n   Ignore white space when comparing lines."
     assert [term[a:b] for a, b in excerpt_spans(term)] == [term]
+
+
+def test_the_following_introduces_what_follows_at_a_sentence_start_too():
+    # SQLite's nulls.html: "The following table shows ..." (capitalised) was not read as introducing
+    # the table, so its rows were quoted without the sentence that says what they are
+    text = ("The following table shows the results of the NULL handling experiments.\n\n"
+            "Adding anything to null gives null; SQLite: Yes; PostgreSQL: Yes\n"
+            "nulls are distinct in a UNIQUE column; SQLite: Yes; PostgreSQL: Yes\n")
+
+    assert excerpt_spans(text) == [(0, len(text.rstrip()))]

@@ -102,6 +102,9 @@ REFERS_BACK = re.compile(r"^\W*(?:(?:(?:with|using|for|in)\s+)?(?:this|that|thes
                          r"setting|pragma|function|method|keyword|clause|statement|parameter|argument|variable)s?\b"
                          r"|for\s+(?:example|instance)\b|e\.g\.)", re.I)
 NAMES_BACK = 3  # pieces a REFERS_BACK seed looks back for the name
+# An example introduced as one, with its lines: "The following example presents additional
+# configuration. ...\n\n1 /etc/postfix/main.cf:\n2     smtp_generic_maps = ..."
+EXAMPLE = re.compile(r"^\W*the\s+following\s+(?:\w+\s+){0,2}?examples?\b[^\n]*\n[ \t]*\n\s*\S", re.I)
 # A definition list (a manual's options: "--dry-run" / "Print the results of applying the patches
 # without actually changing any files." / "-e" / "--ed" / "Interpret the patch file as an ed
 # script." ...): an excerpt quotes the entry that answers, not the next entries its room would
@@ -260,6 +263,7 @@ def choose(question: str, hits: Sequence[Hit], min_score: float | None = None,
     chosen: list[Excerpt] = []
     used = seeds = 0
     asked_numbers = frozenset(NUMBER.findall(split(question)[0]))
+    command_q = bool(COMMAND_Q.search(split(question)[0]))
     for seed in pieces:
         if chosen and (seed.score < KEEP_SHARE * best or seeds >= MAX_EXCERPTS):
             break
@@ -294,6 +298,12 @@ def choose(question: str, hits: Sequence[Hit], min_score: float | None = None,
         if lo > 0 and FOLLOWS_ON.match(text[own[lo][0]:own[lo][1]]) and own[hi][1] - own[lo - 1][0] <= SHOWN_CHARS \
                 and not _taken(chosen, seed.n, own[lo - 1]):
             lo -= 1
+        # asked how, an example right after the excerpt shows how ("This mapping happens ONLY when
+        # mail leaves the machine. ... The following example presents additional configuration:
+        # smtp_generic_maps = ..."): quoted with it as far as SHOWN_CHARS shows, even if it runs past
+        if hi + 1 < len(own) and own[hi + 1][0] - own[lo][0] < SHOWN_CHARS // 2 \
+                and EXAMPLE.match(text[own[hi + 1][0]:own[hi + 1][1]]) and not _taken(chosen, seed.n, own[hi + 1]):
+            hi += 1
         if REFERS_BACK.match(text[own[lo][0]:own[lo][1]]):
             named = next((k for k in range(lo - 1, max(-1, lo - 1 - NAMES_BACK), -1)
                           if re.search(CODE_NAME, text[own[k][0]:own[k][1]])
