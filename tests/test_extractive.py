@@ -430,3 +430,58 @@ def test_the_example_after_an_excerpt_is_quoted_with_it():
 
     assert "This mapping happens ONLY when mail leaves the machine" in text
     assert "smtp_generic_maps = hash:/etc/postfix/generic" in text
+
+
+ASYNC_PASSAGE = """entry point "main()" function (see the above example.)
+
+* Awaiting on a coroutine.  The following snippet of code will
+  print "hello" after waiting for 1 second, and then print "world"
+  after waiting for *another* 2 seconds::
+
+      import asyncio
+      import time
+
+      async def say_after(delay, what):
+          await asyncio.sleep(delay)
+          print(what)
+
+      async def main():
+          print(f"started at {time.strftime('%X')}")
+
+          await say_after(1, 'hello')
+          await say_after(2, 'world')
+
+          print(f"finished at {time.strftime('%X')}")
+
+      asyncio.run(main())
+
+  Expected output::
+
+      started at 17:13:52
+      hello
+      world
+      finished at 17:13:55
+"""
+
+
+def test_an_example_too_long_to_show_keeps_the_line_that_runs_it():
+    # The Python docs' asyncio-task.rst: clipped at SHOWN_CHARS, the example showed the coroutine
+    # and not "asyncio.run(main())", the line that answers
+    question = "How do I start an async main() coroutine from a normal synchronous script?"
+
+    text = extractive_answer(question, [make_hit(ASYNC_PASSAGE)])
+
+    assert "asyncio.run(main())" in text
+    assert text.index("async def main():") < text.index("…") < text.index("asyncio.run(main())")
+    assert len(text) < len(ASYNC_PASSAGE)
+
+
+def test_a_clipped_option_list_or_continuation_line_is_not_brought_back():
+    # an option list's entry, a comment and the inside of a call are no statement that answers
+    options = "OPTIONS include:\n" + "".join(f"   -opt{k}                 set mode {k} for output\n" for k in range(40)) \
+        + "   -cmd COMMAND         run \"COMMAND\" before reading the sqlite3 database (stdin)\n"
+    question = "From the sqlite3 command-line tool, how do I run a command before reading stdin?"
+
+    text = extractive_answer(question, [make_hit(options)])
+
+    assert "-cmd COMMAND" not in text and text.removesuffix("[1]").rstrip().endswith("…")

@@ -109,7 +109,7 @@ def chosen_all(question: str, hits: Sequence[Hit], chosen: Sequence[Excerpt]) ->
         return focus_all(question, [h.text for h in hits])
     texts: list[list[str]] = [[] for _ in hits]
     for e in sorted(chosen, key=lambda e: (e.n, e.start)):
-        texts[e.n - 1].append(shown(e, hits))
+        texts[e.n - 1].append(shown(e, hits, question))
     return ["\n\n".join(parts) for parts in texts]
 
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
 
-from rag.markup import CODE_START, clip_lines, excerpt, excerpt_spans, signature, table_row
+from rag.markup import CODE_START, ELLIPSIS, clip_lines, excerpt, excerpt_spans, signature, table_row
 from rag.text import STOPWORDS
 from rag.types import Hit
 
@@ -76,6 +76,8 @@ SPECIFIC = re.compile(
     r"`[^`\n]+`|(?<![\w-])--?[A-Za-z][\w-]*|\b\w+\(\)|\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b|"
     r"(?<!\w)\.?\w+(?:[._/]\w+)+|(?<![\w.])\.[A-Za-z]\w+|\b\d+(?:[.,:]\d+)*\b|<<-|<-|%\w|\w+=\S+")
 NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?![\w.])")
+TERM_AND_DESCRIPTION = re.compile(r"^\S+(?: \S+)? {2,}[A-Za-z]")  # "-cmd COMMAND         run ..."
+PROMPT_START = re.compile(r"^[ \t]*(?:\$ |> |>>> |sqlite> |% )")
 CODE_LINE = re.compile(r"^(?:[ \t]{2,}\S|[ \t]*(?:\$ |> |>>> |\.\.\. |sqlite> |%))", re.M)
 DEFINITION = re.compile(r"^\W*(?:\S+\s+){0,8}?(?:is|are|means|refers to|denotes|returns?|creates?)\s+(?:a|an|the)\b"
                         r"|^\W*(?:\S+\s+){0,8}?(?:indicates?|signif(?:y|ies)|represents?|stands for)\s+(?:that\b|a\b|an\b|the\b)"
@@ -495,17 +497,51 @@ def answering_text(question: str, hits: Sequence[Hit], chosen: Excerpt) -> str:
     return "\n\n".join(text[max(a, chosen.start):min(b, chosen.end)] for i, (a, b) in enumerate(spans) if i in keep)
 
 
-def shown(chosen: Excerpt, hits: Sequence[Hit]) -> str:
-    """An excerpt as it is quoted: its passage's lines, clipped between lines past SHOWN_CHARS a piece."""
-    return clip_lines(excerpt(hits[chosen.n - 1].text, chosen.start, chosen.end), SHOWN_CHARS * chosen.parts,
-                      30 * chosen.parts)
+def shown(chosen: Excerpt, hits: Sequence[Hit], question: str = "") -> str:
+    """An excerpt as it is quoted: its passage's lines, clipped between lines past SHOWN_CHARS a piece;
+    the first line of code it would clip that holds a word of `question` is kept after the ellipsis
+    (an example's last line is often the one that answers: "asyncio.run(main())" after the coroutine)."""
+    text = excerpt(hits[chosen.n - 1].text, chosen.start, chosen.end).strip("\n").rstrip()
+    most_chars, most_lines = SHOWN_CHARS * chosen.parts, 30 * chosen.parts
+    clipped = clip_lines(text, most_chars, most_lines)
+    if clipped == text or not question:
+        return clipped
+    lines = text.split("\n")
+    asked = _words(split(question)[0])
+    kept = clipped.count("\n")  # the lines clip_lines kept, the ellipsis's line aside
+    left_out = [k for k in range(kept, len(lines)) if lines[k].strip()]
+    key = next((k for k in left_out if _key_line(lines, k, lines[kept:k], most_chars // 3)
+                and any(_same(w, t) for w in asked for t in _words(PROMPT.sub("", lines[k])))), None)
+    if key is None:
+        return clipped
+    line = lines[key]
+    head = "\n".join(lines[:key]).rstrip()
+    head = clip_lines(head, most_chars - len(line) - 2, most_lines - 2)
+    after = "\n" + " " * (len(line) - len(line.lstrip())) + ELLIPSIS if key + 1 < len(lines) else ""
+    return f"{head}\n{line}{after}"
 
 
-def quote(chosen: Sequence[Excerpt], hits: Sequence[Hit]) -> str:
-    """The excerpts (`choose`), in their order, each quoted with its passage's citation [n]."""
+def _key_line(lines: list[str], k: int, skipped: list[str], most: int) -> bool:
+    """Whether line k is a statement of code that may stand alone after an ellipsis: a call, an
+    assignment or a command at a prompt, as shallow as the `skipped` lines before it (not the inside
+    of a call, nor the continuation of the line before), no comment, no option list's entry
+    ("-cmd COMMAND   run ..."), and short."""
+    line = lines[k]
+    indent = len(line) - len(line.lstrip())
+    before = next((lines[j].rstrip() for j in range(k - 1, -1, -1) if lines[j].strip()), "")
+    return (bool(CODE_LINE.match(line)) and len(line) < most
+            and all(indent <= len(s) - len(s.lstrip()) for s in skipped if s.strip())
+            and not line.lstrip().startswith(("#", "//")) and before[-1:] not in (",", "(", "[", "{", "\\")
+            and not TERM_AND_DESCRIPTION.search(line.strip())
+            and ("(" in line or "=" in line or bool(PROMPT_START.match(line))))
+
+
+def quote(chosen: Sequence[Excerpt], hits: Sequence[Hit], question: str = "") -> str:
+    """The excerpts (`choose`), in their order, each quoted with its passage's citation [n]; an
+    excerpt too long to show whole keeps the line of code that holds a word of `question` (`shown`)."""
     parts = []
     for one in chosen:
-        quoted = shown(one, hits)
+        quoted = shown(one, hits, question)
         # a citation after code goes on its own line, not into the code
         last = quoted.rsplit("\n", 1)[-1]
         parts.append(f"{quoted}{chr(10) if last[:1].isspace() else ' '}[{one.n}]")
@@ -514,4 +550,4 @@ def quote(chosen: Sequence[Excerpt], hits: Sequence[Hit]) -> str:
 
 def extractive_answer(question: str, hits: Sequence[Hit], min_score: float | None = None) -> str:
     """The excerpts that answer, best first, each quoted with its passage's citation [n]."""
-    return quote(choose(question, hits, min_score), hits)
+    return quote(choose(question, hits, min_score), hits, question)

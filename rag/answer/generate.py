@@ -372,7 +372,7 @@ class AnswerStream:
 
             hits = self.retrieval.hits
             chosen = choose(self.question, hits, self.retrieval.min_score)
-            quoted = quote(chosen, hits)
+            quoted = quote(chosen, hits, self.question)
             missing = missing_names(self.question, hits, self.retrieval.common_names)
             # The model may write nothing the passages bear out (a small model often does): what
             # retrieval found is still worth reading, in the passages' own cited words, which follow
