@@ -98,6 +98,8 @@ PROSE_DIRECTIVES = {"note", "warning", "tip", "hint", "important", "caution", "a
 PROMPT_LINE = re.compile(r"^[ \t]*(?:>>>|\.\.\.|\$|sqlite>|[A-Za-z]:\\[^>\n]*>)(?:[ \t]|$)")
 SIMPLE_TABLE_BORDER = re.compile(r"^[ \t]*=+(?:[ \t]+=+)+[ \t]*$")
 MAX_SIGNATURE_CHARS = 800  # a directive "header" longer than this is prose (an admonition's text)
+MAX_TERM_CHARS = 80  # a line this short over deeper lines is a term over its description
+TERM_SENTENCE = re.compile(r"[.!?]\s|\s{3,}\S|^\W*$")  # a bullet's sentence or a table's line is no name
 
 
 class _Structure:
@@ -105,7 +107,7 @@ class _Structure:
     these ends (right after a line that introduces what follows).
 
     A block (a code block, a literal block, a `<pre>`, a doctest or a run of shell prompts with
-    their output, a table) is kept whole when `fits` it (split_section: half a chunk at most): a
+    their output, a table, a term with its deeper description) is kept whole when `fits` it (split_section: half a chunk at most): a
     chunk ends before it or after it, never at a blank line inside it. Cut between its lines, an
     example lost the line that is the answer ("asyncio.run(main())" after the coroutine it runs)
     and the next chunk began halfway through a statement ("...     await asyncio.sleep(1)").
@@ -116,6 +118,8 @@ class _Structure:
         self.text = text
         self.spans: list[tuple[int, int]] = []
         self.keep_with_next: set[int] = set()
+        # (start, end, term) of each term and its description, however long (`terms_around`)
+        self.terms: list[tuple[int, int, str]] = []
         lines = text.split("\n")
         starts = []
         at = 0
@@ -224,6 +228,17 @@ class _Structure:
                 while j < n and "|" in lines[j] and PIPE_ROW.search(lines[j]):
                     j += 1
                 whole(i, j)  # a Markdown table
+            if (len(stripped) <= MAX_TERM_CHARS and stripped[-1] not in ".,;" and not (i > 0 and lines[i - 1].strip())
+                    and i + 1 < n and lines[i + 1].strip() and indent(i + 1) > indent(i)):
+                # a term over its deeper description: a manual page's option ("-d queue_id" /
+                # "Delete one message ..."), a definition list's entry, a list item, a function
+                entry_end = block_end(i + 1, indent(i))
+                whole(i, entry_end)
+                if not TERM_SENTENCE.search(stripped):
+                    last = entry_end - 1
+                    while not lines[last].strip():
+                        last -= 1
+                    self.terms.append((starts[i] + indent(i), starts[last] + len(lines[last]), " ".join(stripped.split())))
             if line.rstrip().endswith("\\") and i + 1 < n and lines[i + 1].strip():
                 j = i
                 while j + 1 < n and lines[j].rstrip().endswith("\\") and lines[j + 1].strip():
@@ -256,6 +271,11 @@ class _Structure:
 
     def can_start(self, position: int) -> bool:
         return not self.inside(position)
+
+    def terms_around(self, position: int) -> tuple[str, ...]:
+        """The terms whose description `position` falls inside, outermost first: what a chunk that
+        begins there continues ("-d queue_id" for "Specify "-d ALL" to remove all messages")."""
+        return tuple(term for start, end, term in self.terms if start < position < end)
 
 
 class _Boundaries:
@@ -506,6 +526,9 @@ def _chunk_group(
         room = max_tokens - (len(prefix_tokens) + 1 if prefix else 0)
         budget = max(16, min(settings.chunk_tokens, room))
         limit = min(max_tokens, len(prefix_tokens) + budget)  # what each embed_text may cost
+        # a chunk that begins inside a term's description (a manual page's "-d queue_id", too long
+        # to keep whole) is read under that term, as under a heading
+        structure = _Structure(section.text, section.code)
         while True:
             overlap = min(settings.overlap_tokens, budget // 2)
             pieces = []
@@ -513,17 +536,20 @@ def _chunk_group(
             for start, end in (piece for span in spans for piece in _capped(section.text, *span, max_chars)):
                 body = section.text[start:end].strip()
                 if body:
-                    pieces.append((start, end, body, f"{prefix}\n{body}" if prefix else body))
+                    terms = structure.terms_around(start + len(section.text[start:end]) - len(section.text[start:end].lstrip()))
+                    heading = section.heading + terms
+                    line = embed_prefix(title, heading) if terms else prefix
+                    pieces.append((start, end, body, f"{line}\n{body}" if line else body, heading))
             over = max((len(o) for o in token_offsets([p[3] for p in pieces])), default=0) - limit
             if over <= 0 or budget <= 16:
                 break
             budget = max(16, budget - over)  # a word-piece cut re-tokenized longer: split smaller
-        for start, end, body, embed_text in pieces:
+        for start, end, body, embed_text, heading in pieces:
             chunks.append(
                 Chunk(
                     ordinal=first + len(chunks),
                     text=body,
-                    heading=section.heading,
+                    heading=heading,
                     page=section.page,
                     char_start=section.start + start,
                     char_end=section.start + end,

@@ -51,8 +51,10 @@ if TYPE_CHECKING:
 # comments and highlight directives not read; no chunk of a page's title alone, nor one inside
 # the chunk before it. 5: a word a <pre> line end breaks with a hyphen is read whole (and a name
 # with an underscore a PDF line end breaks). 6: a block (code, a doctest, a run of prompts, a
-# table) of at most half a chunk is never cut inside.
-PARSER_VERSION = 6
+# table) of at most half a chunk is never cut inside. 7: a manual page in a <pre> is cut at its
+# section headings; a term with its description (an option) is such a block, and a chunk that
+# begins inside a longer one is read under the term.
+PARSER_VERSION = 7
 BATCH_CHUNKS = 256  # chunks embedded and committed together: bounds memory and crash loss
 MAX_FILE_BYTES = 512 * 1024 * 1024  # a bigger file is refused before it is read
 # Chunks made as a file is read (in the reader's thread); a document with more streams the rest

@@ -428,3 +428,27 @@ def test_a_document_that_is_only_its_title_still_makes_its_chunk(embedder):
                             embedder.token_offsets, embedder.max_tokens, ChunkSettings())
 
     assert [c.text for c in chunks] == ["Release Notes"]
+
+
+def test_a_chunk_inside_a_long_option_description_is_read_under_the_option(embedder):
+    # A manual page's "-d queue_id" entry runs over several chunks; the chunk holding 'Specify
+    # "-d ALL" to remove all messages' began mid-sentence and never said which option it was about
+    entry = "       -d queue_id\n" + "\n\n".join(
+        "              " + prose(k, 3).replace(". ", ".\n              ") for k in range(6)) \
+        + '\n\n              Specify "-d ALL" to remove all messages.\n'
+    short = "       -v     Enable verbose logging for debugging purposes.\n" \
+            "              Multiple -v options make the software increasingly verbose.\n"
+    text = "       The command does maintenance jobs on the queue.\n\n" + entry + "\n" + short
+    section = Section(text=text, heading=("DESCRIPTION",), code=((0, len(text)),))
+
+    chunks = chunk_sections("postsuper(1)", [section], embedder.token_offsets, embedder.max_tokens,
+                            ChunkSettings(100, 20))
+
+    inside = [c for c in chunks if not c.text.startswith(("-d queue_id", "The command"))
+              and "-v     Enable" not in c.text[:20]]
+    assert len(chunks) > 3 and inside
+    for c in chunks:
+        if c.char_start > text.index("-d queue_id") and c.char_start < text.index("-v     Enable"):
+            assert c.heading == ("DESCRIPTION", "-d queue_id"), (c.heading, c.text[:40])
+            assert c.embed_text.startswith("postsuper(1) > DESCRIPTION > -d queue_id\n")
+    assert any(c.heading == ("DESCRIPTION", "-d queue_id") and '"-d ALL"' in c.text for c in chunks)

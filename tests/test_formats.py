@@ -688,3 +688,40 @@ def test_a_word_a_manual_page_breaks_over_a_pre_line_end_is_read_whole(tmp_path)
     code = sections[0].code[0]
     assert sections[0].text[code[0]:code[1]].strip().startswith("DESCRIPTION")
     assert sections[0].text[code[0]:code[1]].rstrip().endswith("defined patterns here too.")
+
+
+POSTSUPER = """<html><head><title>Postfix manual - postsuper(1)</title></head><body><pre>
+POSTSUPER(1)                                                      POSTSUPER(1)
+
+<b>NAME</b>
+       postsuper - Postfix superintendent
+
+<b>SYNOPSIS</b>
+       <b>postsuper</b> [<b>-psSv</b>] [<b>-d</b> <i>queue</i><b>_</b><i>id</i>]
+
+<b>DESCRIPTION</b>
+       The postsuper(1) command does maintenance jobs on the Postfix queue.
+
+       <b>-d</b> <i>queue</i><b>_</b><i>id</i>
+              Delete one message with the named queue ID from the named mail
+              queue(s) (default: hold, incoming, active and deferred).
+
+<b>SEE ALSO</b>
+       postqueue(1), unprivileged queue operations
+</pre></body></html>"""
+
+
+def test_a_manual_page_in_a_pre_block_is_cut_at_its_section_headings(tmp_path):
+    # Postfix's 77 manual pages (and man2html's) are one <pre> each: read as one section, no chunk
+    # said it was about the OPTIONS or the DESCRIPTION, and the running header is no heading
+    path = tmp_path / "postsuper.1.html"
+    path.write_text(POSTSUPER)
+
+    title, sections, _ = load(path)
+
+    headings = [s.heading for s in sections]
+    assert headings[-4:] == [("NAME",), ("SYNOPSIS",), ("DESCRIPTION",), ("SEE ALSO",)]
+    description = next(s for s in sections if s.heading == ("DESCRIPTION",))
+    assert description.text.strip().startswith("The postsuper(1) command")
+    assert "-d queue_id" in description.text and "SEE ALSO" not in description.text
+    assert all(s.code for s in sections if s.text.strip())  # still lines of code to the chunker

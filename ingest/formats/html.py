@@ -27,6 +27,12 @@ from rag.types import Section, spans_within
 # a word a <pre> line ends with, broken by a hyphen, and its rest on the next line (_mended)
 PRE_BROKEN = re.compile(r"([A-Za-z]\w*[A-Za-z])-\n[ \t]*([a-z]\w*)")
 
+# A manual page's section heading inside a <pre> (nroff output, as Postfix's and man2html's pages
+# are): capitals at the start of its line, one space between words ("NAME", "SEE ALSO"); the
+# running header "POSTSUPER(1)          POSTSUPER(1)" has more
+MANUAL_HEADING = re.compile(r"^[A-Z][A-Z0-9]*(?: [A-Z0-9][A-Z0-9-]*)*[ \t]*$", re.M)
+MANUAL_SECTIONS = {"NAME", "SYNOPSIS", "DESCRIPTION"}  # two of these make a <pre> a manual page
+
 # Elements whose content is never visible text. <head> is not one of them: its end tag is optional
 # in HTML5, and a page that omits it would lose its whole body; what <head> holds is covered here.
 SKIP_TAGS = {"script", "style", "noscript", "template", "svg", "iframe", "object", "title"}
@@ -425,6 +431,7 @@ def html_sections(markup: str) -> tuple[str, list[Section]]:
         parser = _parse_html(markup, skip_chrome=False)
     text, headings, code = _mended("".join(parser.parts), parser.headings, parser.code)
     text = _without_stamp(text)
+    headings = sorted(headings + _manual_headings(text, code, headings))
     headings = [h for h in headings if h[0] < len(text)]
     title = " ".join(parser.title.split()) or next((t for _, _, lvl, t in parser.headings if lvl == 1), "")
     return title, [_with_code(s, code) for s in sections_from_headings(text, headings)]
@@ -468,6 +475,22 @@ def _mended(text: str, headings: list[tuple[int, int, int, str]], code: list[tup
 
     return ("".join(out), [(moved(a), moved(b), level, title) for a, b, level, title in headings],
             [(moved(a), moved(b)) for a, b in code])
+
+
+def _manual_headings(text: str, code: list[tuple[int, int]], headings: list[tuple[int, int, int, str]]
+                     ) -> list[tuple[int, int, int, str]]:
+    """The section headings of the manual pages in <pre> blocks, as (line_start, body_start, level,
+    title), a level below the page's last heading before the block. Without them a manual page
+    is one section: its chunks carry no "OPTIONS" or "DESCRIPTION" for the model to read, and none
+    begins where a section does."""
+    found: list[tuple[int, int, int, str]] = []
+    for start, end in code:
+        marks = [m for m in MANUAL_HEADING.finditer(text, start, end) if text[m.start() - 1:m.start()] in ("", "\n")]
+        if len(MANUAL_SECTIONS & {m.group(0).strip() for m in marks}) < 2:
+            continue
+        level = 1 + max((lvl for at, _, lvl, _ in headings if at <= start), default=0)
+        found += [(m.start(), min(m.end() + 1, end), level, m.group(0).strip()) for m in marks]
+    return found
 
 
 def _with_code(section: Section, code: list[tuple[int, int]]) -> Section:
