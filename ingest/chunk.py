@@ -99,7 +99,10 @@ PROMPT_LINE = re.compile(r"^[ \t]*(?:>>>|\.\.\.|\$|sqlite>|[A-Za-z]:\\[^>\n]*>)(
 SIMPLE_TABLE_BORDER = re.compile(r"^[ \t]*=+(?:[ \t]+=+)+[ \t]*$")
 MAX_SIGNATURE_CHARS = 800  # a directive "header" longer than this is prose (an admonition's text)
 MAX_TERM_CHARS = 80  # a line this short over deeper lines is a term over its description
-TERM_SENTENCE = re.compile(r"[.!?]\s|\s{3,}\S|^\W*$")  # a bullet's sentence or a table's line is no name
+MAX_TERM_WORDS = 6  # ... and a name to read the chunks inside it under when it has this few words
+# a sentence, a table's line or a list item ("- Install the package", "o  The -e and -f options")
+# is no name to read a chunk under; an option ("-d queue_id") or a definition's term is
+TERM_SENTENCE = re.compile(r"[.!?]\s|\s{3,}\S|^\W*$|^[-*+\u2022o]\s")
 
 
 class _Structure:
@@ -234,7 +237,7 @@ class _Structure:
                 # "Delete one message ..."), a definition list's entry, a list item, a function
                 entry_end = block_end(i + 1, indent(i))
                 whole(i, entry_end)
-                if not TERM_SENTENCE.search(stripped):
+                if len(stripped.split()) <= MAX_TERM_WORDS and not TERM_SENTENCE.search(stripped):
                     last = entry_end - 1
                     while not lines[last].strip():
                         last -= 1

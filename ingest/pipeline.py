@@ -53,8 +53,9 @@ if TYPE_CHECKING:
 # with an underscore a PDF line end breaks). 6: a block (code, a doctest, a run of prompts, a
 # table) of at most half a chunk is never cut inside. 7: a manual page in a <pre> is cut at its
 # section headings; a term with its description (an option) is such a block, and a chunk that
-# begins inside a longer one is read under the term.
-PARSER_VERSION = 7
+# begins inside a longer one is read under the term. 8: a list item's first line is no such
+# term (814 Python docs chunks were read under "* The sort routines use ``<`` when making ...").
+PARSER_VERSION = 8
 BATCH_CHUNKS = 256  # chunks embedded and committed together: bounds memory and crash loss
 MAX_FILE_BYTES = 512 * 1024 * 1024  # a bigger file is refused before it is read
 # Chunks made as a file is read (in the reader's thread); a document with more streams the rest

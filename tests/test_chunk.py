@@ -452,3 +452,18 @@ def test_a_chunk_inside_a_long_option_description_is_read_under_the_option(embed
             assert c.heading == ("DESCRIPTION", "-d queue_id"), (c.heading, c.text[:40])
             assert c.embed_text.startswith("postsuper(1) > DESCRIPTION > -d queue_id\n")
     assert any(c.heading == ("DESCRIPTION", "-d queue_id") and '"-d ALL"' in c.text for c in chunks)
+
+
+def test_a_list_item_or_a_line_of_prose_is_no_term_to_read_a_chunk_under(embedder):
+    # the Python docs' bullets ("* The sort routines use ``<`` when making comparisons") and
+    # wrapped prose over an indented block were read as terms: 814 chunks carried a sentence's
+    # first line in their heading path
+    from ingest.chunk import _Structure
+
+    text = ("* The sort routines use ``<`` when making comparisons\n  between two objects, so it is easy.\n\n"
+            "- Install the package\n  with pip.\n\n"
+            "Here is the command that you will want to run every day\n    $ make\n    $ make install\n\n"
+            "       -d queue_id\n              Delete one message.\n\n"
+            "parameter\n   A named entity in a function definition.\n")
+
+    assert [term for _, _, term in _Structure(text).terms] == ["-d queue_id", "parameter"]
