@@ -89,11 +89,14 @@ def test_headings_questions_refusals_and_connectives_are_not_counted_as_uncited(
 def test_a_refusal_names_the_documents_and_a_domain_word_is_not_one(refusal):
     # patch's fuzz factor, answered rightly, was read as a refusal: "no ... context" (lines of
     # context are what a diff has) made the answer count as declined
+    # and what the manual says, with a negation of its own, is none either (diffutils' d-17 counted
+    # as refused: "... do not have slashes" after "The manual recommends")
     facts = ("The default fuzz factor is 2; there is no point to setting it to more than the number of lines of context.",
-             "The default fuzz factor that patch uses when the context does not match exactly is 2.")
+             "The default fuzz factor that patch uses when the context does not match exactly is 2.",
+             "The manual recommends using diff on directories whose names do not have slashes.")
 
     assert [s.kind for s in answer_sentences(refusal)] == ["refusal"]
-    assert [s.kind for fact in facts for s in answer_sentences(fact)] == ["fact", "fact"]
+    assert [s.kind for fact in facts for s in answer_sentences(fact)] == ["fact", "fact", "fact"]
 
 
 def test_a_number_that_differs_from_the_passage_is_not_supported():

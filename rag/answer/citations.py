@@ -123,8 +123,13 @@ _DOCS = (r"(?:(?:the|these|those|this|provided|given|your|my|any|available)\s+(?
 # context doesn't specifically cover it"; not "when the context does not match exactly" (patch's)
 _SAY = (r"(?:(?:\w+ly\s+)?(?:mention|cover|contain|say|include|provide|describe|specify|discuss|explain|address|"
         r"state|give|list|show|have|talk|refer|answer|seem|appear|deal|touch|offer)\w*|(?:about|related|relevant)\b)")
+# between the documents and their negation, no clause of its own: "The manual recommends using diff
+# on directories whose names do not have slashes" says what the manual says, and declines nothing
+_OWN_CLAUSE = (r"(?:whose|which|that|who|whom|where|when|if|because|since|unless|while|"
+               r"(?:recommend|suggest|say|state|explain|describe|show|note|warn|advise)s?)")
 REFUSAL = re.compile(
-    rf"\b{_NOT}\b[^.?!]{{0,80}}\b{_DOCS}\b|\b{_DOCS}\b[^.?!]{{0,60}}?\b{_NOT}\s+(?:be\s+|been\s+)?{_SAY}"
+    rf"\b{_NOT}\b[^.?!]{{0,80}}\b{_DOCS}\b"
+    rf"|\b{_DOCS}\b(?:(?!\b{_OWN_CLAUSE}\b)[^.?!]){{0,60}}?\b{_NOT}\s+(?:be\s+|been\s+)?{_SAY}"
     r"|\bI (?:do not|don't) know\b|\bnot covered\b|\bI(?:'m| am) sorry\b|\bI can(?:'t|not) (?:help|assist|answer)\b",
     re.I,
 )
