@@ -30,7 +30,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 from rag.config import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, MIN_CHUNK_TOKENS
 from rag.errors import ConfigError
-from rag.markup import LABELLED_ROW, PIPE_ROW
+from rag.markup import LABELLED_ROW, MAX_TERM_CHARS, PIPE_ROW
 from rag.text import HEADING_SEPARATOR, clip
 from rag.types import Chunk, Section, spans_within
 
@@ -98,8 +98,7 @@ PROSE_DIRECTIVES = {"note", "warning", "tip", "hint", "important", "caution", "a
 PROMPT_LINE = re.compile(r"^[ \t]*(?:>>>|\.\.\.|\$|sqlite>|[A-Za-z]:\\[^>\n]*>)(?:[ \t]|$)")
 SIMPLE_TABLE_BORDER = re.compile(r"^[ \t]*=+(?:[ \t]+=+)+[ \t]*$")
 MAX_SIGNATURE_CHARS = 800  # a directive "header" longer than this is prose (an admonition's text)
-MAX_TERM_CHARS = 80  # a line this short over deeper lines is a term over its description
-MAX_TERM_WORDS = 6  # ... and a name to read the chunks inside it under when it has this few words
+MAX_TERM_WORDS = 6  # a term (markup.MAX_TERM_CHARS) of this few words names the chunks inside it
 # a sentence, a table's line or a list item ("- Install the package", "o  The -e and -f options")
 # is no name to read a chunk under; an option ("-d queue_id") or a definition's term is
 TERM_SENTENCE = re.compile(r"[.!?]\s|\s{3,}\S|^\W*$|^[-*+\u2022o]\s")
@@ -110,8 +109,9 @@ class _Structure:
     these ends (right after a line that introduces what follows).
 
     A block (a code block, a literal block, a `<pre>`, a doctest or a run of shell prompts with
-    their output, a table, a term with its deeper description) is kept whole when `fits` it (split_section: half a chunk at most): a
-    chunk ends before it or after it, never at a blank line inside it. Cut between its lines, an
+    their output, a table, a term with its deeper description) is kept whole when `fits` it
+    (split_section: half a chunk at most): a chunk ends before it or after it, never at a blank
+    line inside it. Cut between its lines, an
     example lost the line that is the answer ("asyncio.run(main())" after the coroutine it runs)
     and the next chunk began halfway through a statement ("...     await asyncio.sleep(1)").
     """
@@ -147,10 +147,15 @@ class _Structure:
                 i += 1
             return i
 
-        def whole(i: int, j: int) -> None:
-            """Lines i..j-1 as one block, kept whole when it `fits` (blank lines at its ends aside)."""
+        def last_line(i: int, j: int) -> int:
+            """The last of lines i..j-1 that is not blank (i - 1 if none is)."""
             while j > i and not lines[j - 1].strip():
                 j -= 1
+            return j - 1
+
+        def whole(i: int, j: int) -> None:
+            """Lines i..j-1 as one block, kept whole when it `fits` (blank lines at its ends aside)."""
+            j = last_line(i, j) + 1
             if j - i > 1:
                 a, b = starts[i] + indent(i), starts[j - 1] + len(lines[j - 1].rstrip())
                 if fits(a, b):
@@ -238,9 +243,7 @@ class _Structure:
                 entry_end = block_end(i + 1, indent(i))
                 whole(i, entry_end)
                 if len(stripped.split()) <= MAX_TERM_WORDS and not TERM_SENTENCE.search(stripped):
-                    last = entry_end - 1
-                    while not lines[last].strip():
-                        last -= 1
+                    last = last_line(i, entry_end)
                     self.terms.append((starts[i] + indent(i), starts[last] + len(lines[last]), " ".join(stripped.split())))
             if line.rstrip().endswith("\\") and i + 1 < n and lines[i + 1].strip():
                 j = i
@@ -537,12 +540,13 @@ def _chunk_group(
             pieces = []
             spans = split_section(section.text, offsets, budget, overlap, section.code)
             for start, end in (piece for span in spans for piece in _capped(section.text, *span, max_chars)):
-                body = section.text[start:end].strip()
+                raw = section.text[start:end]
+                body = raw.strip()
                 if body:
-                    terms = structure.terms_around(start + len(section.text[start:end]) - len(section.text[start:end].lstrip()))
+                    terms = structure.terms_around(start + len(raw) - len(raw.lstrip()))  # where its text begins
                     heading = section.heading + terms
-                    line = embed_prefix(title, heading) if terms else prefix
-                    pieces.append((start, end, body, f"{line}\n{body}" if line else body, heading))
+                    lead = embed_prefix(title, heading) if terms else prefix
+                    pieces.append((start, end, body, f"{lead}\n{body}" if lead else body, heading))
             over = max((len(o) for o in token_offsets([p[3] for p in pieces])), default=0) - limit
             if over <= 0 or budget <= 16:
                 break

@@ -77,7 +77,6 @@ SPECIFIC = re.compile(
     r"(?<!\w)\.?\w+(?:[._/]\w+)+|(?<![\w.])\.[A-Za-z]\w+|\b\d+(?:[.,:]\d+)*\b|<<-|<-|%\w|\w+=\S+")
 NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?![\w.])")
 TERM_AND_DESCRIPTION = re.compile(r"^\S+(?: \S+)? {2,}[A-Za-z]")  # "-cmd COMMAND         run ..."
-PROMPT_START = re.compile(r"^[ \t]*(?:\$ |> |>>> |sqlite> |% )")
 CODE_LINE = re.compile(r"^(?:[ \t]{2,}\S|[ \t]*(?:\$ |> |>>> |\.\.\. |sqlite> |%))", re.M)
 DEFINITION = re.compile(r"^\W*(?:\S+\s+){0,8}?(?:is|are|means|refers to|denotes|returns?|creates?)\s+(?:a|an|the)\b"
                         r"|^\W*(?:\S+\s+){0,8}?(?:indicates?|signif(?:y|ies)|represents?|stands for)\s+(?:that\b|a\b|an\b|the\b)"
@@ -265,7 +264,6 @@ def choose(question: str, hits: Sequence[Hit], min_score: float | None = None,
     chosen: list[Excerpt] = []
     used = seeds = 0
     asked_numbers = frozenset(NUMBER.findall(split(question)[0]))
-    command_q = bool(COMMAND_Q.search(split(question)[0]))
     for seed in pieces:
         if chosen and (seed.score < KEEP_SHARE * best or seeds >= MAX_EXCERPTS):
             break
@@ -300,7 +298,7 @@ def choose(question: str, hits: Sequence[Hit], min_score: float | None = None,
         if lo > 0 and FOLLOWS_ON.match(text[own[lo][0]:own[lo][1]]) and own[hi][1] - own[lo - 1][0] <= SHOWN_CHARS \
                 and not _taken(chosen, seed.n, own[lo - 1]):
             lo -= 1
-        # asked how, an example right after the excerpt shows how ("This mapping happens ONLY when
+        # an example right after the excerpt shows how ("This mapping happens ONLY when
         # mail leaves the machine. ... The following example presents additional configuration:
         # smtp_generic_maps = ..."): quoted with it as far as SHOWN_CHARS shows, even if it runs past
         if hi + 1 < len(own) and own[hi + 1][0] - own[lo][0] < SHOWN_CHARS // 2 \
@@ -533,7 +531,7 @@ def _key_line(lines: list[str], k: int, skipped: list[str], most: int) -> bool:
             and all(indent <= len(s) - len(s.lstrip()) for s in skipped if s.strip())
             and not line.lstrip().startswith(("#", "//")) and before[-1:] not in (",", "(", "[", "{", "\\")
             and not TERM_AND_DESCRIPTION.search(line.strip())
-            and ("(" in line or "=" in line or bool(PROMPT_START.match(line))))
+            and ("(" in line or "=" in line or bool(CODE_START.match(line))))
 
 
 def quote(chosen: Sequence[Excerpt], hits: Sequence[Hit], question: str = "") -> str:
