@@ -889,10 +889,22 @@ def test_a_written_answer_about_a_word_the_index_lacks_that_nothing_supports_say
     assert [s.kind for s in answer.sentences][:2] == ["fact", "refusal"]
 
 
-def test_no_such_line_when_a_passage_holds_the_word_or_the_answer_is_supported(llm):
+def test_a_passage_that_names_the_word_in_passing_is_said_to_support_nothing_the_answer_says(llm):
+    # the Python docs mention nginx in one passage of 21,813; that the page was retrieved does not
+    # make the model's nginx configuration the documents' answer
     reply = "Add a server block to your nginx configuration that proxies requests to the app."
-    told = "No passage mentions"
-    assert told not in nginx_answer(llm, reply, WSGI + " Behind nginx, set the proxy headers.").answer
+    answer = nginx_answer(llm, reply, WSGI + " Behind nginx, set the proxy headers.")
+
+    line = "No passage supports what this answer says about nginx: the documents may not cover this."
+    assert f"{UNSUPPORTED_MARK}\n\n{line}\n\n{PASSAGES_SAY}" in answer.answer
+    assert "No passage mentions" not in answer.answer
+    assert [s.kind for s in answer.sentences][:2] == ["fact", "refusal"]
+
+
+def test_no_such_line_when_the_answer_is_supported_or_does_not_use_the_word(llm):
+    told = "the documents may not cover this"
     assert told not in nginx_answer(llm, "WSGI is a standard interface between web servers and Python web "
                                          "applications.").answer
     assert told not in nginx_answer(llm, "Configure your web server to proxy requests to the app.").answer
+    assert told not in nginx_answer(llm, "WSGI is a standard interface between web servers and Python web "
+                                         "applications.", WSGI + " Behind nginx, set the proxy headers.").answer

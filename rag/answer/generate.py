@@ -120,24 +120,32 @@ def missing_names(question: str, hits: Sequence[Hit], common: Sequence[str] = ()
     return [name for name in unmentioned(readable(question), _searched_texts(hits)) if name not in common]
 
 
-def unsaid_words(scarce: Sequence[str], written: str, hits: Sequence[Hit]) -> list[str]:
-    """The words of `scarce` (Retrieval.scarce_words) that the written answer uses and no passage
-    holds, as the answer wrote them."""
+def unsaid_words(scarce: Sequence[str], written: str, hits: Sequence[Hit]) -> tuple[list[str], list[str]]:
+    """The words of `scarce` (Retrieval.scarce_words) that the written answer uses, as the answer
+    wrote them: (those no passage holds, those a passage holds)."""
     haystack = "\n".join(_searched_texts(hits))
-    found = []
+    absent: list[str] = []
+    held: list[str] = []
     for word in scarce:
         if " " in word:  # a compound with a digit ("KX-1187"): not a word of prose
             continue
         pattern = re.compile(rf"(?<![\w-]){re.escape(word)}(?![\w-])", re.I)
         used = pattern.search(written)
-        if used and not pattern.search(haystack):
-            found.append(used.group(0))
-    return list(dict.fromkeys(found))
+        if used:
+            (held if pattern.search(haystack) else absent).append(used.group(0))
+    return list(dict.fromkeys(absent)), list(dict.fromkeys(held))
 
 
 def not_mentioned(missing: Sequence[str]) -> tuple[str, AnswerSentence]:
     """The line that says which of the question's names (or words) no passage mentions."""
     line = f"No passage mentions {_names(list(missing))}: the documents may not cover this."
+    return line, AnswerSentence(line, "refusal", [], None, None)
+
+
+def not_borne_out(words: Sequence[str]) -> tuple[str, AnswerSentence]:
+    """The line that says the answer's words about what the index all but lacks have no support,
+    though a passage names it (the one page of the Python docs that mentions nginx in passing)."""
+    line = f"No passage supports what this answer says about {_names(list(words))}: the documents may not cover this."
     return line, AnswerSentence(line, "refusal", [], None, None)
 
 
@@ -387,13 +395,15 @@ class AnswerStream:
             yield from ground(capped(self.llm.stream(messages)), grounder)
             written = grounder.sentences
             said_not_covered = grounder.nothing_supported and grounder.dropped  # STRICT_NOTHING_LEFT
+            passing: list[str] = []
             if not missing and grounder.nothing_supported and not said_not_covered:
                 # nothing the model wrote is supported, and it wrote about a word of the question that
-                # the index all but lacks and no passage holds (nginx, asked of the Python docs):
-                # the documents are about something else, as when a name is missing
-                missing = unsaid_words(self.retrieval.scarce_words, grounder.text, hits)
-            if missing and not declined(written) and not grounder.looped and not said_not_covered:
-                line, sentence = not_mentioned(missing)
+                # the index all but lacks (nginx, asked of the Python docs, whose 21,813 passages
+                # mention it once): the documents are about something else, as when a name is
+                # missing. A passage that names it in passing is said to support nothing the answer says.
+                missing, passing = unsaid_words(self.retrieval.scarce_words, grounder.text, hits)
+            if (missing or passing) and not declined(written) and not grounder.looped and not said_not_covered:
+                line, sentence = not_mentioned(missing) if missing else not_borne_out(passing)
                 yield self._after(("\n\n" if grounder.text.strip() else "") + line, sentence)
             if quoted and not grounder.looped and (grounder.nothing_supported or (
                     not declined(written) and not carries(written, chosen, hits, self.question))
