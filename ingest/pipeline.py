@@ -55,7 +55,8 @@ if TYPE_CHECKING:
 # section headings; a term with its description (an option) is such a block, and a chunk that
 # begins inside a longer one is read under the term. 8: a list item's first line is no such
 # term (814 Python docs chunks were read under "* The sort routines use ``<`` when making ...").
-PARSER_VERSION = 8
+# 9: Markdown's HTML comments and link reference definitions are not read.
+PARSER_VERSION = 9
 BATCH_CHUNKS = 256  # chunks embedded and committed together: bounds memory and crash loss
 MAX_FILE_BYTES = 512 * 1024 * 1024  # a bigger file is refused before it is read
 # Chunks made as a file is read (in the reader's thread); a document with more streams the rest

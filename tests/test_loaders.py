@@ -144,6 +144,62 @@ def test_markdown_front_matter_gives_the_title_and_is_not_indexed():
     assert all("author:" not in s.text for s in sections)
 
 
+API_MD = """# HTTP
+
+<!--introduced_in=v0.10.0-->
+
+## `server.keepAliveTimeout`
+
+<!-- YAML
+added: v8.0.0
+changes:
+  - version: v18.0.0
+    description: The `keepAliveTimeout` option is supported now.
+# not a heading: inside a comment
+-->
+
+* {number} Timeout in milliseconds. **Default:** `5000`. See [`Duplex`][] and [^1].
+
+Set it before calling `listen()` <!-- eslint-skip --> on the server.
+
+```html
+<!-- an example's comment is the example's -->
+[kept]: https://example.com/in-code
+```
+
+[^1]: A footnote is rendered, and read.
+
+[`Duplex`]: stream.md#class-streamduplex
+[`listen()`]: net.md#serverlisten
+"""
+
+
+def test_markdown_html_comments_and_link_definitions_are_not_read():
+    title, sections, _ = load_markdown(Path("http.md"), API_MD.encode())
+    text = "".join(s.text for s in sections)
+
+    assert title == "HTTP"
+    assert headings(sections) == [("HTTP", "`server.keepAliveTimeout`")]  # none read from the comment
+    assert text.count("<!--") == 1  # the code example's own
+    for unrendered in ("YAML", "added: v8.0.0", "not a heading", "eslint-skip", "stream.md#", "net.md#"):
+        assert unrendered not in text
+    assert "Timeout in milliseconds. **Default:** `5000`." in text
+    assert "Set it before calling `listen()`" in text and "on the server." in text
+    assert "<!-- an example's comment is the example's -->" in text  # code is read as it is
+    assert "[kept]: https://example.com/in-code" in text
+    assert "[^1]: A footnote is rendered, and read." in text
+
+
+def test_markdown_blanked_markup_keeps_every_position_true():
+    _, sections, _ = load_markdown(Path("http.md"), API_MD.encode())
+
+    for section in sections:
+        original = API_MD[section.start:section.start + len(section.text)]
+        assert len(original) == len(section.text)
+        for kept, was in zip(section.text.split("\n"), original.split("\n")):
+            assert kept == was or not kept.strip() or kept in was.replace("<!-- eslint-skip -->", " " * 20)
+
+
 # -- reStructuredText --------------------------------------------------------------------------
 
 MANUAL_RST = b"""==============

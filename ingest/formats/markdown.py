@@ -1,6 +1,7 @@
 """Plain text, Markdown and reStructuredText: the text cut at its headings, with heading paths.
 
-Markdown: front matter's title, ATX and setext headings, fenced code never read as headings.
+Markdown: front matter's title, ATX and setext headings, fenced code never read as headings; what
+renders as nothing (HTML comments, link reference definitions) is blanked, as reST's is.
 reST: underlined (and over-and-underlined) titles, their levels in order of first appearance.
 """
 
@@ -53,6 +54,44 @@ def load_markdown(path: Path, data: bytes) -> Loaded:
     return title or path.stem, require_text(sections), None
 
 
+# What a Markdown renderer shows nothing of, outside code: an HTML comment (Node.js's API docs hold
+# 2,697 of them in 7,259 chunks: `<!-- YAML added: v8.0.0 changes: ... -->` version histories,
+# `<!-- eslint-skip -->`; READMEs hold `<!-- TOC -->`, `<!-- markdownlint-disable -->`) and a
+# link reference definition (`[`Duplex`]: stream.md#class-streamduplex`; Node's files end with a
+# hundred). Left in, they made passages, and so answers, of markup and version numbers. A
+# footnote (`[^1]: ...`) is rendered, and kept.
+COMMENT_OPEN, COMMENT_CLOSE = "<!--", "-->"
+LINK_DEFINITION = re.compile(r" {0,3}\[(?!\^)[^\]\n]+\]:[ \t]*\S")
+
+
+def _blank(line: str) -> str:
+    """`line` as spaces and its own line end: positions into the file stay true."""
+    body = line.rstrip("\r\n")
+    return " " * len(body) + line[len(body):]
+
+
+def _uncommented(line: str, inside: bool) -> tuple[str, bool]:
+    """`line` with the HTML comments in it blanked (`inside`: a comment is open at its start), and
+    whether a comment is still open at its end."""
+    out, at = [], 0
+    while at < len(line):
+        if inside:
+            close = line.find(COMMENT_CLOSE, at)
+            end = len(line.rstrip("\r\n")) if close < 0 else close + len(COMMENT_CLOSE)
+            out.append(" " * (end - at))
+            at, inside = end, close < 0
+            if inside:
+                break
+        else:
+            opened = line.find(COMMENT_OPEN, at)
+            if opened < 0:
+                break
+            out.append(line[at:opened])
+            at, inside = opened, True
+    out.append(line[at:])
+    return "".join(out), inside
+
+
 def markdown_sections(text: str) -> tuple[str | None, list[Section]]:
     """The title (front matter, else the first level-1 heading) and the text cut at its headings."""
     title = None
@@ -63,10 +102,17 @@ def markdown_sections(text: str) -> tuple[str | None, list[Section]]:
         offset = m.end()
     headings: list[tuple[int, int, int, str]] = []
     lines = text[offset:].splitlines(keepends=True)
+    shown: list[str] = [text[:offset]]  # the text as it renders: front matter and unrendered markup blanked later
     pos = offset
     in_fence = None  # the opening fence while inside a code block
+    in_comment = False  # an HTML comment is open
     previous: tuple[int, str] | None = None  # (start, text) of the last non-blank paragraph line
     for line in lines:
+        if not in_fence and (in_comment or COMMENT_OPEN in line):
+            line, in_comment = _uncommented(line, in_comment)
+        if not in_fence and LINK_DEFINITION.match(line):
+            line = _blank(line)
+        shown.append(line)
         stripped = line.rstrip("\r\n")
         fence = FENCE.match(stripped)
         if in_fence:
@@ -90,7 +136,7 @@ def markdown_sections(text: str) -> tuple[str | None, list[Section]]:
     if title is None:
         title = next((t for _, _, lvl, t in headings if lvl == 1), None)
     # front matter is metadata, not text to search
-    return title, sections_from_headings(text, headings, body_start=offset)
+    return title, sections_from_headings("".join(shown), headings, body_start=offset)
 
 
 # -- reStructuredText -------------------------------------------------------------------------
