@@ -485,3 +485,18 @@ def test_a_clipped_option_list_or_continuation_line_is_not_brought_back():
     text = extractive_answer(question, [make_hit(options)])
 
     assert "-cmd COMMAND" not in text and text.removesuffix("[1]").rstrip().endswith("…")
+
+
+def test_a_heading_is_shown_only_when_it_names_code_the_excerpt_does_not():
+    from rag.answer.extractive import code_heading
+
+    option = ("Command-line API", "Options", "`--max-old-space-size=SIZE` (in megabytes)")
+    assert code_heading(option, "Sets the max memory size of V8's old memory section.") == \
+        "`--max-old-space-size=SIZE` (in megabytes)"
+    assert code_heading(option, "$ node --max-old-space-size=1536 index.js") == ""  # named already
+    caveat = ("File system", "`fs.watch(filename[, options][, listener])`", "Caveats", "Availability")
+    assert code_heading(caveat, "This feature depends on the operating system.") == \
+        "`fs.watch(filename[, options][, listener])` > Caveats > Availability"
+    # reST's literals and roles: their directive lines are in the text already
+    assert code_heading(("Strings", "``s`` (:class:`str`) [const char \\*]"), "Convert a Unicode object.") == ""
+    assert code_heading(("Guide", "Install"), "Run the installer.") == ""

@@ -908,3 +908,32 @@ def test_no_such_line_when_the_answer_is_supported_or_does_not_use_the_word(llm)
     assert told not in nginx_answer(llm, "Configure your web server to proxy requests to the app.").answer
     assert told not in nginx_answer(llm, "WSGI is a standard interface between web servers and Python web "
                                          "applications.", WSGI + " Behind nginx, set the proxy headers.").answer
+
+
+WATCH_HEADING = ("File system", "Callback API", "`fs.watch(filename[, options][, listener])`")
+WATCH_TEXT = ("Watch for changes on `filename`, where `filename` is either a file or a directory. "
+              "The listener callback gets two arguments: the event type and the file name.")
+
+
+def test_a_name_the_model_read_in_a_passages_heading_supports_its_citation(llm):
+    # Markdown API docs name the function in the heading only: the model is shown it there
+    hits = [make_hit("fs.md", WATCH_TEXT, heading=WATCH_HEADING)]
+    llm.reply = "Call fs.watch() to watch for changes on a file or a directory [1]."
+    question = "How can my program be notified when a file changes?"
+
+    answer = AnswerStream(question, retrieval_of(hits, question), LLM(settings_for(llm))).result()
+
+    assert UNSUPPORTED_MARK not in answer.answer, answer.answer
+    citation = answer.citations[0]
+    assert citation.supported and citation.sentence.startswith("Call fs.watch()")
+    assert WATCH_TEXT[citation.start:citation.end] == citation.quote  # offsets into the passage's own text
+
+
+def test_an_extractive_excerpt_under_a_heading_that_names_code_is_led_by_it():
+    hits = [make_hit("fs.md", WATCH_TEXT, heading=WATCH_HEADING)]
+
+    answer = AnswerStream("How do I watch for changes on a file?", retrieval_of(hits, "How do I watch for changes "
+                                                                                    "on a file?"), None).result()
+
+    assert answer.answer.startswith("`fs.watch(filename[, options][, listener])`:\n\nWatch for changes on `filename`")
+    assert all(c.supported for c in answer.citations) and answer.citations

@@ -38,7 +38,7 @@ from functools import lru_cache
 from typing import Sequence
 
 from rag.markup import CODE_START, ELLIPSIS, clip_lines, excerpt, excerpt_spans, signature, table_row
-from rag.text import STOPWORDS
+from rag.text import STOPWORDS, heading_path
 from rag.types import Hit
 
 EXTRACT_CHARS = 400  # a prose paragraph longer than this is chosen from sentence by sentence
@@ -534,15 +534,41 @@ def _key_line(lines: list[str], k: int, skipped: list[str], most: int) -> bool:
             and ("(" in line or "=" in line or bool(CODE_START.match(line))))
 
 
+# A Markdown code span in a heading ("`fs.watch(filename[, options][, listener])`", "Class:
+# `http.Server`"), not reST's ``literal`` nor a :role:`target` (their own directive lines are quoted)
+HEADING_CODE = re.compile(r"(?<![`:])`([^`\n]+)`(?!`)")
+CODE_CORE = re.compile(r"[^\s(\[=]+")  # a signature's name, an option without its value
+
+
+def code_heading(heading: Sequence[str], text: str) -> str:
+    """The heading path from its innermost heading that names code, when the quoted `text` does not
+    name it: in Markdown API docs the name is the heading (`### \`--max-old-space-size=SIZE\``), and a
+    description quoted without it ("Sets the max memory size of V8's old memory section.") does not
+    say what to type. "" otherwise."""
+    lower = text.lower()
+    for level in range(len(heading) - 1, -1, -1):
+        names = [core.group(0) for span in HEADING_CODE.finditer(heading[level])
+                 if (core := CODE_CORE.search(span.group(1).strip("'\"")))]
+        if names:
+            return "" if any(name.lower() in lower for name in names) else heading_path(heading[level:])
+    return ""
+
+
 def quote(chosen: Sequence[Excerpt], hits: Sequence[Hit], question: str = "") -> str:
     """The excerpts (`choose`), in their order, each quoted with its passage's citation [n]; an
-    excerpt too long to show whole keeps the line of code that holds a word of `question` (`shown`)."""
+    excerpt too long to show whole keeps the line of code that holds a word of `question` (`shown`);
+    one under a heading that names code it does not name is led by that heading (`code_heading`),
+    once a passage, as a paragraph of its own (no quote: rag.answer.citations locates the excerpt)."""
     parts = []
+    led: set[int] = set()
     for one in chosen:
         quoted = shown(one, hits, question)
         # a citation after code goes on its own line, not into the code
         last = quoted.rsplit("\n", 1)[-1]
-        parts.append(f"{quoted}{chr(10) if last[:1].isspace() else ' '}[{one.n}]")
+        lead = "" if one.n in led else code_heading(hits[one.n - 1].heading, quoted)
+        if lead:
+            led.add(one.n)
+        parts.append(f"{lead + ':' + chr(10) * 2 if lead else ''}{quoted}{chr(10) if last[:1].isspace() else ' '}[{one.n}]")
     return "\n\n".join(parts)
 
 

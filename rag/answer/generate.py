@@ -109,6 +109,13 @@ def format_passages(hits: Sequence[Hit], question: str | None = None, min_score:
     return "\n\n".join(blocks)
 
 
+def checked_texts(hits: Sequence[Hit]) -> list[str]:
+    """Each passage as its citations are checked: its heading path (which the model is shown with
+    it) over its text. In Markdown API docs the name is the heading (`### \`fs.watch(filename)\``),
+    and "fs.watch() reports changes [2]" was called unsupported by a passage that names it there."""
+    return [f"{heading_path(h.heading)}\n{h.text}" if h.heading else h.text for h in hits]
+
+
 def _searched_texts(hits: Sequence[Hit]) -> list[str]:
     """Each passage as a name is looked for in it: its title, heading path and text."""
     return [f"{h.title}\n{heading_path(h.heading)}\n{h.text}" for h in hits]
@@ -295,13 +302,19 @@ def check_answer(text: str, hits: Sequence[Hit], mode: AnswerMode,
 
     if mode == "none" or not text:
         return [], 0, 0
-    passages = [h.text for h in hits]
+    passages = checked_texts(hits)
     report = check_written(text, passages, question) if mode == "llm" else quote_for_extractive(text, passages)
     citations = []
     for c in report.citations:  # the checker reads texts; the source of each cited passage is known here
         hit = hits[c.n - 1] if 1 <= c.n <= len(hits) else None
-        citations.append(replace(c, path=hit.label or os.path.basename(hit.path), page=hit.page, heading=hit.heading)
-                         if hit else c)
+        if hit is None:
+            citations.append(c)
+            continue
+        # the quote as offsets into the passage's own text (Source.text), past the heading path it was read under
+        lead = len(passages[c.n - 1]) - len(hit.text)
+        start, end = max(0, c.start - lead), max(0, c.end - lead)
+        citations.append(replace(c, path=hit.label or os.path.basename(hit.path), page=hit.page, heading=hit.heading,
+                                 start=start, end=end, quote=hit.text[start:end] if lead else c.quote))
     return citations, report.unsupported, report.uncited_sentences
 
 
@@ -388,7 +401,7 @@ class AnswerStream:
             # passage, the documents may not cover it and the answer says so; whatever the model
             # then writes that no passage supports comes from elsewhere (a small model writes on
             # about GPUs or Redis from its own memory) and is left out, as under --strict.
-            grounder = self._grounder = Grounder([h.text for h in hits], self.strict or bool(missing),
+            grounder = self._grounder = Grounder(checked_texts(hits), self.strict or bool(missing),
                                                  doubt=None if quoted or missing else NOTHING_SUPPORTED,
                                                  question=readable(self.question))
             messages = build_messages(self.question, hits, self.history, self.retrieval.min_score, chosen, missing)
