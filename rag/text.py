@@ -88,6 +88,15 @@ SHORT_OPTION = LazyPattern(r"-[A-Za-z]")
 TITLE_WORD = LazyPattern(r"[A-Z][A-Za-z]*[a-z][A-Za-z]*")
 
 
+COMPOUND_TAIL = LazyPattern(r"(?:-[a-z]+)+$")  # "-heavy", "-based": plain words after a name
+# what introduces an example of what is asked about, not the thing itself: "flags like --verbose"
+EXAMPLE_MARK = LazyPattern(r"(?i)(?:\b(?:like|such\s+as|e\.g\.,?|for\s+example,?|for\s+instance,?|say,?)"
+                           r"|\((?:e\.g\.,?\s*)?)\s*(?:(?:a|an|the)\s+)?$")
+
+
+WANTING = LazyPattern(r"(?i)(?:'d|\bwould|\b(?:i|we|you|they))\s+like\s+(?:(?:a|an|the)\s+)?$")  # "I'd like SQLite to"
+
+
 def question_names(question: str) -> list[str]:
     """What a question names: code spans, identifiers, and capitalised words that do not start a
     sentence ("GitLab", "PostgreSQL", "io_uring", "ggplot2", "--depth"; not "-u"), in order, each once;
@@ -113,15 +122,34 @@ def question_names(question: str) -> list[str]:
         if word in ".!?:;":
             first = True
             continue
-        if IDENTIFIER.search(word) or (capitals_mark_names and len(word) > 1 and word[0].isupper() and not first
-                                       and word.lower() not in STOPWORDS):
+        # a name with a plain word hyphened on is the name: "CPU-heavy JavaScript" names the CPU,
+        # which a passage says as "CPU-intensive"; "Python-based" names Python
+        head = word if IDENTIFIER.search(word) else COMPOUND_TAIL.sub("", word)  # app.db-journal is one name
+        if IDENTIFIER.search(head) or (capitals_mark_names and len(head) > 1 and head[0].isupper() and not first
+                                       and head.lower() not in STOPWORDS):
             title = bool(TITLE_WORD.fullmatch(word))
             if title and joins >= 0 and not text[joins:token.start()].strip():  # only spaces between
                 found[-1] += " " + word
             else:
-                found.append(word)
+                found.append(head)
             joins = token.end() if title else -1
         else:
             joins = -1
         first = False
     return list(dict.fromkeys(found))
+
+
+def example_names(question: str) -> set[str]:
+    """The question's names (question_names) that it gives as examples ("flags like --verbose",
+    "a format such as TOML"): what the user asks about is the kind, and a passage that answers
+    need not mention the example."""
+    out = set()
+    for name in question_names(question):
+        at = question.find(name)
+        while at >= 0:
+            before = question[max(0, at - 30):at].replace("`", "")
+            if EXAMPLE_MARK.search(before) and not WANTING.search(before):
+                out.add(name)
+                break
+            at = question.find(name, at + 1)
+    return out

@@ -937,3 +937,14 @@ def test_an_extractive_excerpt_under_a_heading_that_names_code_is_led_by_it():
 
     assert answer.answer.startswith("`fs.watch(filename[, options][, listener])`:\n\nWatch for changes on `filename`")
     assert all(c.supported for c in answer.citations) and answer.citations
+
+
+def test_an_answer_does_not_say_no_passage_mentions_the_example_a_question_gives(llm):
+    hits = [make_hit("util.md", "`util.parseArgs()` provides a higher level API for command-line argument parsing "
+                                "than interacting with `process.argv` directly.")]
+    question = "How do I parse command-line flags like --verbose without installing a library?"
+
+    answer = AnswerStream(question, retrieval_of(hits, question), None).result()
+
+    assert "No passage mentions" not in answer.answer
+    assert "parseArgs" in answer.answer

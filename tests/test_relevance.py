@@ -218,6 +218,25 @@ def test_an_abbreviation_or_the_unit_of_a_number_is_no_name():
         ["--strict"]
 
 
+def test_a_plain_word_hyphened_onto_a_name_is_not_part_of_it():
+    # "No passage mentions CPU-heavy" was said beside a passage on "CPU-intensive JavaScript operations"
+    assert question_names("How do I run CPU-heavy JavaScript on other threads?") == ["CPU", "JavaScript"]
+    assert question_names("What is in the WAL-index header?") == ["WAL"]
+    assert question_names("Why is my app.db-journal file left behind?") == ["app.db-journal"]  # one identifier
+    assert question_names("How do I set the X-Forwarded-For header?") == ["X-Forwarded-For"]
+
+
+def test_a_name_given_as_an_example_is_no_name_a_passage_must_mention():
+    from rag.text import example_names
+
+    assert example_names("How do I parse command-line flags like --verbose without a library?") == {"--verbose"}
+    assert example_names("How can I diff documents such as Word or PDF files?") == {"Word"}
+    assert example_names("Which headers (e.g. stdio.h) go first?") == {"stdio.h"}
+    # "like" that wants is no example
+    assert example_names("I'd like SQLite's allocations to fail now and then. How?") == set()
+    assert example_names("How do I configure Dovecot to serve IMAP?") == set()
+
+
 def test_a_name_the_index_holds_throughout_is_its_subject():
     # Python in the Python docs (38% of the passages) need not be in the passages retrieved for
     # "How does Python pick a metaclass?"; PostgreSQL in SQLite's (0.9%) is a question about another thing

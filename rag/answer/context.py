@@ -30,7 +30,7 @@ from typing import Sequence
 
 from rag.answer.extractive import Excerpt, shown
 from rag.markup import clip_lines, excerpt, excerpt_spans
-from rag.text import STOPWORDS, WORD, question_names
+from rag.text import STOPWORDS, WORD, example_names, question_names
 from rag.types import Hit
 
 FOCUS_CHARS = 360  # measured with bench/answers.py (README, Answers)
@@ -117,7 +117,8 @@ def unmentioned(question: str, texts: Sequence[str]) -> list[str]:
     """The names of `question` that occur (ignoring case) in none of `texts`; the words of a name of
     several words side by side (one to three other characters between them: spaces, a hyphen, "('")."""
     haystack = "\n".join(texts).lower()
-    return [name for name in question_names(question) if not _mentioned(name.lower(), haystack)]
+    examples = example_names(question)  # "flags like --verbose": a passage on flags need not say it
+    return [name for name in question_names(question) if name not in examples and not _mentioned(name.lower(), haystack)]
 
 
 def _mentioned(name: str, haystack: str) -> bool:
