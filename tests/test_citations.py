@@ -641,3 +641,23 @@ def test_roots_prompt_is_a_command_and_not_a_markdown_heading():
     assert [s.kind for s in sentences] == ["heading", "fact"]
     assert sentences[1].text.endswith("# postfix reload [1]")
     assert check_citations(answer, [passage]).citations[0].supported
+
+
+def test_a_clipped_excerpt_is_located_verbatim_around_its_ellipses():
+    # the extractive answer shows at most SHOWN_CHARS of an excerpt, ending "\n…" (rag.markup.clip_lines),
+    # or keeps the line of code that runs the example after one; located whole, the ellipsis matched
+    # nothing, and the quote was checked as a sentence: "15 of its 30 content words", unsupported
+    from rag.markup import clip_lines
+
+    rules = "\n".join(f"* Rule {i}: values of kind {i} are compared by property {i}, recursively." for i in range(12))
+    passage = f"Deep equality compares objects as follows:\n\n{rules}\n\n    assert.deepStrictEqual(a, b)\n"
+    clipped = clip_lines(rules, 300, 30)
+    run_line = f"{clip_lines(rules, 200, 30)}\n    assert.deepStrictEqual(a, b)"  # a key line after the ellipsis
+    assert clipped.endswith("\u2026") and "\u2026\n" in run_line
+
+    report = quote_for_extractive(f"{clipped} [1]\n\n{run_line}\n[1]", [passage])
+
+    assert [c.reason for c in report.citations] == ["quoted verbatim from passage 1"] * 2
+    assert report.citations[1].quote.endswith("assert.deepStrictEqual(a, b)")
+    # the stretches must come in the passage's order
+    assert not quote_for_extractive(f"{run_line.split(chr(10))[-1]}\n\u2026\n* Rule 0: values [1]", [passage]).citations[0].reason.startswith("quoted")

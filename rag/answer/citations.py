@@ -994,6 +994,29 @@ def locate(excerpt: str, text: str) -> tuple[int, int] | None:
     return (found.start(), found.end()) if found else None
 
 
+# where an excerpt was clipped (rag.markup.clip_lines, rag.answer.extractive.shown): an ellipsis that
+# ends a line, alone on it or after the words kept
+CLIPPED_AT = re.compile(r"[ \t]*\u2026[ \t]*(?:\n|$)")
+
+
+def locate_clipped(excerpt: str, text: str) -> tuple[int, int] | None:
+    """Where a clipped excerpt comes from in text: each stretch between its ellipses located in
+    order, from the first one's start to the last one's end (`locate` of the whole when it holds none).
+    The shown excerpt ends "...\n…", or keeps a line of code after one; located whole, the ellipsis
+    matched nothing, and a verbatim quote was checked as a sentence and could be called unsupported."""
+    stretches = [part for part in CLIPPED_AT.split(excerpt) if part.strip()]
+    if len(stretches) <= 1:
+        return locate(stretches[0] if stretches else excerpt, text)
+    start = end = None
+    for part in stretches:
+        found = locate(part, text[end or 0:])
+        if found is None:
+            return None
+        begin, finish = found[0] + (end or 0), found[1] + (end or 0)
+        start, end = (begin if start is None else start), finish
+    return start, end
+
+
 # what rag.answer.generate puts after a written answer none of whose sentences is supported, before
 # quoting the passages' own words as an extractive answer does
 PASSAGES_SAY = "What the passages themselves say:"
@@ -1030,7 +1053,7 @@ def quote_for_extractive(answer: str, passages: Sequence[str]) -> CitationReport
             continue
         n = int(tail.group(1))
         excerpt = paragraph[: tail.start()].removesuffix(" ...")  # best_excerpt marks a clipped end so
-        span = locate(excerpt, passages[n - 1]) if 1 <= n <= len(passages) else None
+        span = locate_clipped(excerpt, passages[n - 1]) if 1 <= n <= len(passages) else None
         if span is None:
             citations += _check_sentence(Sentence(paragraph, (n,), "fact"), passages, prepared)
             continue
