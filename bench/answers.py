@@ -50,7 +50,8 @@ sys.path.insert(0, str(HERE.parent))
 from rag.answer.citations import (CitationReport, answer_sentences, check_written, quote_for_extractive,  # noqa: E402
                                   split_written)
 from rag.answer.context import FOCUS_CHARS as DEFAULT_FOCUS  # noqa: E402
-from rag.answer.generate import NOT_COVERED, SYSTEM_PROMPT as DEFAULT_PROMPT  # noqa: E402
+from rag.answer.generate import NOT_COVERED, SYSTEM_PROMPT as DEFAULT_PROMPT, checked_texts  # noqa: E402
+from rag.types import Hit  # noqa: E402
 
 QUESTIONS = sorted((HERE / "questions").glob("answers_*.jsonl"))
 MODEL_ALIAS = "qwen2.5-coder-0.5b"
@@ -160,8 +161,10 @@ def score(question: dict, index: str, mode: str, reply: dict) -> Result:
         # in its log): no answer to score, which is not the model refusing
         reply = {"error": "empty answer from the LLM server", "wall_s": reply["wall_s"]}
         return score(question, index, mode, reply)
-    passages = [s["text"] for s in sources]
-    # checked as rag checks it: a written sentence with the question it answers (citations.answered)
+    # checked as rag checks it: each passage under its heading path (generate.checked_texts), a written
+    # sentence with the question it answers (citations.answered)
+    passages = checked_texts([Hit(chunk_id=0, path=s["path"], page=s["page"], heading=tuple(s["heading"]),
+                                  text=s["text"], title="", score=0.0, similarity=0.0) for s in sources])
     report: CitationReport = quote_for_extractive(answer, passages) if reply["mode"] == "extractive" else \
         check_written(answer, passages, reply.get("question") or question["question"])
     text = norm(answer)

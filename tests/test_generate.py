@@ -948,3 +948,18 @@ def test_an_answer_does_not_say_no_passage_mentions_the_example_a_question_gives
 
     assert "No passage mentions" not in answer.answer
     assert "parseArgs" in answer.answer
+
+
+def test_a_section_number_in_the_heading_supports_no_number_of_a_sentence(llm):
+    hits = [make_hit("wal.html", "To switch a database to write-ahead logging, set the wal journal option.",
+                     heading=("Write-Ahead Logging", "1. Overview"))]
+    llm.reply = "To switch a database to write-ahead logging, set the wal option to 1 [1]."
+    question = "How do I switch a database to write-ahead logging?"
+
+    answer = AnswerStream(question, retrieval_of(hits, question), LLM(settings_for(llm))).result()
+
+    assert UNSUPPORTED_MARK in answer.answer, answer.answer
+    assert not any(c.supported for c in answer.citations if "option to 1" in c.sentence)
+    # the same sentence without the number is borne out
+    llm.reply = "To switch a database to write-ahead logging, set the wal option [1]."
+    assert UNSUPPORTED_MARK not in AnswerStream(question, retrieval_of(hits, question), LLM(settings_for(llm))).result().answer

@@ -109,11 +109,17 @@ def format_passages(hits: Sequence[Hit], question: str | None = None, min_score:
     return "\n\n".join(blocks)
 
 
+SECTION_NUMBER = re.compile(r"^\s*(?:\d+\.)*\d+\.?\s+")  # "3. ", "10.3.2 ": a place in the page, no fact
+
+
 def checked_texts(hits: Sequence[Hit]) -> list[str]:
     """Each passage as its citations are checked: its heading path (which the model is shown with
-    it) over its text. In Markdown API docs the name is the heading (`### \`fs.watch(filename)\``),
-    and "fs.watch() reports changes [2]" was called unsupported by a passage that names it there."""
-    return [f"{heading_path(h.heading)}\n{h.text}" if h.heading else h.text for h in hits]
+    it), less section numbers, over its text. In Markdown API docs the name is the heading
+    (`### \`fs.watch(filename)\``), and "fs.watch() reports changes [2]" was called unsupported by
+    the passage that names it there. A section's number supports no number of a sentence ("set the
+    wal option to 1" is not borne out by "1. Overview")."""
+    return [f"{heading_path([SECTION_NUMBER.sub('', h) for h in hit.heading])}\n{hit.text}" if hit.heading
+            else hit.text for hit in hits]
 
 
 def _searched_texts(hits: Sequence[Hit]) -> list[str]:
