@@ -190,6 +190,15 @@ def test_markdown_html_comments_and_link_definitions_are_not_read():
     assert "[^1]: A footnote is rendered, and read." in text
 
 
+def test_markdown_a_definition_cannot_interrupt_a_paragraph():
+    text = b"# Notes\n\nThe release notes say\n[beta]: not for production use.\n\n[ref]: https://example.com\n"
+
+    _, sections, _ = load_markdown(Path("n.md"), text)
+
+    assert "[beta]: not for production use." in sections[0].text
+    assert "https://example.com" not in sections[0].text
+
+
 def test_markdown_blanked_markup_keeps_every_position_true():
     _, sections, _ = load_markdown(Path("http.md"), API_MD.encode())
 

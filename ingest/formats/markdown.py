@@ -59,7 +59,8 @@ def load_markdown(path: Path, data: bytes) -> Loaded:
 # `<!-- eslint-skip -->`; READMEs hold `<!-- TOC -->`, `<!-- markdownlint-disable -->`) and a
 # link reference definition (`[`Duplex`]: stream.md#class-streamduplex`; Node's files end with a
 # hundred). Left in, they made passages, and so answers, of markup and version numbers. A
-# footnote (`[^1]: ...`) is rendered, and kept.
+# footnote (`[^1]: ...`) is rendered, and kept; so is a line like a definition that continues a
+# paragraph (a definition cannot interrupt one).
 COMMENT_OPEN, COMMENT_CLOSE = "<!--", "-->"
 LINK_DEFINITION = re.compile(r" {0,3}\[(?!\^)[^\]\n]+\]:[ \t]*\S")
 
@@ -110,7 +111,7 @@ def markdown_sections(text: str) -> tuple[str | None, list[Section]]:
     for line in lines:
         if not in_fence and (in_comment or COMMENT_OPEN in line):
             line, in_comment = _uncommented(line, in_comment)
-        if not in_fence and LINK_DEFINITION.match(line):
+        if not in_fence and LINK_DEFINITION.match(line) and (not shown[-1].strip() or ATX.match(shown[-1])):
             line = _blank(line)
         shown.append(line)
         stripped = line.rstrip("\r\n")

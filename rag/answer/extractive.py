@@ -568,7 +568,8 @@ def quote(chosen: Sequence[Excerpt], hits: Sequence[Hit], question: str = "") ->
         lead = "" if one.n in led else code_heading(hits[one.n - 1].heading, quoted)
         if lead:
             led.add(one.n)
-        parts.append(f"{lead + ':' + chr(10) * 2 if lead else ''}{quoted}{chr(10) if last[:1].isspace() else ' '}[{one.n}]")
+        head = f"{lead}:\n\n" if lead else ""
+        parts.append(f"{head}{quoted}{chr(10) if last[:1].isspace() else ' '}[{one.n}]")
     return "\n\n".join(parts)
 
 
