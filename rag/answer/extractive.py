@@ -542,7 +542,7 @@ CODE_CORE = re.compile(r"[^\s(\[=]+")  # a signature's name, an option without i
 
 def code_heading(heading: Sequence[str], text: str) -> str:
     """The heading path from its innermost heading that names code, when the quoted `text` does not
-    name it: in Markdown API docs the name is the heading (`### \`--max-old-space-size=SIZE\``), and a
+    name it: in Markdown API docs the name is the heading ("### `--max-old-space-size=SIZE`"), and a
     description quoted without it ("Sets the max memory size of V8's old memory section.") does not
     say what to type. "" otherwise."""
     lower = text.lower()

@@ -115,7 +115,7 @@ SECTION_NUMBER = re.compile(r"^\s*(?:\d+\.)*\d+\.?\s+")  # "3. ", "10.3.2 ": a p
 def checked_texts(hits: Sequence[Hit]) -> list[str]:
     """Each passage as its citations are checked: its heading path (which the model is shown with
     it), less section numbers, over its text. In Markdown API docs the name is the heading
-    (`### \`fs.watch(filename)\``), and "fs.watch() reports changes [2]" was called unsupported by
+    ("### `fs.watch(filename)`"), and "fs.watch() reports changes [2]" was called unsupported by
     the passage that names it there. A section's number supports no number of a sentence ("set the
     wal option to 1" is not borne out by "1. Overview")."""
     return [f"{heading_path([SECTION_NUMBER.sub('', h) for h in hit.heading])}\n{hit.text}" if hit.heading
