@@ -92,8 +92,6 @@ COMPOUND_TAIL = LazyPattern(r"(?:-[a-z]+)+$")  # "-heavy", "-based": plain words
 # what introduces an example of what is asked about, not the thing itself: "flags like --verbose"
 EXAMPLE_MARK = LazyPattern(r"(?i)(?:\b(?:like|such\s+as|e\.g\.,?|for\s+example,?|for\s+instance,?|say,?)"
                            r"|\((?:e\.g\.,?\s*)?)\s*(?:(?:a|an|the)\s+)?$")
-
-
 WANTING = LazyPattern(r"(?i)(?:'d|\bwould|\b(?:i|we|you|they))\s+like\s+(?:(?:a|an|the)\s+)?$")  # "I'd like SQLite to"
 
 

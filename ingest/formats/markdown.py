@@ -19,6 +19,11 @@ def load_text(path: Path, data: bytes) -> Loaded:
     return path.stem, require_text([Section(text=text, start=0)]), None
 
 
+def _blank(text: str) -> str:
+    """`text` as spaces and its own line ends: positions into the file stay true."""
+    return re.sub(r"[^\n]", " ", text)
+
+
 # -- Markdown ---------------------------------------------------------------------------------
 
 # The opening of an ATX heading; the rest of the line is its title, less a closing run of #s
@@ -65,12 +70,6 @@ COMMENT_OPEN, COMMENT_CLOSE = "<!--", "-->"
 LINK_DEFINITION = re.compile(r" {0,3}\[(?!\^)[^\]\n]+\]:[ \t]*\S")
 
 
-def _blank(line: str) -> str:
-    """`line` as spaces and its own line end: positions into the file stay true."""
-    body = line.rstrip("\r\n")
-    return " " * len(body) + line[len(body):]
-
-
 def _uncommented(line: str, inside: bool) -> tuple[str, bool]:
     """`line` with the HTML comments in it blanked (`inside`: a comment is open at its start), and
     whether a comment is still open at its end."""
@@ -111,7 +110,7 @@ def markdown_sections(text: str) -> tuple[str | None, list[Section]]:
     for line in lines:
         if not in_fence and (in_comment or COMMENT_OPEN in line):
             line, in_comment = _uncommented(line, in_comment)
-        if not in_fence and LINK_DEFINITION.match(line) and (not shown[-1].strip() or ATX.match(shown[-1])):
+        if not in_fence and previous is None and LINK_DEFINITION.match(line):  # no paragraph goes on
             line = _blank(line)
         shown.append(line)
         stripped = line.rstrip("\r\n")
@@ -165,14 +164,9 @@ RST_UNRENDERED = re.compile(
 )
 
 
-def _blanked(match: re.Match) -> str:
-    """A stretch as spaces and its own line ends: positions into the file stay true."""
-    return re.sub(r"[^\n]", " ", match.group(0))
-
-
 def load_rst(path: Path, data: bytes) -> Loaded:
     text = decode_text(data)
-    text = RST_UNRENDERED.sub(_blanked, text if text.endswith("\n") else text + "\n")
+    text = RST_UNRENDERED.sub(lambda found: _blank(found.group(0)), text if text.endswith("\n") else text + "\n")
     lines = text.splitlines(keepends=True)
     starts = [0]
     for line in lines:

@@ -1007,13 +1007,13 @@ def locate_clipped(excerpt: str, text: str) -> tuple[int, int] | None:
     stretches = [part for part in CLIPPED_AT.split(excerpt) if part.strip()]
     if len(stretches) <= 1:
         return locate(stretches[0] if stretches else excerpt, text)
-    start = end = None
+    start, end = None, 0
     for part in stretches:
-        found = locate(part, text[end or 0:])
+        found = locate(part, text[end:])  # after the stretch before it
         if found is None:
             return None
-        begin, finish = found[0] + (end or 0), found[1] + (end or 0)
-        start, end = (begin if start is None else start), finish
+        start = end + found[0] if start is None else start
+        end += found[1]
     return start, end
 
 
